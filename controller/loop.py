@@ -1,0 +1,142 @@
+"""One control loop per managed workload: observe -> decide -> guard -> actuate -> reward -> learn.
+
+The loop does no I/O itself: it talks to the world through two small ports, :class:`MetricsSource`
+and :class:`Actuator`. The simulator and the operator plug in their own adapters, so a policy that
+was evaluated in ``autocm sim`` is exactly the policy the operator runs.
+
+Order within one interval (``step(now)``):
+
+1. observe the interval that just ended; freeze (do nothing, learn nothing) when the metrics are
+   missing, stale or not finite;
+2. score the previous action with the :class:`~learners.Objective` and let the learner learn from
+   that transition (the loop computes rewards so every learner is scored alike);
+3. maybe roll back the previous change if its reward fell sharply (guarded learners only);
+4. decide, guard (learners only; baselines keep their own stabilisation), and actuate in ``apply``
+   mode, or only record the recommendation in ``recommend`` mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from controller.guards import GuardRails, GuardSettings, freeze_reason
+from learners.base import Learner
+from learners.objective import Objective
+from learners.space import Config, ConfigSpace
+from learners.types import Action, Convergence, Observation
+
+
+class MetricsSource(Protocol):
+    """Reads the latest interval's metrics of a workload (simulator state or PromQL)."""
+
+    def observe(self, workload: str, now: float) -> Observation | None: ...
+
+
+class Actuator(Protocol):
+    """Changes a workload's allocation (simulated allocation or Kubernetes patches)."""
+
+    def apply(self, workload: str, config: Config, reason: str) -> None: ...
+
+
+class Mode(StrEnum):
+    RECOMMEND = "recommend"
+    APPLY = "apply"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Everything one interval did, for status, events, reports and tests."""
+
+    time_s: float
+    observation: Observation | None
+    reward: float | None
+    recommended: Config | None
+    applied: Config | None
+    frozen: str | None
+    reason: str
+    notes: tuple[str, ...]
+    convergence: Convergence
+    restarted: bool = False
+
+
+def restarts_pods(space: ConfigSpace, before: Mapping[str, float], after: Mapping[str, float]) -> bool:
+    """True when any knob that restarts pods changes between ``before`` and ``after``."""
+    return any(k.restarts and before.get(k.name) != after.get(k.name) for k in space.knobs)
+
+
+@dataclass
+class ControlLoop:
+    workload: str
+    learner: Learner
+    objective: Objective
+    space: ConfigSpace
+    source: MetricsSource
+    actuator: Actuator
+    mode: Mode = Mode.APPLY
+    guard_settings: GuardSettings = field(default_factory=GuardSettings)
+    history_limit: int = 0
+    """Keep at most this many StepRecords in :attr:`history` (0 keeps none)."""
+
+    def __post_init__(self) -> None:
+        self.guards = GuardRails(self.space, self.guard_settings)
+        self._prev_obs: Observation | None = None
+        self._prev_action: Action | None = None
+        self._prev_restarted = False
+        self.history: list[StepRecord] = []
+        self.last: StepRecord | None = None
+
+    def _remember(self, rec: StepRecord) -> StepRecord:
+        self.last = rec
+        if self.history_limit:
+            self.history.append(rec)
+            if len(self.history) > self.history_limit:
+                del self.history[0]
+        return rec
+
+    def step(self, now: float) -> StepRecord:
+        obs = self.source.observe(self.workload, now)
+        frozen = freeze_reason(obs, now, self.guard_settings)
+        if frozen is not None:
+            # Forget the pending transition: learning across a gap would credit the wrong action.
+            self._prev_obs = None
+            self._prev_action = None
+            return self._remember(StepRecord(now, obs, None, None, None, frozen,
+                                             f"frozen: {frozen}", (), self.learner.convergence()))
+        assert obs is not None
+        current = self.space.clip(obs.config)
+        reward = self.objective.reward(obs, restarted=self._prev_restarted, config=current)
+        if self._prev_obs is not None and self._prev_action is not None:
+            self.learner.learn(self._prev_obs, self._prev_action, reward, obs)
+
+        notes: list[str] = []
+        guarded = self.learner.uses_guard_rails
+        rollback = self.guards.rollback_target(reward) if guarded else None
+        if rollback is not None:
+            action = Action(rollback, f"rollback: reward fell to {reward:.2f} after the last change")
+            target = rollback
+        else:
+            action = self.learner.decide(obs)
+            if guarded:
+                target, notes = self.guards.check(current, action.target, now, reward)
+            else:
+                target = self.space.clip({**current, **action.target})
+
+        restarted = restarts_pods(self.space, current, target)
+        applied: Config | None = None
+        if self.mode is Mode.APPLY:
+            if target != current:
+                reason = action.reason or "learner decision"
+                self.actuator.apply(self.workload, target, reason)
+                if guarded:
+                    self.guards.record_change(current, now, reward)
+            applied = target
+            executed = Action(target, action.reason)
+        else:
+            restarted = False
+            executed = Action(current, action.reason)
+        self._prev_obs, self._prev_action, self._prev_restarted = obs, executed, restarted
+        return self._remember(StepRecord(now, obs, reward, target, applied, None, action.reason,
+                                         tuple(notes), self.learner.convergence(), restarted))

@@ -1,0 +1,1 @@
+"""Baselines re-implemented from their published algorithms, each with its upstream defaults."""

@@ -1,0 +1,1 @@
+"""The SimPy datacenter simulator: nodes and GPUs, training jobs, inference services, failures."""
