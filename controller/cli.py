@@ -1,0 +1,116 @@
+"""The ``autocm`` command.
+
+This module is the composition root: it wires the simulator, the learners and the operator together
+and imports each lazily inside its subcommand, so ``autocm --help`` is instant and the operator image
+never imports SimPy unless asked to simulate.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_USAGE = 2
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into one clear line and exit status 2; never show a traceback by accident."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from simulator.scenario import ScenarioError
+
+        debug = bool(kwargs.get("debug"))
+        try:
+            return fn(*args, **kwargs)
+        except (ScenarioError, ValueError, FileNotFoundError) as exc:
+            if debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        except KeyboardInterrupt:
+            click.echo("interrupted; partial results were not written", err=True)
+            sys.exit(130)
+        except Exception as exc:  # an autocm bug: say so plainly, keep the trace one flag away
+            if debug:
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc}\n"
+                       "re-run with --debug for the traceback, and please report it", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="autocm")
+def main() -> None:
+    """autocm sizes GPU training jobs and inference services with learned policies.
+
+    \b
+    Start with the simulator:
+      autocm sim --list                          bundled scenarios
+      autocm sim inference-azure-code            compare policies on the Azure LLM code trace
+      autocm sim my.yaml --check                 validate a scenario without running it
+      autocm sim training-pollux-1.0 --seeds 3   three seeds, means with 95% confidence intervals
+    """
+
+
+@main.command()
+@click.argument("scenario", required=False)
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report folder (default: reports/<scenario>).")
+@click.option("--policies", default=None, metavar="A,B,...",
+              help="Run only these policies (labels from the scenario, comma-separated).")
+@click.option("--seed", type=int, default=None, help="First seed (default: the scenario's seed).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Number of seeds; with more than one, tables show means and 95% confidence intervals.")
+@click.option("--list", "list_", is_flag=True, help="List the bundled scenarios and exit.")
+@click.option("--check", is_flag=True, help="Validate the scenario and its data without running it.")
+@click.option("--no-sweep", is_flag=True, help="Run baselines at their configured target only, no sweep.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--debug", is_flag=True, hidden=True)
+@friendly_errors
+def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int | None, seeds: int,
+        list_: bool, check: bool, no_sweep: bool, quiet: bool, debug: bool) -> None:
+    """Simulate SCENARIO (a bundled name or a YAML file) under several sizing policies.
+
+    Every policy sees exactly the same seeded workload. The table compares SLO attainment and
+    cost; the report folder holds results.json, runs.csv, table.csv, PNG plots, summary.md and the
+    simulated metrics as OpenMetrics text.
+    """
+    from simulator import scenario as sc
+
+    if list_:
+        for name, path in sc.bundled().items():
+            s = sc.load(path)
+            first = s.raw["description"].strip().splitlines()[0]
+            click.echo(f"{name:28s} {first}")
+        return
+    if scenario is None:
+        raise click.UsageError("give a SCENARIO (bundled name or YAML file), or --list")
+    loaded = sc.load(scenario)
+    chosen = [p.strip() for p in policies.split(",")] if policies else None
+    if chosen:
+        labels = [p.get("label", p["name"]) for p in loaded.policies]
+        unknown = [p for p in chosen if p not in labels]
+        if unknown:
+            raise sc.ScenarioError(f"{loaded.path}: policies: no policy labelled {unknown}; "
+                                   f"this scenario has {labels}")
+    from simulator.runner import check_scenario, run_scenario
+
+    check_scenario(loaded)
+    if check:
+        click.echo(f"{loaded.path}: ok ({len(loaded.policies)} policies, sha256 {loaded.digest[:12]})")
+        return
+    first_seed = loaded.seed if seed is None else seed
+    seed_list = list(range(first_seed, first_seed + seeds))
+    out = out or Path("reports") / loaded.name
+    report = run_scenario(loaded, out, seeds=seed_list, only=chosen, sweep=not no_sweep,
+                          progress=not quiet)
+    click.echo(report.table_text)
+    click.echo(f"\nreport: {out}/summary.md")
