@@ -26,8 +26,10 @@ class Objective:
     ``unit_costs``: cost per hour of one unit of each knob, in GPU-hour equivalents; a knob's
     cost is the product of its value and the values of the knobs named in ``multiply`` (replicas x
     GPUs per replica).
-    ``violation_penalty``: reward lost per unit of missed attainment, large enough that meeting
-    the SLO always beats saving resources (must exceed the most expensive configuration's cost).
+    ``violation_penalty``: reward lost per *miss budget* of shortfall (with a 99% attainment SLO, the
+    budget is 1% of requests: attaining 97% costs three penalties). Set it above the cost of the
+    most expensive configuration per interval, so that meeting the SLO always beats saving resources
+    (:meth:`scaled_to` does that).
     ``restart_penalty``: reward lost each time a change restarts pods.
     """
 
@@ -44,6 +46,18 @@ class Objective:
             raise ValueError(f"attainment must be in (0, 1], got {self.attainment}")
         if self.target <= 0 or not math.isfinite(self.target):
             raise ValueError(f"SLO target must be a positive number, got {self.target}")
+
+    @property
+    def miss_budget(self) -> float:
+        """The fraction of requests allowed to miss the SLO (at least 1%, so that 100% SLOs stay finite)."""
+        return max(1.0 - self.attainment, 0.01)
+
+    def scaled_to(self, max_cost_per_hour: float, interval_s: float, margin: float = 2.0) -> Objective:
+        """A copy whose violation penalty is ``margin`` times the costliest configuration's interval cost."""
+        from dataclasses import replace
+
+        penalty = margin * max_cost_per_hour * interval_s / 60.0
+        return replace(self, violation_penalty=max(self.violation_penalty, penalty))
 
     def cost_per_hour(self, config: Mapping[str, float]) -> float:
         """Resource cost of holding ``config`` for one hour (GPU-hour equivalents)."""
@@ -83,7 +97,7 @@ class Objective:
         cfg = config if config is not None else obs.config
         hours = obs.interval_s / 3600.0
         r = -self.cost_per_hour(cfg) * hours * 60.0  # cost per interval, in GPU-minutes
-        r -= self.violation_penalty * self.shortfall(obs)
+        r -= self.violation_penalty * min(self.shortfall(obs) / self.miss_budget, 20.0)
         if restarted:
             r -= self.restart_penalty
         return r

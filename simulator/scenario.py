@@ -130,7 +130,8 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": ["workload"],
             "properties": {
-                "workload": {"type": "string", "description": "pollux-<load>/workload-<n> or a CSV path"},
+                "workload": {"type": "string",
+                             "description": "pollux-<load>, pollux-<load>/workload-<n> or a CSV path"},
                 "scheduler": {"type": "string"},
                 "namespace": {"type": "string"},
             },
@@ -288,24 +289,27 @@ def data_files_of(raw: dict[str, Any], path: Path) -> list[Path]:
                 files.append(local(shape, f"inference[{i}].trace.shape"))
     training = raw.get("training")
     if training:
-        files.append(training_workload_path(training["workload"], path))
+        files.extend(training_workload_paths(training["workload"], path))
     return files
 
 
-def training_workload_path(ref: str, scenario_path: Path) -> Path:
-    """``pollux-1.0/workload-3`` -> the bundled CSV; anything else is a path to a user's CSV."""
+def training_workload_paths(ref: str, scenario_path: Path) -> list[Path]:
+    """``pollux-1.0`` -> the 8 bundled job streams at that load; ``pollux-1.0/workload-3`` -> one of
+    them; anything else is a path to a user's CSV (``name,time,application,num_replicas,batch_size``)."""
     if ref.startswith("pollux-"):
         load, _, wl = ref.removeprefix("pollux-").partition("/")
-        p = DATA_DIR / "pollux" / f"workloads-{load}" / f"{wl}.csv"
-        if not p.exists():
+        folder = DATA_DIR / "pollux" / f"workloads-{load}"
+        paths = sorted(folder.glob("workload-*.csv"), key=lambda p: int(p.stem.split("-")[1])) if not wl \
+            else [folder / f"{wl}.csv"]
+        if not paths or not all(p.exists() for p in paths):
             raise ScenarioError(f"{scenario_path}: training.workload: no bundled workload {ref!r} "
-                                "(expected pollux-<0.5|1.0|1.5>/workload-<1..8>)")
-        return p
+                                "(expected pollux-<0.5|1.0|1.5> or pollux-<load>/workload-<1..8>)")
+        return paths
     p = Path(ref).expanduser()
     p = p if p.is_absolute() else (scenario_path.parent / p).resolve()
     if not p.exists():
         raise ScenarioError(f"{scenario_path}: training.workload: file {p} does not exist")
-    return p
+    return [p]
 
 
 def load(name_or_path: str | Path) -> Scenario:

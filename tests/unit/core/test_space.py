@@ -54,7 +54,7 @@ def test_objective_prices_gpus_and_penalises_misses():
     bad = Observation(0, cfg, {"slo_attainment": 0.89}, interval_s=60)
     assert obj.meets(ok) and not obj.meets(bad)
     assert obj.reward(ok) == pytest.approx(-12.0)  # 12 GPUs for one minute = 12 GPU-minutes
-    assert obj.reward(bad) == pytest.approx(-12.0 - 50 * 0.10)
+    assert obj.reward(bad) == pytest.approx(-12.0 - 50 * 10)  # 10 miss budgets short
     assert obj.reward(ok, restarted=True) == pytest.approx(-12.0 - obj.restart_penalty)
     # without an attainment metric the SLO metric itself is judged
     assert obj.meets(Observation(0, cfg, {"ttft_p99_seconds": 0.4}))

@@ -1,0 +1,194 @@
+"""Learner state in a ConfigMap: a restarted or failed-over operator continues learning where it stopped.
+
+Format (version 1): a JSON document, zlib-compressed, in the ConfigMap's ``binaryData`` under
+``checkpoint.json.z``, with readable ``data`` beside it (learner, knobs, time, size). The document
+carries the learner's name and the knob grid it was trained on; :func:`decode` refuses a checkpoint
+whose learner or knobs differ from the policy's, because learners encode states by knob index and a
+different grid would silently mean something else.
+
+ConfigMaps hold at most 1 MiB (etcd's request limit, Kubernetes' documented ConfigMap limit); an
+encoded checkpoint above :data:`MAX_BYTES` is refused with its size rather than failing in the
+apiserver.
+
+The same bytes are what ``autocm train`` should write to a file and ``autocm push-checkpoint FILE
+--policy NAME`` uploads: use :func:`encode` / :func:`write_file`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from learners.space import ConfigSpace
+
+FORMAT = "autocm-checkpoint"
+VERSION = 1
+KEY = "checkpoint.json.z"
+MAX_BYTES = 1_000_000
+"""Below the 1 MiB (1,048,576 bytes) ConfigMap limit, leaving room for metadata and the readable data."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used for this policy; the message says why."""
+
+
+def knob_grid(space: ConfigSpace) -> list[dict[str, Any]]:
+    out = []
+    for k in space.knobs:
+        if k.choices is not None:
+            out.append({"name": k.name, "choices": list(k.choices)})
+        else:
+            out.append({"name": k.name, "lower": k.lower, "upper": k.upper, "step": k.step})
+    return out
+
+
+# --- a JSON encoding of state dicts (numpy arrays, tensors, bytes, tuples, non-string keys) -----------
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            return {k: _to_json(v) for k, v in value.items()}
+        return {"__items__": [[_to_json(k), _to_json(v)] for k, v in value.items()]}
+    if isinstance(value, list | tuple):
+        return [_to_json(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    mod = type(value).__module__
+    if mod.startswith("torch"):
+        value = value.detach().cpu().numpy()
+        return {"__tensor__": _array(value)}
+    if mod.startswith("numpy"):
+        if getattr(value, "ndim", 0) == 0:
+            return value.item()
+        return {"__ndarray__": _array(value)}
+    if isinstance(value, Mapping):
+        return _to_json(dict(value))
+    raise CheckpointError(f"cannot checkpoint a value of type {type(value).__name__}")
+
+
+def _array(a: Any) -> dict[str, Any]:
+    return {"dtype": str(a.dtype), "shape": list(a.shape),
+            "data": base64.b64encode(a.tobytes(order="C")).decode()}
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__bytes__" in value:
+        return base64.b64decode(value["__bytes__"])
+    if "__items__" in value:
+        return {_hashable(_from_json(k)): _from_json(v) for k, v in value["__items__"]}
+    if "__ndarray__" in value or "__tensor__" in value:
+        import numpy as np
+
+        spec = value.get("__ndarray__") or value["__tensor__"]
+        arr = np.frombuffer(base64.b64decode(spec["data"]), dtype=spec["dtype"]).reshape(spec["shape"]).copy()
+        if "__tensor__" in value:
+            import torch
+
+            return torch.from_numpy(arr)
+        return arr
+    return {k: _from_json(v) for k, v in value.items()}
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(_hashable(x) for x in v) if isinstance(v, list) else v
+
+
+# --- encode / decode --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    learner: str
+    knobs: list[dict[str, Any]]
+    state: dict[str, Any]
+    saved_at: str
+    samples: int = 0
+    loop: dict[str, Any] | None = None
+    """The control loop's guard state (last change, cooldown), so a restart repeats no action."""
+
+
+def encode(learner: str, space: ConfigSpace, state: Mapping[str, Any], samples: int = 0,
+           loop: Mapping[str, Any] | None = None) -> bytes:
+    """The compressed document; raises :class:`CheckpointError` when it would not fit a ConfigMap."""
+    doc = {"format": FORMAT, "version": VERSION, "learner": learner, "knobs": knob_grid(space),
+           "savedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "samples": samples,
+           "state": _to_json(dict(state)), "loop": _to_json(dict(loop)) if loop else None}
+    blob = zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), level=9)
+    # binaryData is base64 in the API object: 4/3 of the raw size counts against the limit.
+    encoded = 4 * ((len(blob) + 2) // 3)
+    if encoded > MAX_BYTES:
+        raise CheckpointError(f"learner state is {encoded} bytes encoded, above the {MAX_BYTES}-byte "
+                              "ConfigMap budget; shrink the learner (replay buffer, network size)")
+    return blob
+
+
+def decode(blob: bytes, learner: str | None = None, space: ConfigSpace | None = None) -> Checkpoint:
+    """Parse and check a checkpoint against the policy's learner and knob grid."""
+    try:
+        doc = json.loads(zlib.decompress(blob))
+    except (zlib.error, ValueError) as exc:
+        raise CheckpointError(f"not an autocm checkpoint ({exc})") from exc
+    if doc.get("format") != FORMAT:
+        raise CheckpointError(f"not an autocm checkpoint (format {doc.get('format')!r})")
+    if doc.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint format version {doc.get('version')} is not supported "
+                              f"(this operator reads version {VERSION})")
+    if learner is not None and doc.get("learner") != learner:
+        raise CheckpointError(f"checkpoint is for learner {doc.get('learner')!r}, "
+                              f"the policy uses {learner!r}")
+    if space is not None:
+        mine = knob_grid(space)
+        if doc.get("knobs") != mine:
+            raise CheckpointError(f"checkpoint was trained for knobs {doc.get('knobs')}, the policy's "
+                                  f"knobs are {mine}")
+    return Checkpoint(doc["learner"], doc["knobs"], _from_json(doc["state"]), doc.get("savedAt", ""),
+                      int(doc.get("samples", 0)), _from_json(doc.get("loop")))
+
+
+def write_file(path: Path, learner: str, space: ConfigSpace, state: Mapping[str, Any]) -> int:
+    blob = encode(learner, space, state)
+    path.write_bytes(blob)
+    return len(blob)
+
+
+# --- the ConfigMap ----------------------------------------------------------------------------------
+
+
+def configmap_name(policy_name: str) -> str:
+    """The operator's own checkpoint of a policy (the pretrained one is named in spec.learner.checkpoint)."""
+    return f"autocm-checkpoint-{policy_name}"[:253]
+
+
+def configmap_body(name: str, namespace: str, blob: bytes, learner: str, space: ConfigSpace,
+                   owner: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace,
+                            "labels": {"app.kubernetes.io/managed-by": "autocm"}}
+    if owner is not None:  # deleting the policy deletes its checkpoint
+        meta["ownerReferences"] = [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                                    "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"]}]
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+        "data": {"learner": learner, "knobs": ",".join(space.names), "format-version": str(VERSION),
+                 "saved-at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "bytes": str(len(blob))},
+        "binaryData": {KEY: base64.b64encode(blob).decode()},
+    }
+
+
+def blob_of(configmap: Mapping[str, Any]) -> bytes:
+    raw = (configmap.get("binaryData") or {}).get(KEY)
+    if raw is None:
+        raise CheckpointError(f"ConfigMap {configmap.get('metadata', {}).get('name')} has no {KEY}")
+    return base64.b64decode(raw)

@@ -1,0 +1,624 @@
+"""The Kubernetes side of the operator: read a workload's configuration, change it safely, post events.
+
+Every change is a server-side apply under the field manager ``autocm`` (GitOps tools then see which
+fields autocm owns), and applies are idempotent, so a retried or repeated apply never acts twice:
+
+- replicas through the ``scale`` subresource (Deployment, StatefulSet), or ``spec.parallelism`` for
+  a Job (elastic jobs);
+- CPU and memory in place through ``pods/resize`` when the server has it (Kubernetes 1.33+), with
+  the applied values recorded in the ``autocm.io/resources`` annotation; otherwise in the pod
+  template;
+- GPUs per pod and application knobs (``AUTOCM_BATCH_SIZE``, ``AUTOCM_MAX_CONCURRENCY``) in the pod
+  template, which restarts pods;
+- a Job's pod template cannot change, so a template change deletes the Job (its pods get SIGTERM and
+  their grace period to checkpoint) and applies it again under the same name with the new template
+  and the ``autocm.io/restarts`` annotation incremented: the checkpoint-aware recreation that
+  docs/operator.md documents.
+
+Safety checks live here too because they read the cluster: another autoscaler (HPA, VPA, KEDA)
+already owns the workload; the GPUs, the ResourceQuota and pending pods leave no room to scale up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client import ApiClient, ApiException
+
+from controller.policy import KNOBS, Policy, TargetRef
+from learners.space import Config
+
+log = logging.getLogger("autocm.kube")
+
+FIELD_MANAGER = "autocm"
+GPU = "nvidia.com/gpu"
+RESOURCES_ANNOTATION = "autocm.io/resources"
+RESTARTS_ANNOTATION = "autocm.io/restarts"
+PAUSE_ANNOTATION = "autocm.io/paused"
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    request_timeout_s: float = 10.0
+    """Per API call. client-go's default is none; a control loop must not hang on one call."""
+
+    retries: int = 3
+    retry_backoff_s: float = 0.5
+    """Transient errors (429, 5xx, connection resets) are retried 3 times with 0.5, 1, 2 s backoff,
+    client-go's DefaultRetry-like shape; applies are idempotent, so a retry never acts twice."""
+
+    job_delete_timeout_s: float = 120.0
+    """How long a Job recreation waits for the old Job to go: covers the default 30 s termination
+    grace period (the window in which a training job writes its checkpoint) plus pod cleanup."""
+
+    default_max_surge: float = 0.25
+    """A Deployment's default rollingUpdate.maxSurge (25%): new pods a template change needs at once."""
+
+
+# --- low-level API access --------------------------------------------------------------------------
+
+
+class Kube:
+    """Raw JSON access to the apiserver through the official client's ApiClient.
+
+    Plain dicts, not the generated models: server-side apply bodies are partial objects, and the
+    generated client (33.x) has no way to send ``application/apply-patch+yaml`` from its typed methods.
+    """
+
+    def __init__(self, api_client: ApiClient, settings: KubeSettings | None = None) -> None:
+        self.api_client = api_client
+        self.settings = settings or KubeSettings()
+        self.calls = 0
+
+    def request(self, method: str, path: str, body: Any = None, query: Mapping[str, Any] | None = None,
+                content_type: str = "application/json") -> Any:
+        s = self.settings
+        for attempt in range(s.retries + 1):
+            self.calls += 1
+            try:
+                data = self.api_client.call_api(
+                    path, method, query_params=list((query or {}).items()),
+                    header_params={"Content-Type": content_type, "Accept": "application/json"},
+                    body=body, auth_settings=["BearerToken"], response_type="object",
+                    _return_http_data_only=True, _preload_content=True,
+                    _request_timeout=s.request_timeout_s)
+                return data
+            except ApiException as exc:
+                transient = exc.status in (429, 500, 502, 503, 504) or exc.status == 0
+                if not transient or attempt == s.retries:
+                    raise
+            except (OSError, ConnectionError):
+                if attempt == s.retries:
+                    raise
+            time.sleep(s.retry_backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self.request("GET", path, query=query)
+
+    def apply(self, path: str, body: Mapping[str, Any], force: bool = True) -> Any:
+        """Server-side apply (JSON is YAML) under the ``autocm`` field manager."""
+        return self.request("PATCH", path, body=body, content_type="application/apply-patch+yaml",
+                            query={"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"})
+
+    def merge_patch(self, path: str, body: Mapping[str, Any]) -> Any:
+        return self.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+
+    def strategic_patch(self, path: str, body: Mapping[str, Any]) -> Any:
+        return self.request("PATCH", path, body=body, content_type="application/strategic-merge-patch+json",
+                            query={"fieldManager": FIELD_MANAGER})
+
+    def server_minor_version(self) -> int:
+        info = self.get("/version")
+        return int(re.sub(r"\D", "", str(info.get("minor", "0"))) or 0)
+
+
+def workload_path(target: TargetRef) -> str:
+    group = "/apis/batch/v1" if target.kind == "Job" else "/apis/apps/v1"
+    plural = {"Deployment": "deployments", "StatefulSet": "statefulsets", "Job": "jobs"}[target.kind]
+    return f"{group}/namespaces/{target.namespace}/{plural}/{target.name}"
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def post_event(kube: Kube, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """A core/v1 Event on ``involved`` (apiVersion, kind, name, namespace, uid); never raises."""
+    ts = now_rfc3339()
+    body = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"generateName": "autocm-", "namespace": involved["namespace"]},
+        "involvedObject": dict(involved), "type": type_, "reason": reason, "message": message[:1024],
+        "source": {"component": FIELD_MANAGER}, "reportingComponent": FIELD_MANAGER,
+        "reportingInstance": socket.gethostname()[:128], "firstTimestamp": ts, "lastTimestamp": ts,
+        "count": 1, "action": reason,
+    }
+    try:
+        kube.request("POST", f"/api/v1/namespaces/{involved['namespace']}/events", body=body)
+    except (ApiException, OSError) as exc:  # an event is best effort; the change itself happened
+        log.warning("could not post event %s on %s: %s", reason, involved.get("name"), exc)
+
+
+def involved_ref(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata", {})
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"),
+            "namespace": meta.get("namespace"), "uid": meta.get("uid")}
+
+
+# --- quantities ------------------------------------------------------------------------------------
+
+_SUFFIX = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60, "m": 1e-3}
+
+
+def parse_quantity(q: Any) -> float:
+    """A Kubernetes resource quantity ("500m", "2", "1Gi", "1e3") as a number in base units."""
+    m = re.fullmatch(r"([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?", str(q).strip())
+    if not m:
+        raise ValueError(f"not a Kubernetes quantity: {q!r}")
+    return float(m.group(1)) * _SUFFIX[m.group(2) or ""]
+
+
+# --- reading a workload's configuration ------------------------------------------------------------
+
+
+def pod_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return obj.get("spec", {}).get("template", {}).get("spec", {})
+
+
+def container_of(obj: Mapping[str, Any], name: str | None) -> dict[str, Any]:
+    containers = pod_spec(obj).get("containers", [])
+    if not containers:
+        raise ValueError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} has no containers")
+    if name is None:
+        return containers[0]
+    for c in containers:
+        if c.get("name") == name:
+            return c
+    raise ValueError(f"container {name!r} not found; containers are {[c.get('name') for c in containers]}")
+
+
+def knob_names(policy: Policy) -> dict[str, str]:
+    """CRD knob name -> loop knob name for this policy."""
+    return {crd: loop for loop, crd in policy.crd_knobs.items()}
+
+
+def read_config(obj: Mapping[str, Any], policy: Policy) -> Config:
+    """The workload's current value of every knob (knobs it does not express take the knob's default)."""
+    container = container_of(obj, policy.target.container)
+    res = container.get("resources", {})
+    env = {e.get("name"): e.get("value") for e in container.get("env", []) if "value" in e}
+    in_place = json.loads(obj.get("metadata", {}).get("annotations", {}).get(RESOURCES_ANNOTATION, "{}"))
+    spec = obj.get("spec", {})
+    out: Config = {}
+    for crd, loop in knob_names(policy).items():
+        value: float | None = None
+        if crd == "replicas":
+            value = spec.get("parallelism" if policy.target.kind == "Job" else "replicas", 1)
+        elif crd == "gpusPerReplica":
+            raw = res.get("limits", {}).get(GPU, res.get("requests", {}).get(GPU))
+            value = parse_quantity(raw) if raw is not None else None
+        elif crd == "cpu":
+            raw = in_place.get("cpu", res.get("requests", {}).get("cpu"))
+            value = parse_quantity(raw) * 1000 if raw is not None else None
+        elif crd == "memory":
+            raw = in_place.get("memory", res.get("requests", {}).get("memory"))
+            value = parse_quantity(raw) / 2**20 if raw is not None else None
+        elif KNOBS[crd].env:
+            raw = env.get(KNOBS[crd].env)
+            value = float(raw) if raw not in (None, "") else None
+        out[loop] = float(value) if value is not None else policy.space[loop].initial()
+    return out
+
+
+# --- building apply bodies --------------------------------------------------------------------------
+
+
+def _cpu(millicores: float) -> str:
+    return f"{round(millicores)}m"
+
+
+def _memory(mib: float) -> str:
+    return f"{round(mib)}Mi"
+
+
+def template_fields(policy: Policy, config: Config, current_container: Mapping[str, Any],
+                    in_place: bool) -> dict[str, Any]:
+    """The container fields autocm owns for ``config``: all of them, every time (SSA drops omitted fields)."""
+    names = knob_names(policy)
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    env: list[dict[str, str]] = []
+    had_limits = current_container.get("resources", {}).get("limits", {})
+    if "gpusPerReplica" in names:
+        gpus = str(round(config[names["gpusPerReplica"]]))
+        requests[GPU] = limits[GPU] = gpus  # extended resources: requests must equal limits
+    if not in_place:
+        if "cpu" in names:
+            requests["cpu"] = _cpu(config[names["cpu"]])
+            if "cpu" in had_limits:
+                limits["cpu"] = requests["cpu"]
+        if "memory" in names:
+            requests["memory"] = _memory(config[names["memory"]])
+            if "memory" in had_limits:
+                limits["memory"] = requests["memory"]
+    for crd, loop in names.items():
+        var = KNOBS[crd].env
+        if var:
+            env.append({"name": var, "value": str(round(config[loop]))})
+    container: dict[str, Any] = {"name": current_container["name"]}
+    resources = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+    if resources:
+        container["resources"] = resources
+    if env:
+        container["env"] = env
+    return container
+
+
+def needs_template(policy: Policy, config: Config, in_place: bool) -> bool:
+    names = knob_names(policy)
+    crds = {"gpusPerReplica"} | {c for c in KNOBS if KNOBS[c].env}
+    if not in_place:
+        crds |= {"cpu", "memory"}
+    return any(c in names for c in crds)
+
+
+# --- capacity --------------------------------------------------------------------------------------
+
+
+def _pod_gpus(pod: Mapping[str, Any]) -> float:
+    total = 0.0
+    for c in pod.get("spec", {}).get("containers", []):
+        res = c.get("resources", {})
+        raw = res.get("requests", {}).get(GPU, res.get("limits", {}).get(GPU))
+        total += parse_quantity(raw) if raw is not None else 0.0
+    return total
+
+
+def _unschedulable(pod: Mapping[str, Any]) -> str | None:
+    """The scheduler's message when ``pod`` is Pending because it does not fit anywhere."""
+    status = pod.get("status", {})
+    if status.get("phase") != "Pending":
+        return None
+    for c in status.get("conditions", []):
+        if c.get("type") == "PodScheduled" and c.get("status") == "False":
+            return c.get("message") or c.get("reason") or "unschedulable"
+    return None
+
+
+def free_gpu_slots(nodes: list[Mapping[str, Any]], pods: list[Mapping[str, Any]], gpus_per_pod: float) -> int:
+    """How many more pods of ``gpus_per_pod`` GPUs fit, node by node (a pod cannot span nodes)."""
+    if gpus_per_pod <= 0:
+        return 1 << 30
+    used: dict[str, float] = {}
+    for p in pods:
+        node = p.get("spec", {}).get("nodeName")
+        if node and p.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+            used[node] = used.get(node, 0.0) + _pod_gpus(p)
+    slots = 0
+    for n in nodes:
+        if n.get("spec", {}).get("unschedulable"):
+            continue
+        alloc = n.get("status", {}).get("allocatable", {}).get(GPU)
+        if alloc is None:
+            continue
+        free = parse_quantity(alloc) - used.get(n["metadata"]["name"], 0.0)
+        slots += max(0, math.floor(free / gpus_per_pod + 1e-9))
+    return slots
+
+
+def quota_room(quotas: list[Mapping[str, Any]], extra_gpus: float, extra_pods: int) -> str | None:
+    """Why the namespace's ResourceQuotas refuse ``extra_gpus`` more GPUs or ``extra_pods`` pods, or None."""
+    for q in quotas:
+        hard = q.get("status", {}).get("hard") or q.get("spec", {}).get("hard", {})
+        used = q.get("status", {}).get("used", {})
+        name = q.get("metadata", {}).get("name")
+        for key, extra in ((f"requests.{GPU}", extra_gpus), (f"limits.{GPU}", extra_gpus),
+                           ("pods", extra_pods), ("count/pods", extra_pods)):
+            if key in hard and extra > 0:
+                left = parse_quantity(hard[key]) - parse_quantity(used.get(key, "0"))
+                if extra > left + 1e-9:
+                    return (f"ResourceQuota {name}: {key} has room for {left:g} more, "
+                            f"the change needs {extra:g}")
+    return None
+
+
+def describe_changes(policy: Policy, changes: Mapping[str, tuple[float, float]]) -> str:
+    """``replicas 2 -> 4, batchSize 8 -> 16``: knob names in the user's (CRD) words."""
+    return ", ".join(f"{policy.crd_knobs.get(k, k)} {a:g} -> {b:g}" for k, (a, b) in changes.items())
+
+
+# --- the actuator -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ScaleUp:
+    at_s: float
+    before: Config
+
+
+@dataclass
+class WorkloadActuator:
+    """The control loop's :class:`~controller.loop.Actuator` for one policy's workload."""
+
+    kube: Kube
+    policy: Policy
+    in_place_resize: bool = False
+    clock: Callable[[], float] = time.time
+    notes: list[str] = field(default_factory=list)
+    """What the latest apply adjusted or refused, in words, for the status."""
+    changes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    last_scale_up: ScaleUp | None = None
+
+    @property
+    def path(self) -> str:
+        return workload_path(self.policy.target)
+
+    def read(self) -> dict[str, Any]:
+        return self.kube.get(self.path)
+
+    def current(self) -> Config:
+        return read_config(self.read(), self.policy)
+
+    # capacity ---------------------------------------------------------------------------------------
+    def _room(self, current: Config, target: Config) -> tuple[Config, list[str]]:
+        """``target`` with GPU scale-ups cut down to what the cluster and quota can schedule."""
+        names = knob_names(self.policy)
+        r_k, g_k = names.get("replicas"), names.get("gpusPerReplica")
+        r0 = current.get(r_k, 1.0) if r_k else 1.0
+        r1 = target.get(r_k, r0) if r_k else r0
+        g0 = current.get(g_k, 0.0) if g_k else self._template_gpus()
+        g1 = target.get(g_k, g0) if g_k else g0
+        if r1 * g1 <= r0 * g0 and r1 <= r0:
+            return target, []
+        ns = self.policy.target.namespace
+        out = dict(target)
+        notes: list[str] = []
+        pods = self.kube.get("/api/v1/pods").get("items", [])
+        if g1 > 0:
+            waiting = [p for p in pods if _pod_gpus(p) > 0 and _unschedulable(p)]
+            if waiting:
+                p = waiting[0]["metadata"]
+                return dict(current), [f"capacity: not scaling up, {len(waiting)} GPU pod(s) already "
+                                       f"cannot schedule (e.g. {p['namespace']}/{p['name']})"]
+        quotas = self.kube.get(f"/api/v1/namespaces/{ns}/resourcequotas").get("items", [])
+        new_pods = (r1 if g1 != g0 else max(0.0, r1 - r0))
+        why = quota_room(quotas, max(0.0, r1 * g1 - r0 * g0), int(max(0.0, r1 - r0)))
+        if why:
+            return dict(current), [f"capacity: {why}"]
+        if g1 > 0:
+            nodes = self.kube.get("/api/v1/nodes").get("items", [])
+            slots = free_gpu_slots(nodes, pods, g1)
+            if g1 != g0:
+                surge = max(1, math.ceil(self.kube.settings.default_max_surge * r1))
+                if slots < min(r1, surge):
+                    return dict(current), [f"capacity: no node has {g1:g} free GPU(s) for the new pods"]
+            elif slots < new_pods and r_k:
+                fit = r0 + slots
+                out[r_k] = max((v for v in self.policy.space[r_k].values if r0 <= v <= fit), default=r0)
+                notes.append(f"capacity: only {slots} more pod(s) of {g1:g} GPU(s) fit; "
+                             f"replicas {r1:g} cut to {out[r_k]:g}")
+        return out, notes
+
+    def _template_gpus(self) -> float:
+        try:
+            c = container_of(self.read(), self.policy.target.container)
+        except ValueError:
+            return 0.0
+        res = c.get("resources", {})
+        raw = res.get("limits", {}).get(GPU, res.get("requests", {}).get(GPU))
+        return parse_quantity(raw) if raw is not None else 0.0
+
+    # actuation --------------------------------------------------------------------------------------
+    def apply(self, workload: str, config: Config, reason: str) -> None:
+        obj = self.read()
+        current = read_config(obj, self.policy)
+        target, self.notes = self._room(current, dict(config))
+        self.changes = {k: (current[k], v) for k, v in target.items() if current.get(k) != v}
+        if not self.changes:
+            return
+        self._actuate(obj, current, target)
+        if any(new > old for old, new in self.changes.values()):
+            self.last_scale_up = ScaleUp(self.clock(), current)
+        words = describe_changes(self.policy, self.changes)
+        post_event(self.kube, involved_ref(obj), "Normal", "AutocmResized", f"{words}: {reason}")
+
+    def _actuate(self, obj: Mapping[str, Any], current: Config, target: Config) -> None:
+        t = self.policy.target
+        names = knob_names(self.policy)
+        changed = {self.policy.crd_knobs[k] for k in self.changes}
+        container = container_of(obj, t.container)
+        in_place = {"cpu", "memory"} if self.in_place_resize else set()
+        template_change = bool(changed - {"replicas"} - in_place)
+        if t.kind == "Job" and template_change:
+            self._recreate_job(obj, target)
+            return
+        if "replicas" in changed:
+            replicas = round(target[names["replicas"]])
+            if t.kind == "Job":
+                self.kube.apply(self.path, {"apiVersion": "batch/v1", "kind": "Job",
+                                            "metadata": {"name": t.name, "namespace": t.namespace},
+                                            "spec": {"parallelism": replicas}})
+            else:
+                self.kube.apply(self.path + "/scale", {
+                    "apiVersion": "autoscaling/v1", "kind": "Scale",
+                    "metadata": {"name": t.name, "namespace": t.namespace},
+                    "spec": {"replicas": replicas}})
+        if self.in_place_resize and changed & {"cpu", "memory"}:
+            self._resize_in_place(obj, container, target)
+        if template_change:
+            self.kube.apply(self.path, self._template_body(obj, container, target))
+
+    def _template_body(self, obj: Mapping[str, Any], container: Mapping[str, Any],
+                       target: Config) -> dict[str, Any]:
+        t = self.policy.target
+        body: dict[str, Any] = {
+            "apiVersion": t.api_version, "kind": t.kind,
+            "metadata": {"name": t.name, "namespace": t.namespace},
+            "spec": {"template": {"spec": {"containers": [
+                template_fields(self.policy, target, container, self.in_place_resize)]}}},
+        }
+        if self.in_place_resize and {"cpu", "memory"} & set(knob_names(self.policy)):
+            body["metadata"]["annotations"] = {RESOURCES_ANNOTATION: self._resources_annotation(target)}
+        return body
+
+    def _resources_annotation(self, target: Config) -> str:
+        names = knob_names(self.policy)
+        out = {}
+        if "cpu" in names:
+            out["cpu"] = _cpu(target[names["cpu"]])
+        if "memory" in names:
+            out["memory"] = _memory(target[names["memory"]])
+        return json.dumps(out, sort_keys=True)
+
+    def _resize_in_place(self, obj: Mapping[str, Any], container: Mapping[str, Any], target: Config) -> None:
+        """pods/resize on every pod (strategic merge), then record the values on the workload."""
+        names = knob_names(self.policy)
+        requests: dict[str, str] = {}
+        limits: dict[str, str] = {}
+        had_limits = container.get("resources", {}).get("limits", {})
+        if "cpu" in names:
+            requests["cpu"] = _cpu(target[names["cpu"]])
+            if "cpu" in had_limits:
+                limits["cpu"] = requests["cpu"]
+        if "memory" in names:
+            requests["memory"] = _memory(target[names["memory"]])
+            if "memory" in had_limits:
+                limits["memory"] = requests["memory"]
+        resources = {"requests": requests, **({"limits": limits} if limits else {})}
+        patch = {"spec": {"containers": [{"name": container["name"], "resources": resources}]}}
+        for pod in self.pods(obj):
+            meta = pod["metadata"]
+            self.kube.strategic_patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/resize",
+                                      patch)
+        t = self.policy.target
+        # Record what was applied, so that read_config sees it and new pods can be brought in line.
+        self.kube.apply(self.path, {
+            "apiVersion": t.api_version, "kind": t.kind,
+            "metadata": {"name": t.name, "namespace": t.namespace,
+                         "annotations": {RESOURCES_ANNOTATION: self._resources_annotation(target)}},
+            **({"spec": {"template": {"spec": {"containers": [
+                template_fields(self.policy, target, container, True)]}}}}
+               if needs_template(self.policy, target, True) else {}),
+        })
+
+    def _recreate_job(self, obj: Mapping[str, Any], target: Config) -> None:
+        """Delete the Job (pods get SIGTERM and their grace period to checkpoint) and apply it anew."""
+        t = self.policy.target
+        meta = obj["metadata"]
+        restarts = int(meta.get("annotations", {}).get(RESTARTS_ANNOTATION, "0")) + 1
+        self.kube.request("DELETE", self.path, body={"propagationPolicy": "Foreground"})
+        deadline = self.clock() + self.kube.settings.job_delete_timeout_s
+        while True:
+            try:
+                self.kube.get(self.path)
+            except ApiException as exc:
+                if exc.status == 404:
+                    break
+                raise
+            if self.clock() > deadline:
+                raise TimeoutError(f"Job {t.namespace}/{t.name} still exists after "
+                                   f"{self.kube.settings.job_delete_timeout_s:.0f}s; not recreating it")
+            time.sleep(0.5)
+        spec = json.loads(json.dumps(obj["spec"]))
+        for key in ("selector", "manualSelector"):
+            spec.pop(key, None)
+        tmeta = spec.get("template", {}).get("metadata", {})
+        labels = {k: v for k, v in tmeta.get("labels", {}).items()
+                  if k not in ("controller-uid", "batch.kubernetes.io/controller-uid",
+                               "job-name", "batch.kubernetes.io/job-name")}
+        tmeta["labels"] = labels
+        container = container_of(obj, t.container)
+        mine = template_fields(self.policy, target, container, in_place=False)
+        merged = dict(container)
+        if "resources" in mine:
+            res = {k: dict(v) for k, v in container.get("resources", {}).items()}
+            for k, v in mine["resources"].items():
+                res.setdefault(k, {}).update(v)
+            merged["resources"] = res
+        if "env" in mine:
+            ours = {e["name"] for e in mine["env"]}
+            merged["env"] = [e for e in container.get("env", []) if e.get("name") not in ours] + mine["env"]
+        containers = spec["template"]["spec"]["containers"]
+        spec["template"]["spec"]["containers"] = [
+            merged if c.get("name") == container["name"] else c for c in containers]
+        if "replicas" in knob_names(self.policy):
+            spec["parallelism"] = round(target[knob_names(self.policy)["replicas"]])
+        annotations = {k: v for k, v in meta.get("annotations", {}).items()
+                       if not k.startswith("kubectl.kubernetes.io/")}
+        annotations[RESTARTS_ANNOTATION] = str(restarts)
+        annotations["autocm.io/recreated-from-uid"] = meta.get("uid", "")
+        body = {"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": t.name, "namespace": t.namespace, "labels": meta.get("labels", {}),
+                             "annotations": annotations},
+                "spec": spec}
+        self.kube.apply(self.path, body)
+
+    # pods and pending rollback ------------------------------------------------------------------------
+    def pods(self, obj: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        obj = obj if obj is not None else self.read()
+        match = obj.get("spec", {}).get("selector", {}).get("matchLabels", {})
+        if not match:
+            return []
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+        items = self.kube.get(f"/api/v1/namespaces/{self.policy.target.namespace}/pods",
+                              labelSelector=selector).get("items", [])
+        # Terminating pods are on their way out: resizing them fails and their state says nothing.
+        return [p for p in items if not p.get("metadata", {}).get("deletionTimestamp")]
+
+    def stuck_scale_up(self) -> tuple[Config, str] | None:
+        """After a scale-up, (config to roll back to, why) once new pods stayed Pending too long."""
+        up = self.last_scale_up
+        if up is None:
+            return None
+        if self.clock() - up.at_s < self.policy.pending_timeout_s:
+            return None
+        stuck = [(p, msg) for p in self.pods() if (msg := _unschedulable(p))]
+        self.last_scale_up = None
+        if not stuck:
+            return None
+        pod, msg = stuck[0]
+        return up.before, (f"{len(stuck)} pod(s) still Pending {self.policy.pending_timeout_s:.0f}s after "
+                           f"the scale-up (e.g. {pod['metadata']['name']}: {msg})")
+
+
+# --- other autoscalers -------------------------------------------------------------------------------
+
+
+def other_scalers(kube: Kube, target: TargetRef) -> list[str]:
+    """HPAs, VPAs (not in updateMode Off) and KEDA ScaledObjects that already size ``target``."""
+    ns = target.namespace
+    found: list[str] = []
+
+    def listing(path: str) -> list[dict[str, Any]]:
+        try:
+            return kube.get(path).get("items", [])
+        except ApiException as exc:
+            if exc.status == 404:  # that autoscaler's CRD is not installed
+                return []
+            raise
+
+    for hpa in listing(f"/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers"):
+        ref = hpa.get("spec", {}).get("scaleTargetRef", {})
+        if ref.get("kind") == target.kind and ref.get("name") == target.name:
+            found.append(f"HorizontalPodAutoscaler {hpa['metadata']['name']}")
+    for vpa in listing(f"/apis/autoscaling.k8s.io/v1/namespaces/{ns}/verticalpodautoscalers"):
+        ref = vpa.get("spec", {}).get("targetRef", {})
+        mode = vpa.get("spec", {}).get("updatePolicy", {}).get("updateMode", "Auto")
+        if ref.get("kind") == target.kind and ref.get("name") == target.name and mode != "Off":
+            found.append(f"VerticalPodAutoscaler {vpa['metadata']['name']} (updateMode {mode})")
+    for so in listing(f"/apis/keda.sh/v1alpha1/namespaces/{ns}/scaledobjects"):
+        ref = so.get("spec", {}).get("scaleTargetRef", {})
+        if ref.get("kind", "Deployment") == target.kind and ref.get("name") == target.name:
+            found.append(f"KEDA ScaledObject {so['metadata']['name']}")
+    return found

@@ -1,0 +1,637 @@
+"""The operator: kopf watches SizingPolicies; one daemon per policy runs its control loop every interval.
+
+Layering (top to bottom; each layer only calls the ones below it):
+
+- kopf glue (bottom of this file): ``on.startup`` configures kopf, ``on.event`` hands every new
+  version of a policy to the :class:`Engine`, and a per-object ``daemon`` wakes every
+  ``spec.intervalSeconds`` (down to one second; a kopf ``timer``'s interval is fixed at decoration
+  time, a daemon's sleep is not) and runs one step in a worker thread;
+- :class:`Engine`: policies by key, their :class:`PolicyRunner`, the shared Prometheus cache and the
+  Kubernetes client; writes status and checkpoints;
+- :class:`PolicyRunner`: one policy's :class:`~controller.loop.ControlLoop` with the cluster adapters
+  (:class:`ClusterSource`, :class:`~controller.kube.WorkloadActuator`), safety checks, and the
+  translation of a step into conditions and words.
+
+The control loop itself does no I/O (controller/loop.py); everything here is about the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from kubernetes.client import ApiException
+
+from controller import checkpoint as ckpt
+from controller.kube import (
+    PAUSE_ANNOTATION,
+    Kube,
+    WorkloadActuator,
+    describe_changes,
+    other_scalers,
+    post_event,
+)
+from controller.loop import ControlLoop, Mode, StepRecord
+from controller.policy import GROUP, PLURAL, VERSION, Policy, PolicyError, parse
+from controller.prometheus import PrometheusClient, PrometheusSettings, Registration, SharedMetrics
+from controller.telemetry import Telemetry
+from learners.base import Learner, create
+from learners.space import Config
+from learners.types import Observation, Verdict
+
+log = logging.getLogger("autocm.operator")
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    """The prometheus-operator's default governing Service for a Prometheus in namespace monitoring."""
+
+    paused: bool = False
+    """Operator-wide pause (``autocm run --pause``): observe and write status, change nothing."""
+
+    conflict_check_s: float = 60.0
+    """How often each policy re-lists HPAs/VPAs/ScaledObjects: an autoscaler added later is found
+    within a minute without listing them every second for every policy."""
+
+    checkpoint_every_s: float = 60.0
+    """Learner state is saved at most this often (and after every applied change), so a SIGKILLed
+    operator loses at most one minute of learning; 1,000 policies then write ~17 ConfigMaps/s."""
+
+    peering_lifetime_s: int = 60
+    """kopf's default peering lifetime: a replica that has not refreshed its peering entry for this
+    long is dead, and a lower-priority replica takes over."""
+
+    interval_override_s: float | None = None
+    """``autocm run --interval``: every policy's control interval, whatever its spec says."""
+
+    resize_in_place: bool | None = None
+    """Use pods/resize for CPU and memory; None: when the server is 1.33 or newer (beta, on by default)."""
+
+
+def _rfc3339(t: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _finite(values: Mapping[str, float] | None) -> dict[str, float]:
+    return {k: float(v) for k, v in (values or {}).items() if math.isfinite(v)}
+
+
+# --- observing: Prometheus metrics plus the workload's configuration -----------------------------------
+
+
+@dataclass
+class ClusterSource:
+    """The loop's :class:`~controller.loop.MetricsSource`: shared PromQL results plus the live config."""
+
+    shared: SharedMetrics
+    key: str
+    policy: Policy
+    read_config: Callable[[], Config]
+    problem: str | None = None
+
+    def observe(self, workload: str, now: float) -> Observation | None:
+        self.problem = None
+        got = self.shared.metrics_for(self.key)
+        if got is None:
+            self.problem = self.shared.last_error or "no answer from Prometheus"
+            return None
+        if got.problems:
+            self.problem = "; ".join(got.problems)
+        required = set(self.policy.guards.required_metrics)
+        # Optional metrics that are NaN (a histogram with no requests) are dropped rather than
+        # freezing the workload; required ones stay, and the loop freezes on them.
+        metrics = {k: v for k, v in got.values.items() if k in required or math.isfinite(v)}
+        return Observation(time_s=got.time_s, config=self.read_config(), metrics=metrics,
+                           interval_s=self.policy.interval_s)
+
+
+# --- one policy ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Condition:
+    type: str
+    status: str
+    reason: str
+    message: str
+
+
+@dataclass
+class StepResult:
+    outcome: str
+    conditions: list[Condition]
+    status: dict[str, Any]
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    record: StepRecord | None = None
+
+
+class PolicyRunner:
+    """One SizingPolicy: its control loop, adapters, safety checks and how a step reads in words."""
+
+    def __init__(self, policy: Policy, body: Mapping[str, Any], kube: Kube, shared: SharedMetrics,
+                 settings: OperatorSettings, in_place_resize: bool, clock: Callable[[], float] = time.time):
+        self.policy = policy
+        self.generation = int(body.get("metadata", {}).get("generation", 0))
+        self.kube = kube
+        self.shared = shared
+        self.settings = settings
+        self.clock = clock
+        self.actuator = WorkloadActuator(kube, policy, in_place_resize=in_place_resize, clock=clock)
+        self.source = ClusterSource(shared, policy.key, policy, self.actuator.current)
+        self.learner: Learner = create(policy.learner, policy.space, policy.objective,
+                                       policy.learner_settings)
+        self.loop = ControlLoop(policy.key, self.learner, policy.objective, policy.space, self.source,
+                                self.actuator, policy.mode, policy.guards)
+        self.restored: str | None = None
+        self.checkpoint_problem: str | None = None
+        self.last_saved_s = -math.inf
+        self.steps_since_save = 0
+        self.conflicts: list[str] = []
+        self.conflicts_checked_s = -math.inf
+        self.last_recommended: Config | None = None
+        shared.register(policy.key, Registration(policy.target, policy.workload, policy.window_s,
+                                                 policy.interval_s, policy.queries))
+
+    # checkpoints ---------------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """The policy's own checkpoint, else the pretrained one it names; a mismatch is reported."""
+        ns = self.policy.namespace
+        names = [ckpt.configmap_name(self.policy.name)]
+        if self.policy.checkpoint:
+            names.append(self.policy.checkpoint.split("/", 1)[1])
+        for name in names:
+            try:
+                cm = self.kube.get(f"/api/v1/namespaces/{ns}/configmaps/{name}")
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            try:
+                got = ckpt.decode(ckpt.blob_of(cm), self.policy.learner, self.policy.space)
+                self.learner.load_state_dict(got.state)
+            except (ckpt.CheckpointError, ValueError, KeyError) as exc:
+                self.checkpoint_problem = f"checkpoint configmap/{name} not used: {exc}"
+                continue
+            if got.loop:
+                self._load_loop_state(got.loop)
+            self.restored = f"configmap/{name} (saved {got.saved_at})"
+            return
+
+    def _loop_state(self) -> dict[str, Any]:
+        g = self.loop.guards.state
+        return {"last_change_s": g.last_change_s if math.isfinite(g.last_change_s) else None,
+                "before_change": g.before_change, "reward_before_change": g.reward_before_change,
+                "awaiting_verdict": g.awaiting_verdict}
+
+    def _load_loop_state(self, state: Mapping[str, Any]) -> None:
+        g = self.loop.guards.state
+        last = state.get("last_change_s")
+        g.last_change_s = float(last) if last is not None else -math.inf
+        g.before_change = state.get("before_change")
+        g.reward_before_change = state.get("reward_before_change")
+        g.awaiting_verdict = bool(state.get("awaiting_verdict", False))
+
+    def save(self, owner: Mapping[str, Any], now: float) -> dict[str, Any] | None:
+        blob = ckpt.encode(self.policy.learner, self.policy.space, self.learner.state_dict(),
+                           samples=self.learner.convergence().samples, loop=self._loop_state())
+        name = ckpt.configmap_name(self.policy.name)
+        body = ckpt.configmap_body(name, self.policy.namespace, blob, self.policy.learner,
+                                   self.policy.space, owner)
+        self.kube.apply(f"/api/v1/namespaces/{self.policy.namespace}/configmaps/{name}", body)
+        self.last_saved_s, self.steps_since_save = now, 0
+        return {"configMap": name, "savedAt": _rfc3339(now), "bytes": len(blob)}
+
+    # one step ------------------------------------------------------------------------------------------
+    def step(self, now: float, paused_by: str | None) -> StepResult:
+        p = self.policy
+        applied_mode = p.mode is Mode.APPLY and paused_by is None
+        if now - self.conflicts_checked_s >= self.settings.conflict_check_s:
+            self.conflicts = other_scalers(self.kube, p.target)
+            self.conflicts_checked_s = now
+        if self.conflicts:
+            msg = (f"not managing {p.target.kind} {p.target.name}: already scaled by "
+                   f"{', '.join(self.conflicts)}; remove it or this policy")
+            return StepResult("refused", [Condition("Ready", "False", "ConflictingAutoscaler", msg),
+                                          Condition("Applied", "False", "ConflictingAutoscaler", msg)],
+                              {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                              [("Warning", "ConflictingAutoscaler", msg)])
+
+        events: list[tuple[str, str, str]] = []
+        if applied_mode:
+            stuck = self.actuator.stuck_scale_up()
+            if stuck is not None:
+                before, why = stuck
+                self.actuator.apply(p.key, before, f"rollback: {why}")
+                msg = f"rolled back {describe_changes(p, self.actuator.changes)}: {why}"
+                self.loop.guards.record_change(before, now, None)
+                self.loop.guards.state.awaiting_verdict = False
+                return StepResult("rolled_back", [
+                    Condition("Ready", "True", "Managing", f"managing {p.target.kind} {p.target.name}"),
+                    Condition("Applied", "False", "RolledBack", msg)],
+                    {"lastDecision": {"time": _rfc3339(now), "message": msg},
+                     "appliedConfig": _finite(before), "lastChangeTime": _rfc3339(now)},
+                    [("Warning", "AutocmRolledBack", msg)])
+
+        self.loop.mode = Mode.APPLY if applied_mode else Mode.RECOMMEND
+        rec = self.loop.step(now)
+        self.steps_since_save += 1
+        obs = rec.observation
+        conv = rec.convergence
+        status: dict[str, Any] = {
+            "convergence": {"verdict": str(conv.verdict), "samples": conv.samples,
+                            **({"residual": conv.residual} if math.isfinite(conv.residual) else {}),
+                            **({"policyStability": conv.policy_stability}
+                               if math.isfinite(conv.policy_stability) else {})},
+        }
+        if obs is not None:
+            status["currentConfig"] = _finite(obs.config)
+            status["metrics"] = _finite(obs.metrics)
+        conditions = [Condition("Ready", "True", "Paused" if paused_by else "Managing",
+                                paused_by or f"managing {p.target.kind} {p.target.name}")]
+        conditions.append(self._convergence_condition(conv.verdict))
+
+        if rec.frozen is not None:
+            why = rec.frozen if self.source.problem is None else f"{rec.frozen} ({self.source.problem})"
+            reason = ("PrometheusUnavailable" if obs is None else
+                      "MetricsStale" if "stale" in rec.frozen else
+                      "MetricsNotFinite" if "not finite" in rec.frozen else "MetricsMissing")
+            conditions.append(Condition("MetricsAvailable", "False", reason, why))
+            conditions.append(Condition("Applied", "False", "Frozen", f"no change while frozen: {why}"))
+            status["lastDecision"] = {"time": _rfc3339(now), "message": f"frozen, nothing decided: {why}"}
+            return StepResult("frozen", conditions, status, events, rec)
+
+        conditions.append(Condition("MetricsAvailable", "True", "MetricsFresh",
+                                    self.source.problem or "every required metric is present and finite"))
+        assert obs is not None and rec.recommended is not None
+        status["recommendedConfig"] = _finite(rec.recommended)
+        if rec.reward is not None and math.isfinite(rec.reward):
+            status["reward"] = rec.reward
+        current = self.policy.space.clip(obs.config)
+        wanted = {k: (current[k], v) for k, v in rec.recommended.items() if current.get(k) != v}
+        notes = list(rec.notes) + (self.actuator.notes if applied_mode and wanted else [])
+        explained = self.explain(obs, rec, wanted, notes, applied_mode, paused_by)
+        status["lastDecision"] = {"time": _rfc3339(now), "message": explained}
+        if wanted:  # omitted, not {}: server-side apply turns an empty map into null, which is invalid
+            status["lastDecision"]["changes"] = {p.crd_knobs.get(k, k): f"{a:g} -> {b:g}"
+                                                 for k, (a, b) in wanted.items()}
+        if applied_mode and wanted:
+            done = self.actuator.changes
+            status["appliedConfig"] = _finite({**current, **{k: b for k, (_, b) in done.items()}})
+            if done:
+                status["lastChangeTime"] = _rfc3339(now)
+                events.append(("Normal", "AutocmApplied", f"{describe_changes(p, done)}: {rec.reason}"))
+                conditions.append(Condition("Applied", "True", "Applied", explained))
+                outcome = "applied"
+            else:
+                conditions.append(Condition("Applied", "False", "CapacityLimited", "; ".join(notes)))
+                outcome = "refused"
+        elif applied_mode:
+            status["appliedConfig"] = _finite(current)
+            conditions.append(Condition("Applied", "True", "UpToDate",
+                                        "the workload has the chosen configuration"))
+            outcome = "unchanged"
+        else:
+            status["appliedConfig"] = _finite(current)
+            reason = "Paused" if paused_by else "RecommendOnly"
+            conditions.append(Condition("Applied", "False", reason,
+                                        "paused: nothing is changed" if paused_by else
+                                        "mode is recommend: the status says what apply mode would do"))
+            outcome = "paused" if paused_by else ("recommended" if wanted else "unchanged")
+            if wanted and rec.recommended != self.last_recommended:
+                events.append(("Normal", "AutocmRecommendation", explained))
+        self.last_recommended = dict(rec.recommended)
+        return StepResult(outcome, conditions, status, events, rec)
+
+    def _convergence_condition(self, verdict: Verdict) -> Condition:
+        if verdict is Verdict.NOT_LEARNING:
+            return Condition("Converged", "Unknown", "NotLearning",
+                             f"{self.policy.learner} is rule-based and does not learn")
+        if verdict is Verdict.CONVERGED:
+            return Condition("Converged", "True", "Converged", "the learner's policy has stabilised")
+        return Condition("Converged", "False", verdict.name.title().replace("_", ""),
+                         f"the learner reports {verdict}")
+
+    def explain(self, obs: Observation, rec: StepRecord, wanted: Mapping[str, tuple[float, float]],
+                notes: list[str], applied_mode: bool, paused_by: str | None) -> str:
+        """The decision in words: which metric, its value against the SLO, which knob, and why."""
+        obj = self.policy.objective
+        value = obs.metric(obj.metric)
+        verb = ">=" if obj.higher_is_better else "<="
+        met = "met" if obj.meets(obs) else "missed"
+        head = f"{obj.metric}={value:.4g} (SLO {verb} {obj.target:g}: {met})"
+        if wanted:
+            what = describe_changes(self.policy, wanted)
+            how = ("applied" if applied_mode and self.actuator.changes else
+                   "not applied" if applied_mode else
+                   "paused, not applied" if paused_by else "recommended, not applied")
+            body = f"{what} ({how})"
+        else:
+            body = "keep the current configuration"
+        tail = f"; {'; '.join(notes)}" if notes else ""
+        reason = rec.reason or "learner decision"
+        return f"{head}; {self.policy.learner}: {reason}; {body}{tail}"
+
+
+# --- all policies ------------------------------------------------------------------------------------------
+
+
+class Engine:
+    """Every policy this operator runs, the shared Prometheus cache, status and event writing."""
+
+    def __init__(self, kube: Kube, settings: OperatorSettings, telemetry: Telemetry | None = None,
+                 prometheus: PrometheusClient | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.telemetry = telemetry or Telemetry()
+        self.clock = clock
+        client = prometheus or PrometheusClient(settings.prometheus_url, PrometheusSettings())
+        self.shared = SharedMetrics(client, clock=clock, on_query=self.telemetry.record_query)
+        self.runners: dict[str, PolicyRunner] = {}
+        self.bodies: dict[str, dict[str, Any]] = {}
+        self.invalid: dict[str, str] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._last_warning: dict[str, str] = {}
+        self._in_place = settings.resize_in_place
+
+    def _resize_supported(self) -> bool:
+        if self._in_place is None:
+            try:
+                self._in_place = self.kube.server_minor_version() >= 33
+            except (ApiException, OSError, ValueError):
+                self._in_place = False
+        return self._in_place
+
+    @staticmethod
+    def key_of(body: Mapping[str, Any]) -> str:
+        meta = body["metadata"]
+        return f"{meta['namespace']}/{meta['name']}"
+
+    def observe_body(self, body: Mapping[str, Any]) -> None:
+        """Remember the newest version of a policy; the next step rebuilds the runner if the spec changed."""
+        self.bodies[self.key_of(body)] = dict(body)
+
+    def forget(self, key: str) -> None:
+        self.runners.pop(key, None)
+        self.bodies.pop(key, None)
+        self.invalid.pop(key, None)
+        self._last_warning.pop(key, None)
+        self.shared.unregister(key)
+        ns, name = key.split("/", 1)
+        self.telemetry.forget(ns, name)
+        self.telemetry.managed.set(len(self.runners))
+
+    def interval_of(self, key: str) -> float:
+        runner = self.runners.get(key)
+        if runner is not None:
+            return runner.policy.interval_s
+        body = self.bodies.get(key, {})
+        try:
+            return max(1.0, float(body.get("spec", {}).get("intervalSeconds", 60.0)))
+        except (TypeError, ValueError):
+            return 60.0
+
+    def _runner(self, key: str, body: Mapping[str, Any]) -> PolicyRunner | None:
+        generation = int(body["metadata"].get("generation", 0))
+        runner = self.runners.get(key)
+        if runner is not None and runner.generation == generation:
+            return runner
+        meta = body["metadata"]
+        try:
+            spec = dict(body.get("spec", {}))
+            if self.settings.interval_override_s is not None:
+                spec["intervalSeconds"] = self.settings.interval_override_s
+            policy = parse(spec, meta["namespace"], meta["name"])
+        except PolicyError as exc:
+            self.invalid[key] = str(exc)
+            self.runners.pop(key, None)
+            self.shared.unregister(key)
+            return None
+        self.shared.unregister(key)
+        try:
+            runner = PolicyRunner(policy, body, self.kube, self.shared, self.settings,
+                                  self._resize_supported(), self.clock)
+        except (ValueError, TypeError) as exc:  # the learner refuses this space or these settings
+            self.invalid[key] = f"spec.learner: {exc}"
+            self.runners.pop(key, None)
+            self.shared.unregister(key)
+            return None
+        self.invalid.pop(key, None)
+        if key in self.runners:  # a spec change: keep learning if the knobs and learner are unchanged
+            old = self.runners[key]
+            if old.policy.space == policy.space and old.policy.learner == policy.learner:
+                runner.learner.load_state_dict(old.learner.state_dict())
+                runner.loop.guards.state = old.loop.guards.state
+                runner.restored = old.restored
+        else:
+            runner.restore()
+        self.runners[key] = runner
+        self.telemetry.managed.set(len(self.runners))
+        return runner
+
+    def paused_by(self, body: Mapping[str, Any]) -> str | None:
+        if self.settings.paused:
+            return "paused: the operator runs with --pause"
+        if body.get("spec", {}).get("paused"):
+            return "paused: spec.paused is true"
+        annotations = body.get("metadata", {}).get("annotations") or {}
+        if str(annotations.get(PAUSE_ANNOTATION, "")).lower() in ("true", "1", "yes"):
+            return f"paused: annotation {PAUSE_ANNOTATION}={annotations[PAUSE_ANNOTATION]}"
+        return None
+
+    def step(self, key: str) -> StepResult | None:
+        """One control step of one policy; writes status, events, telemetry and maybe a checkpoint."""
+        lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            body = self.bodies.get(key)
+            if body is None:
+                return None
+            t0 = time.perf_counter()
+            now = self.clock()
+            result = self._step(key, body, now)
+            self.telemetry.loop_latency.observe(time.perf_counter() - t0)
+            return result
+
+    def _step(self, key: str, body: Mapping[str, Any], now: float) -> StepResult:
+        ns, name = key.split("/", 1)
+        generation = int(body["metadata"].get("generation", 0))
+        runner = self._runner(key, body)
+        if runner is None:
+            msg = self.invalid[key]
+            result = StepResult("refused", [Condition("Ready", "False", "InvalidSpec", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "InvalidSpec", msg)])
+            self._write(body, result, generation, now)
+            return result
+        paused = self.paused_by(body)
+        try:
+            result = runner.step(now, paused)
+        except ApiException as exc:
+            self.telemetry.errors.labels("kubernetes").inc()
+            if exc.status == 404:
+                t = runner.policy.target
+                msg = f"{t.kind} {t.namespace}/{t.name} not found"
+                result = StepResult("refused", [Condition("Ready", "False", "WorkloadNotFound", msg)],
+                                    {"lastDecision": {"time": _rfc3339(now), "message": msg}})
+            else:
+                msg = f"Kubernetes API error {exc.status}: {exc.reason}"
+                result = StepResult("error", [Condition("Applied", "False", "ApplyFailed", msg)],
+                                    {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                    [("Warning", "ApplyFailed", msg)])
+        except (TimeoutError, OSError) as exc:
+            self.telemetry.errors.labels("kubernetes").inc()
+            msg = f"{type(exc).__name__}: {exc}"
+            result = StepResult("error", [Condition("Applied", "False", "ApplyFailed", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "ApplyFailed", msg)])
+        if runner.restored:
+            result.status.setdefault("checkpoint", {})["restoredFrom"] = runner.restored
+        if runner.checkpoint_problem:
+            result.events.append(("Warning", "CheckpointIgnored", runner.checkpoint_problem))
+            runner.checkpoint_problem = None
+        rec = result.record
+        if rec is not None:
+            conv = rec.convergence
+            self.telemetry.record_step(ns, name, result.outcome, rec.reward, conv.residual,
+                                       conv.verdict is Verdict.CONVERGED, rec.recommended,
+                                       result.status.get("appliedConfig"))
+        else:
+            self.telemetry.decisions.labels(ns, name, result.outcome).inc()
+        due = (now - runner.last_saved_s >= self.settings.checkpoint_every_s
+               or result.outcome in ("applied", "rolled_back"))
+        if rec is not None and rec.frozen is None and due and runner.steps_since_save:
+            try:
+                result.status["checkpoint"] = {**result.status.get("checkpoint", {}),
+                                               **runner.save(body, now)}
+            except (ApiException, ckpt.CheckpointError, OSError) as exc:
+                self.telemetry.errors.labels("checkpoint").inc()
+                result.events.append(("Warning", "CheckpointFailed", str(exc)))
+        self._write(body, result, generation, now)
+        return result
+
+    def _write(self, body: Mapping[str, Any], result: StepResult, generation: int, now: float) -> None:
+        old = {c.get("type"): c for c in (body.get("status") or {}).get("conditions", [])}
+        merged = dict(old)
+        for c in result.conditions:
+            prev = old.get(c.type)
+            changed = prev is None or prev.get("status") != c.status
+            merged[c.type] = {"type": c.type, "status": c.status, "reason": c.reason,
+                              "message": c.message[:32768], "observedGeneration": generation,
+                              "lastTransitionTime": _rfc3339(now) if changed
+                              else prev.get("lastTransitionTime", _rfc3339(now))}
+        order = ["Ready", "MetricsAvailable", "Converged", "Applied"]
+        conditions = sorted(merged.values(), key=lambda c: (order.index(c["type"])
+                                                            if c["type"] in order else 99, c["type"]))
+        status = {**result.status, "conditions": conditions, "observedGeneration": generation}
+        meta = body["metadata"]
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{meta['namespace']}/{PLURAL}/{meta['name']}/status"
+        try:
+            # Server-side apply: fields this step does not write (a metric that vanished, last step's
+            # list of changes) are removed, which a merge patch would leave behind.
+            self.kube.apply(path, {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SizingPolicy",
+                                   "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                                   "status": status})
+        except ApiException as exc:
+            self.telemetry.errors.labels("status").inc()
+            log.warning("status of %s/%s not written: %s", meta["namespace"], meta["name"], exc)
+            return
+        # Keep our view of the status so that lastTransitionTime survives between steps.
+        body_status = dict(body.get("status") or {})
+        body_status.update(status)
+        self.bodies[self.key_of(body)] = {**body, "status": body_status}
+        ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SizingPolicy", "name": meta["name"],
+               "namespace": meta["namespace"], "uid": meta.get("uid")}
+        for type_, reason, message in result.events:
+            # A standing problem (a conflicting HPA, an invalid spec) is one Warning, not one per interval.
+            if type_ == "Warning":
+                if self._last_warning.get(self.key_of(body)) == message:
+                    continue
+                self._last_warning[self.key_of(body)] = message
+            post_event(self.kube, ref, type_, reason, message)
+
+
+# --- kopf glue ----------------------------------------------------------------------------------------------
+
+_ENGINE: Engine | None = None
+_ENGINE_FACTORY: Callable[[], Engine] | None = None
+
+
+def configure(factory: Callable[[], Engine]) -> None:
+    """Set how the engine is built when kopf starts (``autocm run`` calls this before kopf.run)."""
+    global _ENGINE_FACTORY, _ENGINE
+    _ENGINE_FACTORY, _ENGINE = factory, None
+
+
+def engine() -> Engine:
+    global _ENGINE
+    if _ENGINE is None:
+        if _ENGINE_FACTORY is None:
+            raise RuntimeError("controller.operator.configure() was not called")
+        _ENGINE = _ENGINE_FACTORY()
+    return _ENGINE
+
+
+@kopf.on.startup()
+def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Progress and diff-base in annotations under our own prefix: our status schema does not declare
+    # kopf's status.kopf, and the apiserver would prune it.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    # kopf needs a finalizer to stop a deleted policy's daemon cleanly; name it after us.
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.level = logging.WARNING  # our own events carry the decisions
+    settings.watching.server_timeout = 60
+    settings.peering.lifetime = engine().settings.peering_lifetime_s
+
+
+@kopf.on.login()
+def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Log kopf in with the same credentials as our own client (``--kubeconfig`` or in-cluster).
+
+    kopf's own ``login_via_client`` reads $KUBECONFIG as the kubernetes package saw it at import
+    time, so a ``--kubeconfig`` flag would be ignored; in-cluster we still defer to it, because it
+    follows the service-account token's rotation.
+    """
+    cfg = engine().kube.api_client.configuration
+    header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix("authorization")
+    if header and not cfg.cert_file:
+        return kopf.login_via_client(**kwargs)
+    return kopf.ConnectionInfo(server=cfg.host, ca_path=cfg.ssl_ca_cert, insecure=not cfg.verify_ssl,
+                               certificate_path=cfg.cert_file, private_key_path=cfg.key_file,
+                               username=cfg.username or None, password=cfg.password or None)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def _on_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+    if event.get("type") == "DELETED":
+        engine().forget(Engine.key_of(body))
+    else:
+        engine().observe_body(dict(body))
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
+async def _run_policy(stopped: kopf.DaemonStopped, body: Mapping[str, Any], **_: Any) -> None:
+    """One policy's control loop: a step every spec.intervalSeconds, in a worker thread."""
+    eng = engine()
+    key = Engine.key_of(body)
+    eng.bodies.setdefault(key, dict(body))
+    try:
+        while not stopped:
+            try:
+                await asyncio.to_thread(eng.step, key)
+            except Exception:  # one policy's bug must not stop the others; it is counted and logged
+                eng.telemetry.errors.labels("learner").inc()
+                log.exception("control step of %s failed", key)
+            await stopped.wait(eng.interval_of(key))
+    finally:
+        if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
+            eng.forget(key)
+

@@ -1,0 +1,350 @@
+"""A SizingPolicy custom resource, parsed into the control loop's vocabulary.
+
+The apiserver already rejects most nonsense at admission (the CRD's OpenAPI schema and CEL rules in
+``controller/crd/sizingpolicy.yaml``). This module checks the rest, the things only Python knows
+(a learner's settings dataclass, that a query override names a known metric), and turns the spec
+into a :class:`~learners.space.ConfigSpace`, an :class:`~learners.objective.Objective`, guard
+settings and intervals. Every error names the field, like the scenario loader's errors do, so the
+operator can put it verbatim into the ``Ready`` condition.
+
+Run ``python -m controller.policy --sync-crd`` after registering a learner: it rewrites the learner
+enum in the CRD from :func:`learners.base.registered`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.guards import GuardSettings
+from controller.loop import Mode
+from learners.base import parse_settings, registered
+from learners.objective import Objective
+from learners.space import ConfigSpace, Knob
+from learners.types import METRICS
+
+GROUP = "autocm.io"
+VERSION = "v1alpha1"
+PLURAL = "sizingpolicies"
+KIND = "SizingPolicy"
+CRD_PATH = Path(__file__).parent / "crd" / "sizingpolicy.yaml"
+
+
+class PolicyError(ValueError):
+    """A spec the operator cannot run; the message starts with the offending field's path."""
+
+
+@dataclass(frozen=True)
+class KnobInfo:
+    """How one CRD knob maps onto the control loop and onto the workload.
+
+    ``restarts``: changing it restarts pods (pod template change), which the objective charges.
+    ``env``: the environment variable that carries it into the container (the application-knob
+    contract documented in docs/operator.md), or None for resources the kubelet enforces.
+    """
+
+    crd_name: str
+    inference_name: str
+    training_name: str
+    restarts: bool
+    env: str | None = None
+
+
+KNOBS: dict[str, KnobInfo] = {
+    info.crd_name: info
+    for info in (
+        KnobInfo("replicas", "replicas", "replicas", restarts=False),
+        KnobInfo("gpusPerReplica", "gpus_per_replica", "gpus_per_replica", restarts=True),
+        # The simulator calls vLLM's max_num_seqs "max_batch_size" and a training job's global
+        # batch "batch_size" (simulator/scenario.py); the names match so checkpoints transfer.
+        KnobInfo("batchSize", "max_batch_size", "batch_size", restarts=True, env="AUTOCM_BATCH_SIZE"),
+        KnobInfo("maxConcurrency", "max_concurrency", "max_concurrency", restarts=True,
+                 env="AUTOCM_MAX_CONCURRENCY"),
+        # CPU and memory change in place through pods/resize where the server supports it.
+        KnobInfo("cpu", "cpu_millicores", "cpu_millicores", restarts=False),
+        KnobInfo("memory", "memory_mib", "memory_mib", restarts=False),
+    )
+}
+
+HIGHER_IS_BETTER = frozenset({
+    "request_rate_per_second", "slo_attainment", "gpu_utilization",
+    "throughput_samples_per_second", "goodput_samples_per_second",
+})
+"""Objective metrics where bigger meets the SLO; every latency, queue or usage metric is lower-better."""
+
+
+@dataclass(frozen=True)
+class PolicyDefaults:
+    """Defaults for fields a user leaves out; each says where its value comes from."""
+
+    interval_s: float = 60.0
+    """One minute, the HPA's and VPA's usual decision cadence, and the simulator's control interval."""
+
+    window_floor_s: float = 60.0
+    """PromQL rate() needs at least two samples in its window; Prometheus' own advice is a window of
+    at least four scrape intervals, and one minute covers the 15 s default scrape interval."""
+
+    stale_intervals: float = 3.0
+    """Metrics older than three control intervals are stale (GuardSettings.stale_after_s uses the same
+    multiple of the default 60 s interval)."""
+
+    pending_timeout_s: float = 120.0
+    """A scale-up whose pods are still Pending after two minutes will not schedule (kube-scheduler
+    retries unschedulable pods at most every 60 s: podMaxUnschedulableQDuration's backoff)."""
+
+    learner: str = "vconf"
+
+
+DEFAULTS = PolicyDefaults()
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    kind: str
+    name: str
+    namespace: str
+    api_version: str
+    container: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Everything the operator needs to run one SizingPolicy."""
+
+    namespace: str
+    name: str
+    target: TargetRef
+    workload: str
+    mode: Mode
+    paused: bool
+    space: ConfigSpace
+    objective: Objective
+    learner: str
+    learner_settings: Mapping[str, Any]
+    checkpoint: str | None
+    interval_s: float
+    window_s: float
+    stale_after_s: float
+    queries: Mapping[str, str]
+    guards: GuardSettings
+    pending_timeout_s: float
+    crd_knobs: Mapping[str, str] = field(default_factory=dict)
+    """Loop knob name -> CRD knob name, for status messages in the user's words."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _number(path: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise PolicyError(f"{path}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _knob(path: str, crd_name: str, raw: Any, workload: str) -> Knob:
+    info = KNOBS.get(crd_name)
+    if info is None:
+        raise PolicyError(f"{path}: unknown knob {crd_name!r}; known knobs: {sorted(KNOBS)}")
+    if not isinstance(raw, Mapping):
+        raise PolicyError(f"{path}: expected {{min, max, step}} or {{choices: [...]}}, got {raw!r}")
+    name = info.inference_name if workload == "inference" else info.training_name
+    default = _number(f"{path}.default", raw["default"]) if "default" in raw else None
+    if "choices" in raw:
+        extra = sorted({"min", "max", "step"} & set(raw))
+        if extra:
+            raise PolicyError(f"{path}: a knob is either a range or a list of choices, not both "
+                              f"(remove {extra} or choices)")
+        choices = raw["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise PolicyError(f"{path}.choices: expected a non-empty list of numbers")
+        values = tuple(_number(f"{path}.choices[{i}]", c) for i, c in enumerate(choices))
+        if default is not None and default not in values:
+            raise PolicyError(f"{path}.default: {default:g} is not one of the choices {list(values)}")
+        return Knob(name, choices=values, restarts=info.restarts, default=default)
+    if "min" not in raw or "max" not in raw:
+        raise PolicyError(f"{path}: a range knob needs both min and max")
+    lo, hi = _number(f"{path}.min", raw["min"]), _number(f"{path}.max", raw["max"])
+    if lo > hi:
+        raise PolicyError(f"{path}: min ({lo:g}) must not be greater than max ({hi:g})")
+    step = _number(f"{path}.step", raw.get("step", 1))
+    if step <= 0:
+        raise PolicyError(f"{path}.step: must be positive, got {step:g}")
+    if default is not None and not lo <= default <= hi:
+        raise PolicyError(f"{path}.default: {default:g} outside [{lo:g}, {hi:g}]")
+    return Knob(name, lo, hi, step, restarts=info.restarts, default=default)
+
+
+def _objective(raw: Mapping[str, Any]) -> Objective:
+    metric = raw.get("metric")
+    if metric not in METRICS:
+        raise PolicyError(f"spec.objective.metric: unknown metric {metric!r}; known: {sorted(METRICS)}")
+    kwargs: dict[str, Any] = {
+        "metric": metric,
+        "target": _number("spec.objective.target", raw.get("target")),
+        "higher_is_better": bool(raw.get("higherIsBetter", metric in HIGHER_IS_BETTER)),
+    }
+    for crd, py in (("attainment", "attainment"), ("violationPenalty", "violation_penalty"),
+                    ("restartPenalty", "restart_penalty")):
+        if crd in raw:
+            kwargs[py] = _number(f"spec.objective.{crd}", raw[crd])
+    if "costs" in raw:
+        costs = raw["costs"]
+        if not isinstance(costs, Mapping):
+            raise PolicyError("spec.objective.costs: expected a map of knob -> cost per unit-hour")
+        kwargs["unit_costs"] = {_cost_key(k): _number(f"spec.objective.costs.{k}", v)
+                                for k, v in costs.items()}
+    try:
+        return Objective(**kwargs)
+    except ValueError as exc:
+        raise PolicyError(f"spec.objective: {exc}") from exc
+
+
+def _scaled(objective: Objective, raw: Mapping[str, Any], space: ConfigSpace, interval_s: float) -> Objective:
+    """Unless the user set it, a violation penalty that outweighs the costliest configuration
+    (Objective.scaled_to: meeting the SLO must always beat saving resources)."""
+    if "violationPenalty" in raw:
+        return objective
+    costliest = objective.cost_per_hour({k.name: k.upper for k in space.knobs})
+    return objective.scaled_to(costliest, interval_s)
+
+
+def _cost_key(crd_name: str) -> str:
+    if crd_name == "gpus":
+        return "gpus"
+    info = KNOBS.get(crd_name)
+    return info.inference_name if info else crd_name
+
+
+def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
+    """Validate ``spec`` (the custom resource's ``.spec``) and build the loop's pieces.
+
+    Raises :class:`PolicyError` with a field path; never returns a half-valid policy.
+    """
+    if not isinstance(spec, Mapping):
+        raise PolicyError("spec: expected an object")
+    ref = spec.get("targetRef") or {}
+    kind = ref.get("kind")
+    if kind not in ("Deployment", "StatefulSet", "Job"):
+        raise PolicyError(f"spec.targetRef.kind: must be Deployment, StatefulSet or Job, got {kind!r}")
+    if not ref.get("name"):
+        raise PolicyError("spec.targetRef.name: required")
+    api_version = ref.get("apiVersion") or ("batch/v1" if kind == "Job" else "apps/v1")
+    target = TargetRef(kind, str(ref["name"]), namespace, api_version, ref.get("container"))
+
+    workload = spec.get("workload", "training" if kind == "Job" else "inference")
+    if workload not in ("inference", "training"):
+        raise PolicyError(f"spec.workload: must be inference or training, got {workload!r}")
+    try:
+        mode = Mode(spec.get("mode", "recommend"))
+    except ValueError as exc:
+        raise PolicyError(f"spec.mode: must be recommend or apply, got {spec.get('mode')!r}") from exc
+
+    raw_knobs = spec.get("knobs") or {}
+    if not isinstance(raw_knobs, Mapping) or not raw_knobs:
+        raise PolicyError("spec.knobs: must name at least one knob "
+                          f"({', '.join(KNOBS)})")
+    knobs = [_knob(f"spec.knobs.{k}", k, v, workload) for k, v in raw_knobs.items()]
+    space = ConfigSpace(tuple(knobs))
+    crd_knobs = {}
+    for k in raw_knobs:
+        info = KNOBS[k]
+        crd_knobs[info.inference_name if workload == "inference" else info.training_name] = k
+
+    objective = _objective(spec.get("objective") or {})
+
+    learner_raw = spec.get("learner") or {}
+    learner = learner_raw.get("name", DEFAULTS.learner)
+    known = registered()
+    if learner not in known:
+        raise PolicyError(f"spec.learner.name: unknown learner {learner!r}; known learners: {sorted(known)}")
+    if workload not in known[learner].kinds:
+        raise PolicyError(f"spec.learner.name: learner {learner!r} does not size {workload} workloads")
+    settings = learner_raw.get("settings") or {}
+    try:
+        parse_settings(known[learner], settings)
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"spec.learner.settings: {exc}") from exc
+    checkpoint = learner_raw.get("checkpoint")
+    if checkpoint is not None and not re.fullmatch(r"configmap/[a-z0-9]([-a-z0-9.]*[a-z0-9])?", checkpoint):
+        raise PolicyError(f"spec.learner.checkpoint: expected configmap/<name>, got {checkpoint!r}")
+
+    interval = _number("spec.intervalSeconds", spec.get("intervalSeconds", DEFAULTS.interval_s))
+    if interval < 1:
+        raise PolicyError(f"spec.intervalSeconds: must be at least 1, got {interval:g}")
+    metrics = spec.get("metrics") or {}
+    window = _number("spec.metrics.windowSeconds", metrics.get("windowSeconds", DEFAULTS.window_floor_s))
+    stale = _number("spec.metrics.staleAfterSeconds",
+                    metrics.get("staleAfterSeconds", DEFAULTS.stale_intervals * interval))
+    queries = dict(metrics.get("queries") or {})
+    for metric, template in queries.items():
+        if metric not in METRICS:
+            raise PolicyError(f"spec.metrics.queries.{metric}: unknown metric; known: {sorted(METRICS)}")
+        if not isinstance(template, str) or not template.strip():
+            raise PolicyError(f"spec.metrics.queries.{metric}: expected a PromQL template string")
+
+    g = spec.get("guards") or {}
+    base = GuardSettings()
+    guards = GuardSettings(
+        max_steps_per_interval=int(g.get("maxStepsPerInterval", base.max_steps_per_interval)),
+        # Cooldown defaults to one control interval (GuardSettings' own rationale, scaled).
+        cooldown_s=_number("spec.guards.cooldownSeconds", g.get("cooldownSeconds", interval)),
+        rollback_drop=_number("spec.guards.rollbackDrop", g.get("rollbackDrop", base.rollback_drop)),
+        stale_after_s=stale,
+        required_metrics=(objective.metric,),
+    )
+    objective = _scaled(objective, spec.get("objective") or {}, space, interval)
+    pending = _number("spec.guards.pendingTimeoutSeconds",
+                      g.get("pendingTimeoutSeconds", DEFAULTS.pending_timeout_s))
+    return Policy(namespace, name, target, workload, mode, bool(spec.get("paused", False)), space,
+                  objective, learner, settings, checkpoint, interval, window, stale, queries, guards,
+                  pending, crd_knobs)
+
+
+# --- keeping the CRD's learner enum in step with the registry -------------------------------------
+
+_ENUM_LINE = re.compile(r"^(\s*enum: )\[[^\]]*\](\s*# generated from learners\.base\.registered\(\))$",
+                        re.MULTILINE)
+
+
+def crd_learner_enum(text: str | None = None) -> list[str]:
+    """The learner names the CRD file admits."""
+    text = CRD_PATH.read_text() if text is None else text
+    m = _ENUM_LINE.search(text)
+    if m is None:
+        raise RuntimeError(f"{CRD_PATH}: generated learner enum line not found")
+    inner = m.group(0)[m.group(0).index("[") + 1: m.group(0).index("]")]
+    return [s.strip() for s in inner.split(",") if s.strip()]
+
+
+def sync_crd(path: Path = CRD_PATH) -> bool:
+    """Rewrite the CRD's learner enum from the registry; True when the file changed."""
+    text = path.read_text()
+    names = ", ".join(registered())
+    new = _ENUM_LINE.sub(lambda m: f"{m.group(1)}[{names}]{m.group(2)}", text)
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+def load_crd() -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(CRD_PATH.read_text())
+
+
+if __name__ == "__main__":  # python -m controller.policy --sync-crd
+    if sys.argv[1:] == ["--sync-crd"]:
+        print("updated" if sync_crd() else "already in step", CRD_PATH)
+    else:
+        print("usage: python -m controller.policy --sync-crd", file=sys.stderr)
+        sys.exit(2)

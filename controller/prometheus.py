@@ -1,0 +1,450 @@
+"""The Prometheus adapter: PromQL over the HTTP API, one query per metric per interval for all workloads.
+
+A cluster with 1,000 managed workloads must not send 1,000 x 10 queries every interval. So every
+default query selects *all* managed namespaces at once and keeps per-pod series
+(``sum by (namespace, pod, ...)``); :class:`SharedMetrics` runs each query once per refresh and
+splits the answer per workload in Python, joining series to workloads by namespace and pod name
+(the names the workload controllers give their pods). Latency percentiles are computed *after*
+summing the per-pod histogram buckets of a workload, as Prometheus' ``histogram_quantile`` would on
+``sum by (le)``: averaging per-pod percentiles would be wrong.
+
+Per-object timers call :meth:`SharedMetrics.metrics_for`; the first call in an interval refreshes
+the cache (under a lock), the others read it.
+
+Query overrides (``spec.metrics.queries``) are templates. ``{selector}`` and ``{window}`` keep a
+query shared; ``{namespace}``, ``{name}`` or ``{pod_regex}`` make it per workload (their values are
+escaped for PromQL string literals and regexes). See docs/operator.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from controller.policy import TargetRef
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    timeout_s: float = 5.0
+    """Per HTTP request. Prometheus' own default query timeout is 2 min; a control loop cannot wait
+    that long, and a query over one interval's data answers in milliseconds when healthy."""
+
+    cache_fraction: float = 0.9
+    """The shared result is reused for 0.9 of the shortest control interval, so each query runs at
+    most once per interval while every timer still sees data younger than its own interval."""
+
+    min_cache_s: float = 0.5
+    """Floor of the cache lifetime: never hammer Prometheus more than twice a second."""
+
+    quantile: float = 0.99
+    """The p99 of ``*_p99_seconds`` metrics (learners.types.METRICS)."""
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus could not be reached or refused a query; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: Mapping[str, str]
+    value: float
+    time_s: float
+
+
+class PrometheusClient:
+    """Instant queries over ``/api/v1/query`` with a hard timeout.
+
+    No retries: the next interval is the retry, and a stuck query must not delay every timer.
+    """
+
+    def __init__(self, url: str, settings: PrometheusSettings | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.settings = settings or PrometheusSettings()
+        self.queries_sent = 0
+
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        params = {"query": promql, "timeout": f"{round(self.settings.timeout_s * 1000)}ms"}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = urllib.parse.urlencode(params).encode()
+        req = urllib.request.Request(f"{self.url}/api/v1/query", data=data, method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.queries_sent += 1
+        try:
+            with urllib.request.urlopen(req, timeout=self.settings.timeout_s) as resp:
+                payload = json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            try:
+                detail = json.loads(err.read()).get("error", "")
+            except (ValueError, OSError):
+                detail = ""
+            raise PrometheusError(f"Prometheus refused the query ({err.code}): {detail or err.reason}; "
+                                  f"query: {promql}") from err
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            raise PrometheusError(f"Prometheus at {self.url} unreachable: {err}") from err
+        except ValueError as err:
+            raise PrometheusError(f"Prometheus at {self.url} answered something that is not JSON") from err
+        if payload.get("status") != "success":
+            raise PrometheusError(f"Prometheus query failed: {payload.get('error', payload)}; "
+                                  f"query: {promql}")
+        return parse_result(payload.get("data", {}))
+
+
+def parse_result(data: Mapping) -> list[Sample]:
+    """Instant-vector or scalar results as samples; values are floats ("NaN", "+Inf" included)."""
+    kind = data.get("resultType")
+    result = data.get("result", [])
+    if kind == "vector":
+        return [Sample(dict(r.get("metric", {})), float(r["value"][1]), float(r["value"][0])) for r in result]
+    if kind == "scalar":
+        return [Sample({}, float(result[1]), float(result[0]))]
+    raise PrometheusError(f"expected an instant vector, got a {kind}")
+
+
+# --- escaping ---------------------------------------------------------------------------------------
+
+
+def escape_string(value: str) -> str:
+    """A PromQL double-quoted string literal's body (Go string-literal escapes)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+_RE2_META = re.compile(r"([\\.+*?()|\[\]{}^$])")
+
+
+def escape_regex(value: str) -> str:
+    """Quote RE2 metacharacters, for use inside a regex matcher (then also :func:`escape_string` it)."""
+    return _RE2_META.sub(r"\\\1", value)
+
+
+def namespace_selector(namespaces: Iterable[str]) -> str:
+    """``namespace=~"a|b"``: every managed namespace in one matcher (Prometheus anchors regexes)."""
+    alts = "|".join(escape_regex(n) for n in sorted(set(namespaces)))
+    return f'namespace=~"{escape_string(alts)}"'
+
+
+def pod_regex(target: TargetRef) -> str:
+    """Names the workload controllers give a workload's pods (RE2, anchored by Prometheus).
+
+    Deployment: ``<name>-<pod-template-hash>-<5 chars>``; StatefulSet: ``<name>-<ordinal>``; Job:
+    ``<name>-<5 chars>`` or, for indexed Jobs, ``<name>-<index>-<5 chars>`` (the generateName
+    suffix is 5 characters from k8s.io/apiserver's names.SimpleNameGenerator).
+    """
+    base = escape_regex(target.name)
+    if target.kind == "Deployment":
+        return f"{base}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}"
+    if target.kind == "StatefulSet":
+        return f"{base}-[0-9]+"
+    return f"{base}-([0-9]+-)?[a-z0-9]{{5}}"
+
+
+# --- queries --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """How one loop metric comes out of Prometheus.
+
+    ``reduce`` combines a workload's per-pod values: ``sum`` (rates, queues), ``mean`` (utilisation),
+    ``max`` (memory peak) or ``quantile`` (sum the pods' buckets, then take the p99).
+    """
+
+    metric: str
+    template: str
+    reduce: str
+    kinds: tuple[str, ...] = ("inference",)
+
+
+def _hist(name: str) -> str:
+    return f"sum by (namespace, pod, le) (rate({name}_bucket{{{{{{selector}}}}}}[{{window}}]))"
+
+
+DEFAULT_QUERIES: dict[str, MetricQuery] = {
+    q.metric: q
+    for q in (
+        MetricQuery("ttft_p99_seconds", _hist("vllm:time_to_first_token_seconds"), "quantile"),
+        MetricQuery("tbt_p99_seconds", _hist("vllm:time_per_output_token_seconds"), "quantile"),
+        MetricQuery("e2e_p99_seconds", _hist("vllm:e2e_request_latency_seconds"), "quantile"),
+        MetricQuery("request_rate_per_second",
+                    "sum by (namespace, pod) (rate(vllm:request_success_total{{{selector}}}[{window}]))",
+                    "sum"),
+        MetricQuery("queue_length",
+                    "sum by (namespace, pod) (vllm:num_requests_waiting{{{selector}}})", "sum"),
+        MetricQuery("concurrency_per_replica",
+                    "sum by (namespace, pod) (vllm:num_requests_running{{{selector}}})", "mean"),
+        MetricQuery("kv_cache_usage",
+                    "avg by (namespace, pod) (vllm:kv_cache_usage_perc{{{selector}}})", "mean"),
+        MetricQuery("gpu_utilization",
+                    "avg by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{{{selector}}}) / 100", "mean",
+                    ("inference", "training")),
+        MetricQuery("memory_bytes_peak",
+                    "max by (namespace, pod) "
+                    '(container_memory_working_set_bytes{{{selector}, container!=""}})',
+                    "max", ("inference", "training")),
+        # The training contract (docs/operator.md): the job's pods export these gauges.
+        MetricQuery("throughput_samples_per_second",
+                    "sum by (namespace, pod, job, exported_job) "
+                    "(autocm_training_throughput_samples_per_second{{{selector}}})",
+                    "sum", ("training",)),
+        MetricQuery("goodput_samples_per_second",
+                    "sum by (namespace, pod, job, exported_job) "
+                    "(autocm_training_goodput_samples_per_second{{{selector}}})",
+                    "sum", ("training",)),
+    )
+}
+"""Defaults target exactly the names simulator/metrics.py exports (DCGM, vLLM, autocm_training_*)."""
+
+PER_WORKLOAD_FIELDS = ("{namespace}", "{name}", "{pod_regex}")
+
+
+def format_window(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms" if seconds != int(seconds) else f"{int(seconds)}s"
+
+
+def render_shared(template: str, namespaces: Iterable[str], window_s: float) -> str:
+    return template.format(selector=namespace_selector(namespaces), window=format_window(window_s))
+
+
+def render_for(template: str, target: TargetRef, window_s: float) -> str:
+    """A per-workload template; every substituted value is escaped."""
+    return template.format(
+        selector=f'namespace="{escape_string(target.namespace)}"',
+        window=format_window(window_s),
+        namespace=escape_string(target.namespace),
+        name=escape_string(target.name),
+        pod_regex=escape_string(pod_regex(target)),
+    )
+
+
+def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
+    """Prometheus' ``histogram_quantile`` on (upper bound, cumulative count) pairs.
+
+    Same rules as promql/quantile.go (bucketQuantile): NaN without observations; counts made
+    monotonic; the answer in the +Inf bucket is the largest finite bound; linear interpolation
+    inside a bucket, from 0 for the first bucket when its bound is positive.
+    """
+    if not buckets or math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    ordered = sorted(buckets)
+    if not math.isinf(ordered[-1][0]):
+        return math.nan
+    counts, running = [], 0.0
+    for _, c in ordered:
+        running = max(running, c)
+        counts.append(running)
+    if len(ordered) < 2 or counts[-1] == 0:
+        return math.nan
+    rank = q * counts[-1]
+    i = next(k for k, c in enumerate(counts) if c >= rank)
+    if i == len(ordered) - 1:
+        return ordered[-2][0]
+    if i == 0 and ordered[0][0] <= 0:
+        return ordered[0][0]
+    start = 0.0 if i == 0 else ordered[i - 1][0]
+    below = 0.0 if i == 0 else counts[i - 1]
+    end, count = ordered[i][0], counts[i] - below
+    if count == 0:
+        return end
+    return start + (end - start) * ((rank - below) / count)
+
+
+def reduce_values(how: str, samples: Sequence[Sample], quantile: float) -> float:
+    """Combine one workload's per-pod samples into one number."""
+    if not samples:
+        return math.nan
+    if how == "quantile" and any("le" in s.labels for s in samples):
+        per_le: dict[float, float] = defaultdict(float)
+        for s in samples:
+            if "le" in s.labels and math.isfinite(s.value):
+                per_le[float(s.labels["le"])] += s.value
+        return histogram_quantile(quantile, list(per_le.items()))
+    values = [s.value for s in samples]
+    if how == "sum":
+        return math.fsum(values)
+    if how == "mean":
+        return math.fsum(values) / len(values)
+    return max(values)  # "max", and a quantile override that already returns the percentile
+
+
+# --- the shared cache -------------------------------------------------------------------------------
+
+
+@dataclass
+class Registration:
+    target: TargetRef
+    workload: str
+    window_s: float
+    interval_s: float
+    overrides: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class WorkloadMetrics:
+    """One workload's metrics from the latest refresh, and why any are absent."""
+
+    values: dict[str, float]
+    time_s: float
+    problems: tuple[str, ...] = ()
+
+
+@dataclass
+class SharedMetrics:
+    """Runs every needed query once per refresh for all registered workloads; timers read the result."""
+
+    client: PrometheusClient
+    settings: PrometheusSettings = field(default_factory=PrometheusSettings)
+    clock: Callable[[], float] = time.time
+    on_query: Callable[[str, float, bool], None] | None = None
+    """Called with (metric, seconds, ok) after every query: the operator's /metrics hook."""
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._workloads: dict[str, Registration] = {}
+        self._results: dict[str, list[Sample]] = {}  # query text -> samples
+        self._errors: dict[str, str] = {}  # query text -> error
+        self._refreshed_at = -math.inf
+        self._evaluated_at = math.nan
+        self._fatal: str | None = None
+        self._assignment: dict[tuple[str, str], str] = {}
+        self.refreshes = 0
+
+    # registration ----------------------------------------------------------------------------------
+    def register(self, key: str, reg: Registration) -> None:
+        with self._lock:
+            self._workloads[key] = reg
+            self._refreshed_at = -math.inf  # a new workload may need queries not yet run
+
+    def unregister(self, key: str) -> None:
+        with self._lock:
+            self._workloads.pop(key, None)
+
+    def _plan(self) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+        """The deduplicated query texts of one refresh (text -> metric), and (workload, metric) -> text.
+
+        Shared queries are grouped by (metric, template, window): workloads that agree on those share
+        one query whose namespace matcher lists all of their namespaces.
+        """
+        groups: dict[tuple[str, str, float], list[str]] = defaultdict(list)
+        assignment: dict[tuple[str, str], str] = {}
+        plan: dict[str, str] = {}
+        for key, reg in self._workloads.items():
+            for metric, text in self._queries_of(reg).items():
+                if text is None:
+                    template = reg.overrides.get(metric, DEFAULT_QUERIES[metric].template)
+                    groups[(metric, template, reg.window_s)].append(key)
+                else:
+                    plan[text] = metric
+                    assignment[(key, metric)] = text
+        for (metric, template, window), keys in groups.items():
+            text = render_shared(template, (self._workloads[k].target.namespace for k in keys), window)
+            plan[text] = metric
+            for k in keys:
+                assignment[(k, metric)] = text
+        return plan, assignment
+
+    def _queries_of(self, reg: Registration) -> dict[str, str | None]:
+        """metric -> rendered per-workload query, or None when the query is a shared one."""
+        out: dict[str, str | None] = {}
+        for metric, q in DEFAULT_QUERIES.items():
+            if reg.workload in q.kinds and metric not in reg.overrides:
+                out[metric] = None
+        for metric, template in reg.overrides.items():
+            per = any(f in template for f in PER_WORKLOAD_FIELDS)
+            out[metric] = render_for(template, reg.target, reg.window_s) if per else None
+        return out
+
+    # refresh ---------------------------------------------------------------------------------------
+    def _ttl(self) -> float:
+        shortest = min((r.interval_s for r in self._workloads.values()), default=60.0)
+        return max(self.settings.min_cache_s, self.settings.cache_fraction * shortest)
+
+    def refresh(self, force: bool = False) -> None:
+        """Run every query once if the cache is older than its lifetime (callers share the result)."""
+        with self._lock:
+            now = self.clock()
+            if not force and now - self._refreshed_at < self._ttl():
+                return
+            plan, assignment = self._plan()
+            results: dict[str, list[Sample]] = {}
+            errors: dict[str, str] = {}
+            fatal = None
+            for text, metric in plan.items():
+                t0 = time.perf_counter()
+                try:
+                    results[text] = self.client.query(text, at=now)
+                    ok = True
+                except PrometheusError as exc:
+                    errors[text] = str(exc)
+                    ok = False
+                    if "unreachable" in str(exc):
+                        fatal = str(exc)
+                        break  # the others would time out the same way
+                finally:
+                    if self.on_query is not None:
+                        self.on_query(metric, time.perf_counter() - t0, ok)
+            self._results, self._errors, self._fatal = results, errors, fatal
+            self._assignment = assignment
+            self._refreshed_at = now
+            self._evaluated_at = now
+            self.refreshes += 1
+
+    @property
+    def last_error(self) -> str | None:
+        return self._fatal
+
+    def metrics_for(self, key: str) -> WorkloadMetrics | None:
+        """The workload's metrics from the shared result (refreshed if due); None if Prometheus is down."""
+        self.refresh()
+        with self._lock:
+            reg = self._workloads.get(key)
+            if reg is None or self._fatal is not None:
+                return None
+            matcher = re.compile(pod_regex(reg.target))
+            values: dict[str, float] = {}
+            problems: list[str] = []
+            for metric in self._queries_of(reg):
+                text = self._assignment.get((key, metric))
+                if text is None:
+                    continue
+                if text in self._errors:
+                    problems.append(f"{metric}: {self._errors[text]}")
+                    continue
+                samples = self._results.get(text)
+                if samples is None:
+                    continue
+                per_workload = metric in reg.overrides and any(
+                    f in reg.overrides[metric] for f in PER_WORKLOAD_FIELDS)
+                mine = samples if per_workload else [
+                    s for s in samples
+                    if s.labels.get("namespace") == reg.target.namespace and _belongs(s, reg.target, matcher)
+                ]
+                if not mine:
+                    continue
+                how = DEFAULT_QUERIES[metric].reduce if metric in DEFAULT_QUERIES else "mean"
+                values[metric] = reduce_values(how, mine, self.settings.quantile)
+            return WorkloadMetrics(values, self._evaluated_at, tuple(problems))
+
+
+def _belongs(sample: Sample, target: TargetRef, pods: re.Pattern[str]) -> bool:
+    """Joins a series to a workload by pod name; training series may carry the Job name instead."""
+    pod = sample.labels.get("pod")
+    if pod is not None:
+        return pods.fullmatch(pod) is not None
+    if target.kind == "Job":
+        # Without honor_labels Prometheus renames an exported ``job`` label to ``exported_job``.
+        return target.name in (sample.labels.get("exported_job"), sample.labels.get("job"))
+    return False

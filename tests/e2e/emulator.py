@@ -1,0 +1,241 @@
+"""A workload emulator: an inference service whose latency follows its Deployment's live size.
+
+The e2e tests need a workload whose metrics respond when the operator resizes it, without GPUs. This
+process plays the role of every pod of one Deployment at once: every second it reads the Deployment
+and its Running pods from the apiserver (kwok runs them), computes a queueing model of the service
+at that size, and serves the result on ``/metrics`` under the names the real exporters use (vLLM's
+``vllm:*`` per pod, DCGM's ``DCGM_FI_DEV_GPU_UTIL``), labelled ``namespace`` and ``pod`` with the real
+pod names, so that the operator's default PromQL joins them exactly as it would in a cluster.
+
+The model (no simulator module for it existed when this was written) is M/M/c: Poisson arrivals at
+``rate`` requests/s, ``c`` = Running pods, each serving ``service_rate x gpus_per_pod`` requests/s
+with exponential service times; time to first token = a fixed ``prefill_s`` plus the queueing wait.
+Erlang's C formula gives P(wait > 0); the wait tail is P(W > t) = C * exp(-(c mu - lambda) t)
+(Kleinrock, Queueing Systems Vol. 1, section 3.5), so the TTFT CDF is known in closed form. Every
+second the histogram buckets grow by ``rate x CDF(le)``: Prometheus' ``histogram_quantile`` over
+them returns the model's percentile up to bucket interpolation. An overloaded service (lambda >= c
+mu) reports TTFT at the top bucket. ``emulator_ttft_p99_seconds`` is the model's exact p99, for tests.
+
+Run: ``python tests/e2e/emulator.py --kubeconfig K --namespace NS --deployment NAME --port P``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+BUCKETS_S = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
+"""vLLM's bucket edges for time to first token (same as simulator/metrics.py)."""
+
+
+def erlang_c(servers: int, offered_load: float) -> float:
+    """Probability that an arrival waits in an M/M/c queue (offered load a = lambda/mu < c)."""
+    if servers <= 0:
+        return 1.0
+    if offered_load >= servers:
+        return 1.0
+    # Erlang B by the stable recurrence, then C = B / (1 - rho (1 - B)).
+    b = 1.0
+    for k in range(1, servers + 1):
+        b = offered_load * b / (k + offered_load * b)
+    rho = offered_load / servers
+    return b / (1.0 - rho * (1.0 - b))
+
+
+@dataclass(frozen=True)
+class ServiceModel:
+    rate: float = 20.0
+    """Arrivals per second."""
+    service_rate: float = 8.0
+    """Requests per second one GPU serves."""
+    prefill_s: float = 0.1
+    """Fixed time to first token without queueing."""
+
+    def state(self, pods: int, gpus_per_pod: float) -> tuple[float, float, float]:
+        """(utilisation per pod, P(wait), decay rate of the wait tail, 0 when overloaded)."""
+        mu = self.service_rate * max(gpus_per_pod, 1.0)
+        if pods <= 0:
+            return 1.0, 1.0, 0.0
+        capacity = pods * mu
+        if self.rate >= capacity:
+            return 1.0, 1.0, 0.0
+        return self.rate / capacity, erlang_c(pods, self.rate / mu), capacity - self.rate
+
+    def ttft_cdf(self, t: float, pods: int, gpus_per_pod: float) -> float:
+        _, wait_p, decay = self.state(pods, gpus_per_pod)
+        if t < self.prefill_s:
+            return 0.0
+        if decay == 0.0:
+            return 0.0 if t < BUCKETS_S[-1] else 1.0
+        return 1.0 - wait_p * math.exp(-decay * (t - self.prefill_s))
+
+    def ttft_quantile(self, q: float, pods: int, gpus_per_pod: float) -> float:
+        _, wait_p, decay = self.state(pods, gpus_per_pod)
+        if decay == 0.0:
+            return math.inf
+        tail = 1.0 - q
+        return self.prefill_s + (math.log(wait_p / tail) / decay if wait_p > tail else 0.0)
+
+
+@dataclass
+class Emulator:
+    namespace: str
+    deployment: str
+    model: ServiceModel
+    pods: list[str] = field(default_factory=list)
+    gpus_per_pod: float = 1.0
+    buckets: dict[str, dict[float, float]] = field(default_factory=dict)
+    """Per pod, cumulative bucket counts: each pod's own counters, which only ever grow (a pod that
+    appears starts at zero, as a restarted vLLM would), so Prometheus' rate() sees no false resets."""
+    total: dict[str, float] = field(default_factory=dict)
+    total_sum: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def observe_cluster(self, apps, core) -> None:
+        dep = apps.read_namespaced_deployment(self.deployment, self.namespace)
+        container = dep.spec.template.spec.containers[0]
+        limits = (container.resources and container.resources.limits) or {}
+        gpus = float(limits.get("nvidia.com/gpu", 1))
+        selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
+        pods = core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        running = sorted(
+            p.metadata.name
+            for p in pods
+            if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
+        )
+        with self.lock:
+            self.pods, self.gpus_per_pod = running, gpus
+
+    def tick(self, seconds: float) -> None:
+        """Add one interval's worth of requests to the histograms."""
+        with self.lock:
+            if not self.pods:
+                return
+            n = self.model.rate * seconds / len(self.pods)  # requests spread evenly over the pods
+            cdf = {
+                le: 1.0 if math.isinf(le) else self.model.ttft_cdf(le, len(self.pods), self.gpus_per_pod)
+                for le in (*BUCKETS_S, math.inf)
+            }
+            q50 = self.model.ttft_quantile(0.5, len(self.pods), self.gpus_per_pod)
+            for pod in self.pods:
+                mine = self.buckets.setdefault(pod, dict.fromkeys(cdf, 0.0))
+                for le, f in cdf.items():
+                    mine[le] += n * f
+                self.total[pod] = self.total.get(pod, 0.0) + n
+                self.total_sum[pod] = self.total_sum.get(pod, 0.0) + n * (
+                    q50 if math.isfinite(q50) else BUCKETS_S[-1]
+                )
+
+    def exposition(self) -> str:
+        with self.lock:
+            pods = list(self.pods)
+            util, wait_p, decay = self.model.state(len(pods), self.gpus_per_pod)
+            p99 = self.model.ttft_quantile(0.99, len(pods), self.gpus_per_pod)
+            lines = [
+                "# TYPE emulator_ttft_p99_seconds gauge",
+                f'emulator_ttft_p99_seconds{{namespace="{self.namespace}"}} '
+                f"{p99 if math.isfinite(p99) else BUCKETS_S[-1]}",
+                "# TYPE emulator_running_pods gauge",
+                f'emulator_running_pods{{namespace="{self.namespace}"}} {len(pods)}',
+                "# TYPE vllm:time_to_first_token_seconds histogram",
+            ]
+            share = 1.0 / len(pods) if pods else 0.0
+            for pod in pods:
+                lab = f'namespace="{self.namespace}",pod="{pod}"'
+                for le, count in self.buckets.get(pod, {}).items():
+                    le_text = "+Inf" if math.isinf(le) else repr(le)
+                    lines.append(f'vllm:time_to_first_token_seconds_bucket{{{lab},le="{le_text}"}} {count}')
+                lines.append(f"vllm:time_to_first_token_seconds_count{{{lab}}} {self.total.get(pod, 0.0)}")
+                lines.append(f"vllm:time_to_first_token_seconds_sum{{{lab}}} {self.total_sum.get(pod, 0.0)}")
+            queue = (wait_p * util / (1.0 - util)) if decay > 0 else 100.0
+            lines.append("# TYPE vllm:request_success counter")
+            for pod in pods:
+                lines.append(
+                    f'vllm:request_success_total{{namespace="{self.namespace}",pod="{pod}"}} '
+                    f"{self.total.get(pod, 0.0)}"
+                )
+            for name, value in (
+                ("vllm:num_requests_running", util),
+                ("vllm:num_requests_waiting", queue * share),
+                ("vllm:kv_cache_usage_perc", util),
+                ("DCGM_FI_DEV_GPU_UTIL", 100.0 * util),
+            ):
+                lines.append(f"# TYPE {name} gauge")
+                for pod in pods:
+                    lines.append(f'{name}{{namespace="{self.namespace}",pod="{pod}"}} {value}')
+            return "\n".join(lines) + "\n"
+
+
+def serve(emulator: Emulator, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = emulator.exposition().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kubeconfig", required=True)
+    ap.add_argument("--namespace", required=True)
+    ap.add_argument("--deployment", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--rate", type=float, default=ServiceModel.rate)
+    ap.add_argument("--service-rate", type=float, default=ServiceModel.service_rate)
+    ap.add_argument("--prefill", type=float, default=ServiceModel.prefill_s)
+    args = ap.parse_args()
+
+    import kubernetes
+
+    client = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
+    apps, core = kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client)
+    emu = Emulator(args.namespace, args.deployment, ServiceModel(args.rate, args.service_rate, args.prefill))
+    serve(emu, args.port)
+    last = time.monotonic()
+    while True:
+        try:
+            emu.observe_cluster(apps, core)
+        except Exception as exc:  # the apiserver may be briefly busy; keep serving the last state
+            print(f"emulator: cluster read failed: {exc}", flush=True)
+        time.sleep(1.0)
+        now = time.monotonic()
+        emu.tick(now - last)
+        last = now
+
+
+if __name__ == "__main__":
+    main()

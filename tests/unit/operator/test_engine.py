@@ -1,0 +1,290 @@
+"""The operator's engine over a fake apiserver and a fake Prometheus: status, modes, safety, checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+from operator_fakes import FakeKube, deployment, fake_prometheus, node, vector
+from prometheus_client import generate_latest
+
+from controller import checkpoint as ckpt
+from controller.operator import Engine, OperatorSettings
+from controller.prometheus import PrometheusClient, PrometheusSettings
+
+DEPLOY = "/apis/apps/v1/namespaces/ml/deployments/web"
+POLICY = "/apis/autocm.io/v1alpha1/namespaces/ml/sizingpolicies/web-policy"
+PODS = [f"web-5d8f7c9b4-{s}" for s in ("aaaaa", "bbbbb")]
+
+
+def ttft(value_s: float):
+    """All requests land in the bucket whose bound is value_s: the p99 is 0.99 of the way into it."""
+
+    def responder(q: str):
+        if "time_to_first_token" in q:
+            series = []
+            for p in PODS:
+                series += [({"namespace": "ml", "pod": p, "le": str(value_s)}, 10.0),
+                           ({"namespace": "ml", "pod": p, "le": "+Inf"}, 10.0)]
+            return vector(series)
+        if "request_success" in q:
+            return vector([({"namespace": "ml", "pod": p}, 10.0) for p in PODS])
+        return vector([])
+
+    return responder
+
+
+def policy_body(mode="recommend", learner=None, generation=1, annotations=None, **spec):
+    return {
+        "apiVersion": "autocm.io/v1alpha1", "kind": "SizingPolicy",
+        "metadata": {"name": "web-policy", "namespace": "ml", "uid": "pol-uid", "generation": generation,
+                     "annotations": annotations or {}},
+        "spec": {"targetRef": {"kind": "Deployment", "name": "web"},
+                 "objective": {"metric": "ttft_p99_seconds", "target": 0.5},
+                 "knobs": {"replicas": {"min": 1, "max": 8}},
+                 "learner": learner or {"name": "static", "settings": {"config": {"replicas": 4}}},
+                 "mode": mode, "intervalSeconds": 5, **spec},
+    }
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 10_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def engine_for(prom_url: str, kube: FakeKube, clock: Clock, **settings) -> Engine:
+    s = OperatorSettings(prometheus_url=prom_url, resize_in_place=False, **settings)
+    client = PrometheusClient(prom_url, PrometheusSettings(timeout_s=1.0))
+    return Engine(kube, s, prometheus=client, clock=clock)
+
+
+def cluster(body) -> FakeKube:
+    kube = FakeKube()
+    kube.put(DEPLOY, deployment(replicas=2, gpus=1))
+    kube.put("/api/v1/nodes/n0", node("n0"))
+    kube.put(POLICY, body)
+    return kube
+
+
+def conditions(kube: FakeKube) -> dict[str, dict]:
+    return {c["type"]: c for c in kube.objects[POLICY]["status"]["conditions"]}
+
+
+def step(engine: Engine, kube: FakeKube):
+    engine.observe_body(kube.objects[POLICY])
+    return engine.step("ml/web-policy")
+
+
+def test_recommend_mode_writes_status_in_words_and_changes_nothing():
+    body = policy_body()
+    kube = cluster(body)
+    clock = Clock()
+    with fake_prometheus(ttft(1.0)) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        result = step(eng, kube)
+    assert result.outcome == "recommended"
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 2
+    # Only checkpoints and the policy's own status were written.
+    assert all("configmaps" in p or p == POLICY + "/status" for _, p, _ in kube.writes("APPLY"))
+    status = kube.objects[POLICY]["status"]
+    assert status["recommendedConfig"] == {"replicas": 4} and status["currentConfig"] == {"replicas": 2}
+    assert status["observedGeneration"] == 1
+    c = conditions(kube)
+    assert c["Ready"]["status"] == "True" and c["MetricsAvailable"]["status"] == "True"
+    assert (c["Applied"]["status"], c["Applied"]["reason"]) == ("False", "RecommendOnly")
+    assert (c["Converged"]["status"], c["Converged"]["reason"]) == ("Unknown", "NotLearning")
+    assert all(x["observedGeneration"] == 1 and x["lastTransitionTime"] for x in c.values())
+    msg = status["lastDecision"]["message"]
+    # Which metric, its value against the SLO, which knob, and that nothing was applied.
+    assert "ttft_p99_seconds=0.99" in msg and "SLO <= 0.5: missed" in msg
+    assert "replicas 2 -> 4 (recommended, not applied)" in msg
+    assert status["lastDecision"]["changes"] == {"replicas": "2 -> 4"}
+    assert any(e["reason"] == "AutocmRecommendation" for e in kube.events)
+
+
+def test_apply_mode_scales_through_the_scale_subresource_and_reports_it():
+    kube = cluster(policy_body("apply"))
+    clock = Clock()
+    with fake_prometheus(ttft(1.0)) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        assert step(eng, kube).outcome == "applied"
+        assert kube.objects[DEPLOY]["spec"]["replicas"] == 4
+        c = conditions(kube)
+        assert (c["Applied"]["status"], c["Applied"]["reason"]) == ("True", "Applied")
+        first_transition = c["Applied"]["lastTransitionTime"]
+        assert {e["reason"] for e in kube.events} >= {"AutocmResized", "AutocmApplied"}
+        scale_applies = [p for m, p, _ in kube.writes("APPLY") if p.endswith("/scale")]
+        assert scale_applies == [DEPLOY + "/scale"]
+        # The next interval: already there, nothing applied twice.
+        clock.t += 5
+        assert step(eng, kube).outcome == "unchanged"
+        assert [p for m, p, _ in kube.writes("APPLY") if p.endswith("/scale")] == scale_applies
+        assert conditions(kube)["Applied"]["lastTransitionTime"] == first_transition  # still True
+
+
+def test_prometheus_down_freezes_with_a_condition_then_recovers():
+    kube = cluster(policy_body("apply"))
+    clock = Clock()
+    with fake_prometheus(ttft(1.0)) as prom:
+        url = prom.url
+    eng = engine_for(url, kube, clock)
+    assert step(eng, kube).outcome == "frozen"
+    c = conditions(kube)
+    metrics = c["MetricsAvailable"]
+    assert (metrics["status"], metrics["reason"]) == ("False", "PrometheusUnavailable")
+    assert "unreachable" in c["MetricsAvailable"]["message"]
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 2
+    with fake_prometheus(ttft(1.0)) as prom:
+        eng.shared.client = PrometheusClient(prom.url)
+        clock.t += 5
+        assert step(eng, kube).outcome == "applied"
+    assert conditions(kube)["MetricsAvailable"]["status"] == "True"
+
+
+def test_missing_objective_metric_freezes():
+    kube = cluster(policy_body("apply"))
+    with fake_prometheus(lambda q: vector([])) as prom:
+        result = step(engine_for(prom.url, kube, Clock()), kube)
+    assert result.outcome == "frozen"
+    c = conditions(kube)["MetricsAvailable"]
+    assert c["reason"] == "MetricsMissing" and "ttft_p99_seconds" in c["message"]
+
+
+def test_conflicting_hpa_is_refused_and_pause_changes_nothing():
+    kube = cluster(policy_body("apply"))
+    kube.put("/apis/autoscaling/v2/namespaces/ml/horizontalpodautoscalers/web", {
+        "metadata": {"name": "web"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}}})
+    with fake_prometheus(ttft(1.0)) as prom:
+        clock = Clock()
+        eng = engine_for(prom.url, kube, clock)
+        assert step(eng, kube).outcome == "refused"
+        c = conditions(kube)["Ready"]
+        assert (c["status"], c["reason"]) == ("False", "ConflictingAutoscaler")
+        assert "HorizontalPodAutoscaler web" in c["message"]
+        assert kube.objects[DEPLOY]["spec"]["replicas"] == 2
+        clock.t += 5
+        assert step(eng, kube).outcome == "refused"
+        # A standing conflict is one Warning event, not one per interval.
+        assert [e["reason"] for e in kube.events].count("ConflictingAutoscaler") == 1
+
+    kube = cluster(policy_body("apply", annotations={"autocm.io/paused": "true"}))
+    with fake_prometheus(ttft(1.0)) as prom:
+        assert step(engine_for(prom.url, kube, Clock()), kube).outcome == "paused"
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 2
+    c = conditions(kube)
+    assert c["Applied"]["reason"] == "Paused" and c["Ready"]["reason"] == "Paused"
+
+    kube = cluster(policy_body("apply"))
+    with fake_prometheus(ttft(1.0)) as prom:
+        assert step(engine_for(prom.url, kube, Clock(), paused=True), kube).outcome == "paused"
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 2
+
+
+def test_invalid_spec_and_missing_workload_say_so():
+    kube = cluster(policy_body(learner={"name": "static", "settings": {"typo": 1}}))
+    with fake_prometheus(ttft(1.0)) as prom:
+        assert step(engine_for(prom.url, kube, Clock()), kube).outcome == "refused"
+    c = conditions(kube)["Ready"]
+    assert c["reason"] == "InvalidSpec" and c["message"].startswith("spec.learner.settings")
+
+    kube = cluster(policy_body())
+    del kube.objects[DEPLOY]
+    with fake_prometheus(ttft(1.0)) as prom:
+        step(engine_for(prom.url, kube, Clock()), kube)
+    c = conditions(kube)["Ready"]
+    assert c["reason"] == "WorkloadNotFound" and "Deployment ml/web not found" in c["message"]
+
+
+VCONF = {"name": "vconf", "settings": {"seed": 1, "retrain_every": 2, "model_batches": 5,
+                                       "imagined_per_load": 4}}
+
+
+def test_checkpoint_is_saved_and_a_new_engine_continues_from_it():
+    kube = cluster(policy_body("recommend", learner=VCONF))
+    clock = Clock()
+    with fake_prometheus(ttft(1.0)) as prom:
+        eng = engine_for(prom.url, kube, clock, checkpoint_every_s=1.0)
+        for _ in range(4):
+            step(eng, kube)
+            clock.t += 5
+        cm_path = "/api/v1/namespaces/ml/configmaps/" + ckpt.configmap_name("web-policy")
+        assert cm_path in kube.objects
+        saved = ckpt.decode(ckpt.blob_of(kube.objects[cm_path]), "vconf")
+        assert kube.objects[cm_path]["metadata"]["ownerReferences"][0]["uid"] == "pol-uid"
+        before = eng.runners["ml/web-policy"].learner.state_dict()
+        # A restarted operator: a fresh engine restores the learner from the ConfigMap.
+        eng2 = engine_for(prom.url, kube, clock)
+        step(eng2, kube)
+    runner = eng2.runners["ml/web-policy"]
+    assert runner.restored and runner.restored.startswith("configmap/autocm-checkpoint-web-policy")
+    assert saved.state["weights"] == before["weights"]
+    assert kube.objects[POLICY]["status"]["checkpoint"]["restoredFrom"] == runner.restored
+
+
+def test_a_mismatched_pretrained_checkpoint_is_ignored_with_a_warning():
+    kube = cluster(policy_body(learner={**VCONF, "checkpoint": "configmap/pretrained"}))
+    from learners.space import ConfigSpace, Knob
+
+    other = ConfigSpace.of(Knob("replicas", 1, 32))
+    blob = ckpt.encode("vconf", other, {})
+    kube.put("/api/v1/namespaces/ml/configmaps/pretrained",
+             ckpt.configmap_body("pretrained", "ml", blob, "vconf", other))
+    with fake_prometheus(ttft(1.0)) as prom:
+        step(engine_for(prom.url, kube, Clock()), kube)
+    warnings = [e for e in kube.events if e["reason"] == "CheckpointIgnored"]
+    assert warnings and "trained for knobs" in warnings[0]["message"]
+
+
+def test_operator_metrics_expose_decisions_rewards_and_config():
+    kube = cluster(policy_body("apply"))
+    with fake_prometheus(ttft(1.0)) as prom:
+        eng = engine_for(prom.url, kube, Clock())
+        step(eng, kube)
+    text = generate_latest(eng.telemetry.registry).decode()
+    assert 'autocm_operator_decisions_total{namespace="ml",outcome="applied",policy="web-policy"} 1.0' in text
+    assert ('autocm_operator_recommended_config{knob="replicas",namespace="ml",policy="web-policy"} 4.0'
+            in text)
+    assert 'autocm_operator_applied_config{knob="replicas",namespace="ml",policy="web-policy"} 4.0' in text
+    assert "autocm_operator_reward{" in text and "autocm_operator_loop_duration_seconds_count 1.0" in text
+    assert 'autocm_operator_prometheus_queries_total{metric="ttft_p99_seconds",result="ok"} 1.0' in text
+    eng.forget("ml/web-policy")
+    assert 'policy="web-policy"' not in generate_latest(eng.telemetry.registry).decode()
+
+
+@pytest.mark.parametrize("status", [500, 409])
+def test_apiserver_errors_become_a_condition_and_the_next_step_retries(status):
+    kube = cluster(policy_body("apply"))
+    clock = Clock()
+    with fake_prometheus(ttft(1.0)) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        kube.fail_next = [status]  # the scale apply fails once (after the Kube client's own retries)
+        assert step(eng, kube).outcome == "error"
+        assert conditions(kube)["Applied"]["reason"] == "ApplyFailed"
+        assert kube.objects[DEPLOY]["spec"]["replicas"] == 2
+        clock.t += 5
+        assert step(eng, kube).outcome == "applied"
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 4
+
+
+def test_a_learner_that_refuses_the_space_is_an_invalid_spec():
+    body = policy_body(learner={"name": "hpa"})
+    body["spec"]["knobs"] = {"batchSize": {"min": 8, "max": 64, "step": 8}}  # hpa needs replicas
+    kube = cluster(body)
+    with fake_prometheus(ttft(1.0)) as prom:
+        assert step(engine_for(prom.url, kube, Clock()), kube).outcome == "refused"
+    c = conditions(kube)["Ready"]
+    assert c["reason"] == "InvalidSpec" and "needs a 'replicas' knob" in c["message"]
+
+
+def test_status_fields_a_step_no_longer_writes_disappear():
+    kube = cluster(policy_body("apply"))
+    clock = Clock()
+    with fake_prometheus(ttft(1.0)) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        step(eng, kube)
+        assert kube.objects[POLICY]["status"]["lastDecision"]["changes"] == {"replicas": "2 -> 4"}
+        clock.t += 5
+        step(eng, kube)
+    assert "changes" not in kube.objects[POLICY]["status"]["lastDecision"]
+    assert "keep the current configuration" in kube.objects[POLICY]["status"]["lastDecision"]["message"]

@@ -1,0 +1,260 @@
+"""The Kubernetes actuator on an in-memory API: what it reads, what it applies, what it refuses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes.client import ApiException
+from operator_fakes import FakeKube, deployment, node, pod
+
+from controller.kube import (
+    FIELD_MANAGER,
+    RESOURCES_ANNOTATION,
+    RESTARTS_ANNOTATION,
+    Kube,
+    KubeSettings,
+    WorkloadActuator,
+    free_gpu_slots,
+    other_scalers,
+    parse_quantity,
+    quota_room,
+    read_config,
+)
+from controller.policy import parse
+
+DEPLOY = "/apis/apps/v1/namespaces/ml/deployments/web"
+
+
+def policy(knobs=None, kind="Deployment", **extra):
+    spec = {
+        "targetRef": {"kind": kind, "name": "web"},
+        "objective": {"metric": "ttft_p99_seconds", "target": 0.5},
+        "knobs": knobs or {"replicas": {"min": 1, "max": 8}, "gpusPerReplica": {"choices": [1, 2, 4]},
+                           "batchSize": {"min": 8, "max": 64, "step": 8}},
+        "learner": {"name": "static"},
+        **extra,
+    }
+    return parse(spec, "ml", "web-policy")
+
+
+@pytest.mark.parametrize(("q", "value"), [("500m", 0.5), ("2", 2.0), ("1Gi", 2**30), ("1e3", 1000.0),
+                                          ("1.5G", 1.5e9), ("128Mi", 128 * 2**20)])
+def test_quantities(q, value):
+    assert parse_quantity(q) == pytest.approx(value)
+
+
+def test_read_config_from_the_pod_template():
+    p = policy({"replicas": {"min": 1, "max": 8}, "gpusPerReplica": {"choices": [1, 2]},
+                "batchSize": {"min": 8, "max": 64, "step": 8}, "cpu": {"min": 250, "max": 4000, "step": 250},
+                "memory": {"min": 512, "max": 8192, "step": 512}, "maxConcurrency": {"min": 1, "max": 64}})
+    got = read_config(deployment(replicas=3, gpus=2, batch=16), p)
+    # maxConcurrency is not in the template: the knob's default (its lower bound).
+    assert got == {"replicas": 3, "gpus_per_replica": 2, "max_batch_size": 16, "cpu_millicores": 500,
+                   "memory_mib": 1024, "max_concurrency": 1}
+
+
+def test_replicas_go_through_the_scale_subresource_and_template_knobs_through_apply():
+    kube = FakeKube()
+    kube.put(DEPLOY, deployment())
+    for i in range(2):
+        kube.put(f"/api/v1/nodes/n{i}", node(f"n{i}"))
+    act = WorkloadActuator(kube, policy())
+    act.apply("ml/web", {"replicas": 3, "gpus_per_replica": 2, "max_batch_size": 32}, "SLO missed")
+    applies = kube.writes("APPLY")
+    scale = [b for m, p, b in applies if p == DEPLOY + "/scale"]
+    assert scale == [{"apiVersion": "autoscaling/v1", "kind": "Scale",
+                      "metadata": {"name": "web", "namespace": "ml"}, "spec": {"replicas": 3}}]
+    (template,) = [b for m, p, b in applies if p == DEPLOY]
+    container = template["spec"]["template"]["spec"]["containers"][0]
+    # Only the fields autocm owns: GPUs (requests == limits for extended resources) and the env contract.
+    assert container == {"name": "server",
+                         "resources": {"requests": {"nvidia.com/gpu": "2"},
+                                       "limits": {"nvidia.com/gpu": "2"}},
+                         "env": [{"name": "AUTOCM_BATCH_SIZE", "value": "32"}]}
+    assert read_config(kube.objects[DEPLOY], act.policy) == {"replicas": 3, "gpus_per_replica": 2,
+                                                            "max_batch_size": 32}
+    (event,) = kube.events
+    assert event["reason"] == "AutocmResized" and event["involvedObject"]["name"] == "web"
+    assert "replicas 2 -> 3" in event["message"] and "batchSize 8 -> 32" in event["message"]
+    assert event["message"].endswith("SLO missed")
+
+
+def test_applying_the_current_config_changes_nothing():
+    kube = FakeKube()
+    kube.put(DEPLOY, deployment())
+    WorkloadActuator(kube, policy()).apply("ml/web", {"replicas": 2, "gpus_per_replica": 1,
+                                                       "max_batch_size": 8}, "keep")
+    assert kube.writes() == [] and kube.events == []
+
+
+def test_scale_up_is_cut_to_the_gpus_that_fit():
+    kube = FakeKube()
+    kube.put(DEPLOY, deployment(replicas=2, gpus=4))
+    kube.put("/api/v1/nodes/n0", node("n0"))
+    kube.put("/api/v1/nodes/n1", node("n1"))
+    # n0 is full (8 used), n1 has 4 free: one more 4-GPU pod fits.
+    kube.put("/api/v1/namespaces/ml/pods/web-a", pod("web-a", "ml", 4, "n0", {"app": "web"}))
+    kube.put("/api/v1/namespaces/ml/pods/web-b", pod("web-b", "ml", 4, "n0", {"app": "web"}))
+    kube.put("/api/v1/namespaces/ml/pods/x", pod("x", "ml", 4, "n1"))
+    act = WorkloadActuator(kube, policy())
+    act.apply("ml/web", {"replicas": 6, "gpus_per_replica": 4, "max_batch_size": 8}, "more")
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 3
+    assert any("only 1 more pod(s) of 4 GPU(s) fit" in n for n in act.notes)
+
+
+def test_no_scale_up_while_gpu_pods_are_pending_or_quota_is_full():
+    kube = FakeKube()
+    kube.put(DEPLOY, deployment(replicas=2, gpus=1))
+    kube.put("/api/v1/nodes/n0", node("n0"))
+    kube.put("/api/v1/namespaces/other/pods/big", pod("big", "other", 8, None,
+                                                      pending_msg="0/1 nodes: Insufficient nvidia.com/gpu"))
+    act = WorkloadActuator(kube, policy())
+    act.apply("ml/web", {"replicas": 4, "gpus_per_replica": 1, "max_batch_size": 8}, "more")
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 2 and kube.writes() == []
+    assert "cannot schedule" in act.notes[0] and "other/big" in act.notes[0]
+
+    del kube.objects["/api/v1/namespaces/other/pods/big"]
+    kube.put("/api/v1/namespaces/ml/resourcequotas/gpus", {
+        "metadata": {"name": "gpus"}, "spec": {"hard": {"requests.nvidia.com/gpu": "3"}},
+        "status": {"hard": {"requests.nvidia.com/gpu": "3"}, "used": {"requests.nvidia.com/gpu": "2"}}})
+    act.apply("ml/web", {"replicas": 4, "gpus_per_replica": 1, "max_batch_size": 8}, "more")
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 2
+    assert "ResourceQuota gpus" in act.notes[0] and "room for 1" in act.notes[0]
+    # Scaling down never needs room.
+    act.apply("ml/web", {"replicas": 1, "gpus_per_replica": 1, "max_batch_size": 8}, "less")
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 1
+
+
+def test_free_slots_and_quota_helpers():
+    nodes = [node("a", 8), node("b", 8), {**node("c", 8), "spec": {"unschedulable": True}}]
+    pods = [pod("p", "ns", 3, "a"), pod("q", "ns", 8, "b"), {**pod("done", "ns", 8, "a"),
+                                                              "status": {"phase": "Succeeded"}}]
+    assert free_gpu_slots(nodes, pods, 2) == 2  # a has 5 free -> 2 pods of 2; b full; c cordoned
+    assert free_gpu_slots(nodes, pods, 8) == 0
+    quota = [{"metadata": {"name": "q"}, "status": {"hard": {"pods": "10"}, "used": {"pods": "10"}}}]
+    assert "pods" in quota_room(quota, 0, 1)
+    assert quota_room(quota, 5, 0) is None
+
+
+def test_rollback_when_new_pods_stay_pending():
+    kube = FakeKube()
+    kube.put(DEPLOY, deployment(replicas=2, gpus=1))
+    kube.put("/api/v1/nodes/n0", node("n0"))
+    now = [1000.0]
+    act = WorkloadActuator(kube, policy(guards={"pendingTimeoutSeconds": 30}), clock=lambda: now[0])
+    act.apply("ml/web", {"replicas": 4, "gpus_per_replica": 1, "max_batch_size": 8}, "more")
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 4
+    kube.put("/api/v1/namespaces/ml/pods/web-new", pod("web-new", "ml", 1, None, {"app": "web"},
+                                                       pending_msg="0/1 nodes are available"))
+    now[0] += 10
+    assert act.stuck_scale_up() is None  # not yet: still within the timeout
+    now[0] += 25
+    before, why = act.stuck_scale_up()
+    assert before["replicas"] == 2 and "web-new" in why and "0/1 nodes are available" in why
+
+
+def test_other_autoscalers_are_found_and_vpa_off_is_not_a_conflict():
+    kube = FakeKube()
+    kube.put("/apis/autoscaling/v2/namespaces/ml/horizontalpodautoscalers/h", {
+        "metadata": {"name": "h"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}}})
+    kube.put("/apis/autoscaling/v2/namespaces/ml/horizontalpodautoscalers/other", {
+        "metadata": {"name": "other"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "db"}}})
+    kube.put("/apis/autoscaling.k8s.io/v1/namespaces/ml/verticalpodautoscalers/v", {
+        "metadata": {"name": "v"}, "spec": {"targetRef": {"kind": "Deployment", "name": "web"},
+                                            "updatePolicy": {"updateMode": "Off"}}})
+    kube.put("/apis/keda.sh/v1alpha1/namespaces/ml/scaledobjects/k", {
+        "metadata": {"name": "k"}, "spec": {"scaleTargetRef": {"name": "web"}}})
+    found = other_scalers(kube, policy().target)
+    assert found == ["HorizontalPodAutoscaler h", "KEDA ScaledObject k"]
+    # Without VPA/KEDA CRDs (404 on their lists) only the HPA check remains.
+    assert other_scalers(FakeKube(), policy().target) == []
+
+
+def test_in_place_resize_patches_every_pod_and_records_the_values():
+    kube = FakeKube()
+    kube.put(DEPLOY, deployment(cpu="500m", memory="1Gi"))
+    for name in ("web-a", "web-b"):
+        kube.put(f"/api/v1/namespaces/ml/pods/{name}", pod(name, "ml", 1, "n0", {"app": "web"}))
+    p = policy({"replicas": {"min": 1, "max": 4}, "cpu": {"min": 250, "max": 2000, "step": 250},
+                "memory": {"min": 512, "max": 4096, "step": 512}})
+    act = WorkloadActuator(kube, p, in_place_resize=True)
+    act.apply("ml/web", {"replicas": 2, "cpu_millicores": 1000, "memory_mib": 2048}, "cpu bound")
+    resizes = kube.writes("RESIZE")
+    assert [path for _, path, _ in resizes] == ["/api/v1/namespaces/ml/pods/web-a/resize",
+                                                 "/api/v1/namespaces/ml/pods/web-b/resize"]
+    # Strategic merge body; memory had a limit, so the limit moves with the request; cpu had none.
+    assert resizes[0][2] == {"spec": {"containers": [{"name": "server", "resources": {
+        "requests": {"cpu": "1000m", "memory": "2048Mi"}, "limits": {"memory": "2048Mi"}}}]}}
+    tpl = kube.objects[DEPLOY]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert tpl["requests"]["cpu"] == "500m"  # the template is untouched: no rollout
+    annotation = json.loads(kube.objects[DEPLOY]["metadata"]["annotations"][RESOURCES_ANNOTATION])
+    assert annotation == {"cpu": "1000m", "memory": "2048Mi"}
+    assert act.current() == {"replicas": 2, "cpu_millicores": 1000, "memory_mib": 2048}
+
+
+def test_without_pods_resize_cpu_goes_through_the_template():
+    kube = FakeKube()
+    kube.put(DEPLOY, deployment(cpu="500m"))
+    p = policy({"cpu": {"min": 250, "max": 2000, "step": 250}})
+    WorkloadActuator(kube, p, in_place_resize=False).apply("ml/web", {"cpu_millicores": 750}, "x")
+    assert kube.writes("RESIZE") == []
+    assert kube.objects[DEPLOY]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] \
+        == "750m"
+
+
+def test_job_template_change_recreates_the_job_and_parallelism_is_patched():
+    path = "/apis/batch/v1/namespaces/ml/jobs/web"
+    job = deployment()
+    job.update({"apiVersion": "batch/v1", "kind": "Job"})
+    uid_label = {"batch.kubernetes.io/controller-uid": "u1"}
+    job["spec"] = {"parallelism": 2, "selector": {"matchLabels": uid_label},
+                   "template": {**job["spec"]["template"], "metadata": {"labels": {
+                       "batch.kubernetes.io/controller-uid": "u1", "team": "ml"}}}}
+    kube = FakeKube()
+    kube.put(path, job)
+    kube.put("/api/v1/nodes/n0", node("n0"))  # the job's pods hold 1 GPU each: room for 6 more
+    p = policy({"replicas": {"min": 1, "max": 8}, "batchSize": {"min": 8, "max": 64, "step": 8}}, kind="Job",
+               workload="training", objective={"metric": "throughput_samples_per_second", "target": 100})
+    act = WorkloadActuator(kube, p)
+    act.apply("ml/web", {"replicas": 4, "batch_size": 8}, "elastic")
+    assert [m for m, _, _ in kube.writes()] == ["APPLY"]
+    assert kube.objects[path]["spec"]["parallelism"] == 4
+    act.apply("ml/web", {"replicas": 4, "batch_size": 16}, "bigger batch")
+    kinds = [m for m, _, _ in kube.writes()]
+    assert kinds[-2:] == ["DELETE", "APPLY"]
+    new = kube.objects[path]
+    assert "selector" not in new["spec"]  # the apiserver generates a new one
+    assert new["spec"]["template"]["metadata"]["labels"] == {"team": "ml"}
+    assert new["metadata"]["annotations"][RESTARTS_ANNOTATION] == "1"
+    env = {e["name"]: e["value"] for e in new["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env == {"MODEL": "llama", "AUTOCM_BATCH_SIZE": "16"}
+    assert new["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm:latest"
+
+
+class FlakyApiClient:
+    """Stands in for kubernetes.client.ApiClient.call_api: fails with the given statuses, then answers."""
+
+    def __init__(self, statuses):
+        self.statuses = list(statuses)
+        self.calls = []
+
+    def call_api(self, path, method, **kw):
+        self.calls.append((method, path, kw["header_params"]["Content-Type"], kw["query_params"]))
+        if self.statuses:
+            raise ApiException(status=self.statuses.pop(0))
+        return {"ok": True}
+
+
+def test_transient_errors_are_retried_and_others_are_not():
+    client = FlakyApiClient([503, 500])
+    kube = Kube(client, KubeSettings(retry_backoff_s=0.0))
+    assert kube.apply("/x", {"a": 1}) == {"ok": True}
+    assert len(client.calls) == 3
+    method, _, ctype, query = client.calls[0]
+    assert (method, ctype) == ("PATCH", "application/apply-patch+yaml")
+    assert ("fieldManager", FIELD_MANAGER) in query and ("force", "true") in query
+    client = FlakyApiClient([422])
+    with pytest.raises(ApiException):
+        Kube(client, KubeSettings(retry_backoff_s=0.0)).apply("/x", {})
+    assert len(client.calls) == 1

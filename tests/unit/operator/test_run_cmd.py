@@ -1,0 +1,55 @@
+"""The ``run`` and ``push-checkpoint`` commands: flags, and the upload's checks against the policy."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+from operator_fakes import FakeKube
+
+from controller import checkpoint as ckpt
+from controller import run_cmd
+from controller.policy import parse
+from learners.space import ConfigSpace, Knob
+
+POLICY = "/apis/autocm.io/v1alpha1/namespaces/ml/sizingpolicies/web"
+SPEC = {"targetRef": {"kind": "Deployment", "name": "web"},
+        "objective": {"metric": "ttft_p99_seconds", "target": 0.5},
+        "knobs": {"replicas": {"min": 1, "max": 8}},
+        "learner": {"name": "vconf", "checkpoint": "configmap/pretrained"}}
+
+
+def test_run_help_lists_the_documented_flags():
+    out = CliRunner().invoke(run_cmd.run, ["--help"]).output
+    for flag in ("--kubeconfig", "--namespace", "--prometheus", "--interval", "--standalone / --peering",
+                 "--metrics-port", "--pause"):
+        assert flag in out
+
+
+def test_run_requires_a_prometheus_url():
+    result = CliRunner().invoke(run_cmd.run, [], env={"AUTOCM_PROMETHEUS_URL": ""})
+    assert result.exit_code == 2 and "--prometheus" in result.output
+
+
+def push(tmp_path, monkeypatch, space: ConfigSpace, learner: str = "vconf"):
+    kube = FakeKube()
+    kube.put(POLICY, {"metadata": {"name": "web", "namespace": "ml"}, "spec": SPEC})
+    monkeypatch.setattr(run_cmd, "_api_client", lambda kubeconfig: None)
+    monkeypatch.setattr("controller.kube.Kube", lambda client: kube)
+    path = tmp_path / "ckpt.bin"
+    path.write_bytes(ckpt.encode(learner, space, {"epsilon": 0.1}))
+    result = CliRunner().invoke(run_cmd.push_checkpoint, [str(path), "--policy", "web", "-n", "ml"])
+    return kube, result
+
+
+def test_push_checkpoint_uploads_to_the_configmap_the_policy_names(tmp_path, monkeypatch):
+    space = parse(SPEC, "ml", "web").space
+    kube, result = push(tmp_path, monkeypatch, space)
+    assert result.exit_code == 0, result.output
+    assert "to configmap/pretrained in ml" in result.output
+    cm = kube.objects["/api/v1/namespaces/ml/configmaps/pretrained"]
+    assert ckpt.decode(ckpt.blob_of(cm), "vconf", space).state == {"epsilon": 0.1}
+
+
+def test_push_checkpoint_refuses_other_knobs(tmp_path, monkeypatch):
+    kube, result = push(tmp_path, monkeypatch, ConfigSpace.of(Knob("replicas", 1, 16)))
+    assert result.exit_code == 1 and "trained for knobs" in result.output
+    assert "/api/v1/namespaces/ml/configmaps/pretrained" not in kube.objects
