@@ -88,7 +88,7 @@ def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int 
     if list_:
         for name, path in sc.bundled().items():
             s = sc.load(path)
-            first = s.raw["description"].strip().splitlines()[0]
+            first = s.raw["description"].strip().split(". ")[0].rstrip(".") + "."
             click.echo(f"{name:28s} {first}")
         return
     if scenario is None:

@@ -11,6 +11,7 @@ _MODULES = (
     "learners.baselines.hpa",
     "learners.baselines.kpa",
     "learners.baselines.vpa",
+    "learners.vconf",
 )
 
 for _name in _MODULES:

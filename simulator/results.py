@@ -41,9 +41,11 @@ class Estimate:
     def format(self, digits: int = 3) -> str:
         if not math.isfinite(self.mean):
             return "n/a"
+        text = f"{self.mean:,.0f}" if abs(self.mean) >= 1000 else f"{self.mean:.{digits}g}"
         if self.n < 2 or not math.isfinite(self.half_width) or self.half_width == 0:
-            return f"{self.mean:.{digits}g}"
-        return f"{self.mean:.{digits}g} ± {self.half_width:.2g}"
+            return text
+        half = f"{self.half_width:,.0f}" if abs(self.half_width) >= 1000 else f"{self.half_width:.2g}"
+        return f"{text} ± {half}"
 
 
 def estimate(values: Sequence[float], confidence: float = 0.95) -> Estimate:

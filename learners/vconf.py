@@ -1,0 +1,288 @@
+"""VCONF-style model-based reinforcement learning for auto-configuration.
+
+After Rao, Bu, Xu, Wang and Yin, "VCONF: a reinforcement learning approach to virtual machines
+auto-configuration" (ICAC 2009), adapted to GPU workloads:
+
+- **actions**: increase, decrease or keep each knob by one step (``ConfigSpace.step_moves``);
+- **reward**: the SLO-based :class:`~learners.Objective` (performance against the SLO minus the
+  cost of what is held, minus penalties for violations and restarts), computed by the control loop;
+- **Q-function**: a small neural network (torch) from (configuration, load) to one value per action;
+- **model-based initialisation**: a second network learns the workload's *performance model*
+  (configuration and load -> SLO attainment) from observed samples. Before acting, and periodically
+  online, the learner generates simulated transitions from that model and trains Q on them in batch
+  (VCONF initialises its policy from a model learned offline, then refines online);
+- **exploration**: epsilon-greedy, decaying per decision, re-opened when the workload changes
+  (the load moves outside what the learner has seen recently).
+
+The learner sees only what the control loop gives it (Observations), so the same object runs in
+``autocm sim`` and in the operator, and ``state_dict`` round-trips it through a checkpoint.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from learners.base import register
+from learners.features import Encoder
+from learners.objective import Objective
+from learners.space import Config, ConfigSpace
+from learners.types import Action, Convergence, Observation, Verdict
+
+
+@dataclass(frozen=True)
+class VconfSettings:
+    gamma: float = 0.8
+    """Discount per control interval. VCONF used 0.8; a few intervals of look-ahead covers cold starts."""
+    hidden: int = 64
+    """Width of the two hidden layers of both networks (VCONF used one small hidden layer)."""
+    lr: float = 3e-3
+    epsilon_start: float = 0.3
+    epsilon_min: float = 0.02
+    epsilon_decay: float = 0.97
+    """Per-decision multiplicative decay of exploration."""
+    reopen_epsilon: float = 0.15
+    """Exploration re-opened to this when the load leaves the recently seen range."""
+    load_shift: float = 0.5
+    """Relative change of request rate against its recent mean that counts as a workload change."""
+    model_batches: int = 300
+    """Gradient steps of batch training on model-generated experience per (re)training."""
+    retrain_every: int = 10
+    """Retrain model and Q from experience every this many observed transitions."""
+    imagined_per_load: int = 48
+    """Simulated transitions generated per remembered load level per retraining."""
+    memory: int = 4000
+    """Real transitions kept for model fitting (oldest dropped)."""
+    target_sync: int = 50
+    """Gradient steps between target-network refreshes (stabilises bootstrapped targets)."""
+    seed: int = 0
+    converge_residual: float = 0.05
+    """TD residual (relative to the reward scale) under which, with a stable policy, Q is converged."""
+
+
+class _MLP(nn.Module):
+    def __init__(self, width: int, hidden: int, out: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+                                 nn.Linear(hidden, out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Vconf:
+    """Model-based RL over per-knob step actions with a neural Q-function."""
+
+    name = "vconf"
+    uses_guard_rails = True
+
+    def __init__(self, space: ConfigSpace, objective: Objective,
+                 settings: VconfSettings | None = None) -> None:
+        self.space = space
+        self.objective = objective
+        self.s = settings or VconfSettings()
+        self.rng = np.random.default_rng(self.s.seed)
+        torch.manual_seed(self.s.seed)
+        self.moves = list(space.step_moves())
+        self.enc = Encoder(space)
+        self.q = _MLP(self.enc.width, self.s.hidden, len(self.moves))
+        self.q_target = _MLP(self.enc.width, self.s.hidden, len(self.moves))
+        self.q_target.load_state_dict(self.q.state_dict())
+        self.model = _MLP(self.enc.width, self.s.hidden, 1)  # (config, load) -> predicted shortfall
+        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.s.lr)
+        self.m_opt = torch.optim.Adam(self.model.parameters(), lr=self.s.lr)
+        self.epsilon = self.s.epsilon_start
+        self.samples: deque[tuple[np.ndarray, float]] = deque(maxlen=self.s.memory)
+        self.loads: deque[dict[str, float]] = deque(maxlen=64)
+        self.residuals: deque[float] = deque(maxlen=20)
+        self.greedy_history: deque[int] = deque(maxlen=20)
+        self.steps = 0
+        self.transitions = 0
+        self.trained = False
+
+    # --- the performance model ---------------------------------------------------------------
+    def predicted_shortfall(self, configs: list[Config], load: Mapping[str, float]) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.from_numpy(self.enc.encode_many(configs, load))
+            return torch.sigmoid(self.model(x)).squeeze(-1).numpy()
+
+    def _fit_model(self) -> None:
+        if len(self.samples) < 4:
+            return
+        xs = torch.from_numpy(np.stack([x for x, _ in self.samples]))
+        ys = torch.tensor([[y] for _, y in self.samples], dtype=torch.float32)
+        for _ in range(self.s.model_batches):
+            idx = torch.from_numpy(self.rng.integers(0, len(xs), size=min(64, len(xs))))
+            loss = nn.functional.binary_cross_entropy_with_logits(self.model(xs[idx]), ys[idx])
+            self.m_opt.zero_grad()
+            loss.backward()
+            self.m_opt.step()
+
+    def _imagined_reward(self, configs: list[Config], load: Mapping[str, float], restarts: list[bool],
+                         interval_s: float) -> np.ndarray:
+        short = self.predicted_shortfall(configs, load)
+        out = np.empty(len(configs), dtype=np.float32)
+        for i, cfg in enumerate(configs):
+            attainment = self.objective.attainment - self.objective.miss_budget * float(short[i])
+            obs = Observation(0.0, cfg, {"slo_attainment": attainment}, interval_s=interval_s)
+            out[i] = self.objective.reward(obs, restarted=restarts[i])
+        return out
+
+    def _train_q_on_model(self, interval_s: float) -> None:
+        """Fitted Q iteration on transitions imagined from the performance model."""
+        if not self.loads:
+            return
+        states, nexts, rewards = [], [], []
+        for load in self.loads:
+            for _ in range(self.s.imagined_per_load):
+                cfg = {k.name: k.values[self.rng.integers(len(k.values))] for k in self.space.knobs}
+                for move in self.moves:
+                    nxt = self.space.move(cfg, move)
+                    states.append(self.enc.encode(cfg, load))
+                    nexts.append((nxt, load, any(self.space[n].restarts for n in move) and nxt != cfg))
+        configs = [n for n, _, _ in nexts]
+        # rewards grouped by load for the model call
+        rewards = np.empty(len(configs), dtype=np.float32)
+        per = self.s.imagined_per_load * len(self.moves)
+        for li, load in enumerate(self.loads):
+            sl = slice(li * per, (li + 1) * per)
+            rewards[sl] = self._imagined_reward(configs[sl], load, [r for _, _, r in nexts[sl]], interval_s)
+        x = torch.from_numpy(np.stack(states))
+        x_next = torch.from_numpy(np.stack([self.enc.encode(c, ld) for c, ld, _ in nexts]))
+        r = torch.from_numpy(rewards)
+        action_idx = torch.tensor([i % len(self.moves) for i in range(len(configs))])
+        scale = float(r.abs().mean()) + 1.0
+        for step in range(self.s.model_batches):
+            idx = torch.from_numpy(self.rng.integers(0, len(x), size=min(256, len(x))))
+            with torch.no_grad():
+                target = r[idx] / scale + self.s.gamma * self.q_target(x_next[idx]).max(dim=1).values
+            pred = self.q(x[idx]).gather(1, action_idx[idx].unsqueeze(1)).squeeze(1)
+            loss = nn.functional.smooth_l1_loss(pred, target)
+            self.q_opt.zero_grad()
+            loss.backward()
+            self.q_opt.step()
+            if step % self.s.target_sync == 0:
+                self.q_target.load_state_dict(self.q.state_dict())
+        self.q_target.load_state_dict(self.q.state_dict())
+        self.reward_scale = scale
+        self.trained = True
+
+    # --- the Learner interface -----------------------------------------------------------------
+    def decide(self, obs: Observation) -> Action:
+        load = self.enc.load_of(obs)
+        self._note_load(load)
+        current = self.space.clip(obs.config)
+        if not self.trained and self.samples:
+            self._fit_model()
+            self._train_q_on_model(obs.interval_s)
+        with torch.no_grad():
+            qs = self.q(torch.from_numpy(self.enc.encode(current, load))).numpy()
+        greedy = int(np.argmax(qs))
+        self.greedy_history.append(greedy)
+        self.steps += 1
+        if self.rng.random() < self.epsilon:
+            choice = int(self.rng.integers(len(self.moves)))
+            why = f"exploring (epsilon {self.epsilon:.2f})"
+        else:
+            choice = greedy
+            why = "greedy"
+        self.epsilon = max(self.s.epsilon_min, self.epsilon * self.s.epsilon_decay)
+        move = self.moves[choice]
+        target = self.space.move(current, move)
+        if not move:
+            text = "keep the configuration"
+        else:
+            (knob, d), = move.items()
+            text = f"{'increase' if d > 0 else 'decrease'} {knob} to {target[knob]:g}"
+        att = obs.metric("slo_attainment")
+        return Action(target, f"{text} ({why}; SLO attainment {att:.3f}, "
+                              f"load {load.get('request_rate_per_second', 0):.2f} req/s)")
+
+    def _note_load(self, load: dict[str, float]) -> None:
+        rate = load.get("request_rate_per_second", 0.0)
+        if self.loads:
+            recent = np.mean([ld.get("request_rate_per_second", 0.0) for ld in list(self.loads)[-10:]])
+            if recent > 0 and abs(rate - recent) / recent > self.s.load_shift:
+                self.epsilon = max(self.epsilon, self.s.reopen_epsilon)
+        self.enc.observe_scale(load)
+        self.loads.append(load)
+
+    def learn(self, prev: Observation, action: Action, reward: float, obs: Observation) -> None:
+        load = self.enc.load_of(prev)
+        # the performance model learns how far the executed configuration fell short at that load,
+        # in units of the SLO's miss budget (0: met; 1: missed by a whole budget or more)
+        shortfall = self.objective.shortfall(obs) / self.objective.miss_budget
+        self.samples.append((self.enc.encode(action.target, load), min(1.0, shortfall)))
+        self.transitions += 1
+        # online TD update on the real transition
+        cur = self.space.clip(prev.config)
+        move = {n: self.space[n].index(action.target[n]) - self.space[n].index(cur[n])
+                for n in self.space.names if action.target.get(n) != cur.get(n)}
+        move = {n: int(np.sign(d)) for n, d in move.items()}
+        a = self.moves.index(move) if move in self.moves else 0
+        scale = getattr(self, "reward_scale", abs(reward) + 1.0)
+        x = torch.from_numpy(self.enc.encode(cur, load))
+        x_next = torch.from_numpy(self.enc.encode(obs.config, self.enc.load_of(obs)))
+        with torch.no_grad():
+            target = reward / scale + self.s.gamma * self.q_target(x_next).max()
+        pred = self.q(x)[a]
+        self.residuals.append(abs(float(pred.detach()) - float(target)))
+        loss = nn.functional.smooth_l1_loss(pred, target)
+        self.q_opt.zero_grad()
+        loss.backward()
+        self.q_opt.step()
+        if self.transitions % self.s.retrain_every == 0:
+            self._fit_model()
+            self._train_q_on_model(obs.interval_s)
+
+    def convergence(self) -> Convergence:
+        if len(self.residuals) < 5:
+            return Convergence(Verdict.EXPLORING, samples=self.transitions)
+        res = float(np.mean(self.residuals))
+        hist = list(self.greedy_history)
+        stability = hist.count(hist[-1]) / len(hist) if hist else math.nan
+        if res < self.s.converge_residual and stability >= 0.9 and self.epsilon <= self.s.epsilon_min * 1.5:
+            verdict = Verdict.CONVERGED
+        elif len(self.residuals) >= 10 and np.mean(list(self.residuals)[-5:]) > 4 * np.mean(
+                list(self.residuals)[:5]) + 1.0:
+            verdict = Verdict.DIVERGING
+        elif self.epsilon > 2 * self.s.epsilon_min:
+            verdict = Verdict.EXPLORING
+        else:
+            verdict = Verdict.CONVERGING
+        return Convergence(verdict, residual=res, policy_stability=stability, samples=self.transitions)
+
+    def state_dict(self) -> dict[str, Any]:
+        buf = io.BytesIO()
+        torch.save({"q": self.q.state_dict(), "model": self.model.state_dict()}, buf)
+        return {"learner": self.name, "settings": asdict(self.s), "knobs": list(self.space.names),
+                "epsilon": self.epsilon, "scale": self.enc.state_dict(), "trained": self.trained,
+                "reward_scale": getattr(self, "reward_scale", 1.0),
+                "loads": list(self.loads), "weights": buf.getvalue()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if list(state.get("knobs", [])) != list(self.space.names):
+            raise ValueError(f"checkpoint was trained for knobs {state.get('knobs')}, "
+                             f"this workload has {list(self.space.names)}")
+        nets = torch.load(io.BytesIO(state["weights"]), weights_only=True)
+        self.q.load_state_dict(nets["q"])
+        self.q_target.load_state_dict(nets["q"])
+        self.model.load_state_dict(nets["model"])
+        self.epsilon = float(state.get("epsilon", self.epsilon))
+        self.enc.scale = dict(state.get("scale", {}))
+        self.loads = deque(state.get("loads", []), maxlen=64)
+        self.reward_scale = float(state.get("reward_scale", 1.0))
+        self.trained = bool(state.get("trained", True))
+
+
+@register("vconf", VconfSettings, "VCONF-style model-based RL: per-knob steps, neural Q, model-initialised")
+def _make(space: ConfigSpace, objective: Objective, settings: VconfSettings) -> Vconf:
+    return Vconf(space, objective, settings)

@@ -1,0 +1,351 @@
+"""From a scenario and a policy to one simulated run: the glue between scenario files, the learners,
+the control loop, the inference services, the training cluster and the hindsight oracle.
+
+Every inference service is driven by the same :class:`~controller.loop.ControlLoop` the operator
+runs, stepped every ``period_s`` of simulated time: a baseline's own evaluation period (HPA 15 s,
+KPA 2 s, VPA 60 s) or the scenario's control interval for learners.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import simpy
+
+from controller.loop import ControlLoop
+from learners import ConfigSpace, Knob, Objective
+from learners.base import create, parse_settings, registered
+from learners.baselines.tiresias import Tiresias
+from simulator.cluster import GpuPool
+from simulator.datasets import DATA_DIR
+from simulator.inference import SLO, InferenceService, PerfModel, ServiceSettings, Trace
+from simulator.inference import traces as tr
+from simulator.metrics import Recorder
+from simulator.results import RunResult
+from simulator.scenario import Scenario, ScenarioError, training_workload_paths
+
+ORACLE = "oracle"
+TRAINING_SCHEDULERS = {"tiresias": Tiresias}
+"""Cluster schedulers for training workloads (not per-workload learners)."""
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    label: str
+    learner: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    group: str = ""
+    checkpoint: str | None = None
+
+
+def duration_of(scenario: Scenario) -> float:
+    """Simulated seconds one run covers (for inference; training runs until its jobs finish)."""
+    if "duration_s" in scenario.raw:
+        return float(scenario.raw["duration_s"])
+    longest = 0.0
+    for spec in scenario.inference:
+        t = spec["trace"]
+        if t["kind"] == "load-shape":
+            longest = max(longest, float(t.get("duration_s", 3600.0)))
+        else:
+            longest = max(longest, float(_trace(scenario, spec, 0).duration_s))
+    return longest or 8 * 3600.0
+
+
+# ----------------------------------------------------------------------------------------- inference
+
+def _perf(scenario: Scenario, spec: dict[str, Any]) -> PerfModel:
+    table = spec.get("latency_table", "bundled")
+    path = None if table == "bundled" else scenario.resolve(table)
+    try:
+        return PerfModel.load(spec.get("model", "llama2-70b"), spec.get("hardware", "a100-80gb"), path)
+    except (ValueError, KeyError) as exc:
+        raise ScenarioError(f"{scenario.path}: inference service {spec['name']}: latency table: {exc}") from None
+
+
+def _trace(scenario: Scenario, spec: dict[str, Any], seed: int) -> Trace:
+    t = spec["trace"]
+    scale = float(t.get("rate_scale", 1.0))
+    if t["kind"] == "azure-code":
+        return tr.azure_code(rate_scale=scale, duration_s=t.get("duration_s"))
+    if t["kind"] == "request-log":
+        return tr.request_log(scenario.resolve(t["path"]), rate_scale=scale, duration_s=t.get("duration_s"))
+    shape = t["shape"] if t["shape"] in tr.SHAPES else scenario.resolve(t["shape"])
+    mean = float(t.get("mean_rate_per_s", tr.azure_code().mean_rate_per_s))
+    return tr.load_shape(shape, mean, float(t.get("duration_s", 3600.0)), seed=seed, rate_scale=scale)
+
+
+def _slo(spec: dict[str, Any]) -> SLO:
+    s = spec["slo"]
+    return SLO(ttft_s=s.get("ttft_seconds"), tbt_s=s.get("tbt_seconds"), e2e_s=s.get("e2e_seconds"),
+               attainment=float(s["attainment"]))
+
+
+def space_of(scenario: Scenario, spec: dict[str, Any], perf: PerfModel) -> ConfigSpace:
+    """The service's knobs: replicas, the measured TP degrees the scenario allows, batch size."""
+    knobs = spec["knobs"]
+    init = spec.get("initial", {})
+    r = knobs["replicas"]
+    tps = tuple(float(t) for t in perf.tp_degrees)
+    wanted = knobs.get("gpus_per_replica")
+    if wanted is not None:
+        unknown = sorted(set(map(float, wanted)) - set(tps))
+        if unknown:
+            raise ScenarioError(f"{scenario.path}: inference service {spec['name']}: knobs.gpus_per_replica: "
+                                f"{unknown} not measured in the latency table (measured: {list(tps)})")
+        tps = tuple(float(t) for t in wanted)
+    measured = min(perf.max_measured_batch(int(t)) for t in tps)
+    b = knobs.get("max_batch_size", {"min": measured, "max": measured})
+    upper = min(float(b["max"]), float(measured))
+    out = [Knob("replicas", r["min"], r["max"], r.get("step", 1), default=init.get("replicas", r["min"])),
+           Knob("gpus_per_replica", choices=tps, restarts=True,
+                default=init.get("gpus_per_replica", max(tps))),
+           Knob("max_batch_size", min(float(b["min"]), upper), upper, b.get("step", 1), restarts=True,
+                default=min(init.get("max_batch_size", upper), upper))]
+    return ConfigSpace(tuple(out))
+
+
+def objective_of(spec: dict[str, Any], space: ConfigSpace, interval_s: float) -> Objective:
+    slo = spec["slo"]
+    metric, target = next(((f"{k.removesuffix('_seconds')}_p99_seconds", float(v))
+                           for k, v in slo.items() if k.endswith("_seconds")))
+    base = Objective(metric=metric, target=target, attainment=float(slo["attainment"]))
+    top = {k.name: k.upper for k in space.knobs}
+    return base.scaled_to(base.cost_per_hour(top), interval_s)
+
+
+@dataclass
+class _Service:
+    spec: dict[str, Any]
+    perf: PerfModel
+    trace: Trace
+    space: ConfigSpace
+    objective: Objective
+    service: InferenceService | None = None
+    loop: ControlLoop | None = None
+
+
+def _build_service(scenario: Scenario, spec: dict[str, Any], seed: int) -> _Service:
+    perf = _perf(scenario, spec)
+    space = space_of(scenario, spec, perf)
+    return _Service(spec, perf, _trace(scenario, spec, seed), space,
+                    objective_of(spec, space, scenario.control_interval_s))
+
+
+def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
+    try:
+        learner = create(prun.learner, svc.space, svc.objective, prun.settings)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"{scenario.path}: policy {prun.label}: {exc}") from None
+    if prun.checkpoint:
+        from learners.checkpoint import read_checkpoint
+
+        learner.load_state_dict(read_checkpoint(scenario.resolve(prun.checkpoint), svc.space))
+    return learner
+
+
+def check(scenario: Scenario, prun: PolicyRun) -> None:
+    """Raise ScenarioError if the policy cannot run on this scenario."""
+    if prun.learner == ORACLE:
+        if not scenario.inference:
+            raise ScenarioError(f"{scenario.path}: policy {prun.label}: the oracle needs an inference service")
+        return
+    if prun.learner in TRAINING_SCHEDULERS:
+        if not scenario.training:
+            raise ScenarioError(f"{scenario.path}: policy {prun.label}: {prun.learner} schedules training jobs, "
+                                "and this scenario has none")
+        return
+    known = registered()
+    if prun.learner not in known:
+        raise ScenarioError(f"{scenario.path}: policy {prun.label}: unknown learner {prun.learner!r}; known: "
+                            f"{', '.join([*known, ORACLE, *TRAINING_SCHEDULERS])}")
+    try:
+        parse_settings(known[prun.learner], prun.settings)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"{scenario.path}: policy {prun.label}: {exc}") from None
+    for spec in scenario.inference:
+        svc = _build_service(scenario, spec, scenario.seed)
+        _learner(scenario, prun, svc)
+
+
+def _drive(env: simpy.Environment, loop: ControlLoop, period: float):
+    while True:
+        yield env.timeout(period)
+        loop.step(env.now)
+
+
+def _ticker(env: simpy.Environment, tick: Callable[[float], None], step: float):
+    while True:
+        yield env.timeout(step)
+        tick(step)
+
+
+def _pool(scenario: Scenario) -> GpuPool:
+    c = scenario.raw["cluster"]
+    return GpuPool.uniform(int(c["nodes"]), int(c["gpus_per_node"]), c.get("gpu_type", "a100-80gb"))
+
+
+def _rate_series(trace: Trace, step: float = 60.0) -> list[tuple[float, float]]:
+    if not len(trace):
+        return []
+    edges = np.arange(0.0, float(trace.arrival_s[-1]) + step, step)
+    counts, _ = np.histogram(trace.arrival_s, bins=edges)
+    return [(float(t), float(c) / step) for t, c in zip(edges[:-1], counts, strict=True)]
+
+
+def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder | None = None,
+             tick: Callable[[float], None] | None = None) -> RunResult:
+    """One policy on one seed. The oracle is computed, not simulated (see :func:`oracle_row`)."""
+    if prun.learner == ORACLE:
+        return oracle_row(scenario, prun, seed)
+    env = simpy.Environment()
+    pool = _pool(scenario)
+    duration = duration_of(scenario)
+    inference_policy = None if prun.learner in TRAINING_SCHEDULERS else prun
+    services: list[_Service] = []
+    for spec in scenario.inference:
+        svc = _build_service(scenario, spec, seed)
+        use = inference_policy or PolicyRun("static", "static")
+        learner = _learner(scenario, use, svc)
+        settings = ServiceSettings(name=spec["name"], namespace=spec.get("namespace", "default"),
+                                   model=spec.get("model", "llama2-70b"), initial=svc.space.default(),
+                                   cold_start_s=float(spec.get("cold_start_s", 60.0)), slo=_slo(spec),
+                                   replica_metric="concurrency" if use.learner == "kpa" else "gpu_utilization")
+        svc.service = InferenceService(env, pool, svc.perf, svc.trace, settings, seed, recorder)
+        svc.loop = ControlLoop(spec["name"], learner, svc.objective, svc.space, svc.service, svc.service)
+        period = float(getattr(learner, "period_s", scenario.control_interval_s))
+        env.process(_drive(env, svc.loop, period))
+        services.append(svc)
+    if tick is not None:
+        env.process(_ticker(env, tick, scenario.control_interval_s))
+    metrics: dict[str, float] = {}
+    series: dict[str, list[tuple[float, float]]] = {}
+    meets: bool | None = None
+    training = scenario.training
+    if training:
+        metrics, series = _run_training(scenario, prun, env, pool, recorder, seed, duration if services else None)
+    else:
+        env.run(until=duration)
+    if services:
+        m, s, meets = _inference_metrics(services)
+        metrics.update(m)
+        series.update(s)
+    return RunResult(prun.label, prun.learner, dict(prun.settings), seed, metrics, meets, series)
+
+
+def _inference_metrics(services: Sequence[_Service]) -> tuple[dict[str, float], dict[str, list], bool]:
+    sums = [svc.service.summary() for svc in services]  # type: ignore[union-attr]
+    arrived = sum(s["requests_arrived"] for s in sums)
+    met = sum(s["slo_attainment"] * s["requests_arrived"] for s in sums)
+    metrics = {
+        "slo_attainment": met / arrived if arrived else 1.0,
+        "gpu_hours": sum(s["gpu_hours"] for s in sums),
+        "ttft_p99_seconds": max(s["ttft_p99_s"] for s in sums),
+        "tbt_p99_seconds": max(s["tbt_p99_s"] for s in sums),
+        "e2e_p99_seconds": max(s["e2e_p99_s"] for s in sums),
+        "changes": float(sum(s["config_changes"] for s in sums)),
+        "requests": float(arrived),
+        "requests_completed": float(sum(s["requests_completed"] for s in sums)),
+        "requests_rejected": float(sum(s["requests_rejected"] for s in sums)),
+        "requests_unfinished": float(sum(s["requests_in_service"] + s["requests_queued"] for s in sums)),
+    }
+    meets = all(s["slo_attainment"] >= svc.objective.attainment for s, svc in zip(sums, services, strict=True))
+    first = sums[0]["series"]
+    t = first["time_s"]
+    series = {
+        "gpus": list(zip(t, np.sum([s["series"]["gpus_held"] for s in sums], axis=0).tolist(), strict=True)),
+        "ttft_p99_seconds": list(zip(t, first["ttft_p99_s"], strict=True)),
+        "request_rate_per_second": _rate_series(services[0].trace),
+    }
+    return metrics, series, meets
+
+
+# ----------------------------------------------------------------------------------------- training
+
+def _paper_load(ref: str) -> float | None:
+    if not ref.startswith("pollux-"):
+        return None
+    try:
+        return float(ref.removeprefix("pollux-").split("/")[0])
+    except ValueError:
+        return None
+
+
+def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, pool: GpuPool,
+                  recorder: Recorder | None, seed: int, until: float | None) -> tuple[dict, dict]:
+    from simulator.training import simulate_training
+
+    t = scenario.training or {}
+    name = prun.learner if prun.learner in TRAINING_SCHEDULERS else t.get("scheduler", "tiresias")
+    if name not in TRAINING_SCHEDULERS:
+        raise ScenarioError(f"{scenario.path}: training.scheduler: unknown scheduler {name!r}; "
+                            f"known: {sorted(TRAINING_SCHEDULERS)}")
+    paths = training_workload_paths(t["workload"], scenario.path)
+    avgs, makespans, gpu_hours, jcts, done, unfinished = [], [], 0.0, [], 0, 0
+    for i, path in enumerate(paths):
+        # the first workload shares the environment (and GPU pool) with any inference services
+        run_env, run_pool = (env, pool) if i == 0 else (simpy.Environment(), _pool(scenario))
+        res = simulate_training(path, TRAINING_SCHEDULERS[name](), run_pool, run_env,
+                                recorder if i == 0 else None, seed, until=until)
+        avgs.append(res.avg_jct_s)
+        makespans.append(res.makespan_s)
+        gpu_hours += res.gpu_hours
+        jcts.extend((float(k), v) for k, v in enumerate(res.jcts_s.values()))
+        done += len(res.jcts_s)
+        unfinished += len(res.unfinished)
+    metrics = {"avg_jct_s": float(np.mean(avgs)), "makespan_s": float(np.mean(makespans)),
+               "jobs_completed": float(done), "jobs_unfinished": float(unfinished),
+               "training_gpu_hours": gpu_hours}
+    load = _paper_load(t["workload"])
+    paper = DATA_DIR / "pollux" / "results" / f"{name}-{load:.1f}.json" if load else None
+    if paper is not None and paper.exists() and "/" not in t["workload"]:
+        import json
+
+        metrics["avg_jct_vs_paper"] = metrics["avg_jct_s"] / float(json.loads(paper.read_text())["mean"])
+    return metrics, {"jct_s": jcts}
+
+
+# ----------------------------------------------------------------------------------------- oracle
+
+def oracle_row(scenario: Scenario, prun: PolicyRun, seed: int) -> RunResult:
+    """The hindsight lower bound on GPU-hours for meeting every service's SLO (see docs/inference-model.md)."""
+    from simulator.inference.oracle import OracleSettings, hindsight_oracle
+
+    lower, feasible_cost, notes = 0.0, 0.0, []
+    for spec in scenario.inference:
+        svc = _build_service(scenario, spec, seed)
+        kv = ServiceSettings(model=spec.get("model", "llama2-70b"))
+        knobs = {k.name: k for k in svc.space.knobs}
+        settings = OracleSettings(
+            interval_s=scenario.control_interval_s, min_replicas=int(knobs["replicas"].lower),
+            max_replicas=int(knobs["replicas"].upper),
+            tp_degrees=tuple(int(v) for v in knobs["gpus_per_replica"].values),
+            max_batch_size=int(knobs["max_batch_size"].upper), cold_start_s=float(spec.get("cold_start_s", 60.0)))
+        res = hindsight_oracle(svc.perf, svc.trace, _slo(spec), {tp: kv.kv_capacity(tp) for tp in
+                                                                 settings.tp_degrees or ()}, settings)
+        lower += res.gpu_hours_lower_bound
+        feasible_cost += res.gpu_hours
+        notes.append(f"{spec['name']}: lower bound {res.gpu_hours_lower_bound:.2f} GPU-h, best schedule "
+                     f"{res.gpu_hours:.2f} GPU-h, {res.simulations} interval simulations")
+    metrics = {"gpu_hours": lower, "oracle_schedule_gpu_hours": feasible_cost,
+               "slo_attainment": min(float(s["slo"]["attainment"]) for s in scenario.inference)}
+    return RunResult(prun.label + " (lower bound)", ORACLE, {}, seed, metrics, True, {}, notes=notes)
+
+
+def reference_rows(scenario: Scenario, seeds: Sequence[int], runs: list[RunResult]) -> list[RunResult]:
+    """Ratios against the oracle for every inference run of the same seed (added in place)."""
+    oracle = {r.seed: r.metrics["gpu_hours"] for r in runs if r.learner == ORACLE}
+    for r in runs:
+        lb = oracle.get(r.seed)
+        if lb and "gpu_hours" in r.metrics and math.isfinite(lb):
+            r.metrics["gpu_hours_vs_oracle"] = r.metrics["gpu_hours"] / lb
+    return []
+
+
+__all__ = ["ORACLE", "PolicyRun", "check", "duration_of", "reference_rows", "simulate", "space_of"]
+_ = Path
