@@ -114,3 +114,14 @@ def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int 
                           progress=not quiet)
     click.echo(report.table_text)
     click.echo(f"\nreport: {out}/summary.md")
+
+
+def _register_operator_commands() -> None:
+    """``autocm run`` and ``autocm push-checkpoint`` live with the operator (controller/run_cmd.py)."""
+    from controller.run_cmd import push_checkpoint, run
+
+    main.add_command(run)
+    main.add_command(push_checkpoint)
+
+
+_register_operator_commands()

@@ -16,8 +16,9 @@ import numpy as np
 from learners.space import Config, ConfigSpace
 from learners.types import Observation
 
-LOAD_METRICS: tuple[str, ...] = ("request_rate_per_second", "queue_length")
-"""Load features: what the workload asks for, which the configuration does not control directly."""
+LOAD_METRICS: tuple[str, ...] = ("request_rate_per_second",)
+"""Load features: what the workload asks for, which the configuration does not control. (Queue
+length is deliberately not one: it depends on the configuration, so it would leak the answer.)"""
 
 
 @dataclass

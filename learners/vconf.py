@@ -71,8 +71,9 @@ class VconfSettings:
 class _MLP(nn.Module):
     def __init__(self, width: int, hidden: int, out: int) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
-                                 nn.Linear(hidden, out))
+        self.net = nn.Sequential(
+            nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, out)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -84,8 +85,7 @@ class Vconf:
     name = "vconf"
     uses_guard_rails = True
 
-    def __init__(self, space: ConfigSpace, objective: Objective,
-                 settings: VconfSettings | None = None) -> None:
+    def __init__(self, space: ConfigSpace, objective: Objective, settings: VconfSettings | None = None) -> None:
         self.space = space
         self.objective = objective
         self.s = settings or VconfSettings()
@@ -115,10 +115,17 @@ class Vconf:
             return torch.sigmoid(self.model(x)).squeeze(-1).numpy()
 
     def _fit_model(self) -> None:
+        """Fit the performance model to observed samples plus one prior anchor per remembered load:
+        the largest configuration meets the SLO (every autocm scenario and policy must have a feasible
+        SLO at its upper bounds). The anchor stops the network from extrapolating "everything fails"
+        to configurations it has not tried yet, which would freeze exploration at the cheap end."""
         if len(self.samples) < 4:
             return
-        xs = torch.from_numpy(np.stack([x for x, _ in self.samples]))
-        ys = torch.tensor([[y] for _, y in self.samples], dtype=torch.float32)
+        top = {k.name: k.upper for k in self.space.knobs}
+        anchors = [(self.enc.encode(top, load), 0.0) for load in self.loads]
+        data = list(self.samples) + anchors
+        xs = torch.from_numpy(np.stack([x for x, _ in data]))
+        ys = torch.tensor([[y] for _, y in data], dtype=torch.float32)
         for _ in range(self.s.model_batches):
             idx = torch.from_numpy(self.rng.integers(0, len(xs), size=min(64, len(xs))))
             loss = nn.functional.binary_cross_entropy_with_logits(self.model(xs[idx]), ys[idx])
@@ -126,8 +133,9 @@ class Vconf:
             loss.backward()
             self.m_opt.step()
 
-    def _imagined_reward(self, configs: list[Config], load: Mapping[str, float], restarts: list[bool],
-                         interval_s: float) -> np.ndarray:
+    def _imagined_reward(
+        self, configs: list[Config], load: Mapping[str, float], restarts: list[bool], interval_s: float
+    ) -> np.ndarray:
         short = self.predicted_shortfall(configs, load)
         out = np.empty(len(configs), dtype=np.float32)
         for i, cfg in enumerate(configs):
@@ -183,9 +191,7 @@ class Vconf:
         if not self.trained and self.samples:
             self._fit_model()
             self._train_q_on_model(obs.interval_s)
-        with torch.no_grad():
-            qs = self.q(torch.from_numpy(self.enc.encode(current, load))).numpy()
-        greedy = int(np.argmax(qs))
+        greedy = self._greedy(current, load, obs.interval_s)
         self.greedy_history.append(greedy)
         self.steps += 1
         if self.rng.random() < self.epsilon:
@@ -200,17 +206,36 @@ class Vconf:
         if not move:
             text = "keep the configuration"
         else:
-            (knob, d), = move.items()
+            ((knob, d),) = move.items()
             text = f"{'increase' if d > 0 else 'decrease'} {knob} to {target[knob]:g}"
         att = obs.metric("slo_attainment")
-        return Action(target, f"{text} ({why}; SLO attainment {att:.3f}, "
-                              f"load {load.get('request_rate_per_second', 0):.2f} req/s)")
+        return Action(
+            target, f"{text} ({why}; SLO attainment {att:.3f}, load {load.get('request_rate_per_second', 0):.2f} req/s)"
+        )
+
+    def _greedy(self, current: Config, load: Mapping[str, float], interval_s: float) -> int:
+        """One-step look-ahead through the learned model: r(next) + gamma * max Q(next).
+
+        Before the model is trained this is just argmax Q; afterwards the model's immediate reward
+        sharpens the choice between neighbouring configurations that Q alone values almost alike.
+        """
+        if not self.trained:
+            with torch.no_grad():
+                return int(np.argmax(self.q(torch.from_numpy(self.enc.encode(current, load))).numpy()))
+        nexts = [self.space.move(current, m) for m in self.moves]
+        restarts = [
+            any(self.space[n].restarts for n in m) and nxt != current for m, nxt in zip(self.moves, nexts, strict=False)
+        ]
+        r = self._imagined_reward(nexts, load, restarts, interval_s) / self.reward_scale
+        with torch.no_grad():
+            v = self.q(torch.from_numpy(self.enc.encode_many(nexts, load))).max(dim=1).values.numpy()
+        return int(np.argmax(r + self.s.gamma * v))
 
     def _note_load(self, load: dict[str, float]) -> None:
         rate = load.get("request_rate_per_second", 0.0)
         if self.loads:
             recent = np.mean([ld.get("request_rate_per_second", 0.0) for ld in list(self.loads)[-10:]])
-            if recent > 0 and abs(rate - recent) / recent > self.s.load_shift:
+            if recent > 0 and abs(rate - recent) / recent > self.s.load_shift:  # the workload changed
                 self.epsilon = max(self.epsilon, self.s.reopen_epsilon)
         self.enc.observe_scale(load)
         self.loads.append(load)
@@ -224,8 +249,11 @@ class Vconf:
         self.transitions += 1
         # online TD update on the real transition
         cur = self.space.clip(prev.config)
-        move = {n: self.space[n].index(action.target[n]) - self.space[n].index(cur[n])
-                for n in self.space.names if action.target.get(n) != cur.get(n)}
+        move = {
+            n: self.space[n].index(action.target[n]) - self.space[n].index(cur[n])
+            for n in self.space.names
+            if action.target.get(n) != cur.get(n)
+        }
         move = {n: int(np.sign(d)) for n, d in move.items()}
         a = self.moves.index(move) if move in self.moves else 0
         scale = getattr(self, "reward_scale", abs(reward) + 1.0)
@@ -251,8 +279,10 @@ class Vconf:
         stability = hist.count(hist[-1]) / len(hist) if hist else math.nan
         if res < self.s.converge_residual and stability >= 0.9 and self.epsilon <= self.s.epsilon_min * 1.5:
             verdict = Verdict.CONVERGED
-        elif len(self.residuals) >= 10 and np.mean(list(self.residuals)[-5:]) > 4 * np.mean(
-                list(self.residuals)[:5]) + 1.0:
+        elif (
+            len(self.residuals) >= 10
+            and np.mean(list(self.residuals)[-5:]) > 4 * np.mean(list(self.residuals)[:5]) + 1.0
+        ):
             verdict = Verdict.DIVERGING
         elif self.epsilon > 2 * self.s.epsilon_min:
             verdict = Verdict.EXPLORING
@@ -263,15 +293,23 @@ class Vconf:
     def state_dict(self) -> dict[str, Any]:
         buf = io.BytesIO()
         torch.save({"q": self.q.state_dict(), "model": self.model.state_dict()}, buf)
-        return {"learner": self.name, "settings": asdict(self.s), "knobs": list(self.space.names),
-                "epsilon": self.epsilon, "scale": self.enc.state_dict(), "trained": self.trained,
-                "reward_scale": getattr(self, "reward_scale", 1.0),
-                "loads": list(self.loads), "weights": buf.getvalue()}
+        return {
+            "learner": self.name,
+            "settings": asdict(self.s),
+            "knobs": list(self.space.names),
+            "epsilon": self.epsilon,
+            "scale": self.enc.state_dict(),
+            "trained": self.trained,
+            "reward_scale": getattr(self, "reward_scale", 1.0),
+            "loads": list(self.loads),
+            "weights": buf.getvalue(),
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if list(state.get("knobs", [])) != list(self.space.names):
-            raise ValueError(f"checkpoint was trained for knobs {state.get('knobs')}, "
-                             f"this workload has {list(self.space.names)}")
+            raise ValueError(
+                f"checkpoint was trained for knobs {state.get('knobs')}, this workload has {list(self.space.names)}"
+            )
         nets = torch.load(io.BytesIO(state["weights"]), weights_only=True)
         self.q.load_state_dict(nets["q"])
         self.q_target.load_state_dict(nets["q"])
