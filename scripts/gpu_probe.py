@@ -850,8 +850,8 @@ class Args:
     smoke: bool
     sections: list[str] = field(default_factory=lambda: ["train", "infer"])
     compare: Path | None = None
-    pollux_dir: Path = Path("/work/shared/data/pollux/profiles")
-    splitwise_csv: Path = Path("/work/shared/data/splitwise/perf_model.csv")
+    pollux_dir: Path = Path(__file__).resolve().parents[1] / "simulator/data/pollux/profiles"
+    splitwise_csv: Path = Path(__file__).resolve().parents[1] / "simulator/data/splitwise/perf_model.csv"
     no_torchvision: bool = False
     no_cuda_graphs: bool = False
 

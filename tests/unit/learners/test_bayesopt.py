@@ -1,6 +1,6 @@
 """Constrained Bayesian optimisation finds the best training configuration of a Pollux profile.
 
-Ground truth (imagenet profile, /work/shared/data/pollux/profiles/imagenet/placements.csv, 864
+Ground truth (imagenet profile, simulator/data/pollux/profiles/imagenet/placements.csv, 864
 configurations = 108 placements x 8 local batch sizes). For placement p (digits = GPUs per node)
 and local batch size b, with G GPUs and total batch M = b G:
 
@@ -18,7 +18,6 @@ Minimise cost subject to the SLO. The optimum is unique (next-best feasible cost
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,8 +29,9 @@ from learners.bayesopt import (
     expected_improvement,
     farthest_point_design,
 )
+from simulator.datasets import DATA_DIR
 
-PROFILE = Path("/work/shared/data/pollux/profiles/imagenet/placements.csv")
+PROFILE = DATA_DIR / "pollux" / "profiles" / "imagenet" / "placements.csv"
 NOISE_SCALE = 100.0  # φ, the gradient noise scale in samples
 SLO_SHARE = 0.5
 TRIALS = 15
