@@ -116,6 +116,58 @@ def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int 
     click.echo(f"\nreport: {out}/summary.md")
 
 
+def _parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
+@main.command()
+@click.argument("scenario")
+@click.option("--learner", "learner_name", default="vconf", show_default=True, help="Registered learner to train.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A learner setting (repeatable).")
+@click.option("--episodes", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs of the scenario, each with the next seed; the learner keeps learning across them.")
+@click.option("--seed", type=int, default=None, help="First seed (default: the scenario's seed).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Checkpoint file to write (push it with autocm push-checkpoint, or name it in a scenario).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--debug", is_flag=True, hidden=True)
+@friendly_errors
+def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int, seed: int | None, out: Path,
+          quiet: bool, debug: bool) -> None:
+    """Pretrain a learner in the simulator on SCENARIO and save a checkpoint.
+
+    \b
+    Pretrain on other traces or seeds than you evaluate on, for example:
+      autocm train inference-pretrain-bursty --episodes 3 --out vconf.ckpt
+      autocm sim my-eval.yaml            # with a policy {name: vconf, checkpoint: vconf.ckpt}
+    """
+    from simulator import scenario as sc
+    from simulator.pretrain import pretrain, save
+    from simulator.runner import _Progress
+    from simulator.workloads import duration_of
+
+    loaded = sc.load(scenario)
+    first = loaded.seed if seed is None else seed
+    bar = _Progress(duration_of(loaded) * episodes, not quiet)
+    try:
+        result = pretrain(loaded, learner_name, _parse_sets(sets), episodes, first, tick=bar.advance)
+    finally:
+        bar.close()
+    size = save(result, out)
+    click.echo("episode  seed  SLO attain.  GPU-hours  changes  verdict")
+    for i, e in enumerate(result.episodes, 1):
+        click.echo(f"{i:7d}  {e.seed:4d}  {e.slo_attainment:11.4f}  {e.gpu_hours:9.2f}  {e.changes:7d}  {e.verdict}")
+    click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
+
+
 def _register_operator_commands() -> None:
     """``autocm run`` and ``autocm push-checkpoint`` live with the operator (controller/run_cmd.py)."""
     from controller.run_cmd import push_checkpoint, run

@@ -33,6 +33,7 @@ from kubernetes.client import ApiException
 from controller import checkpoint as ckpt
 from controller.kube import (
     PAUSE_ANNOTATION,
+    AutoscalerIndex,
     Kube,
     WorkloadActuator,
     describe_changes,
@@ -59,8 +60,8 @@ class OperatorSettings:
     """Operator-wide pause (``autocm run --pause``): observe and write status, change nothing."""
 
     conflict_check_s: float = 60.0
-    """How often each policy re-lists HPAs/VPAs/ScaledObjects: an autoscaler added later is found
-    within a minute without listing them every second for every policy."""
+    """How often a namespace's HPAs/VPAs/ScaledObjects are re-listed (once for all its policies): an
+    autoscaler added later is found within a minute without listing them every second per policy."""
 
     checkpoint_every_s: float = 60.0
     """Learner state is saved at most this often (and after every applied change), so a SIGKILLed
@@ -138,7 +139,8 @@ class PolicyRunner:
     """One SizingPolicy: its control loop, adapters, safety checks and how a step reads in words."""
 
     def __init__(self, policy: Policy, body: Mapping[str, Any], kube: Kube, shared: SharedMetrics,
-                 settings: OperatorSettings, in_place_resize: bool, clock: Callable[[], float] = time.time):
+                 settings: OperatorSettings, in_place_resize: bool, clock: Callable[[], float] = time.time,
+                 autoscalers: AutoscalerIndex | None = None):
         self.policy = policy
         self.generation = int(body.get("metadata", {}).get("generation", 0))
         self.kube = kube
@@ -156,7 +158,8 @@ class PolicyRunner:
         self.last_saved_s = -math.inf
         self.steps_since_save = 0
         self.conflicts: list[str] = []
-        self.conflicts_checked_s = -math.inf
+        # The engine shares one index among all policies; a runner built alone lists for itself.
+        self.autoscalers = autoscalers or AutoscalerIndex(kube, settings.conflict_check_s, clock)
         self.last_recommended: Config | None = None
         shared.register(policy.key, Registration(policy.target, policy.workload, policy.window_s,
                                                  policy.interval_s, policy.queries))
@@ -214,9 +217,7 @@ class PolicyRunner:
     def step(self, now: float, paused_by: str | None) -> StepResult:
         p = self.policy
         applied_mode = p.mode is Mode.APPLY and paused_by is None
-        if now - self.conflicts_checked_s >= self.settings.conflict_check_s:
-            self.conflicts = other_scalers(self.kube, p.target)
-            self.conflicts_checked_s = now
+        self.conflicts = other_scalers(self.kube, p.target, self.autoscalers)
         if self.conflicts:
             msg = (f"not managing {p.target.kind} {p.target.name}: already scaled by "
                    f"{', '.join(self.conflicts)}; remove it or this policy")
@@ -355,6 +356,7 @@ class Engine:
         self.clock = clock
         client = prometheus or PrometheusClient(settings.prometheus_url, PrometheusSettings())
         self.shared = SharedMetrics(client, clock=clock, on_query=self.telemetry.record_query)
+        self.autoscalers = AutoscalerIndex(kube, settings.conflict_check_s, clock)
         self.runners: dict[str, PolicyRunner] = {}
         self.bodies: dict[str, dict[str, Any]] = {}
         self.invalid: dict[str, str] = {}
@@ -418,7 +420,7 @@ class Engine:
         self.shared.unregister(key)
         try:
             runner = PolicyRunner(policy, body, self.kube, self.shared, self.settings,
-                                  self._resize_supported(), self.clock)
+                                  self._resize_supported(), self.clock, self.autoscalers)
         except (ValueError, TypeError) as exc:  # the learner refuses this space or these settings
             self.invalid[key] = f"spec.learner: {exc}"
             self.runners.pop(key, None)

@@ -57,8 +57,10 @@ class VconfSettings:
     """Gradient steps of batch training on model-generated experience per (re)training."""
     retrain_every: int = 10
     """Retrain model and Q from experience every this many observed transitions."""
-    imagined_per_load: int = 48
+    imagined_per_load: int = 32
     """Simulated transitions generated per remembered load level per retraining."""
+    loads_per_retrain: int = 8
+    """Remembered load levels sampled per retraining (bounds its cost: 8 x 32 x actions transitions)."""
     memory: int = 4000
     """Real transitions kept for model fitting (oldest dropped)."""
     target_sync: int = 50
@@ -148,8 +150,12 @@ class Vconf:
         """Fitted Q iteration on transitions imagined from the performance model."""
         if not self.loads:
             return
+        remembered = list(self.loads)
+        if len(remembered) > self.s.loads_per_retrain:
+            keep = self.rng.choice(len(remembered), size=self.s.loads_per_retrain - 1, replace=False)
+            remembered = [remembered[i] for i in sorted(keep)] + [remembered[-1]]  # always the latest
         states, nexts, rewards = [], [], []
-        for load in self.loads:
+        for load in remembered:
             for _ in range(self.s.imagined_per_load):
                 cfg = {k.name: k.values[self.rng.integers(len(k.values))] for k in self.space.knobs}
                 for move in self.moves:
@@ -160,7 +166,7 @@ class Vconf:
         # rewards grouped by load for the model call
         rewards = np.empty(len(configs), dtype=np.float32)
         per = self.s.imagined_per_load * len(self.moves)
-        for li, load in enumerate(self.loads):
+        for li, load in enumerate(remembered):
             sl = slice(li * per, (li + 1) * per)
             rewards[sl] = self._imagined_reward(configs[sl], load, [r for _, _, r in nexts[sl]], interval_s)
         x = torch.from_numpy(np.stack(states))

@@ -23,6 +23,7 @@ from learners.base import create, parse_settings, registered
 from learners.baselines.tiresias import Tiresias
 from simulator.cluster import GpuPool
 from simulator.datasets import DATA_DIR
+from simulator.faults import FailureListener, FaultSettings, node_failures
 from simulator.inference import SLO, InferenceService, PerfModel, ServiceSettings, Trace
 from simulator.inference import traces as tr
 from simulator.metrics import Recorder
@@ -137,15 +138,31 @@ def _build_service(scenario: Scenario, spec: dict[str, Any], seed: int) -> _Serv
                     objective_of(spec, space, scenario.control_interval_s))
 
 
+def service_settings(spec: dict[str, Any], space: ConfigSpace, learner_name: str) -> ServiceSettings:
+    """The simulated Deployment of one scenario service, starting at the space's default configuration."""
+    return ServiceSettings(name=spec["name"], namespace=spec.get("namespace", "default"),
+                           model=spec.get("model", "llama2-70b"), initial=space.default(),
+                           cold_start_s=float(spec.get("cold_start_s", 60.0)), slo=_slo(spec),
+                           replica_metric="concurrency" if learner_name == "kpa" else "gpu_utilization")
+
+
 def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
     try:
         learner = create(prun.learner, svc.space, svc.objective, prun.settings)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{scenario.path}: policy {prun.label}: {exc}") from None
     if prun.checkpoint:
-        from learners.checkpoint import read_checkpoint
+        from controller.checkpoint import CheckpointError, decode
 
-        learner.load_state_dict(read_checkpoint(scenario.resolve(prun.checkpoint), svc.space))
+        path = scenario.resolve(prun.checkpoint)
+        try:
+            ckpt = decode(path.read_bytes(), prun.learner, svc.space)
+            learner.load_state_dict(ckpt.state)
+        except FileNotFoundError:
+            raise ScenarioError(f"{scenario.path}: policy {prun.label}: checkpoint {path} does not exist "
+                                "(make one with autocm train)") from None
+        except (CheckpointError, ValueError) as exc:
+            raise ScenarioError(f"{scenario.path}: policy {prun.label}: checkpoint {path}: {exc}") from None
     return learner
 
 
@@ -206,6 +223,25 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
     env = simpy.Environment()
     pool = _pool(scenario)
     duration = duration_of(scenario)
+    defaults, fail = FaultSettings(), scenario.raw.get("failures", {})
+    interference = scenario.raw.get("interference", {})
+    slowdown = float(interference.get("slowdown_per_neighbour", defaults.slowdown_per_neighbour)) \
+        if interference.get("enabled") else 0.0
+    failed_nodes: list[str] = []
+    fault_streams: list[np.random.Generator] = []  # one per simulated pool, seeded in creation order
+
+    def start_failures(run_env: simpy.Environment, run_pool: GpuPool) -> list[FailureListener] | None:
+        """Fail and repair the nodes of ``run_pool``; returns the listener list to register with."""
+        if not fail.get("enabled"):
+            return None
+        listeners: list[FailureListener] = [lambda node, lost: failed_nodes.append(node)]
+        fault_streams.append(np.random.default_rng([seed, 0xFA, len(fault_streams)]))
+        run_env.process(node_failures(run_env, run_pool, fault_streams[-1],
+                                      3600.0 * float(fail.get("node_mtbf_hours", defaults.node_mtbf_hours)),
+                                      float(fail.get("repair_s", defaults.repair_s)), listeners))
+        return listeners
+
+    listeners = start_failures(env, pool)
     inference_policy = None if prun.learner in TRAINING_SCHEDULERS else prun
     services: list[_Service] = []
     for spec in scenario.inference:
@@ -215,8 +251,11 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
         settings = ServiceSettings(name=spec["name"], namespace=spec.get("namespace", "default"),
                                    model=spec.get("model", "llama2-70b"), initial=svc.space.default(),
                                    cold_start_s=float(spec.get("cold_start_s", 60.0)), slo=_slo(spec),
-                                   replica_metric="concurrency" if use.learner == "kpa" else "gpu_utilization")
+                                   replica_metric="concurrency" if use.learner == "kpa" else "gpu_utilization",
+                                   interference_slowdown=slowdown)
         svc.service = InferenceService(env, pool, svc.perf, svc.trace, settings, seed, recorder)
+        if listeners is not None:
+            listeners.append(svc.service.node_failed)
         svc.loop = ControlLoop(spec["name"], learner, svc.objective, svc.space, svc.service, svc.service)
         period = float(getattr(learner, "period_s", scenario.control_interval_s))
         env.process(_drive(env, svc.loop, period))
@@ -228,13 +267,17 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
     meets: bool | None = None
     training = scenario.training
     if training:
-        metrics, series = _run_training(scenario, prun, env, pool, recorder, seed, duration if services else None)
+        metrics, series = _run_training(scenario, prun, env, pool, recorder, seed, duration if services else None,
+                                        slowdown, listeners, start_failures)
     else:
         env.run(until=duration)
     if services:
         m, s, meets = _inference_metrics(services)
         metrics.update(m)
         series.update(s)
+        metrics["replica_failures"] = float(sum(svc.service.replica_failures for svc in services))
+    if fail.get("enabled"):
+        metrics["node_failures"] = float(len(failed_nodes))
     return RunResult(prun.label, prun.learner, dict(prun.settings), seed, metrics, meets, series)
 
 
@@ -277,8 +320,11 @@ def _paper_load(ref: str) -> float | None:
 
 
 def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, pool: GpuPool,
-                  recorder: Recorder | None, seed: int, until: float | None) -> tuple[dict, dict]:
-    from simulator.training import simulate_training
+                  recorder: Recorder | None, seed: int, until: float | None, slowdown: float = 0.0,
+                  listeners: list[FailureListener] | None = None,
+                  start_failures: Callable[[simpy.Environment, GpuPool], list[FailureListener] | None] | None = None,
+                  ) -> tuple[dict, dict]:
+    from simulator.training import TrainingSettings, simulate_training
 
     t = scenario.training or {}
     name = prun.learner if prun.learner in TRAINING_SCHEDULERS else t.get("scheduler", "tiresias")
@@ -286,12 +332,16 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
         raise ScenarioError(f"{scenario.path}: training.scheduler: unknown scheduler {name!r}; "
                             f"known: {sorted(TRAINING_SCHEDULERS)}")
     paths = training_workload_paths(t["workload"], scenario.path)
-    avgs, makespans, gpu_hours, jcts, done, unfinished = [], [], 0.0, [], 0, 0
+    avgs, makespans, gpu_hours, jcts, done, unfinished, failures = [], [], 0.0, [], 0, 0, 0
     for i, path in enumerate(paths):
         # the first workload shares the environment (and GPU pool) with any inference services
         run_env, run_pool = (env, pool) if i == 0 else (simpy.Environment(), _pool(scenario))
+        run_listeners = listeners if i == 0 or start_failures is None else start_failures(run_env, run_pool)
         res = simulate_training(path, TRAINING_SCHEDULERS[name](), run_pool, run_env,
-                                recorder if i == 0 else None, seed, until=until)
+                                recorder if i == 0 else None, seed, until=until,
+                                settings=TrainingSettings(interference_slowdown=slowdown),
+                                failure_listeners=run_listeners)
+        failures += res.failures
         avgs.append(res.avg_jct_s)
         makespans.append(res.makespan_s)
         gpu_hours += res.gpu_hours
@@ -301,6 +351,8 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
     metrics = {"avg_jct_s": float(np.mean(avgs)), "makespan_s": float(np.mean(makespans)),
                "jobs_completed": float(done), "jobs_unfinished": float(unfinished),
                "training_gpu_hours": gpu_hours}
+    if listeners is not None:
+        metrics["job_failures"] = float(failures)
     load = _paper_load(t["workload"])
     paper = DATA_DIR / "pollux" / "results" / f"{name}-{load:.1f}.json" if load else None
     if paper is not None and paper.exists() and "/" not in t["workload"]:

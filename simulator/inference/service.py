@@ -19,6 +19,10 @@ Deployment-like reconciler carries out (scale up: new pods wait for GPUs and col
 down: pending, then booting, then the least-busy ready pods are deleted at once and their requests
 go back to the head of the queue; a new ``gpus_per_replica`` or ``max_batch_size`` rolls pods over
 with maxSurge/maxUnavailable 25%, new pods booting before old ones leave).
+
+Disturbances (:mod:`simulator.faults`), both off by default: a failed node kills its replicas at
+once (:meth:`InferenceService.node_failed`; their requests are re-queued as on scale-down and the
+reconciler creates replacements), and ``interference_slowdown`` stretches steps by co-located tenants.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import simpy
 from learners.space import Config, ConfigSpace, Knob
 from learners.types import Observation, ReplicaSample
 from simulator.cluster import Allocation, GpuPool
+from simulator.faults import slowdown_factor
 from simulator.inference.batching import ReplicaEngine
 from simulator.inference.memory import MemorySettings, kv_capacity_tokens
 from simulator.inference.perf_model import PerfModel
@@ -109,6 +114,11 @@ class ServiceSettings:
 
     series_interval_s: float = 60.0
     """Resolution of the time series in :meth:`InferenceService.summary` (for plots)."""
+
+    interference_slowdown: float = 0.0
+    """Prefill and decode steps take (1 + this x neighbours) times longer, neighbours being the other
+    owners' allocations on the replica's node when the step starts (:func:`simulator.faults.neighbours`).
+    0 (the default) turns the model off and costs nothing."""
 
     def kv_capacity(self, tp: int) -> int:
         if self.kv_capacity_tokens is not None and int(tp) in self.kv_capacity_tokens:
@@ -216,6 +226,8 @@ class InferenceService:
         self.replicas: list[Replica] = []
         self._next_index = 0
         self._gpu_s_released = 0.0
+        self.replica_failures = 0          # replicas killed by node failures
+        self._obs_failures = 0
         self._inflight_area = 0.0          # integral of (queued + running) over time
         self._inflight_t = env.now
         self._inflight_n = 0
@@ -369,6 +381,17 @@ class InferenceService:
         if evicted:
             self._nudge()
 
+    def node_failed(self, node: str, lost: list[Allocation]) -> None:
+        """A node died: its replicas die with it (requests back to the head of the queue, GPUs back to
+        the pool), and the reconciler creates replacements that wait for GPUs, then cold-start."""
+        gone = {id(a) for a in lost}
+        victims = [r for r in self.replicas if r.alloc is not None and id(r.alloc) in gone]
+        for r in victims:
+            self._delete(r)
+        if victims:
+            self.replica_failures += len(victims)
+            self._reconcile()
+
     def _retry_pending(self):
         """Pods waiting for GPUs try again every ``pending_retry_s`` (others may have released some)."""
         while True:
@@ -455,6 +478,7 @@ class InferenceService:
     def _replica_life(self, r: Replica, boot_s: float):
         """Boot, then serve: prefill what can be admitted, else decode until the next completion."""
         env, queue, touch = self.env, self.queue, self._touch_load
+        slow = self.settings.interference_slowdown
         if boot_s > 0:
             yield env.timeout(boot_s)
         if r.phase == GONE:
@@ -478,7 +502,10 @@ class InferenceService:
                 r.phase = PREFILL
                 if r.busy_since != r.busy_since:
                     r.busy_since = env.now
-                yield env.timeout(eng.prefill_s(admitted))
+                prefill = eng.prefill_s(admitted)
+                if slow:
+                    prefill *= slowdown_factor(self.pool, r.alloc, slow)
+                yield env.timeout(prefill)
                 if r.phase == GONE:
                     return
                 now = env.now
@@ -503,6 +530,8 @@ class InferenceService:
             if r.busy_since != r.busy_since:
                 r.busy_since = env.now
             step = eng.step_s()
+            if slow:
+                step *= slowdown_factor(self.pool, r.alloc, slow)
             k = eng.steps_to_next_completion()
             r.phase, r.decode_t0, r.step = DECODE, env.now, step
             try:
@@ -654,9 +683,11 @@ class InferenceService:
         }
         self._obs_marks = (self.arrived, len(self.done_seq), len(self.rejected_seq), self._inflight_area)
         self._obs_t = now
+        failures0, self._obs_failures = self._obs_failures, self.replica_failures
         return Observation(time_s=stamp, config=self.config, metrics=metrics, interval_s=interval,
                            replicas=tuple(samples),
-                           events={"rejected": float(rejected_n), "completed": float(len(finished))})
+                           events={"rejected": float(rejected_n), "completed": float(len(finished)),
+                                   "failures": float(self.replica_failures - failures0)})
 
     # ------------------------------------------------------------------ metrics export
 
@@ -784,6 +815,7 @@ class InferenceService:
             "e2e_p50_s": q(e2e, 50), "e2e_p99_s": q(e2e, 99),
             "gpu_hours": self.gpu_seconds / 3600.0,
             "replicas_created": self._next_index,
+            "replica_failures": self.replica_failures,
             "config_changes": len(self.events),
             "coverage_warnings": self.perf.coverage_warnings,
             "series": {k: list(v) for k, v in self.series.items()},

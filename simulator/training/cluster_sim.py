@@ -13,6 +13,12 @@ the end of the round it finished in.
 The pool may be shared with inference services: the scheduler only ever sees the GPUs that are
 free in the pool plus those its own jobs hold, so it cannot take a GPU from anyone else, and every
 grant goes through the pool, which refuses oversubscription.
+
+Disturbances (:mod:`simulator.faults`), both off by default: :meth:`TrainingCluster.node_failed`
+takes the GPUs of every job on a failed node away at once (the job keeps its progress up to that
+instant, as if it checkpointed continuously, and pays the restart delay again when the next round
+re-places it); ``interference_slowdown`` stretches a job's steps by the other tenants sharing its
+nodes, counted after each round's placement and held for the round.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Protocol
 import simpy
 
 from simulator.cluster import Allocation, GpuPool
+from simulator.faults import FailureListener, slowdown_factor
 from simulator.metrics import Recorder
 from simulator.training.job import JobSpec, TrainingJob
 from simulator.training.profiles import ApplicationProfile, load_profiles
@@ -47,6 +54,8 @@ class TrainingSettings:
     """Re-derive the pool's books after every round (cheap: one pass over the grants)."""
     gpu_util_metrics: bool = True
     """Also record ``DCGM_FI_DEV_GPU_UTIL`` per allocated GPU when a recorder is given."""
+    interference_slowdown: float = 0.0
+    """Step time x (1 + this x neighbours) (:func:`simulator.faults.slowdown_factor`); 0 turns it off."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,8 @@ class TrainingResult:
     """Grants whose exact shape the pool could not place and that got the same GPU count packed."""
     failed_grants: int = 0
     """Grants the pool could not make at all (the job waited a round)."""
+    failures: int = 0
+    """Times a job lost its GPUs to a node failure (each one restarts when re-placed)."""
     seed: int = 0
 
 
@@ -121,6 +132,8 @@ class _Slot:
     job: TrainingJob
     alloc: Allocation | None = None
     released: bool = False
+    slowdown: float = 1.0
+    """Step-time multiplier from co-located tenants, fixed at the last placement."""
 
 
 @dataclass
@@ -150,6 +163,7 @@ class TrainingCluster:
         self.utilisation: list[tuple[float, float]] = []
         self.reshaped_grants = 0
         self.failed_grants = 0
+        self.failures = 0
         self.finished = self.env.event()
 
     # --- public ---------------------------------------------------------------------------------------
@@ -183,7 +197,24 @@ class TrainingCluster:
             avg_jct_s=sum(jcts.values()) / len(jcts) if jcts else math.nan,
             makespan_s=makespan, gpu_hours=self._gpu_s / 3600.0, utilisation=list(self.utilisation),
             num_restarts={s.job.name: max(0, s.job.num_restarts) for s in self._slots.values()},
-            reshaped_grants=self.reshaped_grants, failed_grants=self.failed_grants, seed=self.seed)
+            reshaped_grants=self.reshaped_grants, failed_grants=self.failed_grants, failures=self.failures,
+            seed=self.seed)
+
+    def node_failed(self, node: str, lost: list[Allocation]) -> None:
+        """Jobs on the failed node stop now: progress up to now counts, their GPUs go back to the pool,
+        and the next round sees them unplaced (a re-placement pays the restart delay)."""
+        gone = {id(a) for a in lost}
+        now = self.env.now
+        for slot in self._slots.values():
+            if slot.alloc is None or id(slot.alloc) not in gone:
+                continue
+            _advance(slot.job, self._last_round, now - self._last_round, slot.slowdown)
+            self._gpu_s += slot.alloc.gpus * (now - self._last_round)
+            self.pool.release(slot.alloc)
+            slot.alloc = None
+            if not slot.job.done:  # a job that finished before the failure lost nothing
+                slot.job.reallocate(())
+                self.failures += 1
 
     # --- the round ----------------------------------------------------------------------------------
     def _rounds(self):
@@ -201,7 +232,7 @@ class TrainingCluster:
         dt = now - self._last_round
         for slot in self._slots.values():
             if slot.alloc is not None:
-                slot.job.advance(self._last_round, dt)
+                _advance(slot.job, self._last_round, dt, slot.slowdown)
                 self._gpu_s += slot.alloc.gpus * dt
         self._last_round = now
         for slot in self._slots.values():
@@ -216,6 +247,11 @@ class TrainingCluster:
         active = [s for s in self._slots.values() if not s.job.done]
         if active:
             self._schedule(active, rel)
+        slow = self.settings.interference_slowdown
+        if slow:
+            for slot in self._slots.values():
+                if slot.alloc is not None:
+                    slot.slowdown = slowdown_factor(self.pool, slot.alloc, slow)
         if self.settings.check_pool:
             self.pool.check()
         held = sum(s.alloc.gpus for s in self._slots.values() if s.alloc is not None)
@@ -318,22 +354,49 @@ class TrainingCluster:
         self._prev_scrape = now
 
 
+def _advance(job: TrainingJob, start_s: float, seconds: float, slowdown: float) -> None:
+    """:meth:`TrainingJob.advance`, with steps ``slowdown`` times longer (the restart delay is not).
+
+    The job model knows nothing of neighbours, so the slowed run is computed in the job's own time
+    (wall time / slowdown) and its wall-clock outputs (completion time, attained GPU-seconds) are
+    stretched back.
+    """
+    if slowdown == 1.0:
+        job.advance(start_s, seconds)
+        return
+    delay = min(job.restart_left_s, seconds)
+    if delay > 0:
+        job.advance(start_s, delay)
+    if job.done or seconds <= delay:
+        return
+    t0, served0 = start_s + delay, job.attained_service_gpu_s
+    job.advance(t0, (seconds - delay) / slowdown)
+    job.attained_service_gpu_s = served0 + (job.attained_service_gpu_s - served0) * slowdown
+    if job.completion_s is not None:
+        job.completion_s = t0 + (job.completion_s - t0) * slowdown
+
+
 def simulate_training(workload: Path | Sequence[JobSpec], scheduler: TrainingScheduler,
                       pool: GpuPool | None = None, env: simpy.Environment | None = None,
                       recorder: Recorder | None = None, seed: int = 0, until: float | None = None,
                       data_dir: Path | None = None,
                       profiles: Mapping[str, ApplicationProfile] | None = None,
-                      settings: TrainingSettings | None = None) -> TrainingResult:
+                      settings: TrainingSettings | None = None,
+                      failure_listeners: list[FailureListener] | None = None) -> TrainingResult:
     """Run a job stream to completion (or for ``until`` seconds) and return JCTs and costs.
 
     Defaults reproduce the Pollux simulator study: 16 nodes x 4 GPUs, 60 s rounds, 30 s restarts.
     The model is deterministic; ``seed`` is recorded for the report but nothing is drawn from it.
+    ``failure_listeners``: the cluster's :meth:`TrainingCluster.node_failed` is appended to it, so a
+    :func:`simulator.faults.node_failures` process reading that list tells the cluster of failures.
     """
     specs = load_workload(Path(workload)) if isinstance(workload, (str, Path)) else list(workload)
     env = env or simpy.Environment()
     pool = pool or GpuPool.uniform(16, 4)
     profiles = profiles if profiles is not None else load_profiles(data_dir)
     cluster = TrainingCluster(env, pool, scheduler, profiles, settings or TrainingSettings(), recorder, seed)
+    if failure_listeners is not None:
+        failure_listeners.append(cluster.node_failed)
     for spec in specs:
         cluster.submit(spec)
     cluster.start()

@@ -1,0 +1,93 @@
+"""Pretraining a learner in the simulator (``autocm train``): VCONF's model-based initialisation.
+
+The learner runs the scenario's first inference service for several episodes, each a different
+seed (so a load-shape trace differs every episode), keeping everything it learned between episodes.
+The result is a checkpoint in the operator's format (``controller.checkpoint``), stamped with the
+scenario, its hash, the seeds and the settings it came from, which ``autocm sim`` (policy field
+``checkpoint``) and the operator (``autocm push-checkpoint``) start from.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import simpy
+
+from controller.checkpoint import encode
+from controller.loop import ControlLoop
+from learners.base import create
+from simulator.inference import InferenceService
+from simulator.report import versions
+from simulator.scenario import Scenario, ScenarioError
+from simulator.workloads import _build_service, _drive, _pool, duration_of, service_settings
+
+
+@dataclass
+class Episode:
+    seed: int
+    slo_attainment: float
+    gpu_hours: float
+    changes: int
+    verdict: str
+    wall_s: float
+
+
+@dataclass
+class Pretrained:
+    learner_name: str
+    blob: bytes
+    episodes: list[Episode] = field(default_factory=list)
+
+
+def pretrain(scenario: Scenario, learner_name: str, settings: Mapping[str, Any] | None, episodes: int,
+             first_seed: int, tick: Callable[[float], None] | None = None) -> Pretrained:
+    if not scenario.inference:
+        raise ScenarioError(f"{scenario.path}: autocm train needs an inference service to train on")
+    spec = scenario.inference[0]
+    learner = None
+    svc = None
+    done: list[Episode] = []
+    duration = duration_of(scenario)
+    for k in range(episodes):
+        seed = first_seed + k
+        t0 = time.perf_counter()
+        env = simpy.Environment()
+        svc = _build_service(scenario, spec, seed)
+        if learner is None:
+            try:
+                learner = create(learner_name, svc.space, svc.objective, settings)
+            except (TypeError, ValueError) as exc:
+                raise ScenarioError(f"learner {learner_name!r}: {exc}") from None
+        service = InferenceService(env, _pool(scenario), svc.perf, svc.trace,
+                                   service_settings(spec, svc.space, learner_name), seed)
+        loop = ControlLoop(spec["name"], learner, svc.objective, svc.space, service, service)
+        env.process(_drive(env, loop, float(getattr(learner, "period_s", scenario.control_interval_s))))
+        if tick is not None:
+            env.process(_tick(env, tick, scenario.control_interval_s))
+        env.run(until=duration)
+        s = service.summary()
+        done.append(Episode(seed, s["slo_attainment"], s["gpu_hours"], s["config_changes"],
+                            learner.convergence().verdict.value, time.perf_counter() - t0))
+    assert learner is not None and svc is not None
+    state = dict(learner.state_dict())
+    state["provenance"] = {"scenario": scenario.name, "scenario_sha256": scenario.digest,
+                           "seeds": [e.seed for e in done], "learner": learner_name,
+                           "settings": dict(settings or {}), "versions": versions(),
+                           "episodes": [e.__dict__ for e in done]}
+    return Pretrained(learner_name, encode(learner_name, svc.space, state, samples=len(done)), done)
+
+
+def _tick(env: simpy.Environment, tick: Callable[[float], None], step: float):
+    while True:
+        yield env.timeout(step)
+        tick(step)
+
+
+def save(result: Pretrained, path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(result.blob)
+    return len(result.blob)
