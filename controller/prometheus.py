@@ -323,6 +323,8 @@ class SharedMetrics:
         self._assignment: dict[tuple[str, str], str] = {}
         # query text -> (namespace, possible owner name) -> samples: see _index_by_owner.
         self._by_owner: dict[str, dict[tuple[str, str], list[Sample]]] = {}
+        # (metric, template, window) -> (query text, namespaces it selects), as of the last refresh.
+        self._groups: dict[tuple[str, str, float], tuple[str, frozenset[str]]] = {}
         self.refreshes = 0
 
     # registration ----------------------------------------------------------------------------------
@@ -331,14 +333,34 @@ class SharedMetrics:
             self._workloads[key] = reg
             # Compiled once: with 1,000 workloads re's own cache (512 patterns) would recompile each time.
             self._matchers[key] = re.compile(pod_regex(reg.target))
-            self._refreshed_at = -math.inf  # a new workload may need queries not yet run
+            if not self._covered(key, reg):
+                self._refreshed_at = -math.inf  # it needs queries the last refresh did not run
 
     def unregister(self, key: str) -> None:
         with self._lock:
             self._workloads.pop(key, None)
             self._matchers.pop(key, None)
 
-    def _plan(self) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    def _covered(self, key: str, reg: Registration) -> bool:
+        """True (and ``key`` joined to them) when the last refresh's shared queries already select its series.
+
+        Without this every new policy forced a refresh of every query: 1,000 policies appearing at
+        start-up (or a restart) cost 1,000 full refreshes, each parsing every workload's series.
+        """
+        found: dict[tuple[str, str], str] = {}
+        for metric, text in self._queries_of(reg).items():
+            if text is not None:
+                return False  # a per-workload query of its own, never run yet
+            template = reg.overrides.get(metric, DEFAULT_QUERIES[metric].template)
+            group = self._groups.get((metric, template, reg.window_s))
+            if group is None or reg.target.namespace not in group[1]:
+                return False
+            found[(key, metric)] = group[0]
+        self._assignment.update(found)
+        return True
+
+    def _plan(self) -> tuple[dict[str, str], dict[tuple[str, str], str],
+                             dict[tuple[str, str, float], tuple[str, frozenset[str]]]]:
         """The deduplicated query texts of one refresh (text -> metric), and (workload, metric) -> text.
 
         Shared queries are grouped by (metric, template, window): workloads that agree on those share
@@ -355,12 +377,15 @@ class SharedMetrics:
                 else:
                     plan[text] = metric
                     assignment[(key, metric)] = text
+        covered: dict[tuple[str, str, float], tuple[str, frozenset[str]]] = {}
         for (metric, template, window), keys in groups.items():
-            text = render_shared(template, (self._workloads[k].target.namespace for k in keys), window)
+            namespaces = frozenset(self._workloads[k].target.namespace for k in keys)
+            text = render_shared(template, namespaces, window)
             plan[text] = metric
+            covered[(metric, template, window)] = (text, namespaces)
             for k in keys:
                 assignment[(k, metric)] = text
-        return plan, assignment
+        return plan, assignment, covered
 
     def _queries_of(self, reg: Registration) -> dict[str, str | None]:
         """metric -> rendered per-workload query, or None when the query is a shared one."""
@@ -384,7 +409,7 @@ class SharedMetrics:
             now = self.clock()
             if not force and now - self._refreshed_at < self._ttl():
                 return
-            plan, assignment = self._plan()
+            plan, assignment, groups = self._plan()
             results: dict[str, list[Sample]] = {}
             errors: dict[str, str] = {}
             fatal = None
@@ -405,6 +430,7 @@ class SharedMetrics:
             self._results, self._errors, self._fatal = results, errors, fatal
             self._by_owner = {text: _index_by_owner(samples) for text, samples in results.items()}
             self._assignment = assignment
+            self._groups = {g: v for g, v in groups.items() if v[0] in results}
             self._refreshed_at = now
             self._evaluated_at = now
             self.refreshes += 1
