@@ -138,12 +138,15 @@ def _build_service(scenario: Scenario, spec: dict[str, Any], seed: int) -> _Serv
                     objective_of(spec, space, scenario.control_interval_s))
 
 
-def service_settings(spec: dict[str, Any], space: ConfigSpace, learner_name: str) -> ServiceSettings:
-    """The simulated Deployment of one scenario service, starting at the space's default configuration."""
+def service_settings(spec: dict[str, Any], space: ConfigSpace, learner_name: str,
+                     interference_slowdown: float = 0.0) -> ServiceSettings:
+    """The simulated Deployment of one scenario service, starting at the space's default configuration.
+    KPA scales on concurrency, so its per-pod samples are concurrency; everyone else sees GPU busy time."""
     return ServiceSettings(name=spec["name"], namespace=spec.get("namespace", "default"),
                            model=spec.get("model", "llama2-70b"), initial=space.default(),
                            cold_start_s=float(spec.get("cold_start_s", 60.0)), slo=_slo(spec),
-                           replica_metric="concurrency" if learner_name == "kpa" else "gpu_utilization")
+                           replica_metric="concurrency" if learner_name == "kpa" else "gpu_utilization",
+                           interference_slowdown=interference_slowdown)
 
 
 def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
@@ -248,11 +251,7 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
         svc = _build_service(scenario, spec, seed)
         use = inference_policy or PolicyRun("static", "static")
         learner = _learner(scenario, use, svc)
-        settings = ServiceSettings(name=spec["name"], namespace=spec.get("namespace", "default"),
-                                   model=spec.get("model", "llama2-70b"), initial=svc.space.default(),
-                                   cold_start_s=float(spec.get("cold_start_s", 60.0)), slo=_slo(spec),
-                                   replica_metric="concurrency" if use.learner == "kpa" else "gpu_utilization",
-                                   interference_slowdown=slowdown)
+        settings = service_settings(spec, svc.space, use.learner, slowdown)
         svc.service = InferenceService(env, pool, svc.perf, svc.trace, settings, seed, recorder)
         if listeners is not None:
             listeners.append(svc.service.node_failed)
