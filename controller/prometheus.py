@@ -315,6 +315,7 @@ class SharedMetrics:
         self._lock = threading.Lock()
         self._workloads: dict[str, Registration] = {}
         self._matchers: dict[str, re.Pattern[str]] = {}
+        self._shortest_s: float | None = None  # shortest registered interval; None: to be recomputed
         self._results: dict[str, list[Sample]] = {}  # query text -> samples
         self._errors: dict[str, str] = {}  # query text -> error
         self._refreshed_at = -math.inf
@@ -333,6 +334,7 @@ class SharedMetrics:
             self._workloads[key] = reg
             # Compiled once: with 1,000 workloads re's own cache (512 patterns) would recompile each time.
             self._matchers[key] = re.compile(pod_regex(reg.target))
+            self._shortest_s = None
             if not self._covered(key, reg):
                 self._refreshed_at = -math.inf  # it needs queries the last refresh did not run
 
@@ -340,6 +342,7 @@ class SharedMetrics:
         with self._lock:
             self._workloads.pop(key, None)
             self._matchers.pop(key, None)
+            self._shortest_s = None
 
     def _covered(self, key: str, reg: Registration) -> bool:
         """True (and ``key`` joined to them) when the last refresh's shared queries already select its series.
@@ -400,7 +403,9 @@ class SharedMetrics:
 
     # refresh ---------------------------------------------------------------------------------------
     def _ttl(self) -> float:
-        shortest = min((r.interval_s for r in self._workloads.values()), default=60.0)
+        if self._shortest_s is None:  # every timer asks on every step: not a scan of 1,000 registrations
+            self._shortest_s = min((r.interval_s for r in self._workloads.values()), default=60.0)
+        shortest = self._shortest_s
         return max(self.settings.min_cache_s, self.settings.cache_fraction * shortest)
 
     def refresh(self, force: bool = False) -> None:
