@@ -70,6 +70,8 @@ class BenchSettings:
     """Fast enough for a 10 s rate() window to hold several samples, slow enough for 2 cores."""
     window_s: int = 10
     """spec.metrics.windowSeconds: five scrapes per rate() window."""
+    step_threads: int = min(32, (os.cpu_count() or 1) + 4)
+    """asyncio's default executor size (ThreadPoolExecutor's default), which the daemons' to_thread uses."""
 
 
 SETTINGS = BenchSettings()
@@ -375,7 +377,7 @@ def measure_inprocess(res: Result, ns: str, names: list[str], args, plane, prom,
     best = min(runs)
     res.wall, res.cpu, res.refresh_s, res.calls = best
     print(f"[N={res.n}] in-process serial cycles: " + ", ".join(f"{r[0]:.2f} s" for r in runs), flush=True)
-    threaded = min(cycle(eng.settings.step_workers) for _ in range(args.cycles))  # as the daemons do
+    threaded = min(cycle(SETTINGS.step_threads) for _ in range(args.cycles))  # as the daemons do
     res.threaded_wall, res.threaded_cpu = threaded[0], threaded[1]
     res.inproc_rss = rss_bytes()
     if args.profile:
@@ -390,8 +392,6 @@ def measure_inprocess(res: Result, ns: str, names: list[str], args, plane, prom,
 
 
 def report(results: list[Result], args) -> None:
-    from controller.operator import OperatorSettings
-
     s = SETTINGS
     mib = 2**20
     print("\nOperator scale benchmark "
@@ -408,7 +408,7 @@ def report(results: list[Result], args) -> None:
     print("columns: sub = the `autocm run` process (CPU s per interval, steps completed per interval, mean "
           "step wall, PromQL queries per interval); cycle/cyc CPU = in-process serial full cycle (best of "
           f"{args.cycles}); prom = its shared Prometheus refresh; thr = the same on "
-          f"{OperatorSettings().step_workers} step threads")
+          f"{s.step_threads} step threads")
     big = max(results, key=lambda r: r.n)
     print(f"\nTargets at N={big.n} (issue 4 is stated for N=1000):")
     work = big.sub_cpu_per_cycle if math.isfinite(big.sub_cpu_per_cycle) else big.cpu

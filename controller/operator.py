@@ -18,7 +18,6 @@ The control loop itself does no I/O (controller/loop.py); everything here is abo
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import math
 import threading
@@ -77,12 +76,6 @@ class OperatorSettings:
 
     resize_in_place: bool | None = None
     """Use pods/resize for CPU and memory; None: when the server is 1.33 or newer (beta, on by default)."""
-
-    step_workers: int = 32
-    """Threads that run control steps. A step waits on two or more API calls (tens to hundreds of ms
-    on a busy apiserver), so asyncio's default pool (cores + 4 = 6 threads on 2 cores) completed only
-    ~37 steps/s, a third of the 100 steps/s that 1,000 policies at a 10 s interval need
-    (benchmarks/bench_operator_scale.py); the threads mostly wait, so more cost little CPU."""
 
 
 def _rfc3339(t: float | None = None) -> str:
@@ -370,9 +363,6 @@ class Engine:
         self._locks: dict[str, threading.Lock] = {}
         self._last_warning: dict[str, str] = {}
         self._in_place = settings.resize_in_place
-        self.step_pool = concurrent.futures.ThreadPoolExecutor(settings.step_workers,
-                                                               thread_name_prefix="autocm-step")
-        _widen_connection_pool(kube, settings.step_workers)
 
     def _resize_supported(self) -> bool:
         if self._in_place is None:
@@ -570,19 +560,6 @@ class Engine:
             post_event(self.kube, ref, type_, reason, message)
 
 
-def _widen_connection_pool(kube: Kube, workers: int) -> None:
-    """Let every step thread keep its own connection to the apiserver.
-
-    The official client's urllib3 pool holds ``cpu_count() * 5`` connections; with more threads it
-    opens extra ones and discards them after each call, paying a TLS handshake each time.
-    """
-    manager = getattr(getattr(getattr(kube, "api_client", None), "rest_client", None), "pool_manager", None)
-    kw = getattr(manager, "connection_pool_kw", None)
-    if manager is not None and kw is not None and kw.get("maxsize", 1) < workers:
-        kw["maxsize"] = workers
-        manager.clear()  # pools already made keep their size; new ones get the wider one
-
-
 # --- kopf glue ----------------------------------------------------------------------------------------------
 
 _ENGINE: Engine | None = None
@@ -651,7 +628,7 @@ async def _run_policy(stopped: kopf.DaemonStopped, body: Mapping[str, Any], **_:
     try:
         while not stopped:
             try:
-                await asyncio.get_running_loop().run_in_executor(eng.step_pool, eng.step, key)
+                await asyncio.to_thread(eng.step, key)
             except Exception:  # one policy's bug must not stop the others; it is counted and logged
                 eng.telemetry.errors.labels("learner").inc()
                 log.exception("control step of %s failed", key)
