@@ -225,6 +225,17 @@ def read_config(obj: Mapping[str, Any], policy: Policy) -> Config:
 # --- building apply bodies --------------------------------------------------------------------------
 
 
+def _set_cpu_memory(config: Mapping[str, float], names: Mapping[str, str], had_limits: Mapping[str, Any],
+                    requests: dict[str, str], limits: dict[str, str]) -> None:
+    """CPU and memory requests from the configuration; a limit only where the container had one,
+    kept equal to the request (the pod template and pods/resize both use this)."""
+    for resource, fmt in (("cpu", _cpu), ("memory", _memory)):
+        if resource in names:
+            requests[resource] = fmt(config[names[resource]])
+            if resource in had_limits:
+                limits[resource] = requests[resource]
+
+
 def _cpu(millicores: float) -> str:
     return f"{round(millicores)}m"
 
@@ -245,14 +256,7 @@ def template_fields(policy: Policy, config: Config, current_container: Mapping[s
         gpus = str(round(config[names["gpusPerReplica"]]))
         requests[GPU] = limits[GPU] = gpus  # extended resources: requests must equal limits
     if not in_place:
-        if "cpu" in names:
-            requests["cpu"] = _cpu(config[names["cpu"]])
-            if "cpu" in had_limits:
-                limits["cpu"] = requests["cpu"]
-        if "memory" in names:
-            requests["memory"] = _memory(config[names["memory"]])
-            if "memory" in had_limits:
-                limits["memory"] = requests["memory"]
+        _set_cpu_memory(config, names, had_limits, requests, limits)
     for crd, loop in names.items():
         var = KNOBS[crd].env
         if var:
@@ -488,14 +492,7 @@ class WorkloadActuator:
         requests: dict[str, str] = {}
         limits: dict[str, str] = {}
         had_limits = container.get("resources", {}).get("limits", {})
-        if "cpu" in names:
-            requests["cpu"] = _cpu(target[names["cpu"]])
-            if "cpu" in had_limits:
-                limits["cpu"] = requests["cpu"]
-        if "memory" in names:
-            requests["memory"] = _memory(target[names["memory"]])
-            if "memory" in had_limits:
-                limits["memory"] = requests["memory"]
+        _set_cpu_memory(target, names, had_limits, requests, limits)
         resources = {"requests": requests, **({"limits": limits} if limits else {})}
         patch = {"spec": {"containers": [{"name": container["name"], "resources": resources}]}}
         for pod in self.pods(obj):

@@ -23,7 +23,7 @@ from learners.base import create
 from simulator.inference import InferenceService
 from simulator.report import versions
 from simulator.scenario import Scenario, ScenarioError
-from simulator.workloads import _build_service, _drive, _pool, duration_of, service_settings
+from simulator.workloads import _build_service, _drive, _pool, _ticker, duration_of, service_settings
 
 
 @dataclass
@@ -67,7 +67,7 @@ def pretrain(scenario: Scenario, learner_name: str, settings: Mapping[str, Any] 
         loop = ControlLoop(spec["name"], learner, svc.objective, svc.space, service, service)
         env.process(_drive(env, loop, float(getattr(learner, "period_s", scenario.control_interval_s))))
         if tick is not None:
-            env.process(_tick(env, tick, scenario.control_interval_s))
+            env.process(_ticker(env, tick, scenario.control_interval_s))
         env.run(until=duration)
         s = service.summary()
         done.append(Episode(seed, s["slo_attainment"], s["gpu_hours"], s["config_changes"],
@@ -79,12 +79,6 @@ def pretrain(scenario: Scenario, learner_name: str, settings: Mapping[str, Any] 
                            "settings": dict(settings or {}), "versions": versions(),
                            "episodes": [e.__dict__ for e in done]}
     return Pretrained(learner_name, encode(learner_name, svc.space, state, samples=len(done)), done)
-
-
-def _tick(env: simpy.Environment, tick: Callable[[float], None], step: float):
-    while True:
-        yield env.timeout(step)
-        tick(step)
 
 
 def save(result: Pretrained, path: Path) -> int:
