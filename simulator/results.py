@@ -24,6 +24,8 @@ class RunResult:
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    group: str = ""
+    """The scenario policy this run belongs to; the swept settings of one policy share it."""
 
     def to_json(self, with_series: bool = False) -> dict[str, Any]:
         d = asdict(self)

@@ -25,7 +25,7 @@ from simulator.metrics import Recorder
 from simulator.report import format_table, table_rows, write_report
 from simulator.results import RunResult, aggregate, cheapest_meeting_slo
 from simulator.scenario import Scenario, ScenarioError
-from simulator.workloads import PolicyRun, simulate
+from simulator.workloads import PolicyRun, add_oracle_ratios, build_services, check, duration_of, simulate
 
 
 @dataclass
@@ -65,10 +65,9 @@ def expand(scenario: Scenario, only: Sequence[str] | None, sweep: bool) -> list[
 
 def check_scenario(scenario: Scenario) -> None:
     """Everything that can be checked without simulating: learners exist, settings parse, knobs fit."""
-    from simulator.workloads import check
-
+    services = build_services(scenario)
     for run in expand(scenario, None, sweep=True):
-        check(scenario, run)
+        check(scenario, run, services)
 
 
 class _Progress:
@@ -96,18 +95,16 @@ class _Progress:
 
 
 def _runs_of_groups(runs: Sequence[RunResult]) -> Iterator[tuple[str, dict[str, list[RunResult]]]]:
+    """Runs grouped by scenario policy, then by label (one label per swept setting)."""
     groups: dict[str, dict[str, list[RunResult]]] = {}
     for r in runs:
-        group = r.notes[0] if r.notes and r.notes[0].startswith("group:") else f"group:{r.policy}"
-        groups.setdefault(group.removeprefix("group:"), {}).setdefault(r.policy, []).append(r)
+        groups.setdefault(r.group or r.policy, {}).setdefault(r.policy, []).append(r)
     yield from groups.items()
 
 
 def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequence[str] | None = None,
                  sweep: bool = True, progress: bool = True) -> Report:
     plan = expand(scenario, only, sweep)
-    from simulator.workloads import duration_of
-
     duration = duration_of(scenario)
     bar = _Progress(duration * len(plan) * len(seeds), progress)
     runs: list[RunResult] = []
@@ -121,16 +118,14 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
                 t0 = time.perf_counter()
                 result = simulate(scenario, prun, seed, recorder=rec, tick=bar.advance)
                 result.wall_s = time.perf_counter() - t0
-                result.notes.insert(0, f"group:{prun.group}")
+                result.group = prun.group
                 runs.append(result)
                 if rec is not None:
                     recorders[prun.label] = rec
     finally:
         bar.close()
 
-    from simulator.workloads import reference_rows
-
-    runs.extend(reference_rows(scenario, seeds, runs))
+    add_oracle_ratios(runs)
     chosen: dict[str, str] = {}
     shown: list[RunResult] = []
     sweeps: dict[str, Any] = {}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,6 +148,11 @@ def service_settings(spec: dict[str, Any], space: ConfigSpace, learner_name: str
                            interference_slowdown=interference_slowdown)
 
 
+def build_services(scenario: Scenario) -> list[_Service]:
+    """Every inference service of the scenario at its own seed, built once."""
+    return [_build_service(scenario, spec, scenario.seed) for spec in scenario.inference]
+
+
 def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
     try:
         learner = create(prun.learner, svc.space, svc.objective, prun.settings)
@@ -169,8 +173,9 @@ def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
     return learner
 
 
-def check(scenario: Scenario, prun: PolicyRun) -> None:
-    """Raise ScenarioError if the policy cannot run on this scenario."""
+def check(scenario: Scenario, prun: PolicyRun, services: Sequence[_Service] | None = None) -> None:
+    """Raise ScenarioError if the policy cannot run on this scenario (``services``: prebuilt, to check
+    many policies without reloading each service's latency table and trace)."""
     if prun.learner == ORACLE:
         if not scenario.inference:
             raise ScenarioError(f"{scenario.path}: policy {prun.label}: the oracle needs an inference service")
@@ -188,8 +193,7 @@ def check(scenario: Scenario, prun: PolicyRun) -> None:
         parse_settings(known[prun.learner], prun.settings)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{scenario.path}: policy {prun.label}: {exc}") from None
-    for spec in scenario.inference:
-        svc = _build_service(scenario, spec, scenario.seed)
+    for svc in services if services is not None else build_services(scenario):
         _learner(scenario, prun, svc)
 
 
@@ -388,15 +392,13 @@ def oracle_row(scenario: Scenario, prun: PolicyRun, seed: int) -> RunResult:
     return RunResult(prun.label + " (lower bound)", ORACLE, {}, seed, metrics, True, {}, notes=notes)
 
 
-def reference_rows(scenario: Scenario, seeds: Sequence[int], runs: list[RunResult]) -> list[RunResult]:
-    """Ratios against the oracle for every inference run of the same seed (added in place)."""
+def add_oracle_ratios(runs: Sequence[RunResult]) -> None:
+    """Set ``gpu_hours_vs_oracle`` on every run that has an oracle row of the same seed."""
     oracle = {r.seed: r.metrics["gpu_hours"] for r in runs if r.learner == ORACLE}
     for r in runs:
         lb = oracle.get(r.seed)
         if lb and "gpu_hours" in r.metrics and math.isfinite(lb):
             r.metrics["gpu_hours_vs_oracle"] = r.metrics["gpu_hours"] / lb
-    return []
 
 
-__all__ = ["ORACLE", "PolicyRun", "check", "duration_of", "reference_rows", "simulate", "space_of"]
-_ = Path
+__all__ = ["ORACLE", "PolicyRun", "add_oracle_ratios", "check", "duration_of", "simulate", "space_of"]
