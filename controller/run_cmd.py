@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
+import zlib
 from pathlib import Path
 
 import click
 
 DEFAULT_METRICS_PORT = 8080
 """The port kube-rbac-proxy / ServiceMonitor examples use for a controller's metrics."""
+
+
+def spread_priority(priority: int, spread: int, hostname: str) -> int:
+    """``priority`` plus a stable number in [0, spread) from ``hostname`` (in a pod: the pod's name).
+
+    kopf pauses every peer when live peers share the highest priority, so the replicas of one
+    Deployment (same flags) would all stand still; a per-pod offset lets exactly one act.
+    """
+    return priority + (zlib.crc32(hostname.encode()) % spread if spread > 1 else 0)
 
 
 def _api_client(kubeconfig: str | None):
@@ -44,6 +55,9 @@ def _api_client(kubeconfig: str | None):
 @click.option("--peering-name", default="autocm", show_default=True, help="Name of the kopf peering object.")
 @click.option("--priority", type=int, default=0, show_default=True,
               help="Peering priority; the highest-priority live replica acts.")
+@click.option("--priority-spread", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Add a number in [0, N) derived from the host (pod) name to --priority, so that "
+                   "replicas started with the same flags get distinct priorities (equal ones all pause).")
 @click.option("--peering-lifetime", type=click.IntRange(min=1), default=60, show_default=True,
               help="Seconds without a keep-alive after which a peer counts as dead.")
 @click.option("--metrics-port", type=int, default=DEFAULT_METRICS_PORT, show_default=True,
@@ -53,8 +67,8 @@ def _api_client(kubeconfig: str | None):
               help="Seconds between learner checkpoints (also saved after every applied change).")
 @click.option("--verbose", "-v", is_flag=True)
 def run(kubeconfig: str | None, namespaces: tuple[str, ...], all_namespaces: bool, prometheus_url: str,
-        interval: float | None, standalone: bool, peering_name: str, priority: int, peering_lifetime: int,
-        metrics_port: int, pause: bool, checkpoint_every: float, verbose: bool) -> None:
+        interval: float | None, standalone: bool, peering_name: str, priority: int, priority_spread: int,
+        peering_lifetime: int, metrics_port: int, pause: bool, checkpoint_every: float, verbose: bool) -> None:
     """Run the operator: manage every SizingPolicy (install controller/crd/sizingpolicy.yaml first)."""
     import kopf
 
@@ -76,6 +90,7 @@ def run(kubeconfig: str | None, namespaces: tuple[str, ...], all_namespaces: boo
     kopf.configure(verbose=verbose, quiet=not verbose)
     logging.getLogger("autocm").setLevel(logging.DEBUG if verbose else logging.INFO)
     watch_all = all_namespaces or not namespaces
+    priority = spread_priority(priority, priority_spread, socket.gethostname())
     kopf.run(standalone=standalone, peering_name=None if standalone else peering_name, priority=priority,
              clusterwide=watch_all, namespaces=() if watch_all else namespaces)
 

@@ -53,3 +53,12 @@ def test_push_checkpoint_refuses_other_knobs(tmp_path, monkeypatch):
     kube, result = push(tmp_path, monkeypatch, ConfigSpace.of(Knob("replicas", 1, 16)))
     assert result.exit_code == 1 and "trained for knobs" in result.output
     assert "/api/v1/namespaces/ml/configmaps/pretrained" not in kube.objects
+
+
+def test_priority_spread_gives_pods_of_one_deployment_distinct_stable_priorities():
+    pods = [f"autocm-7d9c5b6f4-{suffix}" for suffix in ("x2k9q", "b8w4m", "p5n7z", "h3j6t")]
+    got = [run_cmd.spread_priority(100, 1000, p) for p in pods]
+    assert len(set(got)) == len(pods)  # distinct: kopf would pause peers of equal priority
+    assert all(100 <= g < 1100 for g in got)
+    assert got == [run_cmd.spread_priority(100, 1000, p) for p in pods]  # stable for a pod's life
+    assert run_cmd.spread_priority(100, 0, pods[0]) == run_cmd.spread_priority(100, 1, pods[0]) == 100

@@ -1,0 +1,190 @@
+{{/* Chart name, truncated to 63 characters (the DNS label limit). */}}
+{{- define "autocm.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: the release name, prefixed to the chart name unless it already contains it. */}}
+{{- define "autocm.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "autocm.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "autocm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "autocm.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "autocm.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "autocm.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "autocm.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "autocm.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "autocm.peeringName" -}}
+{{- default (include "autocm.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{/*
+Checks the schema cannot express across values; fails the install with a message that says what to change.
+*/}}
+{{- define "autocm.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
+{{- fail "replicaCount > 1 needs peering.enabled=true: without peering every replica would act on every policy" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (lt (int .Values.peering.prioritySpread) 2) }}
+{{- fail "replicaCount > 1 needs peering.prioritySpread >= 2: kopf pauses all peers that share the highest priority" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The `autocm run` arguments, one per list item (controller/run_cmd.py defines each flag).
+*/}}
+{{- define "autocm.args" -}}
+- run
+- --prometheus={{ .Values.prometheus.url }}
+- --metrics-port={{ .Values.operator.metricsPort }}
+{{- if .Values.operator.watchNamespaces }}
+{{- range .Values.operator.watchNamespaces }}
+- --namespace={{ . }}
+{{- end }}
+{{- else }}
+- --all-namespaces
+{{- end }}
+{{- if .Values.peering.enabled }}
+- --peering
+- --peering-name={{ include "autocm.peeringName" . }}
+- --priority={{ .Values.peering.priority }}
+- --peering-lifetime={{ .Values.peering.lifetimeSeconds }}
+{{- if gt (int .Values.replicaCount) 1 }}
+- --priority-spread={{ .Values.peering.prioritySpread }}
+{{- end }}
+{{- else }}
+- --standalone
+{{- end }}
+{{- if not (kindIs "invalid" .Values.operator.intervalSeconds) }}
+- --interval={{ .Values.operator.intervalSeconds }}
+{{- end }}
+- --checkpoint-every={{ .Values.operator.checkpointEverySeconds }}
+{{- if .Values.operator.pause }}
+- --pause
+{{- end }}
+{{- if eq .Values.operator.logLevel "debug" }}
+- --verbose
+{{- end }}
+{{- range .Values.operator.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+RBAC. Every rule maps to API calls in controller/kube.py, controller/operator.py or kopf itself;
+tests/unit/operator/test_helm_chart.py keeps that table and fails when the code and these rules drift.
+
+Cluster-scoped rules: needed whatever namespaces are watched.
+*/}}
+{{- define "autocm.clusterRules" -}}
+# Capacity checks before a GPU scale-up: free GPUs node by node (kube.py WorkloadActuator._room).
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [list]
+# Capacity: unschedulable GPU pods anywhere in the cluster, and GPUs in use per node (_room);
+# the workload's own pods (WorkloadActuator.pods) are covered by the same rule.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+# kopf: discovers and follows CustomResourceDefinitions (the SizingPolicy CRD's changes).
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- if .Values.operator.watchNamespaces }}
+# kopf: follows the namespaces it serves (namespaced mode).
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- else if .Values.peering.enabled }}
+# kopf peering (cluster-wide mode): read peers, write our own keep-alive.
+- apiGroups: [kopf.dev]
+  resources: [clusterkopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
+{{- end }}
+
+{{/*
+Namespaced rules: cluster-wide in a ClusterRole when every namespace is watched, else a Role per namespace.
+*/}}
+{{- define "autocm.namespacedRules" -}}
+# kopf: watches SizingPolicies; patches them for its finalizer and progress annotations.
+- apiGroups: [autocm.io]
+  resources: [sizingpolicies]
+  verbs: [list, watch, patch]
+# Status of every step (operator.py Engine._write, server-side apply).
+- apiGroups: [autocm.io]
+  resources: [sizingpolicies/status]
+  verbs: [patch]
+# Events on policies and workloads (kube.py post_event) and kopf's own.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+# Learner checkpoints: read on start, written by server-side apply, which creates them the first time.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, patch]
+# Read the workload's configuration; change its pod template (GPUs, env knobs) by server-side apply.
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get, patch]
+# Replicas through the scale subresource.
+- apiGroups: [apps]
+  resources: [deployments/scale, statefulsets/scale]
+  verbs: [patch]
+# Jobs: parallelism and template changes; a template change deletes and re-creates the Job.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, create, patch, delete]
+# In-place CPU/memory (Kubernetes 1.33+).
+- apiGroups: [""]
+  resources: [pods/resize]
+  verbs: [patch]
+# Capacity: ResourceQuota room for GPUs and pods.
+- apiGroups: [""]
+  resources: [resourcequotas]
+  verbs: [list]
+# Other autoscalers that already size the workload (kube.py _list_autoscalers).
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [list]
+- apiGroups: [autoscaling.k8s.io]
+  resources: [verticalpodautoscalers]
+  verbs: [list]
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [list]
+{{- if and .Values.peering.enabled .Values.operator.watchNamespaces }}
+# kopf peering (namespaced mode): one KopfPeering per served namespace.
+- apiGroups: [kopf.dev]
+  resources: [kopfpeerings]
+  verbs: [get, list, watch, patch]
+{{- end }}
+{{- end }}
