@@ -7,6 +7,7 @@
    with only that token, and exactly the arguments of the installed Deployment's container. It
    manages a SizingPolicy in recommend mode, then in apply mode (scale subresource, events, a
    checkpoint ConfigMap it creates), and a deleted policy loses kopf's finalizer: no call is refused.
+3. The same ServiceAccount resizes pods in place, deletes and re-creates a Job, and scales a StatefulSet.
 
 kwok fakes pods, so the Deployment's own pod is Running without running anything: the operator runs
 here as a process of this worktree's code, with the pod's identity and arguments.
@@ -212,6 +213,80 @@ def test_the_charts_service_account_is_enough_to_run_the_operator(
         custom(plane).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "web")
         wait_until(lambda: not exists(custom(plane).get_namespaced_custom_object, GROUP, VERSION, namespace,
                                       PLURAL, "web"), what="the deleted policy to go", timeout_s=30)
+    refused = refused_calls(log, core, namespace)
+    assert refused == [], "\n".join(refused)
+    helm(plane, tmp_path, "uninstall", release, "-n", namespace)
+
+
+def test_the_service_account_can_resize_in_place_recreate_jobs_and_scale_statefulsets(
+    control_plane: ControlPlane, namespace: str, prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """The other write paths under the chart's RBAC: pods/resize, a Job deleted and re-created, a
+    StatefulSet's scale subresource; the static learner asks for each change at the first step."""
+    plane = control_plane
+    core = kubernetes.client.CoreV1Api(plane.api_client)
+    apps = kubernetes.client.AppsV1Api(plane.api_client)
+    batch = kubernetes.client.BatchV1Api(plane.api_client)
+    release = f"autocm-{namespace}"
+    values = {"prometheus": {"url": prometheus.url},
+              "operator": {"intervalSeconds": 2, "metricsPort": free_port(), "logLevel": "debug"}}
+    helm(plane, tmp_path, "install", release, str(CHART), "-n", namespace, "-f", values_file(tmp_path, values))
+    wait_until(lambda: established(plane, "sizingpolicies.autocm.io"), what="CRD Established", timeout_s=30)
+
+    make_deployment(plane, namespace, replicas=2)
+    apps.patch_namespaced_deployment("web", namespace, {"spec": {"template": {"spec": {"containers": [
+        {"name": "server", "resources": {"requests": {"cpu": "500m"}}}]}}}})
+    pod = {"terminationGracePeriodSeconds": 0, "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                                               "env": [{"name": "AUTOCM_BATCH_SIZE", "value": "8"}]}]}
+    apps.create_namespaced_stateful_set(namespace, {
+        "metadata": {"name": "db"}, "spec": {"replicas": 1, "serviceName": "db",
+                                             "selector": {"matchLabels": {"app": "db"}},
+                                             "template": {"metadata": {"labels": {"app": "db"}}, "spec": pod}}})
+    batch.create_namespaced_job(namespace, {"metadata": {"name": "train"}, "spec": {
+        "parallelism": 1, "completions": 1, "backoffLimit": 0,
+        "template": {"spec": {**pod, "restartPolicy": "Never"}}}})
+    first_uid = batch.read_namespaced_job("train", namespace).metadata.uid
+    wait_until(lambda: sum(p.status.phase == "Running" and p.metadata.labels.get("app") == "web"
+                           and p.spec.containers[0].resources.requests.get("cpu") == "500m"
+                           for p in core.list_namespaced_pod(namespace).items) == 2,
+               what="2 web pods with 500m CPU Running", timeout_s=60)
+
+    constant = 'label_replace(vector({v}), "workload", "{{name}}", "", "")'
+    for body in (
+        policy("web", "apply", knobs={"cpu": {"min": 250, "max": 2000, "step": 250}},
+               learner={"name": "static", "settings": {"config": {"cpu_millicores": 1000}}},
+               metrics={"windowSeconds": 5, "queries": {"ttft_p99_seconds": constant.format(v=0.3)}}),
+        policy("db", "apply", targetRef={"kind": "StatefulSet", "name": "db"},
+               learner={"name": "static", "settings": {"config": {"replicas": 3}}},
+               metrics={"windowSeconds": 5, "queries": {"ttft_p99_seconds": constant.format(v=0.3)}}),
+        policy("train", "apply", targetRef={"kind": "Job", "name": "train"}, workload="training",
+               objective={"metric": "throughput_samples_per_second", "target": 50},
+               knobs={"batchSize": {"min": 8, "max": 64, "step": 8}},
+               learner={"name": "static", "settings": {"config": {"batch_size": 16}}},
+               metrics={"windowSeconds": 5, "queries": {"throughput_samples_per_second": constant.format(v=100)}}),
+    ):
+        custom(plane).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+    kubeconfig = service_account_kubeconfig(plane, namespace, release, tmp_path / "sa-kubeconfig")
+    args = apps.read_namespaced_deployment(release, namespace).spec.template.spec.containers[0].args
+    log = tmp_path / "operator.log"
+    argv = [sys.executable, "-m", "controller.run_cmd", *args, "--kubeconfig", str(kubeconfig)]
+    with process(argv, log, env={"KUBECONFIG": str(kubeconfig)}):
+        wait_status(plane, namespace, "web", lambda s: s.get("currentConfig", {}).get("cpu_millicores") == 1000,
+                    "cpu resized in place to 1000m", 60, log)
+        wait_status(plane, namespace, "db", lambda s: s.get("currentConfig", {}).get("replicas") == 3,
+                    "the StatefulSet scaled to 3", 60, log)
+        wait_status(plane, namespace, "train", lambda s: s.get("currentConfig", {}).get("batch_size") == 16,
+                    "the Job recreated with batch size 16", 60, log)
+    web_pods = [p for p in core.list_namespaced_pod(namespace, label_selector="app=web").items
+                if p.metadata.deletion_timestamp is None]
+    assert web_pods and all(p.spec.containers[0].resources.requests["cpu"] in ("1", "1000m") for p in web_pods)
+    web = apps.read_namespaced_deployment("web", namespace)  # in place: the template, so no rollout
+    assert web.spec.template.spec.containers[0].resources.requests["cpu"] == "500m"
+    assert web.metadata.annotations["autocm.io/resources"] == '{"cpu": "1000m"}'
+    assert apps.read_namespaced_stateful_set("db", namespace).spec.replicas == 3
+    job = batch.read_namespaced_job("train", namespace)
+    assert job.metadata.uid != first_uid and job.metadata.annotations["autocm.io/restarts"] == "1"
     refused = refused_calls(log, core, namespace)
     assert refused == [], "\n".join(refused)
     helm(plane, tmp_path, "uninstall", release, "-n", namespace)
