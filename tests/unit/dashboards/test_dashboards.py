@@ -88,3 +88,12 @@ def test_workload_dashboard_reads_the_metrics_the_operator_reads():
     # the latency, load, KV cache, GPU and training metrics the operator reads all have a panel
     missing = {m for m in read_by_operator if m not in used and not m.startswith("container_")}
     assert missing == {"vllm:time_per_output_token_seconds_bucket", "vllm:e2e_request_latency_seconds_bucket"}
+
+
+def test_error_counters_exist_at_zero_before_the_first_error():
+    """The "Errors by stage" panel shows 0, not "No data", and rate() counts the first error."""
+    from controller.telemetry import ERROR_STAGES
+
+    registry = Telemetry().registry
+    for stage in ERROR_STAGES:
+        assert registry.get_sample_value("autocm_operator_errors_total", {"stage": stage}) == 0.0
