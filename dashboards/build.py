@@ -1,5 +1,8 @@
 """Writes (or checks) the dashboards' JSON: ``python -m dashboards.build [--check] [--out DIR]``.
 
+``--configmap NAMESPACE`` instead prints the committed JSON as Kubernetes ConfigMaps labelled
+``grafana_dashboard: "1"``, the label Grafana's Helm chart sidecar loads dashboards from (it needs no SDK).
+
 The JSON is committed beside this module so that Grafana, a Helm chart ConfigMap or a user's
 provisioning can import it without Python; ``--check`` (and tests/unit/test_dashboards.py) fails
 when the Python and the committed JSON disagree, so they never drift.
@@ -40,12 +43,46 @@ def render_all() -> dict[str, str]:
     return out
 
 
+SIDECAR_LABEL = ("grafana_dashboard", "1")
+"""The grafana Helm chart's sidecar (sidecar.dashboards.label/labelValue defaults) imports ConfigMaps with it."""
+
+
+def configmaps(namespace: str, directory: Path = HERE) -> str:
+    """One ConfigMap per committed dashboard, as a multi-document YAML stream."""
+    import yaml
+
+    docs = []
+    for name in sorted(p.name for p in directory.glob("*.json")):
+        docs.append({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name.removesuffix(".json") + "-dashboard", "namespace": namespace,
+                         "labels": {SIDECAR_LABEL[0]: SIDECAR_LABEL[1], "app.kubernetes.io/part-of": "autocm"}},
+            "data": {name: (directory / name).read_text()},
+        })
+    return yaml.safe_dump_all(docs, sort_keys=False, width=1 << 20)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dashboards.build", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboards.build",
+        description="Generate autocm's Grafana dashboards (dashboards/*.json) from the Python in dashboards/.",
+        epilog="examples:\n"
+               "  python -m dashboards.build                 regenerate the committed JSON after editing a panel\n"
+               "  python -m dashboards.build --check         fail if the committed JSON is stale (CI)\n"
+               "  python -m dashboards.build --configmap monitoring | kubectl apply -f -\n"
+               "                                             load them into a Grafana that runs the dashboard sidecar",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=HERE, help="directory to write to (default: %(default)s)")
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 if a committed file differs from what the code builds")
+    parser.add_argument("--configmap", metavar="NAMESPACE",
+                        help="print the committed dashboards as ConfigMaps for Grafana's sidecar, then exit")
     args = parser.parse_args(argv)
+    if args.configmap:
+        print(configmaps(args.configmap, args.out), end="")
+        return 0
     stale = []
     for name, text in render_all().items():
         path = args.out / name

@@ -97,3 +97,15 @@ def test_error_counters_exist_at_zero_before_the_first_error():
     registry = Telemetry().registry
     for stage in ERROR_STAGES:
         assert registry.get_sample_value("autocm_operator_errors_total", {"stage": stage}) == 0.0
+
+
+def test_configmaps_carry_each_dashboard_verbatim_with_the_sidecar_label(capsys):
+    import yaml
+
+    assert build.main(["--configmap", "monitoring"]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert [d["metadata"]["name"] for d in docs] == ["autocm-operator-dashboard", "autocm-workloads-dashboard"]
+    for doc, name in zip(docs, FILES, strict=True):
+        assert doc["metadata"]["namespace"] == "monitoring"
+        assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert json.loads(doc["data"][name]) == load(name)
