@@ -20,8 +20,12 @@ from dashboards.common import datasource_variable, new_dashboard, query_variable
 
 UID = "autocm-workloads"
 
-POD_SUFFIX = "(?:[a-z0-9]{6,10}-[a-z0-9]{5}|[a-z0-9]{5}|[0-9]+|(?:master|worker)-[0-9]+)"
-"""What a workload controller appends to the workload's name (pod-template hashes are 6-10 characters)."""
+SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
+"""The alphabet of generated name parts (k8s.io/apimachinery rand.SafeEncodeString and rand.String): no
+vowels, so a word in a workload's own name ("resnet-finetune") is never mistaken for a hash."""
+
+POD_SUFFIX = f"(?:{SAFE}{{6,10}}-{SAFE}{{5}}|{SAFE}{{5}}|[0-9]+|(?:master|worker)-[0-9]+)"
+"""What a workload controller appends to the workload's name (a pod-template hash is 6-10 characters)."""
 
 OWNER_RE2 = f"(.+?)-{POD_SUFFIX}"
 """A pod name's owner in group 1 (RE2; Prometheus anchors it); the shortest owner wins, as the operator's."""

@@ -160,7 +160,7 @@ build_dashboard_linter() {
   if ! has_all "$dest" dashboard-linter; then
     need_go
     check_pin dashboard-linter github.com/grafana/dashboard-linter "$DASHBOARD_LINTER_VERSION"
-    log "building dashboard-linter $DASHBOARD_LINTER_VERSION (~15 min cold on 2 busy cores: it links Loki and Prometheus) ..."
+    log "building dashboard-linter $DASHBOARD_LINTER_VERSION (~18 min cold on 2 busy cores: it links Loki and Prometheus) ..."
     begin "$dest"
     # Built inside its wrapper module (a `tool` directive), so every dependency is the one go.sum pins.
     (cd "$MODULES/dashboard-linter" && go build -p "$GO_JOBS" -ldflags "-s -w" -o "$dest.tmp/dashboard-linter" \

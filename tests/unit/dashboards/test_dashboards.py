@@ -109,3 +109,23 @@ def test_configmaps_carry_each_dashboard_verbatim_with_the_sidecar_label(capsys)
         assert doc["metadata"]["namespace"] == "monitoring"
         assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert json.loads(doc["data"][name]) == load(name)
+
+
+@pytest.mark.parametrize(("pod", "owner"), [
+    ("web-7d9f8b6c5-x7k2p", "web"),  # Deployment: <name>-<pod-template-hash>-<5>
+    ("my-app-7d9f8b6c5-x7k2p", "my-app"),
+    ("resnet-finetune-x7k2p", "resnet-finetune"),  # Job: a word is not a hash (it has vowels)
+    ("svc-0", "svc"),  # StatefulSet, and the simulator's replicas
+    ("api-server-12", "api-server"),
+    ("cifar10-0-worker-3", "cifar10-0"),  # PyTorchJob, and the simulator's training workers
+    ("bert-master-0", "bert"),
+])
+def test_workload_variable_names_a_pod_by_its_owner(pod, owner):
+    """The variable's regex as Grafana applies it (JavaScript and Python agree on this syntax), and the
+    RE2 the panels' label_replace uses, give the same owner; the panels' pod matcher accepts the pod."""
+    from dashboards import workloads
+
+    var = next(v for v in load("autocm-workloads.json")["templating"]["list"] if v["name"] == "workload")
+    assert re.search(var["regex"].strip("/"), pod).group(1) == owner
+    assert re.fullmatch(workloads.OWNER_RE2, pod).group(1) == owner
+    assert re.fullmatch(f"{re.escape(owner)}-{workloads.POD_SUFFIX}", pod)
