@@ -15,6 +15,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 PREFIX = "autocm_operator"
 
+ERROR_STAGES = ("prometheus", "kubernetes", "learner", "status", "checkpoint")
+"""Where a control step can fail; each stage's error counter exists from the start at 0, as Prometheus'
+instrumentation guide advises, so that ``rate()`` sees the first error and dashboards show 0, not "No data"."""
+
 LOOP_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """One control step takes milliseconds (queries are shared); the top buckets catch a slow apiserver."""
 
@@ -42,6 +46,8 @@ class Telemetry:
         self.errors = Counter(f"{PREFIX}_errors",
                               "Errors by stage (prometheus, kubernetes, learner, status, checkpoint).",
                               ["stage"], registry=r)
+        for stage in ERROR_STAGES:
+            self.errors.labels(stage)
         self.queries = Counter(f"{PREFIX}_prometheus_queries", "PromQL queries sent, by metric and result.",
                                ["metric", "result"], registry=r)
         self.query_latency = Histogram(f"{PREFIX}_prometheus_query_duration_seconds",

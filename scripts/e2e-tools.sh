@@ -21,6 +21,9 @@ K8S_VERSION=v1.34.4      # newest v1.34 patch on the Go proxy when this was writ
 ETCD_VERSION=v3.6.4      # the etcd that k8s.io/kubernetes v1.34.4's go.mod pins
 KWOK_VERSION=v0.7.0      # plain `go install` works (no replace directives)
 HELM_VERSION=v3.19.5     # built against the v0.34 Kubernetes libraries, like our control plane
+# dashboard-linter has no tagged releases: a main-branch pseudo-version the Go proxy serves. Its
+# checksums come from scripts/e2e/dashboard-linter/go.sum (the checksum database is not served for it).
+DASHBOARD_LINTER_VERSION=v0.0.0-20241224134444-1765d94aec4a
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MODULES="$REPO/scripts/e2e"
@@ -152,6 +155,24 @@ build_helm() {
   report helm "$("$dest/helm" version --short)" "$state"
 }
 
+build_dashboard_linter() {
+  local dest="$CACHE/dashboard-linter-$DASHBOARD_LINTER_VERSION" state=cached t0=$SECONDS
+  if ! has_all "$dest" dashboard-linter; then
+    need_go
+    check_pin dashboard-linter github.com/grafana/dashboard-linter "$DASHBOARD_LINTER_VERSION"
+    log "building dashboard-linter $DASHBOARD_LINTER_VERSION (~18 min cold on 2 busy cores: it links Loki and Prometheus) ..."
+    begin "$dest"
+    # Built inside its wrapper module (a `tool` directive), so every dependency is the one go.sum pins.
+    (cd "$MODULES/dashboard-linter" && go build -p "$GO_JOBS" -ldflags "-s -w" -o "$dest.tmp/dashboard-linter" \
+      github.com/grafana/dashboard-linter) || die "dashboard-linter build failed"
+    commit "$dest"
+    state="built in $((SECONDS - t0)) s"
+  fi
+  link "$dest/dashboard-linter" dashboard-linter
+  # It has no --version; the pseudo-version is the build's identity.
+  report dashboard-linter "${DASHBOARD_LINTER_VERSION##*-}" "$state"
+}
+
 install_prometheus() {
   local state=cached t0=$SECONDS
   if [[ ! -x /usr/bin/prometheus ]]; then
@@ -229,7 +250,22 @@ update_modules() {
     rm -f go.sum
     go get go.etcd.io/etcd/server/v3@"$ETCD_VERSION"
   )
-  log "wrapper modules updated: Kubernetes $K8S_VERSION, etcd $ETCD_VERSION"
+  (
+    cd "$MODULES/dashboard-linter"
+    {
+      echo "module autocm.local/e2e/dashboard-linter"
+      echo
+      echo "go 1.24.0"
+      echo
+      echo "tool github.com/grafana/dashboard-linter"
+    } >go.mod
+    rm -f go.sum
+    # The proxy serves this pseudo-version but not its checksum-database entry; go.sum records the
+    # hashes once, and later builds verify against it.
+    GONOSUMDB=github.com/grafana/dashboard-linter go get "github.com/grafana/dashboard-linter@$DASHBOARD_LINTER_VERSION"
+    GONOSUMDB=github.com/grafana/dashboard-linter go mod tidy
+  )
+  log "wrapper modules updated: Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, dashboard-linter $DASHBOARD_LINTER_VERSION"
 }
 
 main() {
@@ -247,6 +283,7 @@ main() {
   build_etcd
   build_kwok
   build_helm
+  build_dashboard_linter
   install_prometheus
   write_env
   log "tools in $BIN (source $BIN/env.sh); took $((SECONDS - start)) s"
