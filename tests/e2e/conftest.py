@@ -116,6 +116,7 @@ TOOL_NAMES = (
     "kwok",
     "helm",
     "prometheus",
+    "dashboard-linter",
 )
 
 
