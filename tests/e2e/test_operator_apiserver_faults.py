@@ -153,6 +153,26 @@ def test_a_conflict_fails_the_step_and_the_next_interval_applies_once(
     assert apps.read_namespaced_deployment("web", ns).spec.replicas == 4
 
 
+def test_a_change_is_announced_even_when_its_status_write_fails(
+        crd, control_plane: ControlPlane, namespace: str, prometheus: PrometheusServer,  # noqa: F811
+        fault_proxy: FaultProxy, tmp_path: Path) -> None:
+    """The status write of the step that scaled fails four times (the call and its three retries):
+    the scale stays made once, and its AutocmApplied event is still posted; the next step writes status."""
+    plane, ns = control_plane, namespace
+    make_deployment(plane, ns, replicas=2)
+    fault_proxy.add("PATCH", status_path(ns), 503, times=4)
+    custom(plane).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, fixed_policy({"replicas": 4}))
+    log = tmp_path / "operator.log"
+    with process(operator(fault_proxy.kubeconfig(), prometheus.url), log):
+        wait_status(plane, ns, "web", up_to_date(4), "replicas 4 up to date", 60, log)
+    writes = fault_proxy.requests("PATCH", status_path(ns))
+    assert [w.status for w in writes[:5]] == [503, 503, 503, 503, 200]
+    scales = fault_proxy.requests("PATCH", scale_path(ns))
+    assert len(scales) == 1 and scales[0].at_s < writes[0].at_s  # the lost status was the scaling step's
+    applied = events(plane, ns, "AutocmApplied", "SizingPolicy")
+    assert len(applied) == 1 and applied[0].message.startswith("replicas 2 -> 4")
+
+
 # --- GPU capacity --------------------------------------------------------------------------------------
 
 
