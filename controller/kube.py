@@ -57,6 +57,10 @@ class KubeSettings:
     """Transient errors (429, 5xx, connection resets) are retried 3 times with 0.5, 1, 2 s backoff,
     client-go's DefaultRetry-like shape; applies are idempotent, so a retry never acts twice."""
 
+    max_retry_after_s: float = 10.0
+    """A server's ``Retry-After`` (429, 503: API priority and fairness, an overloaded apiserver) is
+    waited out, as client-go does, but at most this long, so that one call cannot stall a step."""
+
     job_delete_timeout_s: float = 120.0
     """How long a Job recreation waits for the old Job to go: covers the default 30 s termination
     grace period (the window in which a training job writes its checkpoint) plus pod cleanup."""
@@ -85,6 +89,7 @@ class Kube:
         s = self.settings
         for attempt in range(s.retries + 1):
             self.calls += 1
+            delay = s.retry_backoff_s * 2**attempt
             try:
                 data = self.api_client.call_api(
                     path, method, query_params=list((query or {}).items()),
@@ -97,10 +102,11 @@ class Kube:
                 transient = exc.status in (429, 500, 502, 503, 504) or exc.status == 0
                 if not transient or attempt == s.retries:
                     raise
+                delay = max(delay, min(_retry_after_s(exc), s.max_retry_after_s))
             except (OSError, ConnectionError):
                 if attempt == s.retries:
                     raise
-            time.sleep(s.retry_backoff_s * 2**attempt)
+            time.sleep(delay)
         raise AssertionError("unreachable")
 
     def get(self, path: str, **query: Any) -> Any:
@@ -121,6 +127,15 @@ class Kube:
     def server_minor_version(self) -> int:
         info = self.get("/version")
         return int(re.sub(r"\D", "", str(info.get("minor", "0"))) or 0)
+
+
+def _retry_after_s(exc: ApiException) -> float:
+    """The seconds of an answer's ``Retry-After`` header (the apiserver sends whole seconds), else 0."""
+    value = (exc.headers or {}).get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else 0.0
+    except ValueError:  # an HTTP date: not what the apiserver sends; fall back to the backoff
+        return 0.0
 
 
 def workload_path(target: TargetRef) -> str:
@@ -352,6 +367,10 @@ class ScaleUp:
     before: Config
 
 
+class ResizeUnavailable(Exception):
+    """The server does not serve ``pods/resize`` (before 1.33, or the InPlacePodVerticalScaling gate off)."""
+
+
 @dataclass
 class WorkloadActuator:
     """The control loop's :class:`~controller.loop.Actuator` for one policy's workload."""
@@ -364,6 +383,10 @@ class WorkloadActuator:
     """What the latest apply adjusted or refused, in words, for the status."""
     changes: dict[str, tuple[float, float]] = field(default_factory=dict)
     last_scale_up: ScaleUp | None = None
+    rollbacks: int = 0
+    """Scale-ups rolled back in a row because their pods stayed Pending."""
+    hold_until_s: float = -math.inf
+    """No scale-up before this time: the last one ran into a wall (pods Pending) and was rolled back."""
 
     @property
     def path(self) -> str:
@@ -386,6 +409,9 @@ class WorkloadActuator:
         g1 = target.get(g_k, g0) if g_k else g0
         if r1 * g1 <= r0 * g0 and r1 <= r0:
             return target, []
+        if self.clock() < self.hold_until_s:
+            return dict(current), [f"capacity: not scaling up for {self.hold_until_s - self.clock():.0f}s more: "
+                                   f"the last scale-up's pods stayed Pending and it was rolled back"]
         ns = self.policy.target.namespace
         out = dict(target)
         notes: list[str] = []
@@ -460,7 +486,16 @@ class WorkloadActuator:
                     "metadata": {"name": t.name, "namespace": t.namespace},
                     "spec": {"replicas": replicas}})
         if self.in_place_resize and changed & {"cpu", "memory"}:
-            self._resize_in_place(obj, container, target)
+            try:
+                self._resize_in_place(obj, container, target)
+            except ResizeUnavailable as exc:
+                log.warning("%s/%s: %s; CPU and memory go through the pod template", t.namespace, t.name, exc)
+                self.in_place_resize = False
+                self.notes.append(f"{exc}: CPU and memory changed in the pod template instead (pods restart)")
+                if t.kind == "Job":
+                    self._recreate_job(obj, target)
+                    return
+                template_change = True
         if template_change:
             self.kube.apply(self.path, self._template_body(obj, container, target))
 
@@ -497,8 +532,19 @@ class WorkloadActuator:
         patch = {"spec": {"containers": [{"name": container["name"], "resources": resources}]}}
         for pod in self.pods(obj):
             meta = pod["metadata"]
-            self.kube.strategic_patch(f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/resize",
-                                      patch)
+            path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+            try:
+                self.kube.strategic_patch(f"{path}/resize", patch)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                try:
+                    self.kube.get(path)
+                except ApiException as gone:
+                    if gone.status == 404:  # the pod went away since it was listed: nothing to resize
+                        continue
+                    raise
+                raise ResizeUnavailable("pods/resize is not served (404)") from exc
         t = self.policy.target
         # Record what was applied, so that read_config sees it and new pods can be brought in line.
         self.kube.apply(self.path, {
@@ -584,7 +630,13 @@ class WorkloadActuator:
         stuck = [(p, msg) for p in self.pods() if (msg := _unschedulable(p))]
         self.last_scale_up = None
         if not stuck:
+            self.rollbacks = 0
             return None
+        # Do not run into the same wall at the next interval: hold scale-ups off for at least as long
+        # as this one waited, doubling with every rollback in a row (capped at an hour).
+        self.rollbacks += 1
+        hold = max(self.policy.guards.cooldown_s, self.policy.pending_timeout_s) * 2 ** (self.rollbacks - 1)
+        self.hold_until_s = self.clock() + min(hold, 3600.0)
         pod, msg = stuck[0]
         return up.before, (f"{len(stuck)} pod(s) still Pending {self.policy.pending_timeout_s:.0f}s after "
                            f"the scale-up (e.g. {pod['metadata']['name']}: {msg})")

@@ -110,6 +110,9 @@ class ControlLoop:
         reward = self.objective.reward(obs, restarted=self._prev_restarted, config=current)
         if self._prev_obs is not None and self._prev_action is not None:
             self.learner.learn(self._prev_obs, self._prev_action, reward, obs)
+        # That transition is consumed: if acting below fails (an API error), the next step must not
+        # learn it a second time, nor credit this step's unexecuted action.
+        self._prev_obs = self._prev_action = None
 
         notes: list[str] = []
         guarded = self.learner.uses_guard_rails

@@ -544,11 +544,12 @@ class Engine:
         except ApiException as exc:
             self.telemetry.errors.labels("status").inc()
             log.warning("status of %s/%s not written: %s", meta["namespace"], meta["name"], exc)
-            return
-        # Keep our view of the status so that lastTransitionTime survives between steps.
-        body_status = dict(body.get("status") or {})
-        body_status.update(status)
-        self.bodies[self.key_of(body)] = {**body, "status": body_status}
+        else:
+            # Keep our view of the status so that lastTransitionTime survives between steps.
+            body_status = dict(body.get("status") or {})
+            body_status.update(status)
+            self.bodies[self.key_of(body)] = {**body, "status": body_status}
+        # Events go out even when the status did not: a change that was made is still announced.
         ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SizingPolicy", "name": meta["name"],
                "namespace": meta["namespace"], "uid": meta.get("uid")}
         for type_, reason, message in result.events:

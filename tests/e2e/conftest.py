@@ -873,3 +873,20 @@ def prometheus_scrape(prometheus: PrometheusServer) -> Iterator[Callable[[Sequen
     yield scrape
     for job in added:
         prometheus.remove_job(job)
+
+
+# --------------------------------------------------------------------------------------------
+# A fault-injecting proxy in front of the apiserver
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fault_proxy(control_plane: ControlPlane, tmp_path: Path):
+    """A :class:`tests.e2e.faultproxy.FaultProxy` to this test's cluster; ``fault_proxy.kubeconfig()`` for
+    the operator. It serves TLS with the apiserver's own certificate (valid for 127.0.0.1, same CA)."""
+    from .faultproxy import FaultProxy
+
+    pki = control_plane.kubeconfig.parent / "pki"
+    with FaultProxy.for_kubeconfig(control_plane.kubeconfig, pki / "apiserver.crt", pki / "apiserver.key",
+                                   tmp_path / "fault-proxy") as proxy:
+        yield proxy

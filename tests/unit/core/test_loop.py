@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -166,3 +167,28 @@ def test_property_every_action_respects_bounds_steps_and_cooldown(targets, metri
             assert now - last_change >= cooldown
             last_change = now
             prev = dict(new)
+
+
+def test_a_failed_actuation_is_not_learned_twice_nor_credited():
+    """The operator's actuator raises on an API error; the step fails and the next one goes on."""
+
+    class Failing(World):
+        fail = 0
+
+        def apply(self, workload, config, reason):
+            if self.fail:
+                self.fail -= 1
+                raise ConnectionError("apiserver unavailable")
+            super().apply(workload, config, reason)
+
+    w = Failing({"replicas": 2, "max_batch_size": 8}, [])
+    learner = Scripted([{"replicas": 3}, {"replicas": 4}, {"replicas": 5}, {"replicas": 6}])
+    lp = loop(learner, w)
+    lp.step(0)  # acts: replicas 3
+    w.fail = 1
+    with pytest.raises(ConnectionError):
+        lp.step(60)  # learns (0 -> 60), then acting fails
+    lp.step(120)  # nothing to learn: the transition was learned, the failed action never ran
+    lp.step(180)
+    assert [(t0, a["replicas"], t1) for t0, a, _, t1 in learner.learned] == [(0, 3, 60), (120, 5, 180)]
+    assert [c["replicas"] for c in w.applied] == [3, 5, 6]

@@ -288,3 +288,24 @@ def test_status_fields_a_step_no_longer_writes_disappear():
         step(eng, kube)
     assert "changes" not in kube.objects[POLICY]["status"]["lastDecision"]
     assert "keep the current configuration" in kube.objects[POLICY]["status"]["lastDecision"]["message"]
+
+
+def test_events_of_a_change_are_posted_even_when_the_status_write_fails():
+    class StatusDown(FakeKube):
+        def apply(self, path, body, force=True):
+            if path.endswith("/status") and self.status_failures:
+                self.status_failures -= 1
+                self._raise(503)
+            return super().apply(path, body, force)
+
+    kube = StatusDown()
+    kube.status_failures = 1
+    kube.put(DEPLOY, deployment(replicas=2, gpus=1))
+    kube.put("/api/v1/nodes/n0", node("n0"))
+    kube.put(POLICY, policy_body("apply"))
+    with fake_prometheus(ttft(0.1)) as prom:
+        eng = engine_for(prom.url, kube, Clock())
+        assert step(eng, kube).outcome == "applied"
+    assert "status" not in kube.objects[POLICY]  # the status write failed ...
+    applied = [e for e in kube.events if e["reason"] == "AutocmApplied"]
+    assert len(applied) == 1 and applied[0]["message"].startswith("replicas 2 -> 4")  # ... the event did not

@@ -258,3 +258,104 @@ def test_transient_errors_are_retried_and_others_are_not():
     with pytest.raises(ApiException):
         Kube(client, KubeSettings(retry_backoff_s=0.0)).apply("/x", {})
     assert len(client.calls) == 1
+
+
+def test_retry_after_is_waited_out_up_to_a_cap(monkeypatch):
+    class Throttled(FlakyApiClient):
+        def call_api(self, path, method, **kw):
+            self.calls.append(method)
+            if self.statuses:
+                status, retry_after = self.statuses.pop(0)
+                exc = ApiException(status=status)
+                exc.headers = {"Retry-After": retry_after}
+                raise exc
+            return {"ok": True}
+
+    sleeps = []
+    monkeypatch.setattr("controller.kube.time.sleep", sleeps.append)
+    client = Throttled([(429, "3"), (503, "99"), (429, "soon")])
+    assert Kube(client, KubeSettings(retry_backoff_s=0.5, max_retry_after_s=10)).get("/x") == {"ok": True}
+    # max(backoff, Retry-After): 3 s instead of 0.5; 99 s capped at 10; an unparsable value keeps the backoff.
+    assert sleeps == [3.0, 10.0, 2.0]
+
+
+class NoResize(FakeKube):
+    """A server without pods/resize: the subresource answers 404 (the pods themselves exist)."""
+
+    def strategic_patch(self, path, body):
+        if path.endswith("/resize"):
+            self.calls.append(("RESIZE", path, body))
+            self._raise(404)
+        return super().strategic_patch(path, body)
+
+
+def test_a_404_from_pods_resize_falls_back_to_the_template():
+    kube = NoResize()
+    kube.put(DEPLOY, deployment(cpu="500m"))
+    kube.put("/api/v1/namespaces/ml/pods/web-a", pod("web-a", "ml", 1, "n0", {"app": "web"}))
+    act = WorkloadActuator(kube, policy({"cpu": {"min": 250, "max": 2000, "step": 250}}), in_place_resize=True)
+    act.apply("ml/web", {"cpu_millicores": 750}, "x")
+    assert len(kube.writes("RESIZE")) == 1
+    assert kube.objects[DEPLOY]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] \
+        == "750m"
+    assert RESOURCES_ANNOTATION not in kube.objects[DEPLOY]["metadata"].get("annotations", {})
+    assert act.in_place_resize is False and any("pods/resize is not served (404)" in n for n in act.notes)
+    act.apply("ml/web", {"cpu_millicores": 1000}, "x")  # from now on straight to the template
+    assert len(kube.writes("RESIZE")) == 1 and act.current() == {"cpu_millicores": 1000}
+
+
+def test_a_pod_gone_before_its_resize_is_skipped():
+    class GoneFirst(FakeKube):
+        def strategic_patch(self, path, body):
+            if path.endswith("web-a/resize"):  # deleted between the listing and the resize
+                del self.objects[path[: -len("/resize")]]
+                self._raise(404)
+            return super().strategic_patch(path, body)
+
+    kube = GoneFirst()
+    kube.put(DEPLOY, deployment(cpu="500m"))
+    for name in ("web-a", "web-b"):
+        kube.put(f"/api/v1/namespaces/ml/pods/{name}", pod(name, "ml", 1, "n0", {"app": "web"}))
+    act = WorkloadActuator(kube, policy({"cpu": {"min": 250, "max": 2000, "step": 250}}), in_place_resize=True)
+    act.apply("ml/web", {"cpu_millicores": 750}, "x")
+    assert act.in_place_resize is True
+    assert [p for _, p, _ in kube.writes("RESIZE")] == ["/api/v1/namespaces/ml/pods/web-b/resize"]
+    assert json.loads(kube.objects[DEPLOY]["metadata"]["annotations"][RESOURCES_ANNOTATION]) == {"cpu": "750m"}
+
+
+def test_after_a_rollback_scale_ups_are_held_off_and_the_hold_doubles():
+    kube = FakeKube()
+    kube.put(DEPLOY, deployment(replicas=2, gpus=1))
+    kube.put("/api/v1/nodes/n0", node("n0"))
+    now = [1000.0]
+    act = WorkloadActuator(kube, policy(guards={"pendingTimeoutSeconds": 30, "cooldownSeconds": 10}),
+                           clock=lambda: now[0])
+    up = {"replicas": 4, "gpus_per_replica": 1, "max_batch_size": 8}
+    stuck = pod("web-new", "ml", 1, None, {"app": "web"}, pending_msg="0/1 nodes are available")
+
+    def scale_up_gets_stuck_and_rolls_back() -> None:
+        act.apply("ml/web", up, "more")
+        assert kube.objects[DEPLOY]["spec"]["replicas"] == 4
+        kube.put("/api/v1/namespaces/ml/pods/web-new", stuck)
+        now[0] += 31
+        before, _ = act.stuck_scale_up()
+        act.apply("ml/web", before, "rollback")
+        del kube.objects["/api/v1/namespaces/ml/pods/web-new"]  # the scale-down removes the pending pod
+
+    scale_up_gets_stuck_and_rolls_back()
+    now[0] += 29  # within max(cooldown, pending timeout) = 30 s: refused, and the status says why
+    act.apply("ml/web", up, "more")
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 2 and not act.changes
+    assert "rolled back" in act.notes[0]
+    act.apply("ml/web", {**up, "replicas": 1}, "less")  # scaling down is never held
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 1
+    now[0] += 2
+    scale_up_gets_stuck_and_rolls_back()  # the hold is over: tried again, stuck again
+    now[0] += 59  # second rollback in a row: 60 s
+    act.apply("ml/web", up, "more")
+    assert not act.changes
+    now[0] += 2
+    act.apply("ml/web", up, "more")
+    assert kube.objects[DEPLOY]["spec"]["replicas"] == 4
+    now[0] += 31
+    assert act.stuck_scale_up() is None and act.rollbacks == 0  # it scheduled: the count starts again
