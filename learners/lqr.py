@@ -55,7 +55,8 @@ class LSTDResult:
     P: Array
     H: Array
     offset: float
-    """Constant part of the Q-function: the cost the process noise adds whatever the policy does."""
+    """Constant feature's weight. It absorbs the cost the process noise adds whatever the policy does;
+    the problem is undiscounted, so it is a nuisance parameter, not a value to read."""
     iterations: int
     history: list[float]
 
@@ -254,8 +255,9 @@ class LambdaPISizing:
     def state_dict(self) -> dict[str, Any]:
         return {"learner": self.name, "settings": asdict(self.s), "knob": self.s.knob,
                 "K": None if self.K is None else self.K.tolist(),
-                "P": None if self.P is None else self.P.tolist(), "data": [list(map(list, [d[0], [d[1]], d[2]]))
-                                                                          for d in self.data]}
+                "P": None if self.P is None else self.P.tolist(),
+                "last_decision": self._knob_at_decision,  # the previous change is part of the state
+                "data": [[d[0], [d[1]], d[2]] for d in self.data]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state.get("knob", self.s.knob) != self.s.knob:
@@ -263,6 +265,8 @@ class LambdaPISizing:
         self.K = None if state.get("K") is None else np.asarray(state["K"], float)
         self.P = None if state.get("P") is None else np.asarray(state["P"], float)
         self.data = [(list(x), float(u[0]), list(xn)) for x, u, xn in state.get("data", [])]
+        last = state.get("last_decision")
+        self._knob_at_decision = None if last is None else float(last)
 
 
 @register("lambda-pi", LambdaPISizingSettings,
