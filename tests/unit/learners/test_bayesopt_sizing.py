@@ -51,7 +51,6 @@ def cheapest_feasible():
     return best, [c for c in ok if OBJ.cost_per_hour(c) == best]
 
 
-@pytest.mark.slow  # about 12 s a seed on the shared machine (15 GP fits of 288 candidates)
 @pytest.mark.parametrize("seed", range(5))
 def test_bayesopt_settles_on_the_cheapest_feasible_configuration(seed):
     best_cost, _ = cheapest_feasible()
