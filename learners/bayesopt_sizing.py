@@ -8,12 +8,12 @@ settles on the cheapest configuration that met the SLO and reports itself conver
 
 A trial is ``trial_intervals`` control intervals of one configuration; the first ``settle_intervals``
 of them are not scored (new pods cold-start and the queue left by the previous trial drains). The
-measured constraint is the SLO metric's p99 over the scored intervals (their mean) relative to its
-target, which must stay at or below 1; a p99 at the target is exactly a 99% attainment SLO, and unlike
-the miss share it varies smoothly on both sides of feasibility, which is what a GP can model (the
-miss share is 0 for every feasible configuration, so it says nothing about how close one is). Where
-the metric is missing, the miss share against the miss budget stands in. The cost is the
-objective's price of the configuration per hour.
+measured constraint is the SLO metric's p99 relative to its target in the *worst* scored interval
+(the SLO must hold in every interval, not on average), which must stay at or below 1. A p99 at the
+target is exactly a 99% attainment SLO, and unlike the miss share it varies smoothly on both sides
+of feasibility, which is what a GP can model (the miss share is 0 for every feasible configuration,
+so it says nothing about how close one is). Where the metric is missing, the miss share against the
+miss budget stands in. The cost is the objective's price of the configuration per hour.
 
 This learner does not use the guard rails: a trial must run exactly the configuration the GP asked
 for (a step limit would turn it into a walk through untested configurations), and holding each
@@ -93,7 +93,7 @@ class BayesOptSizing:
     def _finish_trial(self) -> None:
         assert self.trial is not None
         cfg = self.configs[self.trial]
-        ratio = float(np.mean(self.misses)) if self.misses else 100.0
+        ratio = float(np.max(self.misses)) if self.misses else 100.0
         self.bo.observe(self.trial, max(self.objective.cost_per_hour(cfg), FLOOR), max(ratio, FLOOR))
         self.trial, self.intervals, self.misses = None, 0, []
         if len(self.bo.indices) >= min(self.s.max_trials, len(self.configs)):
