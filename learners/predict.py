@@ -222,3 +222,40 @@ def best_threshold(p: Array, y: Array) -> float:
         if f1 > best_f1:
             best, best_f1 = float(th), f1
     return best
+
+
+class ViolationForecaster:
+    """The predictor as the control loop would run it: one observation at a time, learning online.
+
+    ``observe(obs)`` returns P(violation within ``horizon`` intervals) from the latest window, then
+    files the features until their label is known ``horizon`` intervals later and updates the
+    posterior with it (predict first, learn after: every prediction is made before its outcome is
+    seen, so a prequential score of these predictions never tests on training data).
+    ``scale`` standardises features; fix it from earlier runs (a fresh forecaster uses none).
+    """
+
+    def __init__(self, objective: Objective, settings: PredictorSettings | None = None,
+                 model: BayesianLogisticRegression | None = None, scale: Standardiser | None = None) -> None:
+        self.objective = objective
+        self.s = settings or PredictorSettings()
+        self.model = model or BayesianLogisticRegression(len(FEATURES), self.s.prior_var, self.s.intercept_var,
+                                                         self.s.newton_iters)
+        self.scale = scale
+        self.window: list[Observation] = []
+        self.pending: list[tuple[Array, int]] = []  # (features, interval index)
+        self.violations: list[bool] = []
+
+    def observe(self, obs: Observation) -> float:
+        self.violations.append(not self.objective.meets(obs))
+        t = len(self.violations) - 1
+        ready = [(x, i) for x, i in self.pending if t - i >= self.s.horizon]
+        if ready:
+            X = np.vstack([x for x, _ in ready])
+            y = np.array([float(any(self.violations[i + 1: i + 1 + self.s.horizon])) for _, i in ready])
+            self.model.update(X, y)
+            self.pending = [(x, i) for x, i in self.pending if t - i < self.s.horizon]
+        self.window = [*self.window, obs][-self.s.window:]
+        x = violation_features(self.window, self.objective)
+        x = self.scale(x)[0] if self.scale is not None else x
+        self.pending.append((x, t))
+        return float(self.model.predict_proba(x[None, :])[0])

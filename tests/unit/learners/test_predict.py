@@ -123,3 +123,25 @@ def test_labels_look_ahead_exactly_horizon_intervals():
     assert list(idx) == list(range(2, 8))
     assert [int(v) for v in y] == [0, 0, 1, 1, 0, 0]  # t=4 and t=5 see interval 6 coming
     assert X.shape == (6, len(FEATURES))
+
+
+def test_the_online_forecaster_predicts_before_it_learns_and_learns_a_leading_signal():
+    """A stream where a rising TTFT always precedes a violation one interval later: the forecaster,
+    starting from nothing, must come to give the rise a higher probability than a calm interval."""
+    from learners.predict import ViolationForecaster
+
+    forecaster = ViolationForecaster(OBJ, PredictorSettings(horizon=2, window=2))
+    rng = np.random.default_rng(0)
+    pattern = []
+    for _ in range(60):  # calm, calm, calm, rise, violate
+        pattern += [(2.0, 1.0), (2.0, 1.0), (2.0, 1.0), (7.0, 1.0), (12.0, 0.5)]
+    first = forecaster.observe(obs(0, 2.0))
+    assert first == pytest.approx(0.5)  # nothing learned yet: it has not seen any outcome
+    probs = []
+    for t, (ttft, att) in enumerate(pattern, start=1):
+        probs.append((ttft, forecaster.observe(obs(t, ttft * (1 + 0.05 * rng.standard_normal()), att=att))))
+    late = probs[-50:]
+    rise = np.mean([p for ttft, p in late if ttft == 7.0])
+    calm = np.mean([p for ttft, p in late if ttft == 2.0])
+    assert rise > 0.8 and calm < rise - 0.3, (rise, calm)
+    assert forecaster.model.samples == len(pattern) + 1 - 2  # the last two still await their outcome
