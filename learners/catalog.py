@@ -12,6 +12,8 @@ _MODULES = (
     "learners.baselines.kpa",
     "learners.baselines.vpa",
     "learners.vconf",
+    "learners.lqr",
+    "learners.bayesopt_sizing",
 )
 
 for _name in _MODULES:
