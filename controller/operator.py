@@ -186,6 +186,9 @@ class PolicyRunner:
         self.checkpoint_problem: str | None = None
         self.last_saved_s = -math.inf
         self.steps_since_save = 0
+        self.last_saved: dict[str, Any] = {}
+        """The latest checkpoint's status fields, kept in every status (not only the saving step's): a
+        field that came and went each minute would also cost a status write each time."""
         self.conflicts: list[str] = []
         # The engine shares one index among all policies; a runner built alone lists for itself.
         self.autoscalers = autoscalers or AutoscalerIndex(kube, settings.conflict_check_s, clock)
@@ -245,7 +248,8 @@ class PolicyRunner:
                                    self.policy.space, owner)
         self.kube.apply(f"/api/v1/namespaces/{self.policy.namespace}/configmaps/{name}", body)
         self.last_saved_s, self.steps_since_save = now, 0
-        return {"configMap": name, "savedAt": _rfc3339(now), "bytes": len(blob)}
+        self.last_saved = {"configMap": name, "savedAt": _rfc3339(now), "bytes": len(blob)}
+        return self.last_saved
 
     # one step ------------------------------------------------------------------------------------------
     def step(self, now: float, paused_by: str | None) -> StepResult:
@@ -540,6 +544,8 @@ class Engine:
                                 [("Warning", "ApplyFailed", msg)])
         if runner.restored:
             result.status.setdefault("checkpoint", {})["restoredFrom"] = runner.restored
+        if runner.last_saved:
+            result.status.setdefault("checkpoint", {}).update(runner.last_saved)
         if runner.checkpoint_problem:
             result.events.append(("Warning", "CheckpointIgnored", runner.checkpoint_problem))
             runner.checkpoint_problem = None
