@@ -32,6 +32,7 @@ import kopf
 from kubernetes.client import ApiException
 
 from controller import checkpoint as ckpt
+from controller import pytorchjob
 from controller.kube import (
     PAUSE_ANNOTATION,
     AutoscalerIndex,
@@ -405,6 +406,7 @@ class Engine:
         self._locks: dict[str, threading.Lock] = {}
         self._last_warning: dict[str, str] = {}
         self._written: dict[str, tuple[str, float]] = {}  # key -> (what mattered in it, when)
+        self._served: dict[str, tuple[float, frozenset[str]]] = {}  # group/version -> (when, plurals)
         self._in_place = settings.resize_in_place
 
     def _resize_supported(self) -> bool:
@@ -414,6 +416,31 @@ class Engine:
             except (ApiException, OSError, ValueError):
                 self._in_place = False
         return self._in_place
+
+    def _crd_missing(self, kind: str, now: float) -> str | None:
+        """Why a target kind's API is not served (its CRD is not installed), or None.
+
+        Only PyTorchJob is optional; its API group is looked up at most once per conflict_check_s for
+        all policies, so a CRD installed later is found within a minute.
+        """
+        if kind != pytorchjob.KIND:
+            return None
+        got = self._served.get(pytorchjob.API_VERSION)
+        if got is None or now - got[0] >= self.settings.conflict_check_s:
+            try:
+                listing = self.kube.get(f"/apis/{pytorchjob.API_VERSION}")
+                plurals = frozenset(r.get("name", "") for r in listing.get("resources", []))
+            except ApiException as exc:
+                if exc.status != 404:
+                    return None  # unknown: the step's own reads report the error
+                plurals = frozenset()
+            except OSError:
+                return None
+            got = self._served[pytorchjob.API_VERSION] = (now, plurals)
+        if pytorchjob.PLURAL in got[1]:
+            return None
+        return (f"the {pytorchjob.API_VERSION} PyTorchJob CRD is not installed in this cluster "
+                "(the Kubeflow training operator installs it)")
 
     @staticmethod
     def key_of(body: Mapping[str, Any]) -> str:
@@ -519,6 +546,15 @@ class Engine:
             result = StepResult("refused", [Condition("Ready", "False", "InvalidSpec", msg)],
                                 {"lastDecision": {"time": _rfc3339(now), "message": msg}},
                                 [("Warning", "InvalidSpec", msg)])
+            self._write(body, result, generation, now)
+            return result
+        missing = self._crd_missing(runner.policy.target.kind, now)
+        if missing is not None:
+            t = runner.policy.target
+            msg = f"not managing {t.kind} {t.name}: {missing}"
+            result = StepResult("refused", [Condition("Ready", "False", "CRDNotInstalled", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "CRDNotInstalled", msg)])
             self._write(body, result, generation, now)
             return result
         paused = self.paused_by(body)

@@ -138,9 +138,12 @@ def pod_regex(target: TargetRef) -> str:
 
     Deployment: ``<name>-<pod-template-hash>-<5 chars>``; StatefulSet: ``<name>-<ordinal>``; Job:
     ``<name>-<5 chars>`` or, for indexed Jobs, ``<name>-<index>-<5 chars>`` (the generateName
-    suffix is 5 characters from k8s.io/apiserver's names.SimpleNameGenerator).
+    suffix is 5 characters from k8s.io/apiserver's names.SimpleNameGenerator); Kubeflow PyTorchJob:
+    ``<name>-master-<i>`` and ``<name>-worker-<i>`` (the training operator's pod names).
     """
     base = escape_regex(target.name)
+    if target.kind == "PyTorchJob":
+        return f"{base}-(master|worker)-[0-9]+"
     if target.kind == "Deployment":
         return f"{base}-[a-z0-9]{{1,10}}-[a-z0-9]{{5}}"
     if target.kind == "StatefulSet":
@@ -505,7 +508,7 @@ def _belongs(sample: Sample, target: TargetRef, pods: re.Pattern[str]) -> bool:
     pod = sample.labels.get("pod")
     if pod is not None:
         return pods.fullmatch(pod) is not None
-    if target.kind == "Job":
+    if target.kind in ("Job", "PyTorchJob"):
         # Without honor_labels Prometheus renames an exported ``job`` label to ``exported_job``.
         return target.name in (sample.labels.get("exported_job"), sample.labels.get("job"))
     return False
