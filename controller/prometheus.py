@@ -105,7 +105,8 @@ def parse_result(data: Mapping) -> list[Sample]:
     kind = data.get("resultType")
     result = data.get("result", [])
     if kind == "vector":
-        return [Sample(dict(r.get("metric", {})), float(r["value"][1]), float(r["value"][0])) for r in result]
+        # The label dicts are fresh from json.loads: no copy (25,000 of them a refresh at 1,000 workloads).
+        return [Sample(r.get("metric", {}), float(r["value"][1]), float(r["value"][0])) for r in result]
     if kind == "scalar":
         return [Sample({}, float(result[1]), float(result[0]))]
     raise PrometheusError(f"expected an instant vector, got a {kind}")
@@ -488,18 +489,24 @@ def _index_by_owner(samples: Sequence[Sample]) -> dict[tuple[str, str], list[Sam
     dash-separated suffix (StatefulSet ``<name>-<n>``, Job ``<name>-<5>``) or two (Deployment
     ``<name>-<hash>-<5>``, indexed Job ``<name>-<i>-<5>``), the forms :func:`pod_regex` accepts; a
     training series without a pod label belongs to its ``job``/``exported_job``. :func:`_belongs`
-    still checks the exact form.
+    still checks the exact form. A histogram has ~20 series per pod, so a pod's owners are worked out
+    once and its series appended to the same lists.
     """
     index: dict[tuple[str, str], list[Sample]] = defaultdict(list)
+    lists_of: dict[tuple[str, str | None, str | None, str | None], list[list[Sample]]] = {}
     for s in samples:
-        ns = s.labels.get("namespace", "")
-        pod = s.labels.get("pod")
-        if pod is not None:
-            owners = {pod.rsplit("-", k)[0] for k in (1, 2) if pod.count("-") >= k}
-        else:
-            owners = {s.labels.get("job"), s.labels.get("exported_job")} - {None}
-        for owner in owners:
-            index[(ns, owner)].append(s)
+        labels = s.labels
+        series = (labels.get("namespace", ""), labels.get("pod"), labels.get("job"), labels.get("exported_job"))
+        lists = lists_of.get(series)
+        if lists is None:
+            ns, pod, job, exported_job = series
+            if pod is not None:
+                owners = {pod.rsplit("-", k)[0] for k in (1, 2) if pod.count("-") >= k}
+            else:
+                owners = {job, exported_job} - {None}
+            lists = lists_of[series] = [index[(ns, owner)] for owner in owners]
+        for owned in lists:
+            owned.append(s)
     return index
 
 
