@@ -18,6 +18,7 @@ The control loop itself does no I/O (controller/loop.py); everything here is abo
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import math
@@ -80,6 +81,11 @@ class OperatorSettings:
 
     resize_in_place: bool | None = None
     """Use pods/resize for CPU and memory; None: when the server is 1.33 or newer (beta, on by default)."""
+
+    step_threads: int = 32
+    """Worker threads the policies' steps run on. A step mostly waits (a shared listing or Prometheus
+    refresh in progress, a status write); asyncio's default pool (cores + 4: 6 on 2 cores) let 1,000
+    policies complete only ~500 steps per 10 s interval while the process used a quarter of a core."""
 
     status_refresh_s: float = 60.0
     """A status whose only news is fresher numbers (metric values, reward, the decision's wording and
@@ -408,6 +414,7 @@ class Engine:
         self._written: dict[str, tuple[str, float]] = {}  # key -> (what mattered in it, when)
         self._served: dict[str, tuple[float, frozenset[str]]] = {}  # group/version -> (when, plurals)
         self._in_place = settings.resize_in_place
+        self.executor = concurrent.futures.ThreadPoolExecutor(settings.step_threads, thread_name_prefix="step")
 
     def _resize_supported(self) -> bool:
         if self._in_place is None:
@@ -739,7 +746,7 @@ async def _run_policy(stopped: kopf.DaemonStopped, body: Mapping[str, Any], **_:
     try:
         while not stopped:
             try:
-                await asyncio.to_thread(eng.step, key)
+                await asyncio.get_running_loop().run_in_executor(eng.executor, eng.step, key)
             except Exception:  # one policy's bug must not stop the others; it is counted and logged
                 eng.telemetry.errors.labels("learner").inc()
                 log.exception("control step of %s failed", key)
