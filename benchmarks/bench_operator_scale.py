@@ -70,8 +70,6 @@ class BenchSettings:
     """Fast enough for a 10 s rate() window to hold several samples, slow enough for 2 cores."""
     window_s: int = 10
     """spec.metrics.windowSeconds: five scrapes per rate() window."""
-    step_threads: int = min(32, (os.cpu_count() or 1) + 4)
-    """asyncio's default executor size (ThreadPoolExecutor's default), which the daemons' to_thread uses."""
 
 
 SETTINGS = BenchSettings()
@@ -395,7 +393,7 @@ def measure_inprocess(res: Result, ns: str, names: list[str], args, plane, prom,
     res.wall, res.cpu, res.refresh_s, res.calls = (mean(runs, i) for i in range(4))
     print(f"[N={res.n}] in-process serial cycles (wall s / CPU s / API calls): "
           + ", ".join(f"{r[0]:.2f}/{r[1]:.2f}/{r[3]}" for r in runs), flush=True)
-    threaded = paced(SETTINGS.step_threads, count)  # as the daemons do
+    threaded = paced(settings.step_threads, count)  # as the daemons do
     res.threaded_wall, res.threaded_cpu = mean(threaded, 0), mean(threaded, 1)
     res.inproc_rss = rss_bytes()
     if args.profile:
@@ -412,6 +410,8 @@ def measure_inprocess(res: Result, ns: str, names: list[str], args, plane, prom,
 
 
 def report(results: list[Result], args) -> None:
+    from controller.operator import OperatorSettings
+
     s = SETTINGS
     mib = 2**20
     print("\nOperator scale benchmark "
@@ -428,7 +428,7 @@ def report(results: list[Result], args) -> None:
     print("columns: sub = the `autocm run` process (CPU s per interval, steps completed per interval, mean "
           "step wall, PromQL queries per interval); cycle/cyc CPU/calls = in-process serial full cycle (mean of "
           "cycles started one interval apart); prom = its shared Prometheus refresh; thr = the same on "
-          f"{s.step_threads} step threads")
+          f"{OperatorSettings().step_threads} step threads (OperatorSettings.step_threads)")
     big = max(results, key=lambda r: r.n)
     print(f"\nTargets at N={big.n} (issue 4 is stated for N=1000):")
     work = big.sub_cpu_per_cycle if math.isfinite(big.sub_cpu_per_cycle) else big.cpu
