@@ -13,7 +13,9 @@ fields autocm owns), and applies are idempotent, so a retried or repeated apply 
 - a Job's pod template cannot change, so a template change deletes the Job (its pods get SIGTERM and
   their grace period to checkpoint) and applies it again under the same name with the new template
   and the ``autocm.io/restarts`` annotation incremented: the checkpoint-aware recreation that
-  docs/operator.md documents.
+  docs/operator.md documents;
+- a Kubeflow PyTorchJob: an elastic one's ``Worker.replicas`` in place, anything else by the same
+  recreation (:mod:`controller.pytorchjob` says where its knobs live).
 
 Safety checks live here too because they read the cluster: another autoscaler (HPA, VPA, KEDA)
 already owns the workload; the GPUs, the ResourceQuota and pending pods leave no room to scale up.
@@ -35,6 +37,7 @@ from typing import Any
 
 from kubernetes.client import ApiClient, ApiException
 
+from controller import pytorchjob
 from controller.policy import KNOBS, Policy, TargetRef
 from learners.space import Config
 
@@ -139,6 +142,8 @@ def _retry_after_s(exc: ApiException) -> float:
 
 
 def workload_path(target: TargetRef) -> str:
+    if target.kind == pytorchjob.KIND:
+        return pytorchjob.path(target.namespace, target.name)
     group = "/apis/batch/v1" if target.kind == "Job" else "/apis/apps/v1"
     plural = {"Deployment": "deployments", "StatefulSet": "statefulsets", "Job": "jobs"}[target.kind]
     return f"{group}/namespaces/{target.namespace}/{plural}/{target.name}"
@@ -189,6 +194,8 @@ def parse_quantity(q: Any) -> float:
 
 
 def pod_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
+    if obj.get("kind") == pytorchjob.KIND:
+        return pytorchjob.pod_spec(obj)
     return obj.get("spec", {}).get("template", {}).get("spec", {})
 
 
@@ -219,7 +226,9 @@ def read_config(obj: Mapping[str, Any], policy: Policy) -> Config:
     out: Config = {}
     for crd, loop in knob_names(policy).items():
         value: float | None = None
-        if crd == "replicas":
+        if crd == "replicas" and policy.target.kind == pytorchjob.KIND:
+            value = pytorchjob.replicas(obj)
+        elif crd == "replicas":
             value = spec.get("parallelism" if policy.target.kind == "Job" else "replicas", 1)
         elif crd == "gpusPerReplica":
             raw = res.get("limits", {}).get(GPU, res.get("requests", {}).get(GPU))
@@ -455,6 +464,8 @@ class WorkloadActuator:
         obj = self.read()
         current = read_config(obj, self.policy)
         target, self.notes = self._room(current, dict(config))
+        if self.policy.target.kind == pytorchjob.KIND:
+            target = self._within_elastic_bounds(obj, current, target)
         self.changes = {k: (current[k], v) for k, v in target.items() if current.get(k) != v}
         if not self.changes:
             return
@@ -468,6 +479,9 @@ class WorkloadActuator:
         t = self.policy.target
         names = knob_names(self.policy)
         changed = {self.policy.crd_knobs[k] for k in self.changes}
+        if t.kind == pytorchjob.KIND:
+            self._actuate_pytorchjob(obj, changed, target)
+            return
         container = container_of(obj, t.container)
         in_place = {"cpu", "memory"} if self.in_place_resize else set()
         template_change = bool(changed - {"replicas"} - in_place)
@@ -556,6 +570,61 @@ class WorkloadActuator:
                if needs_template(self.policy, target, True) else {}),
         })
 
+    # Kubeflow PyTorchJob ----------------------------------------------------------------------------
+    def _within_elastic_bounds(self, obj: Mapping[str, Any], current: Config, target: Config) -> Config:
+        """An elastic PyTorchJob's replicas kept within its elasticPolicy (a note says when cut)."""
+        r_k = knob_names(self.policy).get("replicas")
+        bounds = pytorchjob.elastic_bounds(obj)
+        if r_k is None or bounds is None or r_k not in target:
+            return target
+        low, high = bounds
+        wanted = target[r_k]
+        fit = [v for v in self.policy.space[r_k].values if low <= v <= high]
+        if low <= wanted <= high or not fit:
+            return target
+        cut = min(fit, key=lambda v: abs(v - wanted))
+        self.notes.append(f"elasticPolicy: replicas {wanted:g} cut to {cut:g} "
+                          f"(minReplicas {low}, maxReplicas {high:g})")
+        return {**target, r_k: cut}
+
+    def _actuate_pytorchjob(self, obj: Mapping[str, Any], changed: set[str], target: Config) -> None:
+        """Elastic and only replicas changed: Worker.replicas in place; anything else: recreation."""
+        t = self.policy.target
+        names = knob_names(self.policy)
+        if changed == {"replicas"} and pytorchjob.elastic_bounds(obj) is not None:
+            count = round(target[names["replicas"]])
+            self.kube.apply(self.path, pytorchjob.replicas_body(obj, t.namespace, t.name, count))
+            return
+        restarts = self._delete_for_recreation(obj)
+        container = container_of(obj, t.container)
+        mine = template_fields(self.policy, target, container, in_place=False)
+        count = round(target[names["replicas"]]) if "replicas" in names else None
+        meta = obj["metadata"]
+        self.kube.apply(self.path, {
+            "apiVersion": pytorchjob.API_VERSION, "kind": pytorchjob.KIND,
+            "metadata": {"name": t.name, "namespace": t.namespace, "labels": meta.get("labels", {}),
+                         "annotations": _recreation_annotations(meta, restarts)},
+            "spec": pytorchjob.recreated_spec(obj, container["name"], mine, count)})
+
+    def _delete_for_recreation(self, obj: Mapping[str, Any]) -> int:
+        """Delete the workload (pods get SIGTERM and their grace period to checkpoint), wait until it is
+        gone, and return the restart count the new one carries."""
+        t = self.policy.target
+        restarts = int(obj["metadata"].get("annotations", {}).get(RESTARTS_ANNOTATION, "0")) + 1
+        self.kube.request("DELETE", self.path, body={"propagationPolicy": "Foreground"})
+        deadline = self.clock() + self.kube.settings.job_delete_timeout_s
+        while True:
+            try:
+                self.kube.get(self.path)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return restarts
+                raise
+            if self.clock() > deadline:
+                raise TimeoutError(f"{t.kind} {t.namespace}/{t.name} still exists after "
+                                   f"{self.kube.settings.job_delete_timeout_s:.0f}s; not recreating it")
+            time.sleep(0.5)
+
     def _recreate_job(self, obj: Mapping[str, Any], target: Config) -> None:
         """Delete the Job (pods get SIGTERM and their grace period to checkpoint) and apply it anew."""
         t = self.policy.target
@@ -612,6 +681,8 @@ class WorkloadActuator:
     def pods(self, obj: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         obj = obj if obj is not None else self.read()
         match = obj.get("spec", {}).get("selector", {}).get("matchLabels", {})
+        if self.policy.target.kind == pytorchjob.KIND:
+            match = {pytorchjob.JOB_NAME_LABEL: self.policy.target.name}
         if not match:
             return []
         selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
@@ -640,6 +711,15 @@ class WorkloadActuator:
         pod, msg = stuck[0]
         return up.before, (f"{len(stuck)} pod(s) still Pending {self.policy.pending_timeout_s:.0f}s after "
                            f"the scale-up (e.g. {pod['metadata']['name']}: {msg})")
+
+
+def _recreation_annotations(meta: Mapping[str, Any], restarts: int) -> dict[str, str]:
+    """A recreated workload's annotations: its own (less kubectl's), the restart count, the old uid."""
+    annotations = {k: v for k, v in meta.get("annotations", {}).items()
+                   if not k.startswith("kubectl.kubernetes.io/")}
+    annotations[RESTARTS_ANNOTATION] = str(restarts)
+    annotations["autocm.io/recreated-from-uid"] = meta.get("uid", "")
+    return annotations
 
 
 # --- other autoscalers -------------------------------------------------------------------------------

@@ -103,6 +103,11 @@ class PolicyDefaults:
 DEFAULTS = PolicyDefaults()
 
 
+TARGET_API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1",
+                       "PyTorchJob": "kubeflow.org/v1"}
+"""The workload kinds a SizingPolicy can target, and the apiVersion each defaults to."""
+
+
 @dataclass(frozen=True)
 class TargetRef:
     kind: str
@@ -234,14 +239,15 @@ def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
         raise PolicyError("spec: expected an object")
     ref = spec.get("targetRef") or {}
     kind = ref.get("kind")
-    if kind not in ("Deployment", "StatefulSet", "Job"):
-        raise PolicyError(f"spec.targetRef.kind: must be Deployment, StatefulSet or Job, got {kind!r}")
+    if kind not in TARGET_API_VERSIONS:
+        raise PolicyError(f"spec.targetRef.kind: must be Deployment, StatefulSet, Job or PyTorchJob, "
+                          f"got {kind!r}")
     if not ref.get("name"):
         raise PolicyError("spec.targetRef.name: required")
-    api_version = ref.get("apiVersion") or ("batch/v1" if kind == "Job" else "apps/v1")
+    api_version = ref.get("apiVersion") or TARGET_API_VERSIONS[kind]
     target = TargetRef(kind, str(ref["name"]), namespace, api_version, ref.get("container"))
 
-    workload = spec.get("workload", "training" if kind == "Job" else "inference")
+    workload = spec.get("workload", "training" if kind in ("Job", "PyTorchJob") else "inference")
     if workload not in ("inference", "training"):
         raise PolicyError(f"spec.workload: must be inference or training, got {workload!r}")
     try:

@@ -65,10 +65,14 @@ def _api_client(kubeconfig: str | None):
 @click.option("--pause", is_flag=True, help="Observe and write status, change no workload.")
 @click.option("--checkpoint-every", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds between learner checkpoints (also saved after every applied change).")
+@click.option("--status-refresh", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="A status that only has fresher numbers is rewritten at most this often; conditions, "
+                   "configurations and changes are written at once. 0: every step.")
 @click.option("--verbose", "-v", is_flag=True)
 def run(kubeconfig: str | None, namespaces: tuple[str, ...], all_namespaces: bool, prometheus_url: str,
         interval: float | None, standalone: bool, peering_name: str, priority: int, priority_spread: int,
-        peering_lifetime: int, metrics_port: int, pause: bool, checkpoint_every: float, verbose: bool) -> None:
+        peering_lifetime: int, metrics_port: int, pause: bool, checkpoint_every: float, status_refresh: float,
+        verbose: bool) -> None:
     """Run the operator: manage every SizingPolicy (install controller/crd/sizingpolicy.yaml first)."""
     import kopf
 
@@ -84,7 +88,7 @@ def run(kubeconfig: str | None, namespaces: tuple[str, ...], all_namespaces: boo
         telemetry.serve(metrics_port)
     settings = operator.OperatorSettings(prometheus_url=prometheus_url, paused=pause,
                                          checkpoint_every_s=checkpoint_every, interval_override_s=interval,
-                                         peering_lifetime_s=peering_lifetime)
+                                         peering_lifetime_s=peering_lifetime, status_refresh_s=status_refresh)
     operator.configure(lambda: operator.Engine(Kube(api_client), settings, telemetry))
     # kopf logs every handler call at INFO; our decisions are in status, events and /metrics.
     kopf.configure(verbose=verbose, quiet=not verbose)

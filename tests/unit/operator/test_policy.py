@@ -102,7 +102,7 @@ def test_training_names_follow_the_simulator():
         ("objective.metric", "vibes", "spec.objective.metric", "unknown metric"),
         ("objective.target", -1, "spec.objective", "positive"),
         ("mode", "yolo", "spec.mode", "recommend or apply"),
-        ("targetRef.kind", "Pod", "spec.targetRef.kind", "Deployment, StatefulSet or Job"),
+        ("targetRef.kind", "Pod", "spec.targetRef.kind", "Deployment, StatefulSet, Job or PyTorchJob"),
         ("intervalSeconds", 0.5, "spec.intervalSeconds", "at least 1"),
         ("metrics.queries", {"vibes": "up"}, "spec.metrics.queries.vibes", "unknown metric"),
     ],
