@@ -12,6 +12,7 @@ _MODULES = (
     "learners.baselines.kpa",
     "learners.baselines.vpa",
     "learners.vconf",
+    "learners.unified",
 )
 
 for _name in _MODULES:
