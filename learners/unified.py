@@ -70,6 +70,10 @@ class UnifiedSettings:
     """Directed moves from the metrics' bottleneck; False leaves only the simplex (an ablation)."""
     bottleneck_steps: int = 1
     """Grid steps of one directed move."""
+    severe_misses: float = 5.0
+    """Shortfall, in miss budgets, from which a miss is severe (5: attainment 94% against a 99% SLO):
+    directed raises then take two steps and do not wait for the previous change to settle, because a
+    backlog that builds for minutes costs more than overshooting by a step."""
     calm_intervals: int = 3
     """Consecutive over-provisioned intervals before a directed shrink."""
     util_high: float = 0.85
@@ -259,6 +263,8 @@ class SimplexTuner:
         knobs (batch size) probe upwards; a knob just raised for a bottleneck probes further up."""
         dirs = [-1 if (n in self.costly and over and n != raised) else 1 for n in self.owned]
         self.simplex = Simplex(self.encode(center), self._steps(), dirs)
+        if not over:
+            self._cost_neutral_edges(center)
         self.cache = {}
         self.epoch += 1
         self.points = 0
@@ -266,6 +272,29 @@ class SimplexTuner:
         self.load_ref = self.load_ewma
         self.pending = None
         self._next_pending()
+
+    def _cost_neutral_edges(self, center: Key) -> None:
+        """An initial edge that lowers a costly knob other than replicas (GPUs per replica: its grid is
+        coarse, so one step halves the GPUs) also raises replicas to hold the cost: the probe asks
+        "same GPUs, other shape", not "half the GPUs", which on a busy service builds a backlog that
+        spoils the next points' scores too."""
+        sx = self.simplex
+        if sx is None or "replicas" not in self.owned:
+            return
+        base = dict(zip(self.owned, center, strict=True))
+        full = self.space.clip({**self.space.default(), **base})
+        cost = self.objective.cost_per_hour(full)
+        r = self.owned.index("replicas")
+        for i, name in enumerate(self.owned):
+            vertex = dict(zip(self.owned, self.decode(sx.vertices[i + 1]), strict=True))
+            if name == "replicas" or name not in self.costly or vertex[name] >= base[name]:
+                continue
+            knob = self.space["replicas"]
+            cheaper = self.space.clip({**full, **vertex})
+            best = min(knob.values, key=lambda v: (abs(self.objective.cost_per_hour({**cheaper, "replicas": v})
+                                                       - cost), -v))
+            sx.vertices[i + 1][r] = self.encode(tuple(best if n == "replicas" else vertex[n]
+                                                      for n in self.owned))[r]
 
     def _score(self, key: Key) -> float:
         vals = self.cache.get(key, [])
@@ -323,13 +352,16 @@ class SimplexTuner:
     def learn(self, prev: Observation, action: Action, reward: float, obs: Observation) -> None:
         before, after = self.key(prev.config), self.key(action.target)
         if action.reason.startswith("rollback") and self.last_settle is not None and self.last_settle[0] == before:
-            # the guard rails undid our last change because its first interval was much worse: that
-            # interval is all we will learn about the point, so score it with it
+            # The guard rails undid our last change because its first interval was much worse. That
+            # interval is all we will learn about the point, so it is the point's score; when the
+            # step limit had stopped us short of the point, the point we were heading for gets it too
+            # (proposing it again would only be rolled back again).
             bad_key, bad = self.last_settle
             self.cache[bad_key] = [bad] * max(self.s.eval_intervals, len(self.cache.get(bad_key, [])))
-            if bad_key == self.pending and self.pending_kind != "hold":
+            if self.pending is not None and self.pending_kind != "hold":
+                self.cache[self.pending] = [bad] * self.s.eval_intervals
                 self.need = 0
-                self._measured(bad_key, bad)
+                self._measured(self.pending, bad)
         self.changed_last = before != after
         if self.changed_last:  # a transition interval (cold starts, rolling restarts): not a clean score
             self.last_settle = (after, -reward)
@@ -373,7 +405,9 @@ class SimplexTuner:
         return target, why or f"{kind} (bottleneck: {diag})"
 
     def _directed(self, diag: Bottleneck, obs: Observation, current: Config, here: Key) -> tuple[Config, str] | None:
-        if not self.s.bottleneck or self.changed_last or self.simplex is None:
+        misses = self.objective.shortfall(obs) / self.objective.miss_budget
+        severe = misses >= self.s.severe_misses and diag in RAISE_ORDER
+        if not self.s.bottleneck or self.simplex is None or (self.changed_last and not severe):
             return None
         best, _ = self.simplex.best
         incumbent = here == self.decode(best) or self.pending_kind in ("hold", "reeval")
@@ -383,9 +417,9 @@ class SimplexTuner:
             self.calm = 0
         if not incumbent:
             return None  # a probe that misses is only a bad score
-        missed = self.objective.shortfall(obs) > 0.0
-        if (diag in RAISE_ORDER and missed) or (diag is Bottleneck.OVER and self.calm >= self.s.calm_intervals):
-            move = directed_move(diag, self.space, current, self.objective, self.owned, self.s.bottleneck_steps)
+        if (diag in RAISE_ORDER and misses > 0.0) or (diag is Bottleneck.OVER and self.calm >= self.s.calm_intervals):
+            steps = max(2, self.s.bottleneck_steps) if severe else self.s.bottleneck_steps
+            move = directed_move(diag, self.space, current, self.objective, self.owned, steps)
             if move is None:
                 return None
             name, steps = move
