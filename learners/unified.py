@@ -82,8 +82,10 @@ class UnifiedSettings:
     """GPU busy fraction below which, with the SLO met and no queue, the service is over-provisioned."""
     kv_high: float = 0.9
     """KV-cache occupancy above which admissions are memory-bound."""
-    slots_full: float = 0.95
-    """Requests per ready replica over the batch size above which every batch slot counts as taken."""
+    slots_full: float = 0.75
+    """Running requests per replica (concurrency per replica less the queue's share) over the batch size
+    above which the batch slots count as taken. Below 1 because the concurrency is an interval mean and
+    the queue the length at its end: a growing queue makes the estimate low."""
     mode: str = "simultaneous"
     """Only for ``independent``: 'simultaneous' or 'alternating' (turns of ``turn_intervals``)."""
     turn_intervals: int = 6
@@ -138,10 +140,14 @@ def diagnose(obs: Observation, objective: Objective, settings: UnifiedSettings) 
     kv = obs.metric("kv_cache_usage", math.nan)
     per_replica = obs.metric("concurrency_per_replica", math.nan)
     batch = obs.config.get("max_batch_size")
+    replicas = max(float(obs.config.get("replicas", 1.0)), 1.0)
     if missed or queue > 0:
         if math.isfinite(kv) and kv >= settings.kv_high:
             return Bottleneck.KV
-        if batch and math.isfinite(per_replica) and per_replica >= settings.slots_full * batch and queue > 0:
+        # concurrency per replica counts the queue too: what runs is roughly that minus the queue's
+        # share, and only running requests take batch slots (a backlog makes every slot look taken)
+        running = per_replica - queue / replicas if math.isfinite(per_replica) else math.nan
+        if batch and math.isfinite(running) and running >= settings.slots_full * batch and queue > 0:
             return Bottleneck.SLOTS
         if missed or (math.isfinite(util) and util >= settings.util_high):
             return Bottleneck.COMPUTE

@@ -142,11 +142,15 @@ CFG = {"replicas": 4.0, "gpus_per_replica": 8.0, "max_batch_size": 8.0}
 
 
 @pytest.mark.parametrize(("metrics", "expected"), [
-    # every slot taken (12 per replica > batch 8), queue, KV room, SLO missed: admission-bound
-    ({"slo_attainment": 0.5, "queue_length": 30, "concurrency_per_replica": 12.0, "gpu_utilization": 1.0},
+    # every slot taken (15.5 in flight per replica less 30/4 queued = 8 running = batch 8), queue, KV room,
+    # SLO missed: admission-bound
+    ({"slo_attainment": 0.5, "queue_length": 30, "concurrency_per_replica": 15.5, "gpu_utilization": 1.0},
      Bottleneck.SLOTS),
+    # a backlog, not full slots: 9 in flight per replica of which 30/4 are queued leaves 1.5 running of 8
+    ({"slo_attainment": 0.5, "queue_length": 30, "concurrency_per_replica": 9.0, "gpu_utilization": 1.0},
+     Bottleneck.COMPUTE),
     # KV cache full with a queue: memory-bound, whatever the slots
-    ({"slo_attainment": 0.8, "queue_length": 5, "kv_cache_usage": 0.97, "concurrency_per_replica": 12.0},
+    ({"slo_attainment": 0.8, "queue_length": 5, "kv_cache_usage": 0.97, "concurrency_per_replica": 15.5},
      Bottleneck.KV),
     # slots free, GPUs busy, SLO missed: compute-bound
     ({"slo_attainment": 0.9, "queue_length": 2, "concurrency_per_replica": 4.0, "gpu_utilization": 0.97},
@@ -180,7 +184,7 @@ def test_directed_moves_pick_the_knob_each_bottleneck_calls_for():
 def test_unified_raises_the_batch_where_independent_adds_gpus():
     """The point of the issue: queue-bound, the joint agent raises the free knob; the resource agent of
     the independent pair, blind to the batch size, raises replicas."""
-    slots = {"slo_attainment": 0.5, "queue_length": 30, "concurrency_per_replica": 12.0, "gpu_utilization": 1.0}
+    slots = {"slo_attainment": 0.5, "queue_length": 30, "concurrency_per_replica": 15.5, "gpu_utilization": 1.0}
     uni = create("unified", SPACE, OBJ)
     ind = create("independent", SPACE, OBJ)
     for learner in (uni, ind):
