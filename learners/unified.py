@@ -1,7 +1,8 @@
 """Unified tuning of resources and application parameters (CoTuner-style), and its independent baseline.
 
 After Bu, Rao and Xu, "Coordinated self-configuration of virtual machines and appliances using a
-model-free learning approach" (CoTuner, IEEE TPDS 24(4), 2013) and Rao et al.'s URL: one agent owns
+model-free learning approach" (CoTuner, IEEE TPDS 24(4), 2013) and Xu, Rao and Bu, "URL: a unified
+reinforcement learning approach for autonomic cloud management" (JPDC 72(2), 2012): one agent owns
 *both* the resource knobs (replicas, GPUs per replica) and the application knobs (the engine's batch
 size, which in vLLM is ``max_num_seqs``: the most requests a replica runs concurrently), because their
 effects interact (a replica with a small batch queues requests while its GPUs idle; a larger batch
