@@ -14,6 +14,7 @@ _MODULES = (
     "learners.vconf",
     "learners.lqr",
     "learners.bayesopt_sizing",
+    "learners.unified",
 )
 
 for _name in _MODULES:
