@@ -56,8 +56,16 @@ class ArbiterSettings:
     """A running job changes its count only if its speedup grows by this share (or it must shrink to make
     room for others). A resize costs a 30 s restart; 10% pays that back within 5 minutes of running."""
     max_gpus_per_job: int | None = None
+    power: float = 1.0
+    """Maximise the sum of ``sign(p) speedup^p`` over jobs: p = 1 is total speedup (throughput); p = -1 is
+    Pollux's default fairness (``-Σ 1/speedup``, OSDI'21 §4.2), which favours jobs with little speedup."""
+    priority_service: float | None = None
+    """GPU-seconds of attained service below which a job is filled before every job above it (Tiresias'
+    first-queue idea; None: no priority classes)."""
 
     def __post_init__(self) -> None:
+        if self.power == 0:
+            raise ValueError("power must be non-zero")
         if self.lookahead < 1:
             raise ValueError(f"lookahead must be at least 1, got {self.lookahead}")
         if self.resize_gain < 0:
@@ -96,6 +104,7 @@ def arbitrate(bids: Sequence[GpuBid], capacity: int, settings: ArbiterSettings |
 def _fill(order: Sequence[GpuBid], capacity: int, held: Mapping[str, int], s: ArbiterSettings) -> dict[str, int]:
     limit = capacity if s.max_gpus_per_job is None else min(capacity, s.max_gpus_per_job)
     grant = {b.name: held.get(b.name, 0) for b in order}
+    by_service = {b.name: b.attained_service for b in order}
     left = capacity - sum(held.values())
     if left < 0:
         raise ValueError("held counts exceed the capacity")
@@ -106,14 +115,26 @@ def _fill(order: Sequence[GpuBid], capacity: int, held: Mapping[str, int], s: Ar
         if first is not None and first <= left:
             grant[bid.name] = first
             left -= first
-    curves = {b.name: [0.0, *b.speedup] for b in order}  # curves[name][g]: value on g GPUs (nan: cannot run)
-    growing = [b.name for b in order if grant[b.name] > 0 and b.name not in held]
+    p = s.power
+    curves = {b.name: [0.0, *(math.copysign(v**p, p) if v > 0 else math.nan for v in b.speedup)]
+              for b in order}  # curves[name][g]: utility on g GPUs (nan: cannot run)
+    classes = [[b.name for b in order if grant[b.name] > 0 and b.name not in held]]
+    if s.priority_service is not None:
+        first = [n for n in classes[0] if by_service[n] < s.priority_service]
+        classes = [first, [n for n in classes[0] if n not in first]]
+    for growing in classes:
+        left = _water_fill(growing, curves, grant, left, limit, s.lookahead)
+    return grant
+
+
+def _water_fill(growing: Sequence[str], curves: Mapping[str, list[float]], grant: dict[str, int], left: int,
+                limit: int, lookahead: int) -> int:
     while left > 0 and growing:  # water-filling on the best per-GPU gain within the lookahead
         best_gain, best_name, best_step = 1e-12, "", 0
         for name in growing:
             curve, g = curves[name], grant[name]
             base = curve[g]
-            for step in range(1, min(s.lookahead, left, limit - g, len(curve) - 1 - g) + 1):
+            for step in range(1, min(lookahead, left, limit - g, len(curve) - 1 - g) + 1):
                 gain = (curve[g + step] - base) / step
                 if gain > best_gain:  # False for nan: a count the job cannot run on is never chosen
                     best_gain, best_name, best_step = gain, name, step
@@ -121,4 +142,4 @@ def _fill(order: Sequence[GpuBid], capacity: int, held: Mapping[str, int], s: Ar
             break
         grant[best_name] += best_step
         left -= best_step
-    return grant
+    return left

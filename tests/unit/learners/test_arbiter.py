@@ -78,3 +78,22 @@ def test_bad_input():
         arbitrate([GpuBid("a", (1.0,)), GpuBid("a", (1.0,))], 2)
     with pytest.raises(ValueError, match="capacity"):
         arbitrate([], -1)
+
+
+def test_pollux_fairness_favours_the_job_with_less_speedup():
+    """Sum of speedups gives the 4th GPU to the steeper job; -Σ 1/speedup (p = -1) to the flatter one."""
+    steep = GpuBid("steep", (1.0, 1.9, 2.7))
+    flat = GpuBid("flat", (1.0, 1.6, 2.1))
+    assert arbitrate([steep, flat], 3, ArbiterSettings(resize_gain=0.0)) == {"steep": 2, "flat": 1}
+    # p = -1: steep 1->2 gains 1 - 1/1.9 = 0.47 first; then steep 2->3 gains 0.156 < flat 1->2's 0.375
+    assert arbitrate([steep, flat], 3, ArbiterSettings(resize_gain=0.0, power=-1.0)) == {"steep": 2, "flat": 1}
+    assert arbitrate([steep, flat], 4, ArbiterSettings(resize_gain=0.0, power=-1.0)) == {"steep": 2, "flat": 2}
+    assert arbitrate([steep, flat], 4, ArbiterSettings(resize_gain=0.0)) == {"steep": 3, "flat": 1}
+
+
+def test_priority_class_is_filled_first():
+    old = GpuBid("old", (1.0, 2.0, 3.0), attained_service=100.0)
+    young = GpuBid("young", (1.0, 1.2, 1.3), attained_service=1.0)
+    assert arbitrate([old, young], 4, ArbiterSettings(resize_gain=0.0)) == {"old": 3, "young": 1}
+    assert arbitrate([old, young], 4, ArbiterSettings(resize_gain=0.0, priority_service=50.0)) == \
+        {"old": 1, "young": 3}
