@@ -12,7 +12,9 @@ that only gains once a whole node is its own) it compares gains per GPU over the
 ``lookahead`` counts, not only the next one. Before water-filling, every job gets one GPU in
 least-attained-service order (Tiresias' information-agnostic priority, Gu et al. NSDI'19), so no job
 waits while a GPU sits on a job's flat tail, and, when jobs outnumber GPUs, short jobs finish first.
-A running job keeps its count unless the new one is worth a restart: its speedup must grow by
+Jobs whose attained service is below Tiresias' first-queue threshold are
+water-filled before the others (``priority_service``), which keeps short jobs short without knowing
+any job's length. A running job keeps its count unless the new one is worth a restart: its speedup must grow by
 ``resize_gain`` (Pollux charges restarts the same way, through a re-allocation penalty).
 
 Pure: plain numbers in, a dict out; no profiles, no simulator (the agents that build bids live
@@ -59,9 +61,10 @@ class ArbiterSettings:
     power: float = 1.0
     """Maximise the sum of ``sign(p) speedup^p`` over jobs: p = 1 is total speedup (throughput); p = -1 is
     Pollux's default fairness (``-Σ 1/speedup``, OSDI'21 §4.2), which favours jobs with little speedup."""
-    priority_service: float | None = None
-    """GPU-seconds of attained service below which a job is filled before every job above it (Tiresias'
-    first-queue idea; None: no priority classes)."""
+    priority_service: float | None = 3600.0 * 16
+    """GPU-seconds of attained service below which a job is filled before every job above it: Tiresias' first
+    queue, with the threshold the Pollux artifact gives Tiresias (16 GPU-hours). Information-agnostic like
+    Tiresias: no job length is known. None: one class (plain water-filling)."""
 
     def __post_init__(self) -> None:
         if self.power == 0:

@@ -9,7 +9,9 @@ import pytest
 
 from learners.arbiter import ArbiterSettings, GpuBid, arbitrate
 
-NO_HYSTERESIS = ArbiterSettings(resize_gain=0.0)
+NO_HYSTERESIS = ArbiterSettings(resize_gain=0.0, priority_service=None)
+ONE_STEP = ArbiterSettings(lookahead=1, resize_gain=0.0, priority_service=None)
+FAIR = ArbiterSettings(resize_gain=0.0, power=-1.0, priority_service=None)
 
 
 def concave(rate: float, gpus: int) -> tuple[float, ...]:
@@ -20,7 +22,7 @@ def concave(rate: float, gpus: int) -> tuple[float, ...]:
 
 def test_water_filling_is_optimal_for_concave_curves():
     bids = [GpuBid("a", concave(0.9, 8)), GpuBid("b", concave(0.3, 8)), GpuBid("c", concave(0.1, 8))]
-    grant = arbitrate(bids, 9, ArbiterSettings(lookahead=1, resize_gain=0.0))
+    grant = arbitrate(bids, 9, ArbiterSettings(lookahead=1, resize_gain=0.0, priority_service=None))
     assert sum(grant.values()) == 9
     best = max((sum(b.value(g) for b, g in zip(bids, combo, strict=True)), combo)
                for combo in itertools.product(range(1, 9), repeat=3) if sum(combo) <= 9)
@@ -33,7 +35,7 @@ def test_lookahead_steps_over_a_kink():
     kinked = GpuBid("kinked", (1.0, 1.0, 1.0, 3.6))
     flat = GpuBid("flat", (1.0, 1.3, 1.4, 1.45))
     assert arbitrate([kinked, flat], 5, NO_HYSTERESIS) == {"kinked": 4, "flat": 1}
-    assert arbitrate([kinked, flat], 5, ArbiterSettings(lookahead=1, resize_gain=0.0)) == {"kinked": 1, "flat": 4}
+    assert arbitrate([kinked, flat], 5, ONE_STEP) == {"kinked": 1, "flat": 4}
 
 
 def test_when_jobs_outnumber_gpus_least_attained_service_runs_first():
@@ -84,16 +86,16 @@ def test_pollux_fairness_favours_the_job_with_less_speedup():
     """Sum of speedups gives the 4th GPU to the steeper job; -Σ 1/speedup (p = -1) to the flatter one."""
     steep = GpuBid("steep", (1.0, 1.9, 2.7))
     flat = GpuBid("flat", (1.0, 1.6, 2.1))
-    assert arbitrate([steep, flat], 3, ArbiterSettings(resize_gain=0.0)) == {"steep": 2, "flat": 1}
+    assert arbitrate([steep, flat], 3, NO_HYSTERESIS) == {"steep": 2, "flat": 1}
     # p = -1: steep 1->2 gains 1 - 1/1.9 = 0.47 first; then steep 2->3 gains 0.156 < flat 1->2's 0.375
-    assert arbitrate([steep, flat], 3, ArbiterSettings(resize_gain=0.0, power=-1.0)) == {"steep": 2, "flat": 1}
-    assert arbitrate([steep, flat], 4, ArbiterSettings(resize_gain=0.0, power=-1.0)) == {"steep": 2, "flat": 2}
-    assert arbitrate([steep, flat], 4, ArbiterSettings(resize_gain=0.0)) == {"steep": 3, "flat": 1}
+    assert arbitrate([steep, flat], 3, FAIR) == {"steep": 2, "flat": 1}
+    assert arbitrate([steep, flat], 4, FAIR) == {"steep": 2, "flat": 2}
+    assert arbitrate([steep, flat], 4, NO_HYSTERESIS) == {"steep": 3, "flat": 1}
 
 
 def test_priority_class_is_filled_first():
     old = GpuBid("old", (1.0, 2.0, 3.0), attained_service=100.0)
     young = GpuBid("young", (1.0, 1.2, 1.3), attained_service=1.0)
-    assert arbitrate([old, young], 4, ArbiterSettings(resize_gain=0.0)) == {"old": 3, "young": 1}
+    assert arbitrate([old, young], 4, NO_HYSTERESIS) == {"old": 3, "young": 1}
     assert arbitrate([old, young], 4, ArbiterSettings(resize_gain=0.0, priority_service=50.0)) == \
         {"old": 1, "young": 3}
