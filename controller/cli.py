@@ -177,3 +177,17 @@ def _register_operator_commands() -> None:
 
 
 _register_operator_commands()
+
+
+def _register_learning_commands() -> None:
+    """``autocm learn-parallel`` (controller/parallel_cmd.py): parallel learners on threads or Ray."""
+    from controller.parallel_cmd import learn_parallel
+
+    main.add_command(learn_parallel)
+
+
+_register_learning_commands()
+
+
+if __name__ == "__main__":  # python -m controller.cli, as the worktree docs run it
+    main()

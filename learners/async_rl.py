@@ -16,21 +16,22 @@ convergence-rate of Q-learning", NIPS 1997), while polynomial rates ω ∈ (1/2,
 polynomially for every γ (Even-Dar & Mansour, "Learning rates for Q-learning", JMLR 2003); a 1/n run
 on the test MDP stalls at 1e-2 error where ω = 0.8 reaches 1e-3.
 
-Everything here is pure except :func:`run_async_q_learning`, which uses stdlib ``threading`` only.
+Everything here is pure: the update rules, the store interface (and a lock-protected in-process
+store), and :class:`AsyncTask`, the picklable bundle an execution backend runs. The backends
+themselves (threads, Ray actors) live in ``controller/backends/``.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
-from learners.convergence import ConvergenceMonitor
-from learners.types import Convergence, Verdict
+from learners.types import Convergence
 
 Array = np.ndarray
 
@@ -150,32 +151,45 @@ def apply_td(Q: Array, counts: Array, batch: TDBatch, exponent: float) -> None:
 # --- the store ------------------------------------------------------------------------------------
 
 
+class UpdateRule(Protocol):
+    """How a store folds one accepted update into its table: in place, one Robbins-Monro step per entry,
+    ``counts[s, a]`` being the number of steps already applied to the pair (incremented by the rule)."""
+
+    def __call__(self, table: Array, counts: Array, update: Any, exponent: float) -> None: ...
+
+
 class ValueStore(Protocol):
     """A shared, versioned Q-table. ``read`` gives a snapshot and its version; ``submit`` applies an
     update computed from version ``based_on_version`` and says whether it was accepted."""
 
     def read(self) -> tuple[int, Array]: ...
 
-    def submit(self, update: TDBatch, based_on_version: int) -> bool: ...
+    def submit(self, update: Any, based_on_version: int) -> bool: ...
 
 
 class InMemoryValueStore:
     """Thread-safe :class:`ValueStore`; refuses updates more than ``max_staleness`` versions old.
 
     Each accepted update bumps the version by one, so staleness counts updates applied by others
-    since the submitter's read.
+    since the submitter's read. ``rule`` is the update rule (default :func:`apply_td`; the
+    distributional learner passes :func:`learners.quantile_rl.apply_quantile_td` and a table of shape
+    ``(S, A, N)``); counts are kept per (s, a), the table's first two axes. The lock makes it safe for
+    threads; an execution backend that serialises calls itself (a Ray actor) wraps it unchanged.
     """
 
-    def __init__(self, shape: tuple[int, int], max_staleness: int, step_exponent: float,
-                 initial: Array | None = None) -> None:
+    def __init__(self, shape: tuple[int, ...], max_staleness: int, step_exponent: float,
+                 initial: Array | None = None, rule: UpdateRule = apply_td) -> None:
         if max_staleness < 0:
             raise ValueError(f"max_staleness must be non-negative, got {max_staleness}")
         if not 0.5 < step_exponent <= 1.0:
             raise ValueError(f"step exponent must lie in (1/2, 1] (Robbins-Monro), got {step_exponent}")
+        if len(shape) < 2:
+            raise ValueError(f"a value table has at least (states, actions) axes, got shape {shape}")
         self.max_staleness = max_staleness
         self.step_exponent = step_exponent
+        self.rule = rule
         self._table = np.zeros(shape) if initial is None else np.array(initial, dtype=float)
-        self._counts = np.zeros(shape, dtype=np.int64)
+        self._counts = np.zeros(shape[:2], dtype=np.int64)
         self._version = 0
         self._lock = threading.Lock()
         self.accepted = 0
@@ -185,12 +199,12 @@ class InMemoryValueStore:
         with self._lock:
             return self._version, self._table.copy()
 
-    def submit(self, update: TDBatch, based_on_version: int) -> bool:
+    def submit(self, update: Any, based_on_version: int) -> bool:
         with self._lock:
             if self._version - based_on_version > self.max_staleness:
                 self.refused += 1
                 return False
-            apply_td(self._table, self._counts, update, self.step_exponent)
+            self.rule(self._table, self._counts, update, self.step_exponent)
             self._version += 1
             self.accepted += 1
             return True
@@ -200,13 +214,13 @@ class InMemoryValueStore:
             return self._counts.copy()
 
 
-# --- agents and the threaded runner ----------------------------------------------------------------
+# --- what an execution backend runs ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class AsyncQSettings:
     agents: int = 4
-    """Concurrent agents (threads); the brief's minimum for the parallel test."""
+    """Concurrent agents (threads or Ray actors); the brief's minimum for the parallel test."""
 
     max_staleness: int = 8
     """Refuse updates computed from a table more than this many versions old. Twice the agent count:
@@ -228,6 +242,53 @@ class AsyncQSettings:
 
     stop_when_converged: bool = True
 
+    def __post_init__(self) -> None:
+        if self.agents < 1:
+            raise ValueError(f"agents must be at least 1, got {self.agents}")
+        if self.transitions_per_pair < 1 or self.total_updates < 1 or self.check_every < 1:
+            raise ValueError("transitions_per_pair, total_updates and check_every must be positive")
+
+
+@dataclass(frozen=True)
+class AsyncTask:
+    """Everything an execution backend needs to run agents against a store, as pure picklable parts.
+
+    A backend (threads, Ray actors: ``controller/backends/``) only moves tables and updates around;
+    what an update is and how it is applied stay here, so every backend runs the same rule.
+    """
+
+    shape: tuple[int, ...]
+    """The store's table shape: ``(S, A)`` for expected values, ``(S, A, N)`` for N quantiles."""
+    sample: Callable[[Array, np.random.Generator], Any]
+    """Snapshot + the agent's random stream -> one update (pure)."""
+    rule: UpdateRule
+    residual: Callable[[Array], float]
+    """What the supervisor feeds the convergence monitor for a snapshot (0 at the fixed point)."""
+    greedy: Callable[[Array], Array]
+    """The snapshot's greedy policy, for the monitor's policy-stability check."""
+    samples_per_update: int
+    """Transitions consumed by one update (statistics only)."""
+
+    def store(self, settings: AsyncQSettings) -> InMemoryValueStore:
+        return InMemoryValueStore(self.shape, settings.max_staleness, settings.step_exponent, rule=self.rule)
+
+
+def _sweep(Q: Array, rng: np.random.Generator, mdp: FiniteMDP, transitions_per_pair: int) -> TDBatch:
+    return sample_sweep(mdp, Q, rng, transitions_per_pair)
+
+
+def _exact_residual(Q: Array, mdp: FiniteMDP) -> float:
+    return bellman_residual(mdp, Q)
+
+
+def q_learning_task(mdp: FiniteMDP, transitions_per_pair: int = 256) -> AsyncTask:
+    """Expected-value Q-learning by sampled sweeps; the residual is the exact Bellman residual (the
+    simulator owns the MDP; a deployment would pass a sampled estimate instead)."""
+    S, A = mdp.shape
+    return AsyncTask((S, A), functools.partial(_sweep, mdp=mdp, transitions_per_pair=transitions_per_pair),
+                     apply_td, functools.partial(_exact_residual, mdp=mdp), greedy_policy,
+                     transitions_per_pair * S * A)
+
 
 @dataclass
 class AsyncRunResult:
@@ -239,68 +300,31 @@ class AsyncRunResult:
     convergence: Convergence
     checkpoints: list[tuple[int, Array, Convergence]] = field(default_factory=list)
     """(version, Q snapshot, verdict after feeding it) at each check, oldest first."""
+    backend: str = "threads"
 
 
-class QAgent:
-    """One asynchronous worker: read a snapshot, sample a sweep of transitions, submit, repeat."""
+class AsyncAgent:
+    """One asynchronous worker: read a snapshot, compute an update from it, submit, repeat."""
 
-    def __init__(self, mdp: FiniteMDP, store: ValueStore, rng: np.random.Generator,
-                 transitions_per_pair: int) -> None:
-        self.mdp, self.store, self.rng, self.k = mdp, store, rng, transitions_per_pair
+    def __init__(self, store: ValueStore, sample: Callable[[Array, np.random.Generator], Any],
+                 rng: np.random.Generator) -> None:
+        self.store, self.sample, self.rng = store, sample, rng
         self.submitted = 0
         self.refused = 0
 
     def step(self) -> bool:
         version, Q = self.store.read()
-        batch = sample_sweep(self.mdp, Q, self.rng, self.k)
+        update = self.sample(Q, self.rng)
         self.submitted += 1
-        ok = self.store.submit(batch, version)
+        ok = self.store.submit(update, version)
         self.refused += not ok
         return ok
 
 
-def run_async_q_learning(
-    mdp: FiniteMDP, settings: AsyncQSettings, seed: int, monitor: ConvergenceMonitor | None = None,
-    residual: Callable[[Array], float] | None = None, store: InMemoryValueStore | None = None,
-) -> AsyncRunResult:
-    """Run ``settings.agents`` threads against one store until ``total_updates`` are accepted.
+class QAgent(AsyncAgent):
+    """An :class:`AsyncAgent` doing sampled Q-learning sweeps on ``mdp``."""
 
-    The calling thread watches the store: every ``check_every`` versions it feeds the monitor the
-    residual of the current table (default: the exact Bellman residual, available because the
-    simulator owns the MDP; pass ``residual`` to use a sampled estimate instead) and its greedy
-    policy. Seeding: each agent gets an independent stream spawned from ``seed``; thread
-    interleaving is up to the OS, so runs are reproducible in distribution, not bit for bit.
-    """
-    store = store or InMemoryValueStore(mdp.shape, settings.max_staleness, settings.step_exponent)
-    monitor = monitor or ConvergenceMonitor()
-    residual_of = residual or (lambda Q: bellman_residual(mdp, Q))
-    streams = np.random.SeedSequence(seed).spawn(settings.agents)
-    agents = [QAgent(mdp, store, np.random.default_rng(s), settings.transitions_per_pair) for s in streams]
-    stop = threading.Event()
-
-    def work(agent: QAgent) -> None:
-        while not stop.is_set() and store.accepted < settings.total_updates:
-            agent.step()
-
-    threads = [threading.Thread(target=work, args=(a,), daemon=True) for a in agents]
-    for t in threads:
-        t.start()
-    checkpoints: list[tuple[int, Array, Convergence]] = []
-    next_check, last_checked = settings.check_every, 0
-    report = monitor.report()
-    while any(t.is_alive() for t in threads):
-        version, Q = store.read()
-        if version >= next_check:
-            next_check = version + settings.check_every
-            sampled = (version - last_checked) * settings.transitions_per_pair * Q.size
-            last_checked = version
-            report = monitor.update(residual_of(Q), greedy_policy(Q), samples=sampled)
-            checkpoints.append((version, Q, report))
-            if settings.stop_when_converged and report.verdict is Verdict.CONVERGED:
-                stop.set()
-        time.sleep(0.001)
-    for t in threads:
-        t.join()
-    version, Q = store.read()
-    return AsyncRunResult(Q, version, store.accepted, store.refused, store.update_counts(),
-                          report, checkpoints)
+    def __init__(self, mdp: FiniteMDP, store: ValueStore, rng: np.random.Generator,
+                 transitions_per_pair: int) -> None:
+        super().__init__(store, functools.partial(_sweep, mdp=mdp, transitions_per_pair=transitions_per_pair), rng)
+        self.mdp, self.k = mdp, transitions_per_pair

@@ -30,8 +30,20 @@ from simulator.results import RunResult
 from simulator.scenario import Scenario, ScenarioError, training_workload_paths
 
 ORACLE = "oracle"
-TRAINING_SCHEDULERS = {"tiresias": Tiresias}
+
+
+def _rl_arbiter():
+    """Per-job goodput agents + the cluster GPU arbiter (imported on use: it loads the profiles)."""
+    from simulator.training.arbiter import RLArbiterScheduler
+
+    return RLArbiterScheduler()
+
+
+TRAINING_SCHEDULERS = {"tiresias": Tiresias, "rl-arbiter": _rl_arbiter}
 """Cluster schedulers for training workloads (not per-workload learners)."""
+PAPER_COUNTERPART = {"tiresias": "tiresias", "rl-arbiter": "pollux"}
+"""Which result of the Pollux paper's simulator a scheduler's ``avg_jct_vs_paper`` divides by: Tiresias by
+the paper's Tiresias (fidelity), the elastic arbiter by the paper's Pollux (the target it competes with)."""
 
 
 @dataclass(frozen=True)
@@ -357,7 +369,8 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
     if listeners is not None:
         metrics["job_failures"] = float(failures)
     load = _paper_load(t["workload"])
-    paper = DATA_DIR / "pollux" / "results" / f"{name}-{load:.1f}.json" if load else None
+    counterpart = PAPER_COUNTERPART.get(name, name)
+    paper = DATA_DIR / "pollux" / "results" / f"{counterpart}-{load:.1f}.json" if load else None
     if paper is not None and paper.exists() and "/" not in t["workload"]:
         import json
 

@@ -167,6 +167,31 @@ class ApplicationProfile:
         self._cache[key] = result
         return result
 
+    def step_times(self, placement: Sequence[int], local_bszs: Sequence[float]) -> list[StepTime | None]:
+        """:meth:`step_time` for many local batches of one placement (None where not covered).
+
+        One interpolator call for all of them: a scheduler that scans batch sizes for every GPU count
+        (``simulator/training/arbiter.py``) would otherwise pay the triangulation lookup per point.
+        """
+        pid = placement_id(placement)
+        if pid not in self._placements:
+            todo = [b for b in local_bszs if (pid, float(b)) not in self._cache]
+            if todo:
+                if self._nd is None:
+                    pts = self._scattered
+                    self._nd = LinearNDInterpolator(pts[:, :3], pts[:, 3:])
+                q = np.array([[len(pid), sum(int(c) for c in pid), float(b)] for b in todo])
+                for b, (step, sync) in zip(todo, self._nd(q), strict=True):
+                    if math.isfinite(step) and math.isfinite(sync):
+                        self._cache[(pid, float(b))] = StepTime(float(step), float(sync))
+        out: list[StepTime | None] = []
+        for b in local_bszs:
+            try:
+                out.append(self.step_time(placement, b))
+            except ProfileCoverageError:
+                out.append(None)
+        return out
+
     def is_measured(self, placement: Sequence[int]) -> bool:
         """Whether this exact placement (up to rotation) has its own rows in placements.csv."""
         return placement_id(placement) in self._placements

@@ -14,16 +14,12 @@ from learners.async_rl import (
     apply_td,
     bellman_residual,
     greedy_policy,
-    run_async_q_learning,
+    q_learning_task,
     sample_sweep,
     step_size,
     td_targets,
     value_iteration,
 )
-from learners.convergence import ConvergenceMonitor, ConvergenceSettings
-from learners.types import Verdict
-
-ERROR_TARGET = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -42,29 +38,6 @@ def test_value_iteration_is_a_fixed_point_of_the_bellman_operator(mdp):
     assert np.allclose(Q_star.max(axis=1), V, atol=1e-10)
 
 
-def test_parallel_agents_reach_q_star_and_the_verdict_waits_for_the_error(mdp):
-    Q_star = value_iteration(mdp)
-    # tol = (1 - γ) ε: with the exact residual, "converged" certifies ‖Q - Q*‖∞ < ε
-    monitor = ConvergenceMonitor(ConvergenceSettings(tol=(1 - mdp.gamma) * ERROR_TARGET, window=5))
-    settings = AsyncQSettings(agents=4, max_staleness=8, total_updates=40_000, check_every=250)
-    result = run_async_q_learning(mdp, settings, seed=5, monitor=monitor)
-
-    final_error = np.max(np.abs(result.Q - Q_star))
-    assert final_error < ERROR_TARGET
-    assert result.convergence.verdict is Verdict.CONVERGED
-    assert np.array_equal(greedy_policy(result.Q), greedy_policy(Q_star))
-    assert (result.updates_per_pair > 0).all()
-
-    errors = [np.max(np.abs(Q - Q_star)) for _, Q, _ in result.checkpoints]
-    verdicts = [c.verdict for _, _, c in result.checkpoints]
-    assert errors[0] > 10 * ERROR_TARGET and verdicts[0] is not Verdict.CONVERGED
-    for err, verdict in zip(errors, verdicts, strict=True):
-        if verdict is Verdict.CONVERGED:
-            assert err < ERROR_TARGET
-    first_converged = verdicts.index(Verdict.CONVERGED)
-    assert any(err >= ERROR_TARGET for err in errors[:first_converged])
-
-
 def test_store_refuses_updates_older_than_the_staleness_bound():
     store = InMemoryValueStore((2, 2), max_staleness=2, step_exponent=0.8)
     stale_version, _ = store.read()
@@ -79,16 +52,6 @@ def test_store_refuses_updates_older_than_the_staleness_bound():
     assert after[0] == before[0] and np.array_equal(after[1], before[1])
     assert (store.accepted, store.refused) == (3, 1)
     assert store.update_counts()[0, 1] == 3
-
-
-def test_threaded_run_refuses_only_what_the_bound_says(mdp):
-    """With a zero bound, every update whose base was overtaken must be refused, yet learning goes on."""
-    store = InMemoryValueStore(mdp.shape, max_staleness=0, step_exponent=0.8)
-    settings = AsyncQSettings(agents=4, max_staleness=0, total_updates=600, check_every=100,
-                              stop_when_converged=False)
-    result = run_async_q_learning(mdp, settings, seed=1, store=store)
-    assert result.accepted >= 600 and result.version == result.accepted
-    assert result.refused == store.refused
 
 
 class _LaggingStore(InMemoryValueStore):
@@ -146,3 +109,15 @@ def test_mdp_validation_rejects_bad_inputs():
         FiniteMDP(np.ones((2, 1, 2)), np.zeros((2, 1)), 0.9)
     with pytest.raises(ValueError, match="gamma"):
         FiniteMDP(np.full((2, 1, 2), 0.5), np.zeros((2, 1)), 1.0)
+
+
+def test_q_learning_task_bundles_the_same_rule_the_store_applies(mdp):
+    """A backend runs exactly this: sample from a snapshot, submit, residual and greedy of the table."""
+    task = q_learning_task(mdp, transitions_per_pair=64)
+    assert task.shape == mdp.shape and task.samples_per_update == 64 * mdp.shape[0] * mdp.shape[1]
+    Q_star = value_iteration(mdp)
+    assert task.residual(Q_star) < 1e-12 and np.array_equal(task.greedy(Q_star), greedy_policy(Q_star))
+    store = task.store(AsyncQSettings(max_staleness=3))
+    version, Q = store.read()
+    assert store.submit(task.sample(Q, np.random.default_rng(0)), version)
+    assert store.max_staleness == 3 and (store.update_counts() == 1).all()
