@@ -53,11 +53,19 @@ class Recording:
         return obs
 
 
+def vconf_settings(scenario, pretrained: bool) -> dict:
+    """The settings the scenario gives its VCONF policy (the one with a checkpoint, or the one without)."""
+    for entry in scenario.policies:
+        if entry["name"] == "vconf" and bool(entry.get("checkpoint")) == pretrained:
+            return dict(entry.get("settings", {}))
+    return {}
+
+
 def run_learner(scenario, checkpoint: str | None, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Per-interval GPU-hours held, requests met and requests judged, and the run's summary."""
     spec = scenario.inference[0]
     svc = _build_service(scenario, spec, seed)
-    learner = create("vconf", svc.space, svc.objective, {})
+    learner = create("vconf", svc.space, svc.objective, vconf_settings(scenario, checkpoint is not None))
     if checkpoint:
         learner.load_state_dict(decode(scenario.resolve(checkpoint).read_bytes(), "vconf", svc.space).state)
     env = simpy.Environment()
