@@ -49,6 +49,19 @@ class Encoder:
         ld = [load.get(m, 0.0) / max(self.scale.get(m, 1.0), 1e-9) for m in self.load_metrics]
         return np.asarray(cfg + ld, dtype=np.float32)
 
+    def encode_config(self, config: Mapping[str, float]) -> np.ndarray:
+        """The configuration part of the features (independent of the load scale)."""
+        return np.asarray(self.space.normalise(self.space.clip(config)), dtype=np.float32)
+
+    def raw_load(self, load: Mapping[str, float]) -> np.ndarray:
+        """The load part, unscaled: keep this (not the scaled features) in long-lived memories."""
+        return np.asarray([load.get(m, 0.0) for m in self.load_metrics], dtype=np.float32)
+
+    def scale_loads(self, raw: np.ndarray) -> np.ndarray:
+        """Rows of :meth:`raw_load` scaled by the current reference values, as :meth:`encode` does."""
+        ref = np.asarray([max(self.scale.get(m, 1.0), 1e-9) for m in self.load_metrics], dtype=np.float32)
+        return (raw / ref).astype(np.float32)
+
     def encode_many(self, configs: list[Config], load: Mapping[str, float]) -> np.ndarray:
         return np.stack([self.encode(c, load) for c in configs]) if configs else np.zeros((0, self.width))
 

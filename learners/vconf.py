@@ -65,6 +65,10 @@ class VconfSettings:
     """Real transitions kept for model fitting (oldest dropped)."""
     target_sync: int = 50
     """Gradient steps between target-network refreshes (stabilises bootstrapped targets)."""
+    plan_peak_intervals: int = 1
+    """Greedy decisions plan for the highest load of the last this many intervals (1: the current
+    load only). Bursty services (the Azure code trace) need capacity for the next burst, not for the
+    last interval's mean; the model still learns from the load each interval actually had."""
     seed: int = 0
     converge_residual: float = 0.05
     """TD residual (relative to the reward scale) under which, with a stable policy, Q is converged."""
@@ -102,7 +106,10 @@ class Vconf:
         self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.s.lr)
         self.m_opt = torch.optim.Adam(self.model.parameters(), lr=self.s.lr)
         self.epsilon = self.s.epsilon_start
-        self.samples: deque[tuple[np.ndarray, float]] = deque(maxlen=self.s.memory)
+        # (normalised configuration, RAW load, shortfall): the load is scaled only when the model is fitted,
+        # because the load scale grows with the largest load seen; samples stored pre-scaled would alias
+        # an old, small load with a new, larger one after the scale grows (the load-step defect).
+        self.samples: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=self.s.memory)
         self.loads: deque[dict[str, float]] = deque(maxlen=64)
         self.residuals: deque[float] = deque(maxlen=20)
         self.greedy_history: deque[int] = deque(maxlen=20)
@@ -124,10 +131,12 @@ class Vconf:
         if len(self.samples) < 4:
             return
         top = {k.name: k.upper for k in self.space.knobs}
-        anchors = [(self.enc.encode(top, load), 0.0) for load in self.loads]
-        data = list(self.samples) + anchors
-        xs = torch.from_numpy(np.stack([x for x, _ in data]))
-        ys = torch.tensor([[y] for _, y in data], dtype=torch.float32)
+        anchors = np.stack([self.enc.encode(top, load) for load in self.loads]) if self.loads \
+            else np.zeros((0, self.enc.width), dtype=np.float32)
+        cfgs = np.stack([c for c, _, _ in self.samples])
+        loads = self.enc.scale_loads(np.stack([ld for _, ld, _ in self.samples]))
+        xs = torch.from_numpy(np.concatenate([np.concatenate([cfgs, loads], axis=1), anchors]).astype(np.float32))
+        ys = torch.tensor([[y] for _, _, y in self.samples] + [[0.0]] * len(anchors), dtype=torch.float32)
         for _ in range(self.s.model_batches):
             idx = torch.from_numpy(self.rng.integers(0, len(xs), size=min(64, len(xs))))
             loss = nn.functional.binary_cross_entropy_with_logits(self.model(xs[idx]), ys[idx])
@@ -197,7 +206,7 @@ class Vconf:
         if not self.trained and self.samples:
             self._fit_model()
             self._train_q_on_model(obs.interval_s)
-        greedy = self._greedy(current, load, obs.interval_s)
+        greedy = self._greedy(current, self._planning_load(load), obs.interval_s)
         self.greedy_history.append(greedy)
         self.steps += 1
         if self.rng.random() < self.epsilon:
@@ -237,6 +246,11 @@ class Vconf:
             v = self.q(torch.from_numpy(self.enc.encode_many(nexts, load))).max(dim=1).values.numpy()
         return int(np.argmax(r + self.s.gamma * v))
 
+    def _planning_load(self, load: dict[str, float]) -> dict[str, float]:
+        """The load a decision plans for: per metric, the peak over the last ``plan_peak_intervals``."""
+        recent = list(self.loads)[-max(1, self.s.plan_peak_intervals):] or [load]
+        return {m: max(ld.get(m, 0.0) for ld in recent) for m in load}
+
     def _note_load(self, load: dict[str, float]) -> None:
         rate = load.get("request_rate_per_second", 0.0)
         if self.loads:
@@ -251,7 +265,7 @@ class Vconf:
         # the performance model learns how far the executed configuration fell short at that load,
         # in units of the SLO's miss budget (0: met; 1: missed by a whole budget or more)
         shortfall = self.objective.shortfall(obs) / self.objective.miss_budget
-        self.samples.append((self.enc.encode(action.target, load), min(1.0, shortfall)))
+        self.samples.append((self.enc.encode_config(action.target), self.enc.raw_load(load), min(1.0, shortfall)))
         self.transitions += 1
         # online TD update on the real transition
         cur = self.space.clip(prev.config)
