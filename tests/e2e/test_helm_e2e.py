@@ -90,6 +90,9 @@ def test_install_upgrade_uninstall(control_plane: ControlPlane, namespace: str, 
     helm(plane, tmp_path, "install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "90s",
          "-f", values_file(tmp_path, {"prometheus": {"url": "http://prometheus.invalid:9090"}}))
     wait_until(lambda: all(established(plane, c) for c in CRDS), what="chart CRDs Established", timeout_s=30)
+    # helm's --wait judges the ReplicaSet's pods; the Deployment's own status can trail it by a sync under load.
+    wait_until(lambda: apps.read_namespaced_deployment(release, namespace).status.ready_replicas == 1,
+               what="operator Deployment status readyReplicas=1", timeout_s=30)
     dep = apps.read_namespaced_deployment(release, namespace)
     assert dep.spec.replicas == 1 and dep.status.ready_replicas == 1
     container = dep.spec.template.spec.containers[0]

@@ -151,10 +151,11 @@ Namespaced rules: cluster-wide in a ClusterRole when every namespace is watched,
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, create, patch]
-# Read the workload's configuration; change its pod template (GPUs, env knobs) by server-side apply.
+# Read the workload's configuration (one LIST per namespace and kind per interval, GET after a change);
+# change its pod template (GPUs, env knobs) by server-side apply.
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
-  verbs: [get, patch]
+  verbs: [get, list, patch]
 # Replicas through the scale subresource.
 - apiGroups: [apps]
   resources: [deployments/scale, statefulsets/scale]
@@ -162,7 +163,15 @@ Namespaced rules: cluster-wide in a ClusterRole when every namespace is watched,
 # Jobs: parallelism and template changes; a template change deletes and re-creates the Job.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, create, patch, delete]
+  verbs: [get, list, create, patch, delete]
+# Kubeflow PyTorchJobs: elastic Worker.replicas in place, otherwise checkpoint-aware re-creation.
+- apiGroups: [kubeflow.org]
+  resources: [pytorchjobs]
+  verbs: [get, list, create, patch, delete]
+# After a 404 from pods/resize: is the pod gone, or is in-place resize unsupported (kube.py _resize_in_place)?
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get]
 # In-place CPU/memory (Kubernetes 1.33+).
 - apiGroups: [""]
   resources: [pods/resize]
