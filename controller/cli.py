@@ -189,5 +189,15 @@ def _register_learning_commands() -> None:
 _register_learning_commands()
 
 
+def _register_bench_commands() -> None:
+    """``autocm bench`` (controller/bench_cmd.py): the evaluation suite and its training split."""
+    from controller.bench_cmd import bench
+
+    main.add_command(bench)
+
+
+_register_bench_commands()
+
+
 if __name__ == "__main__":  # python -m controller.cli, as the worktree docs run it
     main()

@@ -62,34 +62,50 @@ def _as_transitions(misses: np.ndarray, states: int) -> np.ndarray:
     raise ValueError(f"misses must have shape (K, S) or (K, S, S) with S={states}, got {m.shape}")
 
 
+def _switch(switch: np.ndarray | None, states: int) -> np.ndarray:
+    if switch is None:
+        return np.zeros((states, states))
+    d = np.asarray(switch, dtype=float)
+    if d.shape != (states, states):
+        raise ValueError(f"switch costs must have shape ({states}, {states}), got {d.shape}")
+    return d
+
+
 def shortest_path(cost: np.ndarray, misses: np.ndarray, lam: float,
-                  initial: int | None = None) -> tuple[np.ndarray, float, float]:
-    """The schedule minimising sum(c + lam * m): (states per interval, its cost, its misses).
+                  initial: int | None = None, switch: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """The schedule minimising sum(c + d + lam * m): (states per interval, its cost, its misses).
 
     ``initial``: the state before interval 0 (None: the cheapest of all, which only lowers bounds).
+    ``switch``: ``d[s_prev, s]`` added to the cost of entering ``s`` from ``s_prev`` (may be negative: the
+    oracle uses it to charge a rolling update only what it certainly holds).
     """
     c = np.asarray(cost, dtype=float)
     k_count, states = c.shape
     m = _as_transitions(misses, states)
+    d = _switch(switch, states)
     first = m[0][initial] if initial is not None else m[0].min(axis=0)
-    value = c[0] + lam * first
+    value = c[0] + lam * first + (d[initial] if initial is not None else 0.0)
     back = np.zeros((k_count, states), dtype=np.int64)
     for k in range(1, k_count):
-        total = value[:, None] + lam * m[k]  # [s_prev, s]
+        total = value[:, None] + d + lam * m[k]  # [s_prev, s]
         back[k] = np.argmin(total, axis=0)
         value = total[back[k], np.arange(states)] + c[k]
     path = np.zeros(k_count, dtype=np.int64)
     path[-1] = int(np.argmin(value))
     for k in range(k_count - 1, 0, -1):
         path[k - 1] = back[k, path[k]]
-    path_cost = float(c[np.arange(k_count), path].sum())
+    path_cost = float(c[np.arange(k_count), path].sum() + sum(d[path[k - 1], path[k]] for k in range(1, k_count))
+                      + (d[initial, path[0]] if initial is not None else 0.0))
     path_misses = float(first[path[0]] + sum(m[k, path[k - 1], path[k]] for k in range(1, k_count)))
     return path, path_cost, path_misses
 
 
 def solve(cost: np.ndarray, misses: np.ndarray, budget: float, initial: int | None = None,
-          iterations: int = 60, rel_tol: float = 1e-9) -> OracleSolution:
-    """Min-cost schedule with total misses <= ``budget``, and a Lagrangian lower bound on it."""
+          iterations: int = 60, rel_tol: float = 1e-9, switch: np.ndarray | None = None) -> OracleSolution:
+    """Min-cost schedule with total misses <= ``budget``, and a Lagrangian lower bound on it.
+
+    Infeasible (even the fewest-miss schedule exceeds the budget): ``feasible`` False, ``cost`` and
+    ``lower_bound`` inf: no schedule meets the budget, so the cheapest one that does costs +inf."""
     c = np.asarray(cost, dtype=float)
     if c.ndim != 2 or c.size == 0:
         raise ValueError(f"cost must have shape (K, S) with K, S >= 1, got {c.shape}")
@@ -100,7 +116,7 @@ def solve(cost: np.ndarray, misses: np.ndarray, budget: float, initial: int | No
 
     def evaluate(lam: float) -> tuple[np.ndarray, float, float]:
         nonlocal best, lower, lower_lam
-        path, pc, pm = shortest_path(c, misses, lam, initial)
+        path, pc, pm = shortest_path(c, misses, lam, initial, switch)
         dual = pc + lam * pm - lam * budget
         if dual > lower:
             lower, lower_lam = dual, lam
@@ -113,8 +129,8 @@ def solve(cost: np.ndarray, misses: np.ndarray, budget: float, initial: int | No
         # Raise the price until the path meets the budget; if even the fewest-miss path cannot, stop.
         fewest = shortest_path(np.zeros_like(c), misses, 1.0, initial)[2]
         if fewest > budget:
-            return OracleSolution((), math.inf, fewest, lower, lower_lam, budget, False)
-        lo, hi = 0.0, max(1e-9, float(c.max()) / max(1.0, budget))
+            return OracleSolution((), math.inf, fewest, math.inf, math.inf, budget, False)
+        lo, hi = 0.0, max(1e-9, float(c.max() + np.abs(_switch(switch, c.shape[1])).max()) / max(1.0, budget))
         for _ in range(200):
             if evaluate(hi)[2] <= budget:
                 break
@@ -133,19 +149,21 @@ def solve(cost: np.ndarray, misses: np.ndarray, budget: float, initial: int | No
 
 
 def brute_force(cost: np.ndarray, misses: np.ndarray, budget: float,
-                initial: int | None = None) -> tuple[tuple[int, ...], float]:
+                initial: int | None = None, switch: np.ndarray | None = None) -> tuple[tuple[int, ...], float]:
     """Exact optimum by enumeration (tests only: S**K schedules)."""
     from itertools import product
 
     c = np.asarray(cost, dtype=float)
     k_count, states = c.shape
     m = _as_transitions(misses, states)
+    d = _switch(switch, states)
     best: tuple[tuple[int, ...], float] = ((), math.inf)
     for x in product(range(states), repeat=k_count):
         first = m[0][initial][x[0]] if initial is not None else m[0][:, x[0]].min()
         total_m = first + sum(m[k, x[k - 1], x[k]] for k in range(1, k_count))
         if total_m <= budget:
-            total_c = float(sum(c[k, x[k]] for k in range(k_count)))
+            total_c = float(sum(c[k, x[k]] for k in range(k_count)) + sum(d[x[k - 1], x[k]] for k in range(1, k_count))
+                            + (d[initial, x[0]] if initial is not None else 0.0))
             if total_c < best[1]:
                 best = (x, total_c)
     return best

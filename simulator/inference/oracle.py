@@ -55,9 +55,13 @@ class _Rep:
 def simulate_window(perf: PerfModel, tp: int, max_batch: int, kv_capacity: int, arrival: Sequence[float],
                     prompt: Sequence[int], output: Sequence[int], ready_at: Sequence[float],
                     horizon_s: float = math.inf, max_prefill_tokens: int = 8192,
+                    templates: Sequence[tuple[int, int, int]] | None = None,
                     ) -> tuple[list[float], list[float]]:
     """First-token and completion times (NaN if not reached by ``horizon_s``) of requests served by
     replicas that become ready at ``ready_at`` (0 = warm), starting from an empty system.
+
+    ``templates``: per replica (tp, max_batch, kv_capacity), for a mixed pool (a rolling update);
+    None gives every replica ``(tp, max_batch, kv_capacity)``.
 
     Same discipline as :class:`~simulator.inference.service.InferenceService`: one FCFS queue, an
     arrival wakes the least-loaded ready replica that can admit it (a decoding one at the end of its
@@ -67,8 +71,10 @@ def simulate_window(perf: PerfModel, tp: int, max_batch: int, kv_capacity: int, 
     need = [p + o for p, o in zip(prompt, output, strict=True)]
     t_first = [math.nan] * n
     t_done = [math.nan] * n
-    reps = [_Rep(ReplicaEngine(perf, tp, max_batch, kv_capacity, prompt, output, max_prefill_tokens, need))
-            for _ in ready_at]
+    tmpl = list(templates) if templates is not None else [(tp, max_batch, kv_capacity)] * len(ready_at)
+    if len(tmpl) != len(ready_at):
+        raise ValueError(f"templates has {len(tmpl)} entries for {len(ready_at)} replicas")
+    reps = [_Rep(ReplicaEngine(perf, t, b, kv, prompt, output, max_prefill_tokens, need)) for t, b, kv in tmpl]
     heap: list[tuple[float, int, int, int]] = []  # (time, seq, replica, version)
     seq = 0
     queue: deque[int] = deque()
@@ -181,36 +187,67 @@ class OracleSettings:
     max_replicas: int = 8
     tp_degrees: tuple[int, ...] | None = None
     """TP degrees to consider (None: every measured one)."""
+    batch_sizes: tuple[int, ...] | None = None
+    """``max_batch_size`` values to consider (None: only ``max_batch_size``). A policy that moves the
+    batch-size knob is covered only when every value it can choose is listed here."""
     max_batch_size: int = 64
     cold_start_s: float = 60.0
-    initial: tuple[int, int] | None = None
-    """(tp, replicas) running before the first interval, warm; None lets the oracle pick the best."""
+    initial: tuple[int, ...] | None = None
+    """(tp, replicas) or (tp, batch, replicas) running before the first interval, warm; None lets the
+    oracle pick the best."""
     max_prefill_tokens: int = 8192
+    max_surge: float = 0.25
+    max_unavailable: float = 0.25
+    """The service's rolling-update bounds (Deployment defaults): they decide how long old pods of a
+    previous template keep serving, and being paid for, after a TP or batch-size change."""
+    slack_misses: int = 0
+    """Misses added to the budget: a repair for premise violations measured by
+    :func:`simulator.inference.oracle_replay.check_premises` (the bound stays a bound if the optimistic
+    counts undercount by at most this many in total)."""
+
+    @property
+    def batches(self) -> tuple[int, ...]:
+        return tuple(int(b) for b in (self.batch_sizes or (self.max_batch_size,)))
 
 
 @dataclass(frozen=True)
 class OracleResult:
     solution: OracleSolution
-    states: tuple[tuple[int, int], ...]
-    """(tp, replicas) of each state index."""
-    schedule: tuple[tuple[int, int], ...]
+    states: tuple[tuple[int, int, int], ...]
+    """(tp, max_batch_size, replicas) of each state index."""
+    schedule: tuple[tuple[int, int, int], ...]
+    """The cheapest feasible schedule found, one state per interval (empty when infeasible)."""
     interval_s: float
     requests: int
     budget: float
     gpu_hours_lower_bound: float
+    """No policy on the grid meets the SLO for less (inf when the SLO is infeasible)."""
     gpu_hours: float
+    """Nominal cost of :attr:`schedule` (tp x replicas x time; inf when infeasible)."""
     simulations: int
 
+    @property
+    def feasible(self) -> bool:
+        return self.solution.feasible
+
     def as_dict(self) -> dict[str, object]:
-        return {"gpu_hours_lower_bound": self.gpu_hours_lower_bound, "gpu_hours": self.gpu_hours,
+        if not self.feasible:
+            return {"feasible": False, "infeasible": True, "gpu_hours_lower_bound": None, "gpu_hours": None,
+                    "fewest_misses": self.solution.misses, "budget": self.budget, "requests": self.requests,
+                    "interval_s": self.interval_s, "simulations": self.simulations, "schedule": []}
+        return {"feasible": True, "gpu_hours_lower_bound": self.gpu_hours_lower_bound, "gpu_hours": self.gpu_hours,
                 "gap_gpu_hours": self.gpu_hours - self.gpu_hours_lower_bound,
                 "misses": self.solution.misses, "budget": self.budget, "requests": self.requests,
-                "feasible": self.solution.feasible, "simulations": self.simulations,
+                "interval_s": self.interval_s, "simulations": self.simulations,
                 "schedule": [list(s) for s in self.schedule]}
 
 
+Template = tuple[int, int]
+"""(tp, max_batch_size): what a pod template fixes; changing it rolls the pods."""
+
+
 class MissTable:
-    """Optimistic miss counts per (interval, TP, warm replicas, total replicas), computed lazily."""
+    """Optimistic miss counts per (interval, template, warm replicas, total replicas), computed lazily."""
 
     def __init__(self, perf: PerfModel, trace: Trace, slo: SLO, kv_capacity: dict[int, int],
                  settings: OracleSettings) -> None:
@@ -223,51 +260,81 @@ class MissTable:
         self._windows = [(int(bounds[k]), int(bounds[k + 1])) for k in range(self.intervals)]
         self.arrival, self.prompt = a, np.asarray(trace.prompt_tokens, dtype=np.int64)
         self.output = np.maximum(np.asarray(trace.output_tokens, dtype=np.int64), 1)
-        self._cache: dict[tuple[int, int, int, int], int] = {}
+        self._cache: dict[tuple, int] = {}
         self.simulations = 0
 
     def requests_in(self, k: int) -> int:
         lo, hi = self._windows[k]
         return hi - lo
 
-    def misses(self, k: int, tp: int, warm: int, total: int) -> int:
-        """Certain misses in interval ``k`` with ``warm`` replicas ready at its start, ``total`` in all."""
+    def _window(self, k: int) -> tuple[list[float], list[int], list[int]]:
+        lo, hi = self._windows[k]
+        t0 = k * self.settings.interval_s
+        return (self.arrival[lo:hi] - t0).tolist(), self.prompt[lo:hi].tolist(), self.output[lo:hi].tolist()
+
+    def _count(self, k: int, replicas: list[tuple[int, int, float]]) -> int:
+        """Certain misses in interval ``k`` served by ``replicas`` = [(tp, batch, ready_at)], empty start."""
         s = self.settings
+        arrival, prompt, output = self._window(k)
+        tmpl = [(tp, b, self.kv_capacity[tp]) for tp, b, _ in replicas]
+        first, done = simulate_window(self.perf, 1, 1, 1, arrival, prompt, output, [r[2] for r in replicas],
+                                      s.interval_s, s.max_prefill_tokens, templates=tmpl)
+        self.simulations += 1
+        return certain_misses(arrival, output, first, done, self.slo, s.interval_s)
+
+    def misses(self, k: int, tmpl: Template | int, warm: int, total: int) -> int:
+        """Certain misses in interval ``k`` with ``warm`` replicas of ``tmpl`` ready at its start,
+        ``total`` in all (the others ready after the cold start). An int ``tmpl`` is a TP degree at
+        the settings' ``max_batch_size``."""
+        s = self.settings
+        tp, batch = (tmpl, s.max_batch_size) if isinstance(tmpl, int) else tmpl
         if s.cold_start_s >= s.interval_s:
             total = warm  # replicas added at the boundary never become ready inside the interval
         warm = min(warm, total)
-        key = (k, tp, warm, total)
+        key = (k, tp, batch, warm, total)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        lo, hi = self._windows[k]
-        if hi == lo:
-            self._cache[key] = 0
-            return 0
-        t0 = k * s.interval_s
-        arrival = (self.arrival[lo:hi] - t0).tolist()
-        prompt, output = self.prompt[lo:hi].tolist(), self.output[lo:hi].tolist()
-        ready = [0.0] * warm + [s.cold_start_s] * (total - warm)
-        first, done = simulate_window(self.perf, tp, s.max_batch_size, self.kv_capacity[tp], arrival, prompt,
-                                      output, ready, s.interval_s, s.max_prefill_tokens)
-        self.simulations += 1
-        value = certain_misses(arrival, output, first, done, self.slo, s.interval_s)
+        value = 0
+        if self.requests_in(k):
+            value = self._count(k, [(tp, batch, 0.0)] * warm + [(tp, batch, s.cold_start_s)] * (total - warm))
         self._cache[key] = value
         return value
 
-    def full(self, k: int, tp: int, cap: int) -> list[int]:
+    def rolling(self, k: int, old: Template, n_old: int, new: Template, n_new: int) -> int:
+        """Certain misses in an interval that starts a rolling update ``old`` -> ``new``.
+
+        A Deployment at the change deletes old pods while more than ``n_new - floor(unavailable x
+        n_new)`` are ready, so at most ``kept = min(n_old, n_new - floor(unavailable x n_new))`` old
+        pods serve; they are counted warm for the whole interval, and (when the cold start is shorter
+        than the interval) all ``n_new`` new pods from the cold start on: more capacity than the roll has."""
+        s = self.settings
+        kept = min(n_old, n_new - math.floor(s.max_unavailable * n_new))
+        if s.cold_start_s >= s.interval_s or n_new == 0:
+            return self.misses(k, old, kept, kept)
+        key = ("roll", k, old, kept, new, n_new)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        value = 0
+        if self.requests_in(k):
+            value = self._count(k, [(*old, 0.0)] * kept + [(*new, s.cold_start_s)] * n_new)
+        self._cache[key] = value
+        return value
+
+    def full(self, k: int, tmpl: Template | int, cap: int) -> list[int]:
         """Misses with every replica warm, for replicas min..max, using monotonicity in the count:
         find the fewest replicas with no miss by bisection, then walk down until the cap is reached."""
         s = self.settings
         counts = list(range(s.min_replicas, s.max_replicas + 1))
         out = {c: cap for c in counts}
         lo, hi = 0, len(counts) - 1
-        if self.misses(k, tp, counts[hi], counts[hi]) > 0:
+        if self.misses(k, tmpl, counts[hi], counts[hi]) > 0:
             zero_from = len(counts)
         else:
             while lo < hi:  # first index with zero misses
                 mid = (lo + hi) // 2
-                if self.misses(k, tp, counts[mid], counts[mid]) == 0:
+                if self.misses(k, tmpl, counts[mid], counts[mid]) == 0:
                     hi = mid
                 else:
                     lo = mid + 1
@@ -275,50 +342,85 @@ class MissTable:
         for i in range(zero_from, len(counts)):
             out[counts[i]] = 0
         for i in range(zero_from - 1, -1, -1):
-            value = min(cap, self.misses(k, tp, counts[i], counts[i]))
+            value = min(cap, self.misses(k, tmpl, counts[i], counts[i]))
             out[counts[i]] = value
             if value >= cap:
                 break  # fewer replicas miss at least as many: all capped
         return [out[c] for c in counts]
 
 
+def switch_costs(states: Sequence[tuple[int, int, int]], s: OracleSettings) -> np.ndarray:
+    """``d[i, j]``, added to the cost of state ``j`` in an interval whose predecessor ran state ``i``,
+    so that what the oracle charges for a change interval is what a real rolling update certainly holds.
+
+    Same template: nothing (pods are created or deleted at the boundary; the new state is paid in full).
+    Template change (TP or batch size): the change interval is charged only for the old pods the
+    Deployment keeps, ``tp_old x min(n_old, n - floor(unavailable x n))``, during ``min(interval,
+    cold start)`` -- the same pods :meth:`MissTable.rolling` counts as serving. Entries can be
+    negative (a change to a larger state); the DP allows it.
+    """
+    hours = s.interval_s / 3600.0
+    size = len(states)
+    d = np.zeros((size, size), dtype=float)
+    for j, (tp, b, n) in enumerate(states):
+        kept = max(n - math.floor(s.max_unavailable * n), 0)
+        for i, (tp0, b0, n0) in enumerate(states):
+            if (tp0, b0) == (tp, b):
+                continue
+            held = tp0 * min(n0, kept) * min(s.interval_s, s.cold_start_s) / 3600.0
+            d[i, j] = held - tp * n * hours
+    return d
+
+
 def hindsight_oracle(perf: PerfModel, trace: Trace, slo: SLO, kv_capacity: dict[int, int],
                      settings: OracleSettings | None = None) -> OracleResult:
-    """Lower bound (and a schedule attaining the upper bound) on the GPU-hours of meeting ``slo``."""
+    """Lower bound (and a schedule attaining the upper bound) on the GPU-hours of meeting ``slo``.
+
+    When even the fewest-miss schedule misses more than the budget (optimistically counted), no
+    policy on the grid can meet the SLO: the result says so (``feasible`` False, bound and cost inf),
+    it never reports a bound for an SLO nothing meets.
+    """
     s = settings or OracleSettings()
     tps = tuple(s.tp_degrees or perf.tp_degrees)
+    templates = [(int(tp), b) for tp in tps for b in s.batches]
     table = MissTable(perf, trace, slo, kv_capacity, s)
     counts = list(range(s.min_replicas, s.max_replicas + 1))
-    states = tuple((tp, n) for tp in tps for n in counts)
+    states = tuple((tp, b, n) for tp, b in templates for n in counts)
     size = len(states)
     requests = len(trace)
-    budget = math.floor((1.0 - slo.attainment) * requests + 1e-9)
+    budget = math.floor((1.0 - slo.attainment) * requests + 1e-9) + int(s.slack_misses)
     cap = budget + 1  # any count above the budget makes a schedule infeasible: its exact value is moot
     k_count = table.intervals
     hours = s.interval_s / 3600.0
-    cost = np.array([[tp * n * hours for tp, n in states]] * k_count, dtype=float)
-    misses = np.zeros((k_count, size, size), dtype=float)
+    cost = np.array([[tp * n * hours for tp, _, n in states]] * k_count, dtype=float)
+    misses = np.zeros((k_count, size, size), dtype=np.float32)
     for k in range(k_count):
-        full = {tp: table.full(k, tp, cap) for tp in tps}
-        for j, (tp, n) in enumerate(states):
-            for i, (tp_prev, n_prev) in enumerate(states):
-                warm = min(n_prev, n) if tp_prev == tp else 0
+        full = {t: table.full(k, t, cap) for t in templates}
+        for j, (tp, b, n) in enumerate(states):
+            col = full[(tp, b)][n - s.min_replicas]
+            for i, (tp0, b0, n0) in enumerate(states):
                 if k == 0 and s.initial is None:
-                    warm = n  # the oracle may assume it started warm in the best configuration
-                if warm == n:
-                    value = full[tp][n - s.min_replicas]
-                elif warm >= s.min_replicas and \
-                        full[tp][warm - s.min_replicas] == full[tp][n - s.min_replicas]:
-                    value = full[tp][n - s.min_replicas]  # bounds coincide: no simulation needed
+                    value = col  # the oracle may assume it started warm in the best configuration
+                elif (tp0, b0) != (tp, b):
+                    value = min(cap, table.rolling(k, (tp0, b0), n0, (tp, b), n))
                 else:
-                    value = min(cap, table.misses(k, tp, warm, n))
+                    warm = min(n0, n)
+                    if warm == n or (warm >= s.min_replicas and full[(tp, b)][warm - s.min_replicas] == col):
+                        value = col  # bounds coincide: no simulation needed
+                    else:
+                        value = min(cap, table.misses(k, (tp, b), warm, n))
                 misses[k, i, j] = value
     initial = None
     if s.initial is not None:
-        if s.initial not in states:
+        init = tuple(int(v) for v in s.initial)
+        init = (init[0], s.batches[-1], init[1]) if len(init) == 2 else init
+        if init not in states:
             raise ValueError(f"initial configuration {s.initial} is outside the oracle's states")
-        initial = states.index(s.initial)
-    sol = solve(cost, misses, budget, initial=initial)
+        initial = states.index(init)
+    sol = solve(cost, misses, budget, initial=initial, switch=switch_costs(states, s))
+    if not sol.feasible:
+        return OracleResult(sol, states, (), s.interval_s, requests, budget, math.inf, math.inf, table.simulations)
     schedule = tuple(states[i] for i in sol.schedule)
-    return OracleResult(sol, states, schedule, s.interval_s, requests, budget, sol.lower_bound, sol.cost,
+    nominal = float(sum(tp * n * hours for tp, _, n in schedule))
+    return OracleResult(sol, states, schedule, s.interval_s, requests, budget, sol.lower_bound, nominal,
                         table.simulations)

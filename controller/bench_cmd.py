@@ -1,0 +1,99 @@
+"""``autocm bench``: fixed evaluation suites (simulator/bench) and their training split."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """controller.cli's one-line error handling, imported on call (cli imports this module)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from controller.cli import friendly_errors as handle
+
+        return handle(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+@click.group()
+def bench() -> None:
+    """Fixed evaluation suites with a train/test split (see docs/evaluation.md)."""
+
+
+@bench.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Report folder: suite.json, summary.md, plots, the scenario files and traces used.")
+@click.option("--quick", is_flag=True, help="A few-minute version for CI: shorter runs, 3-value sweeps.")
+@click.option("--seeds", type=click.IntRange(min=1, max=99), default=3, show_default=True,
+              help="Evaluation seeds 101, 102, ... (training uses 1, 2, ...).")
+@click.option("--scenarios", default=None, metavar="A,B,...",
+              help="Only these suite scenarios (code-trace, day-bursty, day-noisy, step, cluster, knob-tp, "
+                   "knob-batch).")
+@click.option("--scenario", "user", multiple=True, metavar="FILE.yaml",
+              help="Add your own scenario (your trace, your latency table); its policies are replaced by the "
+                   "suite's. Repeatable. With --scenarios none, only yours run.")
+@click.option("--policies", default=None, metavar="A,B,...", help="Only these registered policies.")
+@click.option("--no-oracle", is_flag=True, help="Skip the oracle's bound and replay.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--debug", is_flag=True, hidden=True)
+@friendly_errors
+def inference(out: Path, quick: bool, seeds: int, scenarios: str | None, user: tuple[str, ...],
+              policies: str | None, no_oracle: bool, quiet: bool, debug: bool) -> None:
+    """Run every registered inference policy on the held-out suite and write a report to --out.
+
+    \b
+    Examples:
+      autocm bench inference --quick --out reports/bench-quick
+      autocm bench inference --seeds 3 --out reports/bench
+      autocm bench inference --scenarios none --scenario my.yaml --out reports/mine
+    """
+    from simulator.bench.suite import inference_policies, run_suite
+    from simulator.bench.summary import markdown_table
+
+    names = [s.strip() for s in scenarios.split(",")] if scenarios else None
+    if names == ["none"]:
+        if not user:
+            raise click.UsageError("--scenarios none needs at least one --scenario FILE")
+        names = []
+    only = [p.strip() for p in policies.split(",")] if policies else None
+    if only:
+        unknown = sorted(set(only) - set(inference_policies()))
+        if unknown:
+            raise ValueError(f"--policies: {unknown} not registered for inference; known: {inference_policies()}")
+    report = run_suite(out, quick=quick, seeds=seeds, names=names, user=user, only=only, progress=not quiet,
+                       oracle=not no_oracle)
+    for name, scn in report["scenarios"].items():
+        click.echo(f"\n{name}\n{markdown_table(scn)}")
+    click.echo(f"\nreport: {out}/summary.md  ({report['wall_s']:.0f} s)")
+
+
+@bench.command("split")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the training scenarios (YAML + request logs).")
+@click.option("--seeds", type=click.IntRange(min=1, max=99), default=3, show_default=True,
+              help="Training seeds 1..K (bootstrap resamples and Poisson draws).")
+@click.option("--quick", is_flag=True, help="Short training scenarios (the --quick durations).")
+@click.option("--debug", is_flag=True, hidden=True)
+@friendly_errors
+def split_cmd(out: Path, seeds: int, quick: bool, debug: bool) -> None:
+    """Write the TRAINING side of the split: first halves of the trace and shapes, training seeds.
+
+    \b
+    Then pretrain on it, for example:
+      autocm bench split --out train/
+      autocm train train/code-trace-train-1.yaml --episodes 3 --out vconf.ckpt
+    """
+    from simulator.bench.scenarios import TRAINING
+    from simulator.bench.split import TRAIN, TRAIN_SEED0
+
+    for b in TRAINING:
+        for seed in range(TRAIN_SEED0, TRAIN_SEED0 + seeds):
+            path, _ = b.write(out, TRAIN, seed, quick)
+            click.echo(str(path))

@@ -1,0 +1,1 @@
+"""The inference evaluation suite (``autocm bench inference``) and its train/test split."""

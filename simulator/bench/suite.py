@@ -1,0 +1,265 @@
+"""``autocm bench inference``: every registered inference policy on a fixed suite of held-out
+scenarios, next to the rules tuned at their best and the oracle's bracket.
+
+Per scenario and seed it runs
+
+- every learner registered for inference at run time (so a policy merged later appears without a
+  code change), at its default settings; the reactive rules (:data:`RULE_SWEEPS`: HPA, KPA, KEDA,
+  AIBrix KPA/APA, whichever are registered) once per value of a fine grid of their target, and the
+  cheapest value that meets the SLO on *every* seed is reported as the rule's **hindsight-tuned
+  best** (it is tuned on the test itself: its best case, not a deployable setting);
+- the oracle: its lower bound (over replicas, TP and every batch-size value of the knob grid, on the
+  scenario's 60 s grid) and its schedule replayed in the simulator, with the cheapest headroom that
+  makes the replay pass (:mod:`simulator.inference.oracle_replay`).
+
+and writes ``suite.json`` and ``summary.md`` (with plots) to the output folder. Ratios are of mean
+GPU-hours over seeds. The bound's ratio is shown only for policies on its grid (those that change
+the configuration at most once per control interval); faster rules get ``off-grid``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from simulator.bench.scenarios import BenchScenario, by_name
+from simulator.bench.split import EVAL, EVAL_SEED0
+from simulator.results import RunResult
+from simulator.scenario import Scenario
+from simulator.scenario import load as load_scenario
+
+RULE_SWEEPS: dict[str, tuple[dict[str, Any], str, tuple[float, ...]]] = {
+    "hpa": ({"metric": "gpu_utilization"}, "target", (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)),
+    "kpa": ({}, "container_concurrency_target", (1, 2, 3, 4, 6, 8, 12, 16)),
+    "keda": ({}, "threshold", (1, 2, 3, 5, 8, 12, 20, 30)),
+    "aibrix-kpa": ({}, "target", (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
+    "aibrix-apa": ({}, "target", (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
+}
+"""Reactive rules and the grid their target is swept on (8 values spanning where they start and stop
+meeting the SLO on the suite's scenarios). Quick mode keeps 3 of them."""
+FORECAST = "forecast"
+NOT_POLICIES = ("oracle-replay",)
+
+
+def inference_policies() -> list[str]:
+    """Every learner registered for inference now."""
+    from learners.base import registered
+
+    return [n for n, spec in registered().items() if "inference" in spec.kinds and n not in NOT_POLICIES]
+
+
+@dataclass(frozen=True)
+class Plan:
+    group: str
+    learner: str
+    settings: dict[str, Any]
+    label: str
+
+
+def plans(quick: bool, only: Sequence[str] | None = None) -> list[Plan]:
+    out = []
+    for name in inference_policies():
+        if only and name not in only:
+            continue
+        if name in RULE_SWEEPS:
+            base, key, grid = RULE_SWEEPS[name]
+            values = (grid[1], grid[len(grid) // 2], grid[-2]) if quick else grid
+            out += [Plan(name, name, {**base, key: v}, f"{name} ({key}={v:g})") for v in values]
+        else:
+            out.append(Plan(name, name, {}, name))
+    return out
+
+
+@dataclass
+class Cell:
+    """One policy (group) on one scenario, over seeds; for swept rules, the chosen setting."""
+
+    group: str
+    label: str
+    runs: list[RunResult]
+    swept: dict[str, dict[str, Any]] = field(default_factory=dict)
+    on_grid: bool = True
+
+    def mean(self, metric: str) -> float:
+        vals = [r.metrics.get(metric, math.nan) for r in self.runs]
+        return sum(vals) / len(vals) if vals else math.nan
+
+    @property
+    def meets_all(self) -> bool:
+        return bool(self.runs) and all(r.meets_slo for r in self.runs)
+
+
+def _period(scenario: Scenario, learner: str, settings: dict[str, Any]) -> float:
+    from learners.base import create
+    from simulator.workloads import _build_service
+
+    svc = _build_service(scenario, scenario.inference[0], scenario.seed)
+    pol = create(learner, svc.space, svc.objective, settings)
+    return float(getattr(pol, "period_s", scenario.control_interval_s))
+
+
+def _choose(runs_by_label: dict[str, list[RunResult]]) -> tuple[str, dict[str, dict[str, Any]]]:
+    table = {lb: {"meets_slo_all_seeds": all(r.meets_slo for r in rs),
+                  "gpu_hours": sum(r.metrics["gpu_hours"] for r in rs) / len(rs),
+                  "slo_attainment_mean": sum(r.metrics["slo_attainment"] for r in rs) / len(rs),
+                  "slo_attainment_worst": min(r.metrics["slo_attainment"] for r in rs)}
+             for lb, rs in runs_by_label.items()}
+    passing = [lb for lb, v in table.items() if v["meets_slo_all_seeds"]]
+    if passing:
+        best = min(passing, key=lambda lb: table[lb]["gpu_hours"])
+    else:
+        best = max(table, key=lambda lb: table[lb]["slo_attainment_mean"])
+    return best, table
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else None
+
+
+class _Bar:
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="run", dynamic_ncols=True)
+
+    def step(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(text[:48])
+
+    def done(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _user_scenario(path: str) -> Scenario:
+    s = load_scenario(path)
+    if not s.inference:
+        raise ValueError(f"{path}: the inference suite needs a scenario with an 'inference' list")
+    if s.training:
+        raise ValueError(f"{path}: the inference suite takes inference-only scenarios (no 'training' section)")
+    return s
+
+
+def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[str] | None = None,
+              user: Sequence[str] = (), only: Sequence[str] | None = None, progress: bool = True,
+              oracle: bool = True) -> dict[str, Any]:
+    """Run the suite; write ``suite.json`` and ``summary.md`` under ``out``; return the JSON."""
+    from simulator.inference.oracle_replay import cheapest_headroom, oracle_of
+    from simulator.workloads import PolicyRun, simulate
+
+    out.mkdir(parents=True, exist_ok=True)
+    seed_list = [EVAL_SEED0 + i for i in range(seeds)]
+    chosen = [] if names is not None and not names else by_name(list(names) if names else None)
+    if quick and names is None:
+        chosen = [s for s in chosen if s.in_quick]
+    work: list[tuple[str, str, list[Scenario], BenchScenario | None]] = []
+    for b in chosen:
+        files = [b.write(out / "scenarios", EVAL, seed, quick)[0] for seed in seed_list]
+        work.append((b.name, b.description, [load_scenario(f) for f in files], b))
+    for path in user:
+        s = _user_scenario(path)
+        work.append((s.name, s.raw["description"].strip(), [replace(s, raw={**s.raw, "seed": sd}) for sd in seed_list],
+                     None))
+    plan = plans(quick, only)
+    total = len(work) * len(seed_list) * (len(plan) + (1 if oracle else 0))
+    bar = _Bar(total, progress)
+    report: dict[str, Any] = {"quick": quick, "seeds": seed_list, "policies": inference_policies(),
+                              "rule_sweeps": {k: list(v[2]) for k, v in RULE_SWEEPS.items()}, "scenarios": {}}
+    t_suite = time.perf_counter()
+    try:
+        for name, description, scens, _b in work:
+            runs: dict[str, dict[str, list[RunResult]]] = {}
+            brackets = []
+            for scen in scens:
+                for p in plan:
+                    bar.step(f"{name} s{scen.seed} {p.label}")
+                    t0 = time.perf_counter()
+                    r = simulate(scen, PolicyRun(p.label, p.learner, p.settings, group=p.group), scen.seed)
+                    r.wall_s = time.perf_counter() - t0
+                    runs.setdefault(p.group, {}).setdefault(p.label, []).append(r)
+                    bar.done()
+                if oracle:
+                    bar.step(f"{name} s{scen.seed} oracle")
+                    t0 = time.perf_counter()
+                    br = cheapest_headroom(scen, scen.seed, oracle_of(scen, scen.seed))
+                    brackets.append((br, time.perf_counter() - t0))
+                    bar.done()
+            report["scenarios"][name] = _summarise(name, description, scens, runs, brackets, plan)
+    finally:
+        bar.close()
+    report["wall_s"] = time.perf_counter() - t_suite
+    (out / "suite.json").write_text(json.dumps(report, indent=1, default=_json_default))
+    from simulator.bench.summary import write_summary
+
+    write_summary(out, report)
+    return report
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return str(o)
+
+
+def _clean(x: float) -> float | None:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[str, dict[str, list[RunResult]]],
+               brackets: list, plan: list[Plan]) -> dict[str, Any]:
+    scen = scens[0]
+    cells: dict[str, Cell] = {}
+    for group, by_label in runs.items():
+        label, table = _choose(by_label) if len(by_label) > 1 else (next(iter(by_label)), {})
+        learner = next(p for p in plan if p.group == group)
+        settings = by_label[label][0].settings
+        period = _period(scen, learner.learner, settings)
+        cells[group] = Cell(group, label, by_label[label], table, on_grid=period >= scen.control_interval_s - 1e-9)
+    rules = [c for g, c in cells.items() if g in RULE_SWEEPS and c.meets_all]
+    best_rule = min(rules, key=lambda c: c.mean("gpu_hours")) if rules else None
+    forecast = cells.get(FORECAST)
+    lower = [b.lower_bound for b, _ in brackets]
+    replay = [b.upper for b, _ in brackets]
+    feasible = bool(brackets) and all(b.feasible for b, _ in brackets)
+    lb_mean = sum(lower) / len(lower) if feasible else math.nan
+    replay_ok = feasible and all(math.isfinite(u) for u in replay)
+    replay_mean = sum(replay) / len(replay) if replay_ok else math.nan
+    out_pol = {}
+    for group, c in cells.items():
+        gh = c.mean("gpu_hours")
+        out_pol[group] = {
+            "setting": c.label, "attainment_per_seed": [r.metrics["slo_attainment"] for r in c.runs],
+            "attainment_mean": c.mean("slo_attainment"),
+            "attainment_worst": min(r.metrics["slo_attainment"] for r in c.runs),
+            "meets_slo_every_seed": c.meets_all, "gpu_hours": gh,
+            "gpu_hours_per_seed": [r.metrics["gpu_hours"] for r in c.runs],
+            "x_best_rule": _ratio(gh, best_rule.mean("gpu_hours")) if best_rule else None,
+            "x_forecast": _ratio(gh, forecast.mean("gpu_hours")) if forecast else None,
+            "x_oracle_replay": _ratio(gh, replay_mean),
+            "x_oracle_bound": _ratio(gh, lb_mean) if c.on_grid else None,
+            "on_oracle_grid": c.on_grid,
+            "wall_s_per_run": [r.wall_s for r in c.runs],
+            "hindsight_tuned": bool(c.swept), "swept": c.swept,
+        }
+    return {
+        "description": description, "interval_s": scen.control_interval_s,
+        "duration_s": float(scen.raw.get("duration_s", 0)) or None,
+        "best_rule": best_rule.group if best_rule else None,
+        "best_rule_setting": best_rule.label if best_rule else None,
+        "oracle": {"feasible": feasible if brackets else None,
+                   "lower_bound_gpu_hours": _clean(lb_mean), "replay_gpu_hours": _clean(replay_mean),
+                   "gap": _clean((replay_mean - lb_mean) / replay_mean) if replay_ok and replay_mean > 0 else None,
+                   "per_seed": [{**b.as_dict(), "wall_s": w} for b, w in brackets]},
+        "policies": out_pol,
+    }

@@ -1,0 +1,110 @@
+"""summary.md and the plots of a suite run (from the suite.json data, so it can be re-rendered)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+HEADER = ("policy", "setting", "SLO mean", "SLO worst", "meets", "GPU-h", "x best rule", "x forecast",
+          "x oracle replay", "x oracle bound", "wall s/run")
+
+
+def _f(x: Any, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "NO"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}" if abs(x) < 1000 else f"{x:,.0f}"
+    return str(x)
+
+
+def rows(scn: dict[str, Any]) -> list[list[str]]:
+    out = []
+    for group, p in sorted(scn["policies"].items(), key=lambda kv: kv[1]["gpu_hours"]):
+        bound = _f(p["x_oracle_bound"], 2) if p["on_oracle_grid"] else "off-grid"
+        walls = p["wall_s_per_run"]
+        out.append([group, p["setting"] + (" (hindsight-tuned)" if p["hindsight_tuned"] else ""),
+                    _f(p["attainment_mean"], 4), _f(p["attainment_worst"], 4), _f(p["meets_slo_every_seed"]),
+                    _f(p["gpu_hours"], 2), _f(p["x_best_rule"], 2), _f(p["x_forecast"], 2),
+                    _f(p["x_oracle_replay"], 2), bound, _f(sum(walls) / len(walls), 1)])
+    return out
+
+
+def markdown_table(scn: dict[str, Any]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows(scn)]
+    return "\n".join(lines)
+
+
+def oracle_line(scn: dict[str, Any]) -> str:
+    o = scn["oracle"]
+    if o["feasible"] is None:
+        return "Oracle: not run."
+    if not o["feasible"]:
+        return ("Oracle: **infeasible** -- even the schedule with the fewest (optimistically counted) misses "
+                "exceeds the SLO's budget on some seed; no policy can meet this SLO, and no bound is printed.")
+    heads = ", ".join(_seed_bracket(s) for s in o["per_seed"])
+    return (f"Oracle bracket (mean over seeds): lower bound {_f(o['lower_bound_gpu_hours'], 2)} GPU-h, cheapest "
+            f"passing replay {_f(o['replay_gpu_hours'], 2)} GPU-h, gap {_f(o['gap'], 3)}. Per seed: {heads}.")
+
+
+def _seed_bracket(s: dict[str, Any]) -> str:
+    if s["passing_schedule"] is None:
+        how = "no replay passed"
+    else:
+        how = f"replayed {s['passing_schedule']}, +{s['passing_headroom']:g} replicas"
+    return (f"seed {s['seed']}: {_f(s['lower_bound_gpu_hours'], 2)} <= optimum <= "
+            f"{_f(s['replay_gpu_hours'], 2)} ({how})")
+
+
+def _plot(out: Path, name: str, scn: dict[str, Any]) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plots are optional; the tables are the result
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for group, p in scn["policies"].items():
+        ax.scatter(p["gpu_hours"], p["attainment_mean"], marker="o" if p["meets_slo_every_seed"] else "x")
+        ax.annotate(group, (p["gpu_hours"], p["attainment_mean"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    o = scn["oracle"]
+    if o.get("lower_bound_gpu_hours") is not None:
+        ax.axvline(o["lower_bound_gpu_hours"], color="k", ls="--", lw=1, label="oracle bound")
+    if o.get("replay_gpu_hours") is not None:
+        ax.axvline(o["replay_gpu_hours"], color="g", ls=":", lw=1, label="oracle replay (passing)")
+    ax.set_xlabel("GPU-hours (mean over seeds)")
+    ax.set_ylabel("SLO attainment (mean over seeds)")
+    ax.set_title(f"{name}: x = misses the SLO on some seed")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = out / f"{name}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def write_summary(out: Path, report: dict[str, Any]) -> Path:
+    parts = ["# autocm bench inference", "",
+             f"Seeds {report['seeds']}{' (quick mode: shorter runs, 3-value sweeps)' if report['quick'] else ''}; "
+             f"suite wall time {report['wall_s']:.0f} s. Policies registered for inference at run time: "
+             f"{', '.join(report['policies'])}.", "",
+             "Reactive rules (HPA, KPA, KEDA, AIBrix) are swept over their target and shown at the cheapest "
+             "setting that met the SLO on every seed: their **hindsight-tuned best**, tuned on this test itself. "
+             "'x best rule' divides by the cheapest of those; 'x oracle bound' is shown only for policies that "
+             "change configuration on the oracle's grid (once per control interval); rules acting every few "
+             "seconds are 'off-grid', the bound's argument does not cover them. Ratios are of mean GPU-hours.", ""]
+    for name, scn in report["scenarios"].items():
+        parts += [f"## {name}", "", scn["description"], "",
+                  f"Best tuned reactive rule: {scn['best_rule_setting'] or 'none met the SLO on every seed'}.", "",
+                  oracle_line(scn), "", markdown_table(scn), ""]
+        img = _plot(out, name, scn)
+        if img:
+            parts += [f"![{name}]({img})", ""]
+    path = out / "summary.md"
+    path.write_text("\n".join(parts))
+    return path
