@@ -381,28 +381,11 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
 # ----------------------------------------------------------------------------------------- oracle
 
 def oracle_row(scenario: Scenario, prun: PolicyRun, seed: int) -> RunResult:
-    """The hindsight lower bound on GPU-hours for meeting every service's SLO (see docs/inference-model.md)."""
-    from simulator.inference.oracle import OracleSettings, hindsight_oracle
+    """The hindsight lower bound on GPU-hours for meeting every service's SLO (see docs/inference-model.md);
+    an infeasible SLO gives a row that says so and no bound (simulator/inference/oracle_replay.py)."""
+    from simulator.inference.oracle_replay import oracle_run
 
-    lower, feasible_cost, notes = 0.0, 0.0, []
-    for spec in scenario.inference:
-        svc = _build_service(scenario, spec, seed)
-        kv = ServiceSettings(model=spec.get("model", "llama2-70b"))
-        knobs = {k.name: k for k in svc.space.knobs}
-        settings = OracleSettings(
-            interval_s=scenario.control_interval_s, min_replicas=int(knobs["replicas"].lower),
-            max_replicas=int(knobs["replicas"].upper),
-            tp_degrees=tuple(int(v) for v in knobs["gpus_per_replica"].values),
-            max_batch_size=int(knobs["max_batch_size"].upper), cold_start_s=float(spec.get("cold_start_s", 60.0)))
-        res = hindsight_oracle(svc.perf, svc.trace, _slo(spec), {tp: kv.kv_capacity(tp) for tp in
-                                                                 settings.tp_degrees or ()}, settings)
-        lower += res.gpu_hours_lower_bound
-        feasible_cost += res.gpu_hours
-        notes.append(f"{spec['name']}: lower bound {res.gpu_hours_lower_bound:.2f} GPU-h, best schedule "
-                     f"{res.gpu_hours:.2f} GPU-h, {res.simulations} interval simulations")
-    metrics = {"gpu_hours": lower, "oracle_schedule_gpu_hours": feasible_cost,
-               "slo_attainment": min(float(s["slo"]["attainment"]) for s in scenario.inference)}
-    return RunResult(prun.label + " (lower bound)", ORACLE, {}, seed, metrics, True, {}, notes=notes)
+    return oracle_run(scenario, prun.label, seed)
 
 
 def add_oracle_ratios(runs: Sequence[RunResult]) -> None:

@@ -153,10 +153,17 @@ def _user_scenario(path: str) -> Scenario:
 
 def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[str] | None = None,
               user: Sequence[str] = (), only: Sequence[str] | None = None, progress: bool = True,
-              oracle: bool = True) -> dict[str, Any]:
-    """Run the suite; write ``suite.json`` and ``summary.md`` under ``out``; return the JSON."""
-    from simulator.inference.oracle_replay import cheapest_headroom, oracle_of
-    from simulator.workloads import PolicyRun, simulate
+              oracle: bool = True, premises: bool | None = None) -> dict[str, Any]:
+    """Run the suite; write ``suite.json`` and ``summary.md`` under ``out``; return the JSON.
+
+    ``premises`` (default: not in quick mode): on the first seed of scenarios up to 2 h, check the oracle's
+    per-interval premise for the states its schedules use most, and re-solve the bound with the
+    measured excess as slack (:func:`simulator.inference.oracle_replay.premise_report`)."""
+    from simulator.inference.oracle_replay import cheapest_headroom, oracle_of, premise_report
+
+    premises = (not quick) if premises is None else premises
+    from simulator.scenario import ScenarioError
+    from simulator.workloads import PolicyRun, check, simulate
 
     out.mkdir(parents=True, exist_ok=True)
     seed_list = [EVAL_SEED0 + i for i in range(seeds)]
@@ -177,25 +184,42 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
     report: dict[str, Any] = {"quick": quick, "seeds": seed_list, "policies": inference_policies(),
                               "rule_sweeps": {k: list(v[2]) for k, v in RULE_SWEEPS.items()}, "scenarios": {}}
     t_suite = time.perf_counter()
+    checks: dict[str, Any] = {}
     try:
         for name, description, scens, _b in work:
             runs: dict[str, dict[str, list[RunResult]]] = {}
+            skipped: dict[str, str] = {}
             brackets = []
             for scen in scens:
                 for p in plan:
                     bar.step(f"{name} s{scen.seed} {p.label}")
+                    prun = PolicyRun(p.label, p.learner, p.settings, group=p.group)
+                    if p.group in skipped:
+                        bar.done()
+                        continue
+                    try:
+                        check(scen, prun)
+                    except ScenarioError as exc:  # e.g. VPA on a space without CPU/memory knobs
+                        skipped[p.group] = str(exc).split(": ", 1)[-1]
+                        bar.done()
+                        continue
                     t0 = time.perf_counter()
-                    r = simulate(scen, PolicyRun(p.label, p.learner, p.settings, group=p.group), scen.seed)
+                    r = simulate(scen, prun, scen.seed)
                     r.wall_s = time.perf_counter() - t0
                     runs.setdefault(p.group, {}).setdefault(p.label, []).append(r)
                     bar.done()
                 if oracle:
                     bar.step(f"{name} s{scen.seed} oracle")
                     t0 = time.perf_counter()
-                    br = cheapest_headroom(scen, scen.seed, oracle_of(scen, scen.seed))
+                    oracles = oracle_of(scen, scen.seed)
+                    br = cheapest_headroom(scen, scen.seed, oracles)
                     brackets.append((br, time.perf_counter() - t0))
+                    if premises and scen is scens[0] and float(scen.raw.get("duration_s", 0)) <= 7200:
+                        checks[name] = premise_report(scen, scen.seed, oracles)
                     bar.done()
             report["scenarios"][name] = _summarise(name, description, scens, runs, brackets, plan)
+            report["scenarios"][name]["not_applicable"] = skipped
+            report["scenarios"][name]["oracle"]["premise_check"] = checks.get(name)
     finally:
         bar.close()
     report["wall_s"] = time.perf_counter() - t_suite

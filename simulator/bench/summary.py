@@ -46,8 +46,14 @@ def oracle_line(scn: dict[str, Any]) -> str:
         return ("Oracle: **infeasible** -- even the schedule with the fewest (optimistically counted) misses "
                 "exceeds the SLO's budget on some seed; no policy can meet this SLO, and no bound is printed.")
     heads = ", ".join(_seed_bracket(s) for s in o["per_seed"])
+    pc = o.get("premise_check") or {}
+    checked = "".join(
+        f" Premise check ({svc}, seed {o['per_seed'][0]['seed']}): {c['violations']} of {c['pairs_checked']} "
+        f"(interval, configuration) pairs undercounted, largest total excess {c['slack_misses']} misses"
+        + (f"; bound re-solved with that slack: {_f(c.get('repaired_lower_bound_gpu_hours'), 2)} GPU-h."
+           if c.get("slack_misses") else ".") for svc, c in pc.items())
     return (f"Oracle bracket (mean over seeds): lower bound {_f(o['lower_bound_gpu_hours'], 2)} GPU-h, cheapest "
-            f"passing replay {_f(o['replay_gpu_hours'], 2)} GPU-h, gap {_f(o['gap'], 3)}. Per seed: {heads}.")
+            f"passing replay {_f(o['replay_gpu_hours'], 2)} GPU-h, gap {_f(o['gap'], 3)}. Per seed: {heads}.{checked}")
 
 
 def _seed_bracket(s: dict[str, Any]) -> str:
@@ -102,6 +108,10 @@ def write_summary(out: Path, report: dict[str, Any]) -> Path:
         parts += [f"## {name}", "", scn["description"], "",
                   f"Best tuned reactive rule: {scn['best_rule_setting'] or 'none met the SLO on every seed'}.", "",
                   oracle_line(scn), "", markdown_table(scn), ""]
+        for group, why in scn.get("not_applicable", {}).items():
+            parts += [f"- {group}: not applicable here ({why})"]
+        if scn.get("not_applicable"):
+            parts += [""]
         img = _plot(out, name, scn)
         if img:
             parts += [f"![{name}]({img})", ""]

@@ -1,0 +1,90 @@
+"""`autocm bench inference --quick` end to end (on a subset, to keep CI short), the suite's policy list,
+the rules' sweep grids, a user's own scenario, and the training split command."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from controller.cli import main
+from simulator.bench.suite import RULE_SWEEPS, inference_policies, plans
+
+
+def test_every_registered_inference_policy_is_in_the_suite_and_rules_are_swept_finely():
+    names = inference_policies()
+    assert {"static", "hpa", "kpa"} <= set(names)
+    full = plans(quick=False)
+    for rule, (_, _key, grid) in RULE_SWEEPS.items():
+        assert len(grid) >= 8 and list(grid) == sorted(grid), rule
+        if rule in names:
+            assert sum(p.group == rule for p in full) == len(grid)
+    assert {p.group for p in full} == set(names)
+
+
+def test_quick_suite_writes_the_table_json_and_plots(tmp_path):
+    out = tmp_path / "bench"
+    res = CliRunner().invoke(main, ["bench", "inference", "--quick", "--seeds", "2", "--scenarios", "code-trace",
+                                    "--policies", "static,hpa", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    suite = json.loads((out / "suite.json").read_text())
+    scn = suite["scenarios"]["code-trace"]
+    assert suite["seeds"] == [101, 102]
+    hpa, static = scn["policies"]["hpa"], scn["policies"]["static"]
+    assert len(hpa["attainment_per_seed"]) == 2 and hpa["attainment_worst"] <= hpa["attainment_mean"]
+    assert hpa["hindsight_tuned"] and len(hpa["swept"]) == 3
+    assert hpa["on_oracle_grid"] is False and hpa["x_oracle_bound"] is None  # HPA acts every 15 s
+    assert static["on_oracle_grid"] is True
+    o = scn["oracle"]
+    assert o["feasible"] is True and o["lower_bound_gpu_hours"] > 0
+    assert len(o["per_seed"]) == 2
+    for s in o["per_seed"]:
+        if s["replay_gpu_hours"] is not None:
+            assert s["lower_bound_gpu_hours"] <= s["replay_gpu_hours"]
+    if static["meets_slo_every_seed"]:
+        assert static["x_oracle_bound"] >= 1.0  # a fixed grid schedule that meets the SLO is above the bound
+    if scn["best_rule"] == "hpa":
+        assert hpa["x_best_rule"] == 1.0
+    text = (out / "summary.md").read_text()
+    assert "hindsight-tuned" in text and "x oracle bound" in text and "off-grid" in text
+    assert (out / "code-trace.png").exists()
+
+
+def test_a_users_scenario_gets_the_same_columns(tmp_path):
+    raw = {"name": "mine", "description": "My service.", "seed": 3, "duration_s": 300,
+           "cluster": {"nodes": 2, "gpus_per_node": 8},
+           "inference": [{"name": "svc", "trace": {"kind": "load-shape", "shape": "noisy", "mean_rate_per_s": 1.0,
+                                                   "duration_s": 300},
+                          "slo": {"ttft_seconds": 10.0, "attainment": 0.99},
+                          "knobs": {"replicas": {"min": 1, "max": 2}, "gpus_per_replica": [8]},
+                          "initial": {"replicas": 1, "gpus_per_replica": 8}}],
+           "policies": [{"name": "static"}]}
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "b"
+    res = CliRunner().invoke(main, ["bench", "inference", "--quick", "--seeds", "1", "--scenarios", "none",
+                                    "--scenario", str(path), "--policies", "static", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    scn = json.loads((out / "suite.json").read_text())["scenarios"]["mine"]
+    assert set(scn["policies"]["static"]) >= {"attainment_mean", "attainment_worst", "gpu_hours", "x_best_rule",
+                                              "x_forecast", "x_oracle_replay", "x_oracle_bound", "wall_s_per_run"}
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path):
+    r = CliRunner().invoke(main, ["bench", "inference", "--scenarios", "nope", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "unknown ['nope']" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["bench", "inference", "--policies", "nope", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "not registered" in r.output
+
+
+def test_split_command_writes_training_scenarios_autocm_train_reads(tmp_path):
+    from simulator.scenario import load
+
+    r = CliRunner().invoke(main, ["bench", "split", "--quick", "--seeds", "1", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    files = sorted(tmp_path.glob("*.yaml"))
+    assert any("code-trace-train-1" in f.name for f in files)
+    for f in files:
+        s = load(f)
+        assert s.seed < 101 and "train" in s.name
