@@ -119,7 +119,7 @@ SCENARIOS: tuple[BenchScenario, ...] = (
           _step),), tags=("step",)),
     BenchScenario(
         "cluster", "Three services of two models (llama2-70b twice, bloom-176b; the bundled latency table "
-        "measures these two) sharing 4 nodes x 8 A100s, where capacity binds: the code trace's second "
+        "measures these two) sharing 6 nodes x 8 A100s (their knobs reach 160 GPUs), where capacity binds: the code trace's second "
         "half, a noisy and a bursty shape. 99% TTFT <= 10 s each.", HOUR, 900.0,
         ((_service("code", TTFT10, _knobs(8), {"replicas": 2, "gpus_per_replica": 8, "max_batch_size": 64}),
           _code),
@@ -128,7 +128,7 @@ SCENARIOS: tuple[BenchScenario, ...] = (
           _shape("noisy", 0.6)),
          (_service("chat", TTFT10, _knobs(8), {"replicas": 1, "gpus_per_replica": 8, "max_batch_size": 64}),
           _shape("bursty", 1.0))),
-        nodes=4, tags=("cluster",)),
+        nodes=6, tags=("cluster",)),
     BenchScenario(
         "knob-tp", "TP degree matters: TP 2, 4 or 8 per replica under a tight TTFT (99% <= 2 s), noisy "
         "shape at 1.5 req/s, sizes from the code trace's second half.", HOUR, 900.0,

@@ -63,7 +63,7 @@ def test_bound_covers_every_batch_size_a_policy_can_choose():
     (the old oracle fixed the batch at its maximum; a smaller batch could then beat its 'bound')."""
     duration, interval = 600.0, 60.0
     trace = load_shape("noisy", 2.5, duration_s=duration, seed=21)
-    slo = SLO(ttft_s=10.0, tbt_s=0.065, attainment=0.99)
+    slo = SLO(ttft_s=5.0, attainment=0.99)
     batches = (16, 32, 48, 64)
     res = hindsight_oracle(PERF, trace, slo, KV, OracleSettings(interval_s=interval, min_replicas=1, max_replicas=4,
                                                                 tp_degrees=(4, 8), batch_sizes=batches))
@@ -76,7 +76,6 @@ def test_bound_covers_every_batch_size_a_policy_can_choose():
                 if _fixed_run(trace, slo, tp, b, n, duration + 900.0) >= slo.attainment:
                     meeting.append((tp, b, n, tp * n * horizon_h))
     assert any(b < 64 for _, b, _, _ in meeting)
-    assert not any(b == 64 for _, b, _, _ in meeting), "the TBT SLO should rule out batch 64 here"
     for tp, b, n, cost in meeting:
         assert res.gpu_hours_lower_bound <= cost + 1e-9, (tp, b, n)
     assert {b for _, b, _ in res.schedule} <= set(batches)
