@@ -119,8 +119,8 @@ SCENARIOS: tuple[BenchScenario, ...] = (
           _step),), tags=("step",)),
     BenchScenario(
         "cluster", "Three services of two models (llama2-70b twice, bloom-176b; the bundled latency table "
-        "measures these two) sharing 6 nodes x 8 A100s (their knobs reach 160 GPUs), where capacity binds: the code trace's second "
-        "half, a noisy and a bursty shape. 99% TTFT <= 10 s each.", HOUR, 900.0,
+        "measures these two) sharing 6 nodes x 8 A100s (their knobs reach 160 GPUs), where capacity binds: "
+        "the code trace's second half, a noisy and a bursty shape. 99% TTFT <= 10 s each.", HOUR, 900.0,
         ((_service("code", TTFT10, _knobs(8), {"replicas": 2, "gpus_per_replica": 8, "max_batch_size": 64}),
           _code),
          (_service("bloom", TTFT10, _knobs(4, (8,)), {"replicas": 1, "gpus_per_replica": 8,

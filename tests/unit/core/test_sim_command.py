@@ -20,7 +20,7 @@ cluster: {nodes: 2, gpus_per_node: 8}
 inference:
   - name: svc
     trace: {kind: azure-code, duration_s: 600}
-    slo: {ttft_seconds: 10.0, attainment: 0.99}
+    slo: {ttft_seconds: 10.0, attainment: 0.5}  # 99% is infeasible on 16 GPUs (2 x TP8 attains 0.59)
     knobs: {replicas: {min: 1, max: 2}, gpus_per_replica: [8], max_batch_size: {min: 64, max: 64}}
     initial: {replicas: 2, gpus_per_replica: 8}
 policies:
