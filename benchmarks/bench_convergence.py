@@ -94,7 +94,7 @@ def oracle_per_interval(scenario, seed: int) -> tuple[np.ndarray, float]:
     res = hindsight_oracle(svc.perf, svc.trace, _slo(spec), {tp: kv.kv_capacity(tp) for tp in settings.tp_degrees},
                            settings)
     hours = settings.interval_s / 3600
-    return np.array([tp * n * hours for tp, n in res.schedule]), res.gpu_hours_lower_bound
+    return np.array([tp * n * hours for tp, *_, n in res.schedule]), res.gpu_hours_lower_bound
 
 
 def convergence_interval(gpu_h: np.ndarray, met: np.ndarray, judged: np.ndarray, oracle: np.ndarray,
