@@ -204,7 +204,13 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
                         bar.done()
                         continue
                     t0 = time.perf_counter()
-                    r = simulate(scen, prun, scen.seed)
+                    try:
+                        r = simulate(scen, prun, scen.seed)
+                    except Exception as exc:  # one broken policy must not sink a long suite; it is reported
+                        skipped[p.group] = f"failed on seed {scen.seed}: {type(exc).__name__}: {exc}"
+                        runs.get(p.group, {}).clear()
+                        bar.done()
+                        continue
                     r.wall_s = time.perf_counter() - t0
                     runs.setdefault(p.group, {}).setdefault(p.label, []).append(r)
                     bar.done()
@@ -245,6 +251,8 @@ def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[st
     scen = scens[0]
     cells: dict[str, Cell] = {}
     for group, by_label in runs.items():
+        if not by_label:
+            continue
         label, table = _choose(by_label) if len(by_label) > 1 else (next(iter(by_label)), {})
         learner = next(p for p in plan if p.group == group)
         settings = by_label[label][0].settings
