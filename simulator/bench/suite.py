@@ -34,7 +34,7 @@ from simulator.scenario import Scenario
 from simulator.scenario import load as load_scenario
 
 RULE_SWEEPS: dict[str, tuple[dict[str, Any], str, tuple[float, ...]]] = {
-    "hpa": ({"metric": "gpu_utilization"}, "target", (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)),
+    "hpa": ({"metric": "gpu_utilization"}, "target", (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)),
     "kpa": ({}, "container_concurrency_target", (1, 2, 3, 4, 6, 8, 12, 16)),
     "keda": ({}, "threshold", (1, 2, 3, 5, 8, 12, 20, 30)),
     "aibrix-kpa": ({}, "target", (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)),
@@ -84,6 +84,8 @@ class Cell:
     runs: list[RunResult]
     swept: dict[str, dict[str, Any]] = field(default_factory=dict)
     on_grid: bool = True
+    edge: bool = False
+    """The chosen swept setting is the first or last of its grid: the true best may lie beyond it."""
 
     def mean(self, metric: str) -> float:
         vals = [r.metrics.get(metric, math.nan) for r in self.runs]
@@ -258,6 +260,8 @@ def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[st
         settings = by_label[label][0].settings
         period = _period(scen, learner.learner, settings)
         cells[group] = Cell(group, label, by_label[label], table, on_grid=period >= scen.control_interval_s - 1e-9)
+        labels = [p.label for p in plan if p.group == group]
+        cells[group].edge = len(labels) > 1 and label in (labels[0], labels[-1])
     rules = [c for g, c in cells.items() if g in RULE_SWEEPS and c.meets_all]
     best_rule = min(rules, key=lambda c: c.mean("gpu_hours")) if rules else None
     forecast = cells.get(FORECAST)
@@ -282,7 +286,7 @@ def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[st
             "x_oracle_bound": _ratio(gh, lb_mean) if c.on_grid else None,
             "on_oracle_grid": c.on_grid,
             "wall_s_per_run": [r.wall_s for r in c.runs],
-            "hindsight_tuned": bool(c.swept), "swept": c.swept,
+            "hindsight_tuned": bool(c.swept), "swept": c.swept, "chosen_at_grid_edge": c.edge,
         }
     return {
         "description": description, "interval_s": scen.control_interval_s,

@@ -25,7 +25,9 @@ def rows(scn: dict[str, Any]) -> list[list[str]]:
     for group, p in sorted(scn["policies"].items(), key=lambda kv: kv[1]["gpu_hours"]):
         bound = _f(p["x_oracle_bound"], 2) if p["on_oracle_grid"] else "off-grid"
         walls = p["wall_s_per_run"]
-        out.append([group, p["setting"] + (" (hindsight-tuned)" if p["hindsight_tuned"] else ""),
+        tag = (" (hindsight-tuned" + (", at the grid's edge" if p.get("chosen_at_grid_edge") else "") + ")"
+               if p["hindsight_tuned"] else "")
+        out.append([group, p["setting"] + tag,
                     _f(p["attainment_mean"], 4), _f(p["attainment_worst"], 4), _f(p["meets_slo_every_seed"]),
                     _f(p["gpu_hours"], 2), _f(p["x_best_rule"], 2), _f(p["x_forecast"], 2),
                     _f(p["x_oracle_replay"], 2), bound, _f(sum(walls) / len(walls), 1)])
@@ -60,7 +62,8 @@ def _seed_bracket(s: dict[str, Any]) -> str:
     if s["passing_schedule"] is None:
         how = "no replay passed"
     else:
-        how = f"replayed {s['passing_schedule']}, +{s['passing_headroom']:g} replicas"
+        extra = ", ".join(f"{k} +{v}" for k, v in s["passing_headroom"].items())
+        how = f"replayed {s['passing_schedule']}, extra replicas: {extra}"
     return (f"seed {s['seed']}: {_f(s['lower_bound_gpu_hours'], 2)} <= optimum <= "
             f"{_f(s['replay_gpu_hours'], 2)} ({how})")
 

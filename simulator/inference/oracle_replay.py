@@ -123,11 +123,12 @@ def _config(state: State, space: ConfigSpace, headroom: int) -> dict[str, float]
 
 
 def replay(scenario: Scenario, schedules: Mapping[str, Sequence[State]], seed: int, interval_s: float,
-           headroom: int = 0, label: str = "oracle (replayed)",
+           headroom: int | Mapping[str, int] = 0, label: str = "oracle (replayed)",
            tick: Callable[[float], None] | None = None) -> RunResult:
     """Run the services of ``scenario`` on ``seed`` with each service's configuration set, at every
-    interval boundary, to its schedule's state (plus ``headroom`` replicas, clipped to the knob's max).
-    The first state is the warm initial configuration (the oracle assumes the same)."""
+    interval boundary, to its schedule's state (plus ``headroom`` replicas, per service when a mapping,
+    clipped to the knob's max). The first state is the warm initial configuration (the oracle assumes
+    the same). Metrics include ``slo_attainment[<service>]`` per service."""
     from simulator.workloads import _build_service, _inference_metrics, _pool, _ticker, duration_of, service_settings
 
     if scenario.raw.get("failures", {}).get("enabled") or scenario.raw.get("interference", {}).get("enabled"):
@@ -140,7 +141,8 @@ def replay(scenario: Scenario, schedules: Mapping[str, Sequence[State]], seed: i
         states = schedules[spec["name"]]
         if not states:
             raise ValueError(f"{scenario.path}: no oracle schedule for service {spec['name']} (infeasible SLO)")
-        plan = [_config(s, svc.space, headroom) for s in states]
+        extra = headroom.get(spec["name"], 0) if isinstance(headroom, Mapping) else headroom
+        plan = [_config(s, svc.space, extra) for s in states]
         settings = replace(service_settings(spec, svc.space, "static"), initial=plan[0])
         svc.service = InferenceService(env, pool, svc.perf, svc.trace, settings, seed)
         env.process(_applier(env, svc.service, plan, interval_s))
@@ -149,8 +151,13 @@ def replay(scenario: Scenario, schedules: Mapping[str, Sequence[State]], seed: i
         env.process(_ticker(env, tick, scenario.control_interval_s))
     env.run(until=duration_of(scenario))
     metrics, series, meets = _inference_metrics(services)
-    metrics["headroom_replicas"] = float(headroom)
-    return RunResult(label, "oracle-replay", {"headroom": headroom}, seed, metrics, meets, series)
+    heads = dict(headroom) if isinstance(headroom, Mapping) else {s["name"]: headroom for s in scenario.inference}
+    metrics["headroom_replicas"] = float(sum(heads.values()))
+    for svc in services:
+        summary = svc.service.summary()
+        metrics[f"slo_attainment[{svc.spec['name']}]"] = float(summary["slo_attainment"])
+        metrics[f"meets_slo[{svc.spec['name']}]"] = float(summary["slo_attainment"] >= svc.objective.attainment)
+    return RunResult(label, "oracle-replay", {"headroom": heads}, seed, metrics, meets, series)
 
 
 @dataclass
@@ -184,11 +191,11 @@ class Bracket:
         return {"seed": self.seed, "feasible": self.feasible,
                 "lower_bound_gpu_hours": self.lower_bound if self.feasible else None,
                 "schedule_gpu_hours": self.schedule_gpu_hours if self.feasible else None,
-                "replays": [{"schedule": r.settings.get("schedule"), "headroom": r.metrics.get("headroom_replicas"),
+                "replays": [{"schedule": r.settings.get("schedule"), "headroom": r.settings.get("headroom"),
                              "gpu_hours": r.metrics["gpu_hours"],
                              "slo_attainment": r.metrics["slo_attainment"], "meets_slo": r.meets_slo}
                             for r in self.replays],
-                "passing_headroom": self.passing.metrics["headroom_replicas"] if self.passing else None,
+                "passing_headroom": self.passing.settings.get("headroom") if self.passing else None,
                 "passing_schedule": self.passing.settings.get("schedule") if self.passing else None,
                 "replay_gpu_hours": None if self.passing is None else self.upper,
                 "gap": None if math.isnan(self.gap) else self.gap,
@@ -248,8 +255,9 @@ def cheapest_headroom(scenario: Scenario, seed: int, oracles: Sequence[ServiceOr
     replays: list[RunResult] = []
     passing = None
     for label, schedules in _candidates(scenario, seed, oracles, templates):
-        for h in range(max_headroom + 1):
-            run = replay(scenario, schedules, seed, interval, h, tick=tick)
+        heads = {name: 0 for name in schedules}
+        for _ in range(max_headroom * len(heads) + 1):
+            run = replay(scenario, schedules, seed, interval, heads, tick=tick)
             run.notes.append(label)
             run.settings["schedule"] = label
             replays.append(run)
@@ -259,8 +267,13 @@ def cheapest_headroom(scenario: Scenario, seed: int, oracles: Sequence[ServiceOr
                 break
             if passing is not None and run.metrics["gpu_hours"] >= passing.metrics["gpu_hours"]:
                 break  # already dearer than a passing replay
-            if all(min(n for _, _, n in sch) + h >= tops[name] for name, sch in schedules.items()):
-                break  # every interval is at the knob's maximum: more headroom changes nothing
+            # one more replica for every service that missed its SLO (in a shared pool, only those)
+            grow = [n for n in heads if not run.metrics[f"meets_slo[{n}]"]
+                    and heads[n] < max_headroom and min(x for _, _, x in schedules[n]) + heads[n] < tops[n]]
+            if not grow:
+                break  # the failing services are at the knob's maximum or the headroom limit
+            for n in grow:
+                heads[n] += 1
     return Bracket(seed, lower, nominal, replays, passing, list(oracles))
 
 
