@@ -89,7 +89,8 @@ def _plot(out: Path, name: str, scn: dict[str, Any]) -> str | None:
     ax.set_xlabel("GPU-hours (mean over seeds)")
     ax.set_ylabel("SLO attainment (mean over seeds)")
     ax.set_title(f"{name}: x = misses the SLO on some seed")
-    ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     path = out / f"{name}.png"
     fig.savefig(path, dpi=110)
