@@ -38,6 +38,7 @@ from controller.kube import (
     PAUSE_ANNOTATION,
     AutoscalerIndex,
     Kube,
+    UnsafeTarget,
     WorkloadActuator,
     describe_changes,
     other_scalers,
@@ -579,6 +580,12 @@ class Engine:
                 result = StepResult("error", [Condition("Applied", "False", "ApplyFailed", msg)],
                                     {"lastDecision": {"time": _rfc3339(now), "message": msg}},
                                     [("Warning", "ApplyFailed", msg)])
+        except UnsafeTarget as exc:  # parse() refuses such names; this is the adapter's last line
+            self.telemetry.errors.labels("kubernetes").inc()
+            msg = f"spec.targetRef: {exc}"
+            result = StepResult("refused", [Condition("Ready", "False", "InvalidSpec", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "InvalidSpec", msg)])
         except (TimeoutError, OSError) as exc:
             self.telemetry.errors.labels("kubernetes").inc()
             msg = f"{type(exc).__name__}: {exc}"

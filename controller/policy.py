@@ -230,6 +230,39 @@ def _cost_key(crd_name: str) -> str:
     return info.inference_name if info else crd_name
 
 
+DNS1123_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+"""An object name (k8s.io/apimachinery IsDNS1123Subdomain): no '/', no '..', at most 253 characters."""
+
+DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+"""A container name (IsDNS1123Label), at most 63 characters."""
+
+
+def _target(ref: Any, namespace: str) -> TargetRef:
+    """spec.targetRef, refused unless its name can only ever mean an object of the policy's namespace."""
+    if not isinstance(ref, Mapping):
+        raise PolicyError(f"spec.targetRef: expected an object {{kind, name}}, got {ref!r}")
+    kind = ref.get("kind")
+    if not isinstance(kind, str) or kind not in TARGET_API_VERSIONS:
+        raise PolicyError(f"spec.targetRef.kind: must be Deployment, StatefulSet, Job or PyTorchJob, "
+                          f"got {kind!r}")
+    name = ref.get("name")
+    if name is None or name == "":
+        raise PolicyError("spec.targetRef.name: required")
+    if not isinstance(name, str) or len(name) > 253 or not re.fullmatch(DNS1123_SUBDOMAIN, name):
+        raise PolicyError(f"spec.targetRef.name: expected the name of a {kind} in this namespace (a DNS-1123 "
+                          f"name: lower-case letters, digits, '-' and '.', at most 253 characters), got {name!r}")
+    api_version = ref.get("apiVersion") or TARGET_API_VERSIONS[kind]
+    if api_version != TARGET_API_VERSIONS[kind]:
+        raise PolicyError(f"spec.targetRef.apiVersion: a {kind} is {TARGET_API_VERSIONS[kind]}, got {api_version!r}")
+    container = ref.get("container")
+    if container is not None and (not isinstance(container, str) or len(container) > 63
+                                  or not re.fullmatch(DNS1123_LABEL, container)):
+        raise PolicyError(f"spec.targetRef.container: expected a container name (DNS-1123 label), got {container!r}")
+    if not isinstance(namespace, str) or not re.fullmatch(DNS1123_LABEL, namespace):
+        raise PolicyError(f"metadata.namespace: not a namespace name: {namespace!r}")
+    return TargetRef(kind, name, namespace, api_version, container)
+
+
 def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
     """Validate ``spec`` (the custom resource's ``.spec``) and build the loop's pieces.
 
@@ -237,15 +270,8 @@ def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
     """
     if not isinstance(spec, Mapping):
         raise PolicyError("spec: expected an object")
-    ref = spec.get("targetRef") or {}
-    kind = ref.get("kind")
-    if kind not in TARGET_API_VERSIONS:
-        raise PolicyError(f"spec.targetRef.kind: must be Deployment, StatefulSet, Job or PyTorchJob, "
-                          f"got {kind!r}")
-    if not ref.get("name"):
-        raise PolicyError("spec.targetRef.name: required")
-    api_version = ref.get("apiVersion") or TARGET_API_VERSIONS[kind]
-    target = TargetRef(kind, str(ref["name"]), namespace, api_version, ref.get("container"))
+    target = _target(spec.get("targetRef"), namespace)
+    kind = target.kind
 
     workload = spec.get("workload", "training" if kind in ("Job", "PyTorchJob") else "inference")
     if workload not in ("inference", "training"):
