@@ -23,6 +23,7 @@ from typing import Any
 
 from controller.guards import GuardSettings
 from controller.loop import Mode
+from controller.promql_template import TemplateError, check_template
 from learners.base import parse_settings, registered
 from learners.objective import Objective
 from learners.space import ConfigSpace, Knob
@@ -321,8 +322,10 @@ def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
     for metric, template in queries.items():
         if metric not in METRICS:
             raise PolicyError(f"spec.metrics.queries.{metric}: unknown metric; known: {sorted(METRICS)}")
-        if not isinstance(template, str) or not template.strip():
-            raise PolicyError(f"spec.metrics.queries.{metric}: expected a PromQL template string")
+        try:
+            check_template(template)
+        except TemplateError as exc:
+            raise PolicyError(f"spec.metrics.queries.{metric}: {exc}") from exc
 
     g = spec.get("guards") or {}
     base = GuardSettings()
