@@ -474,9 +474,12 @@ class WorkloadActuator:
         if g1 > 0:
             waiting = [p for p in pods if _pod_gpus(p) > 0 and _unschedulable(p)]
             if waiting:
-                p = waiting[0]["metadata"]
+                # Only this namespace's pods are named: a status is readable by the namespace's users,
+                # and another tenant's pod names are not theirs to see.
+                own = [p["metadata"]["name"] for p in waiting if p["metadata"].get("namespace") == ns]
+                example = f"e.g. {ns}/{own[0]}" if own else "in other namespaces"
                 return dict(current), [f"capacity: not scaling up, {len(waiting)} GPU pod(s) already "
-                                       f"cannot schedule (e.g. {p['namespace']}/{p['name']})"]
+                                       f"cannot schedule ({example})"]
         quotas = self.kube.get(f"/api/v1/namespaces/{ns}/resourcequotas").get("items", [])
         new_pods = (r1 if g1 != g0 else max(0.0, r1 - r0))
         why = quota_room(quotas, max(0.0, r1 * g1 - r0 * g0), int(max(0.0, r1 - r0)))

@@ -133,3 +133,32 @@ def test_valid_values_still_render(tmp_path: Path) -> None:
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert pod["containers"][0]["image"] == "registry.example.com:5000/team/autocm:0.1.0-rc.1"
     assert "--prometheus=https://prom.monitoring.svc:9090/prefix?x=1" in pod["containers"][0]["args"]
+
+
+def cluster_roles(tmp_path: Path, values: dict) -> dict[str, dict]:
+    got = helm_template(tmp_path, values)
+    assert got.returncode == 0, got.stderr
+    return {d["metadata"]["name"]: d for d in yaml.safe_load_all(got.stdout) if d and d["kind"] == "ClusterRole"}
+
+
+def test_user_roles_aggregate_to_edit_and_view_and_grant_only_sizingpolicies(tmp_path: Path) -> None:
+    roles = cluster_roles(tmp_path, {})
+    editor, viewer = roles["ops-autocm-sizingpolicy-editor"], roles["ops-autocm-sizingpolicy-viewer"]
+    assert editor["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert editor["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert "rbac.authorization.k8s.io/aggregate-to-edit" not in viewer["metadata"]["labels"]
+    for role in (editor, viewer):
+        assert {g for r in role["rules"] for g in r["apiGroups"]} == {"autocm.io"}
+        assert {x for r in role["rules"] for x in r["resources"]} <= {"sizingpolicies", "sizingpolicies/status"}
+    assert {v for r in viewer["rules"] for v in r["verbs"]} == {"get", "list", "watch"}
+    # status is the operator's to write, never a user's
+    status_rules = [r for r in editor["rules"] if "sizingpolicies/status" in r["resources"]]
+    assert status_rules and all(r["verbs"] == ["get", "list", "watch"] for r in status_rules)
+
+
+def test_user_roles_can_be_bound_explicitly_or_left_out(tmp_path: Path) -> None:
+    roles = cluster_roles(tmp_path, {"rbac": {"userRoles": {"aggregate": False}}})
+    editor = roles["ops-autocm-sizingpolicy-editor"]
+    assert not any(k.startswith("rbac.authorization.k8s.io/aggregate") for k in editor["metadata"]["labels"])
+    assert "ops-autocm-sizingpolicy-editor" not in cluster_roles(tmp_path, {"rbac": {"userRoles": {"create": False}}})
