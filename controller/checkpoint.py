@@ -143,6 +143,8 @@ def encode(learner: str, space: ConfigSpace, state: Mapping[str, Any], samples: 
 
 def decode(blob: bytes, learner: str | None = None, space: ConfigSpace | None = None) -> Checkpoint:
     """Parse and check a checkpoint against the policy's learner and knob grid."""
+    if not blob:
+        raise CheckpointError("not an autocm checkpoint (it is empty)")
     try:
         doc = json.loads(inflate(blob))
     except CheckpointError:
@@ -185,7 +187,7 @@ def inflate(blob: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
     if len(out) > limit:
         raise CheckpointError(f"decompresses to more than {limit:,} bytes; refused")
     if not d.eof:
-        raise CheckpointError("truncated (the compressed stream does not end)")
+        raise CheckpointError("not an autocm checkpoint (truncated: the compressed stream does not end)")
     return out
 
 
