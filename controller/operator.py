@@ -596,6 +596,14 @@ class Engine:
             result = StepResult("error", [Condition("Applied", "False", "ApplyFailed", msg)],
                                 {"lastDecision": {"time": _rfc3339(now), "message": msg}},
                                 [("Warning", "ApplyFailed", msg)])
+        except Exception as exc:  # the learner (or a bug) failed in this step: said in the status, never a dead loop
+            self.telemetry.errors.labels("learner").inc()
+            log.exception("control step of %s failed", key)
+            msg = (f"spec.learner: learner {runner.policy.learner!r} failed in its step "
+                   f"({type(exc).__name__}: {exc}); check spec.learner.settings")
+            result = StepResult("refused", [Condition("Ready", "False", "LearnerFailed", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "LearnerFailed", msg)])
         if runner.restored:
             result.status.setdefault("checkpoint", {})["restoredFrom"] = runner.restored
         if runner.last_saved:

@@ -193,6 +193,12 @@ SETTING_LIMITS: dict[str, int] = {
 }
 """Integer learner settings that size a network, a buffer or the work of one step, by setting name."""
 
+SETTINGS_ZERO_OK = frozenset({"seed", "hold_intervals", "explore_intervals", "initial_points", "settle_intervals",
+                              "restarts", "plan_peak_intervals", "bottleneck_steps", "calm_intervals"})
+"""Integer settings for which 0 means something (no hold, no exploration, seed 0); every other integer
+setting is a count, size or period and must be at least 1 (``retrain_every: 0`` divided by zero in the
+step, ``hidden: 0`` is a network without a layer)."""
+
 
 def _number(path: str, value: Any, lo: float | None = None, hi: float | None = None,
             lo_open: bool = False) -> float:
@@ -323,7 +329,8 @@ def _settings(path: str, spec: Any, raw: Any) -> dict[str, Any]:
         if hint is bool:
             out[key] = _bool(where, value)
         elif hint is int:
-            out[key] = _integer(where, value, 0, SETTING_LIMITS.get(key, LIMITS.setting_int))
+            out[key] = _integer(where, value, 0 if key in SETTINGS_ZERO_OK else 1,
+                                SETTING_LIMITS.get(key, LIMITS.setting_int))
         elif hint is float:
             out[key] = _number(where, value)
         elif hint is str:

@@ -106,11 +106,11 @@ def spec(**over):
     ({"guards": {"pendingTimeoutSeconds": 1e12}}, "spec.guards.pendingTimeoutSeconds", "at most 604800"),
     ({"guards": {"maxStepsPerInterval": 10**9}}, "spec.guards.maxStepsPerInterval", "between 1 and 1000"),
     ({"learner": {"name": "vconf", "settings": {"hidden": 10**9}}}, "spec.learner.settings.hidden",
-     "between 0 and 4096"),
+     "between 1 and 4096"),
     ({"learner": {"name": "vconf", "settings": {"memory": 10**12}}}, "spec.learner.settings.memory",
-     "between 0 and 1000000"),
+     "between 1 and 1000000"),
     ({"learner": {"name": "bayesopt", "settings": {"max_candidates": 10**9}}},
-     "spec.learner.settings.max_candidates", "between 0 and 100000"),
+     "spec.learner.settings.max_candidates", "between 1 and 100000"),
 ])
 def test_parse_caps_what_a_policy_may_cost(over, field, words):
     with pytest.raises(PolicyError) as err:
