@@ -8,6 +8,9 @@ ever reach its own namespace, and bad specs end in a clear refusal, never in ano
 3. The real operator: a policy whose query template is plain PromQL, or reads another namespace, gets
    ``Ready=False, reason=InvalidSpec`` naming the field, while a good policy next to it keeps its
    metrics from the real Prometheus.
+4. The chart's SizingPolicy user roles aggregate into the built-in ``edit`` and ``view`` roles (the
+   controller manager's aggregation controller, for real): an editor of a namespace may create
+   SizingPolicies there and not write their status, a viewer may only read them.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import kubernetes
 import pytest
+import yaml
 
 from controller.kube import Kube, UnsafeTarget, WorkloadActuator
 from controller.policy import parse
@@ -185,3 +190,51 @@ def test_bad_templates_are_invalid_specs_and_do_not_touch_the_neighbours_metrics
         assert condition(st, "MetricsAvailable")["status"] == "True"
     wait_until(lambda: "Traceback" not in log.read_text(errors="replace"), what="no traceback in the log",
                timeout_s=1)
+
+
+# --- 4. who may size workloads: the chart's user roles, aggregated ---------------------------------------
+
+
+def can(plane: ControlPlane, user: str, ns: str, verb: str, resource: str, sub: str = "") -> bool:
+    review = kubernetes.client.AuthorizationV1Api(plane.api_client).create_subject_access_review({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": user, "resourceAttributes": {"namespace": ns, "verb": verb, "group": GROUP,
+                                                       "resource": resource, "subresource": sub}}})
+    return bool(review.status.allowed)
+
+
+def test_user_roles_aggregate_into_edit_and_view(control_plane: ControlPlane, namespace: str,
+                                                  tmp_path: Path) -> None:
+    plane = control_plane
+    release = f"roles-{namespace}"
+    got = subprocess.run([str(plane.tools.path("helm")), "template", release,
+                          str(Path(__file__).resolve().parents[2] / "manifests" / "autocm"), "-n", namespace],
+                         capture_output=True, text=True, timeout=60,
+                         env={"HELM_CACHE_HOME": str(tmp_path / "c"), "HELM_CONFIG_HOME": str(tmp_path / "h"),
+                              "PATH": "/usr/bin:/bin"})
+    assert got.returncode == 0, got.stderr
+    rbac = kubernetes.client.RbacAuthorizationV1Api(plane.api_client)
+    roles = [d for d in yaml.safe_load_all(got.stdout)
+             if d and d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith(("-editor", "-viewer"))]
+    assert len(roles) == 2
+    try:
+        for role in roles:
+            rbac.create_cluster_role(role)
+        for name, who in (("edit", "editor"), ("view", "viewer")):
+            rbac.create_namespaced_role_binding(namespace, {
+                "metadata": {"name": f"{who}-binding"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": who}]})
+        # The aggregation controller copies the rules into edit/admin/view within a sync.
+        wait_until(lambda: can(plane, "editor", namespace, "create", PLURAL), what="edit aggregates the editor role",
+                   timeout_s=60)
+        wait_until(lambda: can(plane, "viewer", namespace, "list", PLURAL), what="view aggregates the viewer role",
+                   timeout_s=60)
+        assert can(plane, "editor", namespace, "delete", PLURAL)
+        assert not can(plane, "editor", namespace, "patch", PLURAL, "status")  # the operator's alone
+        assert not can(plane, "viewer", namespace, "create", PLURAL)
+        assert not can(plane, "editor", "default", "create", PLURAL)  # only where edit is bound
+    finally:
+        for role in roles:
+            with contextlib.suppress(kubernetes.client.ApiException):
+                rbac.delete_cluster_role(role["metadata"]["name"])
