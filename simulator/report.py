@@ -152,7 +152,7 @@ def _plot_jct_cdf(runs: Sequence[RunResult], path: Path) -> bool:
 
 
 def write_report(out: Path, scenario: Any, runs: Sequence[RunResult], seeds: Sequence[int],
-                 extra: Mapping[str, Any] | None = None, recorders: Mapping[str, Any] | None = None,
+                 extra: Mapping[str, Any] | None = None, metrics_files: Sequence[Mapping[str, Any]] | None = None,
                  slo_target: float | None = None) -> dict[str, Any]:
     """Write the report folder; returns the machine-readable summary that went into results.json."""
     out.mkdir(parents=True, exist_ok=True)
@@ -174,14 +174,7 @@ def write_report(out: Path, scenario: Any, runs: Sequence[RunResult], seeds: Seq
     if _plot_jct_cdf(first_seed, out / "jct_cdf.png"):
         plots.append(("jct_cdf.png", "distribution of job completion times"))
 
-    metrics_files = []
-    if recorders:
-        (out / "metrics").mkdir(exist_ok=True)
-        for label, rec in recorders.items():
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-            path = out / "metrics" / f"{safe}.om.txt"
-            n = rec.write_openmetrics(path)
-            metrics_files.append({"policy": label, "file": f"metrics/{path.name}", "samples": n})
+    metrics_files = list(metrics_files or [])
 
     summary = {
         "scenario": scenario.name,

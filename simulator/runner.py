@@ -25,7 +25,7 @@ from simulator.metrics import Recorder
 from simulator.report import format_table, table_rows, write_report
 from simulator.results import RunResult, aggregate, cheapest_meeting_slo
 from simulator.scenario import Scenario, ScenarioError
-from simulator.workloads import PolicyRun, add_oracle_ratios, build_services, check, duration_of, simulate
+from simulator.workloads import ORACLE, PolicyRun, add_oracle_ratios, build_services, check, duration_of, simulate
 
 
 @dataclass
@@ -102,26 +102,59 @@ def _runs_of_groups(runs: Sequence[RunResult]) -> Iterator[tuple[str, dict[str, 
     yield from groups.items()
 
 
+METRICS_AUTO_LIMIT_S = 4 * 3600.0
+"""Without ``--metrics``/``--no-metrics``, runs up to this many simulated seconds export their metrics.
+A day of a busy service is about a gigabyte of OpenMetrics text per policy and adds a fifth or more to
+the run time (benchmarks/bench_day_scale.py), which a default should not impose."""
+
+
+def metrics_wanted(duration_s: float, metrics: bool | None) -> bool:
+    """The ``--metrics/--no-metrics`` decision: explicit, or on for runs up to METRICS_AUTO_LIMIT_S."""
+    return metrics if metrics is not None else duration_s <= METRICS_AUTO_LIMIT_S
+
+
+def _safe_name(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
 def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequence[str] | None = None,
-                 sweep: bool = True, progress: bool = True) -> Report:
+                 sweep: bool = True, progress: bool = True, metrics: bool | None = None) -> Report:
+    """Run every policy on every seed and write the report to ``out``.
+
+    ``metrics``: export the first seed's simulated metrics as OpenMetrics (streamed to disk while the
+    run goes); None decides by duration (:func:`metrics_wanted`)."""
     plan = expand(scenario, only, sweep)
     duration = duration_of(scenario)
+    export = metrics_wanted(duration, metrics)
     bar = _Progress(duration * len(plan) * len(seeds), progress)
     runs: list[RunResult] = []
-    recorders: dict[str, Recorder] = {}
+    metrics_files: list[dict[str, Any]] = []
     extras: dict[str, Any] = {"notes": []}
+    if export:
+        (out / "metrics").mkdir(parents=True, exist_ok=True)
+    elif metrics is None:
+        extras["notes"].append(f"Simulated metrics were not exported: runs longer than "
+                               f"{METRICS_AUTO_LIMIT_S / 3600:g} simulated hours skip them unless --metrics is given.")
     try:
         for seed in seeds:
             for prun in plan:
                 bar.label(f"{prun.label} seed {seed}")
-                rec = Recorder() if seed == seeds[0] else None
+                path = out / "metrics" / f"{_safe_name(prun.label)}.om.txt"
+                rec = Recorder(spool=path.with_name(f".{path.name}.spool")) \
+                    if export and seed == seeds[0] and prun.learner != ORACLE else None
                 t0 = time.perf_counter()
-                result = simulate(scenario, prun, seed, recorder=rec, tick=bar.advance)
+                try:
+                    result = simulate(scenario, prun, seed, recorder=rec, tick=bar.advance)
+                    if rec is not None:
+                        n = rec.write_openmetrics(path)
+                        metrics_files.append({"policy": prun.label, "file": f"metrics/{path.name}", "samples": n,
+                                              "bytes": path.stat().st_size})
+                finally:
+                    if rec is not None:
+                        rec.close()
                 result.wall_s = time.perf_counter() - t0
                 result.group = prun.group
                 runs.append(result)
-                if rec is not None:
-                    recorders[prun.label] = rec
     finally:
         bar.close()
 
@@ -152,7 +185,7 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
     extras["sweeps"] = sweeps
     extras["chosen"] = chosen
     slo_target = next((float(s["slo"]["attainment"]) for s in scenario.inference), None)
-    summary = write_report(out, scenario, shown, seeds, extra=extras, recorders=recorders,
+    summary = write_report(out, scenario, shown, seeds, extra=extras, metrics_files=metrics_files,
                            slo_target=slo_target)
     summary_all = aggregate(shown)
     header, rows = table_rows(summary_all)

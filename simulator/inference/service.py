@@ -742,6 +742,12 @@ class InferenceService:
             rec.gauge("vllm:num_requests_running", labels, now, float(r.engine.running))
             rec.gauge("vllm:num_requests_waiting", labels, now, float(share[ready.index(r)]))
             rec.gauge("vllm:kv_cache_usage_perc", labels, now, r.engine.kv_used / r.engine.kv_capacity)
+        # A deleted pod's endpoint is gone: its series stop (completions since its last scrape are lost,
+        # as with a real exporter), and so does the memory they held.
+        alive = {r.index for r in self.replicas}
+        for pod in [p for p in self._pod_hist if p not in alive]:
+            del self._pod_hist[pod]
+            del self._pod_success[pod]
         for pod, hists in self._pod_hist.items():
             labels = {"namespace": s.namespace, "pod": f"{self.name}-{pod}"}
             rec.histogram("vllm:time_to_first_token_seconds", labels, now, hists[0])
