@@ -56,7 +56,7 @@ def main() -> None:
       autocm sim --list                          bundled scenarios
       autocm sim inference-azure-code            compare policies on the Azure LLM code trace
       autocm sim my.yaml --check                 validate a scenario without running it
-      autocm sim training-pollux-1.0 --seeds 3   three seeds, means with 95% confidence intervals
+      autocm sim inference-lqr --seeds 3         three seeds, means with 95% confidence intervals
     """
 
 

@@ -244,6 +244,11 @@ class InferenceService:
             "time_s", "replicas_ready", "replicas_total", "gpus_held", "queue_length", "ttft_p99_s",
             "e2e_p99_s", "slo_attainment")}
         self._series_mark = 0
+        self._series_t = env.now
+        self.pending_pod_s = 0.0
+        """Pod-seconds spent Pending (no room for the pod's GPUs), sampled every ``series_interval_s``."""
+        self.ready_s_by_template: dict[tuple[int, int], float] = {}
+        """Ready replica-seconds by (GPUs per replica, max batch size): the configuration that really served."""
         self._reconcile(initial=True)
         env.process(self._arrivals())
         env.process(self._retry_pending())
@@ -774,6 +779,12 @@ class InferenceService:
 
     def _sample_series(self) -> None:
         now = self.env.now
+        dt, self._series_t = now - self._series_t, now
+        for r in self.replicas:  # what really ran, time-weighted at the series resolution
+            if r.phase == PENDING:
+                self.pending_pod_s += dt
+            elif r.ready:
+                self.ready_s_by_template[r.template] = self.ready_s_by_template.get(r.template, 0.0) + dt
         fresh = self.done_seq[self._series_mark:]
         self._series_mark = len(self.done_seq)
         ttft, tbt, e2e = self._latencies(fresh)
@@ -824,6 +835,9 @@ class InferenceService:
             "replica_failures": self.replica_failures,
             "config_changes": len(self.events),
             "coverage_warnings": self.perf.coverage_warnings,
+            "pending_pod_hours": self.pending_pod_s / 3600.0,
+            "ready_replica_hours_by_template": {k: v / 3600.0 for k, v in self.ready_s_by_template.items()},
+            "target": self.config,
             "series": {k: list(v) for k, v in self.series.items()},
         }
 
