@@ -87,7 +87,8 @@ def test_the_oracle_row_shows_no_measured_attainment_and_tables_have_p50(tmp_pat
 
 def test_an_unreachable_static_configuration_is_reported_as_what_really_ran(tmp_path):
     # 16 GPUs held by 2 x TP8; asking for 4 x TP4 leaves new pods Pending (nothing can be freed first)
-    scen = tiny(tmp_path, "  - {name: static, label: static 4xTP4, settings: {config: {replicas: 4, gpus_per_replica: 4}}}")
+    policy = "  - {name: static, label: static 4xTP4, settings: {config: {replicas: 4, gpus_per_replica: 4}}}"
+    scen = tiny(tmp_path, policy)
     report = run_scenario(scen, tmp_path / "out", [2], progress=False, metrics=False, hindsight=False)
     run = report.runs[0]
     assert run.metrics["pending_pods_mean"] >= 1.5
