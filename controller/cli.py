@@ -46,7 +46,17 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The ``autocm`` group; the commands in LAZY_COMMANDS are imported when used (or listed by --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or _lazy_command(cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="autocm")
 def main() -> None:
     """autocm sizes GPU training jobs and inference services with learned policies.
@@ -172,25 +182,22 @@ def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int
     click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
 
 
-def _register_operator_commands() -> None:
-    """``autocm run`` and ``autocm push-checkpoint`` live with the operator (controller/run_cmd.py)."""
-    from controller.run_cmd import push_checkpoint, run
-
-    main.add_command(run)
-    main.add_command(push_checkpoint)
-
-
-_register_operator_commands()
+LAZY_COMMANDS = {
+    "run": ("controller.run_cmd", "run"),
+    "push-checkpoint": ("controller.run_cmd", "push_checkpoint"),
+    "learn-parallel": ("controller.parallel_cmd", "learn_parallel"),
+}
+"""Commands that live with the operator (controller/run_cmd.py) and the parallel learners
+(controller/parallel_cmd.py), imported only when named or listed (``autocm sim`` never loads them)."""
 
 
-def _register_learning_commands() -> None:
-    """``autocm learn-parallel`` (controller/parallel_cmd.py): parallel learners on threads or Ray."""
-    from controller.parallel_cmd import learn_parallel
+def _lazy_command(name: str) -> click.Command | None:
+    import importlib
 
-    main.add_command(learn_parallel)
-
-
-_register_learning_commands()
+    where = LAZY_COMMANDS.get(name)
+    if where is None:
+        return None
+    return getattr(importlib.import_module(where[0]), where[1])
 
 
 if __name__ == "__main__":  # python -m controller.cli, as the worktree docs run it

@@ -21,14 +21,14 @@ from typing import Any
 from simulator.results import Estimate, RunResult, aggregate
 
 
-def _pyplot() -> Any:
-    """matplotlib, imported when the first plot is drawn (a third of a second that --help never pays)."""
-    import matplotlib
+def _figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A figure and its axes, imported when the first plot is drawn. matplotlib's object API, not pyplot:
+    pyplot's import and its global figure registry cost a second a report does not need."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.add_subplot()
 
-    return plt
 
 COLUMNS: dict[str, tuple[str, str]] = {
     # metric -> (column heading, how to read it)
@@ -101,11 +101,10 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _plot_timelines(runs: Sequence[RunResult], key: str, ylabel: str, path: Path, title: str,
                     extra: tuple[str, list[tuple[float, float]]] | None = None) -> bool:
-    plt = _pyplot()
     shown = [r for r in runs if r.series.get(key)]
     if not shown:
         return False
-    fig, ax = plt.subplots(figsize=(11, 4.4))
+    fig, ax = _figure((11, 4.4))
     for r in shown:
         pts = r.series[key]
         ax.step([t / 3600 for t, _ in pts], [v for _, v in pts], where="post", label=r.policy, lw=1.3)
@@ -123,7 +122,6 @@ def _plot_timelines(runs: Sequence[RunResult], key: str, ylabel: str, path: Path
               borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
@@ -131,16 +129,18 @@ def _plot_cost_vs_slo(agg: Mapping[str, Mapping[str, Estimate]], target: float |
                       bounds: Mapping[str, float] | None = None) -> bool:
     """Measured policies as numbered points (names in the legend, so labels never overlap); the oracle,
     which measures nothing, as a vertical line at its GPU-hours bound."""
-    plt = _pyplot()
     pts = [(label, per["gpu_hours"].mean, per["slo_attainment"].mean) for label, per in agg.items()
            if "gpu_hours" in per and "slo_attainment" in per]
     if not pts:
         return False
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    fig, ax = _figure((10, 4.8))
     markers = "osD^v<>pPX*h"
+    at: dict[tuple[float, float], list[str]] = {}  # points that coincide share one label: "1, 2, 4"
     for i, (label, cost, att) in enumerate(pts, 1):
         ax.scatter(cost, att * 100, s=46, marker=markers[(i - 1) % len(markers)], label=f"{i}: {label}", zorder=3)
-        ax.annotate(str(i), (cost, att * 100), fontsize=8, xytext=(4, 3), textcoords="offset points")
+        at.setdefault((round(cost, 2), round(att * 100, 2)), []).append(str(i))
+    for (cost, att), numbers in at.items():
+        ax.annotate(", ".join(numbers), (cost, att), fontsize=8, xytext=(4, 3), textcoords="offset points")
     for label, cost in (bounds or {}).items():
         ax.axvline(cost, color="black", ls=":", lw=1, label=f"{label}: GPU-hours bound (not a measurement)")
     if target is not None:
@@ -152,16 +152,14 @@ def _plot_cost_vs_slo(agg: Mapping[str, Mapping[str, Estimate]], target: float |
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 
 def _plot_jct_cdf(runs: Sequence[RunResult], path: Path) -> bool:
-    plt = _pyplot()
     shown = [r for r in runs if r.series.get("jct_s")]
     if not shown:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _figure((7, 4.5))
     for r in shown:
         jcts = sorted(v for _, v in r.series["jct_s"])
         ys = [(i + 1) / len(jcts) for i in range(len(jcts))]
@@ -174,7 +172,6 @@ def _plot_jct_cdf(runs: Sequence[RunResult], path: Path) -> bool:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,13 +83,30 @@ def _perf(scenario: Scenario, spec: dict[str, Any]) -> PerfModel:
         raise ScenarioError(f"{scenario.path}: inference service {spec['name']}: latency table: {exc}") from None
 
 
+_RECORDED: dict[tuple[Any, ...], Trace] = {}
+"""Parsed recorded traces by (kind, file, its mtime and size, rate scale, duration): a report builds each
+service many times (check, every policy, the hindsight search) and parsing a CSV is the slow part."""
+
+
+def _recorded(kind: str, path: Path | None, scale: float, duration: Any) -> Trace:
+    stat = path.stat() if path is not None else None
+    key = (kind, str(path), stat and stat.st_mtime_ns, stat and stat.st_size, scale, duration)
+    trace = _RECORDED.get(key)
+    if trace is None:
+        if len(_RECORDED) >= 8:
+            _RECORDED.clear()
+        trace = _RECORDED[key] = (tr.azure_code(rate_scale=scale, duration_s=duration) if path is None else
+                                  tr.request_log(path, rate_scale=scale, duration_s=duration))
+    return trace
+
+
 def _trace(scenario: Scenario, spec: dict[str, Any], seed: int) -> Trace:
     t = spec["trace"]
     scale = float(t.get("rate_scale", 1.0))
     if t["kind"] == "azure-code":
-        return tr.azure_code(rate_scale=scale, duration_s=t.get("duration_s"))
+        return _recorded("azure-code", None, scale, t.get("duration_s"))
     if t["kind"] == "request-log":
-        return tr.request_log(scenario.resolve(t["path"]), rate_scale=scale, duration_s=t.get("duration_s"))
+        return _recorded("request-log", scenario.resolve(t["path"]), scale, t.get("duration_s"))
     shape = t["shape"] if t["shape"] in tr.SHAPES else scenario.resolve(t["shape"])
     mean = float(t.get("mean_rate_per_s", tr.azure_code().mean_rate_per_s))
     return tr.load_shape(shape, mean, float(t.get("duration_s", 3600.0)), seed=seed, rate_scale=scale)
@@ -383,8 +401,8 @@ def _inference_notes(prun: PolicyRun, services: Sequence[_Service], sums: Sequen
         if pending >= 0.5:
             want = summ["target"]
             notes.append(f"{prun.label}: {svc.spec['name']}: on average {pending:.1f} pods were Pending (no room "
-                         f"in the cluster), so the configured {want['replicas']:.0f} x TP"
-                         f"{want['gpus_per_replica']:.0f} (batch {want['max_batch_size']:.0f}) was not what ran; "
+                         f"in the cluster), so what it asked for (at the end: {want['replicas']:.0f} x TP"
+                         f"{want['gpus_per_replica']:.0f}, batch {want['max_batch_size']:.0f}) did not all run; "
                          f"time-weighted it ran as {_ran_as(summ['ready_replica_hours_by_template'], hours)}.")
         # the same words for every policy (the kinds, not the per-run counts), so the report says it once
         kinds = [w.rsplit(":", 1)[0] for w in summ["coverage_warnings"] if not w.startswith("excluded point")]

@@ -94,7 +94,7 @@ def test_an_unreachable_static_configuration_is_reported_as_what_really_ran(tmp_
     assert run.metrics["pending_pods_mean"] >= 1.5
     assert "pending pods" in report.table_text.splitlines()[0]
     warning = next(n for n in run.notes if "Pending" in n)
-    assert "2.0 x TP8" in warning and "4 x TP4" in warning
+    assert "2.0 x TP8" in warning and "4 x TP4" in warning and "did not all run" in warning
     assert warning in report.table_text and warning in (tmp_path / "out" / "summary.md").read_text()
 
 
