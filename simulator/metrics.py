@@ -32,11 +32,13 @@ import io
 import math
 import mmap
 import os
+import re
 from array import array
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -241,6 +243,68 @@ class Recorder:
         self._sid, self._offset, self._length = array("i"), array("q"), array("i")
 
 
+def read_openmetrics_strictly(text: str) -> dict[str, list[Any]]:
+    """Parse OpenMetrics text with prometheus_client's strict parser (family grouping, series grouping,
+    time order, histogram rules): family name -> samples. Raises ValueError on anything invalid; the
+    tests run every exported file through it.
+
+    One allowance: prometheus_client (0.26, ``text_fd_to_metric_families``) never resets its duplicate
+    filter ``group_timestamp_samples`` when a histogram's timestamp changes, so it drops every sample but
+    the first of a classic histogram's second and later points and then reports "+Inf bucket missing".
+    Histogram families are therefore parsed one point (one timestamp) at a time, each point through the
+    same strict parser, after checking here what the parser would have: each series contiguous, in time order.
+    """
+    lines = text.splitlines()
+    if not lines or lines[-1] != "# EOF":
+        raise ValueError("Missing # EOF at end")
+    families: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    current = None
+    for line in lines[:-1]:
+        if line.startswith("# TYPE "):
+            _, _, current, kind = line.split(" ", 3)
+            if current in families:
+                raise ValueError(f"Invalid metric grouping: family {current} appears twice")
+            families[current], kinds[current] = [], kind
+        if current is not None:
+            families[current].append(line)
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    out: dict[str, list[Any]] = {}
+    plain = [ln for name, body in families.items() if kinds[name] != "histogram" for ln in body]
+    for fam in text_string_to_metric_families("\n".join([*plain, "# EOF"]) + "\n"):
+        out[fam.name] = fam.samples
+    for name, body in families.items():
+        if kinds[name] != "histogram":
+            continue
+        header = [ln for ln in body if ln.startswith("#")]
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        last: tuple[Any, float] | None = None
+        by_time: dict[float, list[str]] = defaultdict(list)
+        for ln in body:
+            if ln.startswith("#"):
+                continue
+            m = _SAMPLE.match(ln)
+            if m is None:
+                raise ValueError(f"not a sample line: {ln}")
+            group = tuple(kv for kv in _LABEL.findall(m["labels"] or "") if kv[0] != "le")
+            t = float(m["t"])
+            if last is None or group != last[0]:
+                if group in seen:
+                    raise ValueError(f"Invalid metric grouping: {name}: series {group} is not contiguous")
+                seen.add(group)
+            else:
+                if t < last[1]:
+                    raise ValueError(f"Timestamps went backwards within a group: {name} {group}")
+            last = (group, t)
+            by_time[t].append(ln)
+        out[name] = []
+        for t in sorted(by_time):
+            for fam in text_string_to_metric_families("\n".join([*header, *by_time[t], "# EOF"]) + "\n"):
+                out[name].extend(fam.samples)
+    return out
+
+
 @dataclass
 class Histogram:
     """A cumulative Prometheus-style histogram (observations never forgotten)."""
@@ -284,6 +348,10 @@ class Histogram:
 
     def cumulative_buckets(self) -> list[tuple[str, int]]:
         return list(zip(self.le_labels(), self.cumulative_counts(), strict=True))
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+_SAMPLE = re.compile(r"^(?P<name>[^{ ]+)(?P<labels>\{[^}]*\})? (?P<value>\S+) (?P<t>\S+)$")
 
 
 def _format_labels(d: Mapping[str, str]) -> str:

@@ -8,14 +8,13 @@ import random
 import numpy as np
 import pytest
 import simpy
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from learners.types import Observation
 from simulator.cluster import GpuPool
 from simulator.inference.perf_model import PerfModel
 from simulator.inference.service import SLO, InferenceService, ServiceSettings
 from simulator.inference.traces import Trace, load_shape
-from simulator.metrics import Recorder
+from simulator.metrics import Recorder, read_openmetrics_strictly
 
 PERF = PerfModel.load("llama2-70b", "a100-80gb")
 METRIC_NAMES = ("request_rate_per_second", "ttft_p99_seconds", "tbt_p99_seconds", "e2e_p99_seconds",
@@ -193,11 +192,11 @@ def test_exported_metrics_agree_with_the_event_log(tmp_path):
     util3 = rec.series("DCGM_FI_DEV_GPU_UTIL", pod="llm-0", gpu="3")
     path = tmp_path / "m.om.txt"
     rec.write_openmetrics(path)
-    fams = {f.name: f for f in text_string_to_metric_families(path.read_text())}  # strict OpenMetrics
+    fams = read_openmetrics_strictly(path.read_text())
 
     def last(name: str, sample: str, **match: str) -> dict[str, float]:
         out: dict[str, float] = {}
-        for smp in fams[name].samples:
+        for smp in fams[name]:
             if smp.name == sample and all(smp.labels.get(k) == v for k, v in match.items()):
                 out[smp.labels["pod"]] = smp.value  # samples of a series come in time order
         return out
@@ -209,9 +208,8 @@ def test_exported_metrics_agree_with_the_event_log(tmp_path):
     ttft = np.array(svc.t_first) - trace.arrival_s
     sums = last("vllm:time_to_first_token_seconds", "vllm:time_to_first_token_seconds_sum")
     assert sum(sums.values()) == pytest.approx(ttft.sum())
-    samples = fams["vllm:request_success"].samples
+    samples = fams["vllm:request_success"]
     assert set(success) <= {"llm-0", "llm-1"} and all(s.labels["namespace"] == "serving" for s in samples)
-    util = rec.series("DCGM_FI_DEV_GPU_UTIL", pod="llm-0", gpu="0")
     assert len(util) == len(util3) >= 40
     assert all(0.0 <= v <= 100.0 for _, v in util) and max(v for _, v in util) > 0.0
     busy = svc.replicas[0].busy_total(env.now) / env.now

@@ -3,76 +3,20 @@ memory, the file passes a strict OpenMetrics parser, and ``--metrics/--no-metric
 
 from __future__ import annotations
 
-import re
 import tracemalloc
-from collections import defaultdict
 
+import pytest
 import simpy
 from click.testing import CliRunner
-from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from controller.cli import main
 from simulator.cluster import GpuPool
 from simulator.inference.perf_model import PerfModel
 from simulator.inference.service import InferenceService, ServiceSettings
 from simulator.inference.traces import load_shape
-from simulator.metrics import Histogram, Recorder
+from simulator.metrics import Histogram, Recorder, read_openmetrics_strictly
 
 PERF = PerfModel.load("llama2-70b", "a100-80gb")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-_SAMPLE = re.compile(r"^(?P<name>[^{ ]+)(?P<labels>\{[^}]*\})? (?P<value>\S+) (?P<t>\S+)$")
-
-
-def strict_parse(text: str) -> dict[str, list]:
-    """The whole file through prometheus_client's strict OpenMetrics parser (family grouping, series
-    grouping, time order, histogram rules), name -> samples.
-
-    One allowance: prometheus_client (0.26, ``text_fd_to_metric_families``) never resets its duplicate
-    filter ``group_timestamp_samples`` when a histogram's timestamp changes, so it drops every sample but
-    the first of a classic histogram's second and later points and then reports "+Inf bucket missing".
-    Histogram families are therefore parsed one point (one timestamp) at a time, each point through the
-    same strict parser, after checking here what the parser would have: each series contiguous, in time order.
-    """
-    lines = text.splitlines()
-    assert lines[-1] == "# EOF"
-    families: dict[str, list[str]] = {}
-    kinds: dict[str, str] = {}
-    current = None
-    for line in lines[:-1]:
-        if line.startswith("# TYPE "):
-            _, _, current, kind = line.split(" ", 3)
-            assert current not in families, f"family {current} appears twice"
-            families[current], kinds[current] = [], kind
-        if current is not None:
-            families[current].append(line)
-    out: dict[str, list] = {}
-    plain = [ln for name, body in families.items() if kinds[name] != "histogram" for ln in body]
-    for fam in text_string_to_metric_families("\n".join([*plain, "# EOF"]) + "\n"):
-        out[fam.name] = fam.samples
-    for name, body in families.items():
-        if kinds[name] != "histogram":
-            continue
-        header = [ln for ln in body if ln.startswith("#")]
-        seen, last, by_time = set(), None, defaultdict(list)
-        for ln in body:
-            if ln.startswith("#"):
-                continue
-            m = _SAMPLE.match(ln)
-            assert m, ln
-            group = tuple(kv for kv in _LABEL.findall(m["labels"] or "") if kv[0] != "le")
-            t = float(m["t"])
-            if group != (last or (None,))[0]:
-                assert group not in seen, f"{name}: series {group} is not contiguous"
-                seen.add(group)
-            else:
-                assert t >= last[1], f"{name}: time goes backwards in {group}"
-            last = (group, t)
-            by_time[t].append(ln)
-        out[name] = []
-        for t in sorted(by_time):
-            for fam in text_string_to_metric_families("\n".join([*header, *by_time[t], "# EOF"]) + "\n"):
-                out[name].extend(fam.samples)
-    return out
 
 
 def _service_with_scale_down(rec: Recorder) -> tuple[simpy.Environment, InferenceService]:
@@ -98,7 +42,7 @@ def test_a_deleted_pods_series_stop_and_the_file_passes_a_strict_parser(tmp_path
     path = tmp_path / "m.om.txt"
     rec.write_openmetrics(path)
     assert not (tmp_path / "spool").exists()
-    families = strict_parse(path.read_text())
+    families = read_openmetrics_strictly(path.read_text())
     for name in ("vllm:time_to_first_token_seconds", "vllm:request_success", "DCGM_FI_DEV_GPU_UTIL",
                  "vllm:num_requests_running"):
         times = [float(s.timestamp) for s in families[name] if s.labels.get("pod") in gone]
@@ -117,9 +61,22 @@ def test_histograms_have_ordered_buckets_and_canonical_le(tmp_path):
     assert rec.write_openmetrics(path) == 3 * (4 + 2) + 3
     text = path.read_text()
     assert 'le="1.0"' in text  # Go float formatting, as OpenMetrics requires
-    samples = strict_parse(text)["lat_seconds"]
+    samples = read_openmetrics_strictly(text)["lat_seconds"]
     counts = [s.value for s in samples if s.name == "lat_seconds_count"]
     assert counts == [2, 4, 6]
+
+
+@pytest.mark.parametrize("text, why", [
+    ('# TYPE up gauge\nup{pod="a"} 1 15.000\nup{pod="b"} 1 15.000\nup{pod="a"} 1 30.000\n# EOF\n', "grouping"),
+    ('# TYPE h histogram\nh_bucket{le="1.0",pod="a"} 1 15.000\nh_bucket{le="+Inf",pod="a"} 1 15.000\n'
+     'h_count{pod="a"} 1 15.000\nh_sum{pod="a"} 0.5 15.000\nh_bucket{le="1.0",pod="b"} 1 15.000\n'
+     'h_bucket{le="1.0",pod="a"} 1 30.000\n# EOF\n', "grouping"),
+    ('# TYPE up gauge\nup{pod="a"} 1 15.000\n', "EOF"),
+])
+def test_the_strict_reader_rejects_what_the_old_export_wrote(text, why):
+    """Samples of one series interleaved with another's (what the exporter wrote before) are refused."""
+    with pytest.raises(ValueError, match=why):
+        read_openmetrics_strictly(text)
 
 
 def test_streaming_recorder_memory_does_not_grow_with_samples(tmp_path):
@@ -171,5 +128,5 @@ def test_metrics_default_off_beyond_four_hours_and_the_flags_decide(tmp_path):
     assert res.exit_code == 0, res.output
     files = list((tmp_path / "on").glob("metrics/*.om.txt"))
     assert [f.name for f in files] == ["static.om.txt"] and not list((tmp_path / "on").glob("metrics/.*"))
-    strict_parse(files[0].read_text())
+    read_openmetrics_strictly(files[0].read_text())
     assert "--no-metrics" in runner.invoke(main, ["sim", "--help"]).output
