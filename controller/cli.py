@@ -86,11 +86,15 @@ def main() -> None:
               help="Write the first seed's simulated metrics as OpenMetrics (metrics/*.om.txt, for promtool and "
                    "Grafana), streamed to disk. Default: on for runs up to 4 simulated hours, off beyond "
                    "(a day of a busy service is about 1 GB per policy).")
+@click.option("--hindsight/--no-hindsight", default=True, show_default=True,
+              help="Add the best static configuration in hindsight (the cheapest fixed one that met the SLO, found "
+                   "by simulating candidates: about 5-15 more runs) to inference reports.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, hidden=True)
 @friendly_errors
 def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int | None, seeds: int,
-        list_: bool, check: bool, no_sweep: bool, metrics: bool | None, quiet: bool, debug: bool) -> None:
+        list_: bool, check: bool, no_sweep: bool, metrics: bool | None, hindsight: bool, quiet: bool,
+        debug: bool) -> None:
     """Simulate SCENARIO (a bundled name or a YAML file) under several sizing policies.
 
     Every policy sees exactly the same seeded workload. The table compares SLO attainment and
@@ -125,7 +129,7 @@ def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int 
     seed_list = list(range(first_seed, first_seed + seeds))
     out = out or Path("reports") / loaded.name
     report = run_scenario(loaded, out, seeds=seed_list, only=chosen, sweep=not no_sweep,
-                          progress=not quiet, metrics=metrics)
+                          progress=not quiet, metrics=metrics, hindsight=hindsight)
     click.echo(report.table_text)
     click.echo(f"\nreport: {out}/summary.md")
 

@@ -20,7 +20,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from simulator.hindsight import best_static
+from simulator.hindsight import MAX_SIMULATIONS, best_static
 from simulator.metrics import Recorder
 from simulator.report import format_table, strict_json, table_rows, write_report
 from simulator.results import RunResult, aggregate, cheapest_meeting_slo
@@ -215,7 +215,12 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
     extras["sweeps"] = sweeps
     extras["chosen"] = chosen
     if scenario.inference and hindsight:
-        found = best_static(scenario, seeds)
+        search = _Progress(duration * MAX_SIMULATIONS, progress)  # counted against the search's budget
+        search.label("best static in hindsight")
+        try:
+            found = best_static(scenario, seeds, tick=search.advance)
+        finally:
+            search.close()
         extras["notes"].append(found.note)
         extras["hindsight"] = {"config": found.config, "simulations": found.simulations,
                                "budget_reached": found.exhausted}
