@@ -35,7 +35,7 @@ import os
 import re
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -73,6 +73,8 @@ class _Series:
     """Everything of a sample line before the value (gauges, counters: ``name{labels} ``)."""
     bucket_prefixes: tuple[str, ...] = ()
     """Histograms: one prefix per bucket (``le`` last), then ``_count`` and ``_sum``."""
+    ascii: bool = True
+    """Every prefix is ASCII (one byte per character), so a block's length needs no encoding."""
 
 
 @dataclass
@@ -94,6 +96,8 @@ class Recorder:
         self._offset = array("q")   # per block: where in the spool
         self._length = array("i")
         self._pos = 0
+        self._buf: list[str] = []
+        self._buffered = 0
         self._out: BinaryIO = (open(self.spool, "wb", buffering=1 << 20) if self.spool is not None  # noqa: SIM115
                                else io.BytesIO())
 
@@ -109,8 +113,10 @@ class Recorder:
             fam.help = help
         return fam
 
-    def _series_id(self, name: str, kind: str, labels: Mapping[str, str], help: str,
-                   edges: tuple[str, ...] = ()) -> int:
+    def series_id(self, name: str, kind: str, labels: Mapping[str, str], help: str = "",
+                  edges: tuple[float, ...] = LATENCY_BUCKETS_S) -> int:
+        """A handle for one series (``kind``: gauge, counter, histogram with bucket ``edges``): producers
+        that sample the same series every scrape keep it and call :meth:`put` / :meth:`put_histogram`."""
         key = (name, labels_of(labels))
         sid = self._ids.get(key)
         if sid is not None:
@@ -118,49 +124,88 @@ class Recorder:
         self._family(name, kind, help)
         d = dict(key[1])
         if kind == "histogram":
-            buckets = [f"{name}_bucket{_format_labels({**d, 'le': le})} " for le in edges]
+            les = (*(_format_le(e) for e in edges), "+Inf")
+            buckets = [f"{name}_bucket{_format_labels({**d, 'le': le})} " for le in les]
             prefixes = (*buckets, f"{name}_count{_format_labels(d)} ", f"{name}_sum{_format_labels(d)} ")
-            series = _Series(name, key[1], "", prefixes)
+            series = _Series(name, key[1], "", prefixes, all(p.isascii() for p in prefixes))
         else:
-            series = _Series(name, key[1], f"{name}{_SUFFIX[kind]}{_format_labels(d)} ")
+            prefix = f"{name}{_SUFFIX[kind]}{_format_labels(d)} "
+            series = _Series(name, key[1], prefix, ascii=prefix.isascii())
         sid = self._ids[key] = len(self._series)
         self._series.append(series)
         return sid
 
     def _append(self, sid: int, text: str) -> None:
-        data = text.encode()
-        self._out.write(data)
+        # text is buffered and written in large pieces; lengths are in bytes (ASCII: one per character;
+        # values and timestamps always are, so a series' prefixes decide)
+        n = len(text) if self._series[sid].ascii else len(text.encode())
+        self._buf.append(text)
         self._sid.append(sid)
         self._offset.append(self._pos)
-        self._length.append(len(data))
-        self._pos += len(data)
+        self._length.append(n)
+        self._pos += n
+        self._buffered += n
+        if self._buffered >= 1 << 20:
+            self._flush()
 
-    def gauge(self, name: str, labels: Mapping[str, str], t: float, value: float, help: str = "") -> None:
-        sid = self._series_id(name, "gauge", labels, help)
+    def _flush(self) -> None:
+        if self._buf:
+            self._out.write("".join(self._buf).encode())
+            self._buf.clear()
+            self._buffered = 0
+        self._out.flush()
+
+    def put(self, sid: int, t: float, value: float) -> None:
+        """One sample of a gauge or counter series (a counter's cumulative total)."""
         self._append(sid, f"{self._series[sid].prefix}{_format_value(value)} {t:.3f}\n")
         self.samples_written += 1
 
+    def put_same(self, sids: Sequence[int], t: float, value: float) -> None:
+        """The same value for several series at once (a pod's GPUs)."""
+        tail = f"{_format_value(value)} {t:.3f}\n"
+        series, buf, offsets, lengths, pos = self._series, self._buf, self._offset, self._length, self._pos
+        for sid in sids:
+            line = series[sid].prefix + tail
+            n = len(line) if series[sid].ascii else len(line.encode())
+            buf.append(line)
+            offsets.append(pos)
+            lengths.append(n)
+            pos += n
+        self._sid.extend(sids)
+        self._buffered += pos - self._pos
+        self._pos = pos
+        self.samples_written += len(sids)
+        if self._buffered >= 1 << 20:
+            self._flush()
+
+    def put_histogram(self, sid: int, t: float, cumulative: Histogram) -> None:
+        """The histogram's cumulative state at ``t`` (every bucket, then count and sum)."""
+        prefixes = self._series[sid].bucket_prefixes
+        ts = f" {t:.3f}\n"
+        values = [*map(str, cumulative.cumulative_counts()), str(cumulative.count), _format_value(cumulative.total)]
+        if len(values) != len(prefixes):
+            raise ValueError(f"histogram with {len(values) - 3} edges recorded into a series with "
+                             f"{len(prefixes) - 3}")
+        self._append(sid, "".join([p + v + ts for p, v in zip(prefixes, values, strict=True)]))
+        self.samples_written += len(values)
+
+    def gauge(self, name: str, labels: Mapping[str, str], t: float, value: float, help: str = "") -> None:
+        self.put(self.series_id(name, "gauge", labels, help), t, value)
+
     def counter(self, name: str, labels: Mapping[str, str], t: float, total: float, help: str = "") -> None:
         """``total`` is the cumulative count so far (counters never go down)."""
-        sid = self._series_id(name, "counter", labels, help)
-        self._append(sid, f"{self._series[sid].prefix}{_format_value(total)} {t:.3f}\n")
-        self.samples_written += 1
+        self.put(self.series_id(name, "counter", labels, help), t, total)
 
     def histogram(self, name: str, labels: Mapping[str, str], t: float, cumulative: Histogram,
                   help: str = "") -> None:
         """Record the histogram's cumulative state at ``t`` (every bucket, then count and sum)."""
-        sid = self._series_id(name, "histogram", labels, help, cumulative.le_labels())
-        prefixes = self._series[sid].bucket_prefixes
-        ts = f" {t:.3f}\n"
-        values = [*map(str, cumulative.cumulative_counts()), str(cumulative.count), _format_value(cumulative.total)]
-        self._append(sid, "".join(p + v + ts for p, v in zip(prefixes, values, strict=True)))
-        self.samples_written += len(values)
+        self.put_histogram(self.series_id(name, "histogram", labels, help, cumulative.edges), t, cumulative)
 
     # ------------------------------------------------------------------ reading back
 
     def _blocks(self) -> bytes | memoryview | mmap.mmap:
         """The spooled text: the buffer itself, or the spool file mapped (never read into memory)."""
-        self._out.flush()
+        self._flush()
         if isinstance(self._out, io.BytesIO):
             return self._out.getbuffer()
         if self._pos == 0:
@@ -201,37 +246,43 @@ class Recorder:
     def write_openmetrics(self, path: Path) -> int:
         """Write every sample as OpenMetrics text with timestamps, grouped as the format requires;
         returns the number of samples. A file-backed spool is removed afterwards."""
-        self._out.flush()
+        self._flush()
         names = sorted(self.families)
         fam_rank = {n: i for i, n in enumerate(names)}
         # order: family by name, then series by first appearance, then time (append order, stable sort)
         series_key = np.array([fam_rank[s.family] for s in self._series], dtype=np.int64) * (1 << 32) \
             + np.arange(len(self._series), dtype=np.int64)
         block_sid = np.frombuffer(self._sid, dtype=np.int32) if len(self._sid) else np.zeros(0, np.int32)
-        blocks = np.argsort(series_key[block_sid], kind="stable") if block_sid.size else []
+        blocks = np.argsort(series_key[block_sid], kind="stable").tolist() if block_sid.size else []
+        offset, length, series, sids = self._offset, self._length, self._series, self._sid
+        # the spool is mapped, not read: its pages are file cache the kernel can drop, never heap
         data = self._blocks()
         view = memoryview(data)
-        offset, length, series = self._offset, self._length, self._series
         written: set[str] = set()
-        with path.open("wb") as out:
-            for i in map(int, blocks):
-                fam_name = series[self._sid[i]].family
-                if fam_name not in written:
-                    written.add(fam_name)
-                    fam = self.families[fam_name]
-                    out.write(f"# TYPE {fam.name} {fam.kind}\n".encode())
-                    if fam.help:
-                        out.write(f"# HELP {fam.name} {_escape_help(fam.help)}\n".encode())
-                out.write(view[offset[i]:offset[i] + length[i]])
-            for fam_name in names:  # families declared but never sampled
-                if fam_name not in written:
-                    out.write(f"# TYPE {fam_name} {self.families[fam_name].kind}\n".encode())
-            out.write(b"# EOF\n")
-        view.release()
-        if isinstance(data, mmap.mmap):
-            data.close()
-        elif isinstance(data, memoryview):
-            data.release()
+        current = None
+        try:
+            with path.open("wb", buffering=1 << 20) as out:
+                for i in blocks:
+                    fam_name = series[sids[i]].family
+                    if fam_name is not current:
+                        current = fam_name
+                        if fam_name not in written:
+                            written.add(fam_name)
+                            fam = self.families[fam_name]
+                            out.write(f"# TYPE {fam.name} {fam.kind}\n".encode())
+                            if fam.help:
+                                out.write(f"# HELP {fam.name} {_escape_help(fam.help)}\n".encode())
+                    out.write(view[offset[i]:offset[i] + length[i]])
+                for fam_name in names:  # families declared but never sampled
+                    if fam_name not in written:
+                        out.write(f"# TYPE {fam_name} {self.families[fam_name].kind}\n".encode())
+                out.write(b"# EOF\n")
+        finally:
+            view.release()
+            if isinstance(data, mmap.mmap):
+                data.close()
+            elif isinstance(data, memoryview):
+                data.release()
         self.close()
         return self.samples_written
 

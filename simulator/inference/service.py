@@ -240,6 +240,8 @@ class InferenceService:
         self._scrape_t = env.now
         self._pod_hist: dict[int, tuple[Histogram, Histogram, Histogram]] = {}
         self._pod_success: dict[int, int] = {}
+        self._pod_series: dict[int, dict[str, list[int]]] = {}   # recorder handles by pod index
+        self._hist_series: dict[int, tuple[int, int, int, int]] = {}
         self.series: dict[str, list[float]] = {k: [] for k in (
             "time_s", "replicas_ready", "replicas_total", "gpus_held", "queue_length", "ttft_p99_s",
             "e2e_p99_s", "slo_attainment")}
@@ -728,38 +730,62 @@ class InferenceService:
         share = _split(len(self.queue), len(ready))
         s = self.settings
         for r in self.replicas:
-            labels = {"namespace": s.namespace, "pod": self.pod_name(r)}
             if r.alloc is None:
                 continue
             busy = r.busy_total(now)
             frac = min(1.0, max(0.0, (busy - r.scrape_busy) / span)) if r.ready else 0.0
             r.scrape_busy = busy
-            gpu = 0
-            for node, count in r.alloc.per_node:
-                for _ in range(count):
-                    glabels = {**labels, "gpu": str(gpu), "Hostname": node}
-                    rec.gauge("DCGM_FI_DEV_GPU_UTIL", glabels, now, round(100.0 * frac, 3))
-                    rec.gauge("DCGM_FI_PROF_GR_ENGINE_ACTIVE", glabels, now, frac)
-                    rec.gauge("DCGM_FI_DEV_FB_USED", glabels, now, self._fb_used_mib(r))
-                    gpu += 1
+            ids = self._pod_series.get(r.index)
+            if ids is None:
+                ids = self._pod_series[r.index] = self._pod_series_ids(rec, r)
+            rec.put_same(ids["util"], now, round(100.0 * frac, 3))
+            rec.put_same(ids["active"], now, frac)
+            rec.put_same(ids["fb"], now, self._fb_used_mib(r))
             if not r.ready:
                 continue
-            rec.gauge("vllm:num_requests_running", labels, now, float(r.engine.running))
-            rec.gauge("vllm:num_requests_waiting", labels, now, float(share[ready.index(r)]))
-            rec.gauge("vllm:kv_cache_usage_perc", labels, now, r.engine.kv_used / r.engine.kv_capacity)
+            rec.put(ids["running"][0], now, float(r.engine.running))
+            rec.put(ids["waiting"][0], now, float(share[ready.index(r)]))
+            rec.put(ids["kv"][0], now, r.engine.kv_used / r.engine.kv_capacity)
         # A deleted pod's endpoint is gone: its series stop (completions since its last scrape are lost,
         # as with a real exporter), and so does the memory they held.
         alive = {r.index for r in self.replicas}
         for pod in [p for p in self._pod_hist if p not in alive]:
             del self._pod_hist[pod]
             del self._pod_success[pod]
+            self._hist_series.pop(pod, None)
+        for pod in [p for p in self._pod_series if p not in alive]:
+            del self._pod_series[pod]
         for pod, hists in self._pod_hist.items():
-            labels = {"namespace": s.namespace, "pod": f"{self.name}-{pod}"}
-            rec.histogram("vllm:time_to_first_token_seconds", labels, now, hists[0])
-            rec.histogram("vllm:time_per_output_token_seconds", labels, now, hists[1])
-            rec.histogram("vllm:e2e_request_latency_seconds", labels, now, hists[2])
-            rec.counter("vllm:request_success", labels, now, float(self._pod_success[pod]))
+            hids = self._hist_series.get(pod)
+            if hids is None:
+                labels = {"namespace": s.namespace, "pod": f"{self.name}-{pod}"}
+                hids = self._hist_series[pod] = (
+                    rec.series_id("vllm:time_to_first_token_seconds", "histogram", labels, edges=hists[0].edges),
+                    rec.series_id("vllm:time_per_output_token_seconds", "histogram", labels, edges=hists[1].edges),
+                    rec.series_id("vllm:e2e_request_latency_seconds", "histogram", labels, edges=hists[2].edges),
+                    rec.series_id("vllm:request_success", "counter", labels))
+            rec.put_histogram(hids[0], now, hists[0])
+            rec.put_histogram(hids[1], now, hists[1])
+            rec.put_histogram(hids[2], now, hists[2])
+            rec.put(hids[3], now, float(self._pod_success[pod]))
         self._scrape_t = now
+
+    def _pod_series_ids(self, rec: Recorder, r: Replica) -> dict[str, list[int]]:
+        """The recorder's handles for one placed pod's series (its GPUs' DCGM gauges, its vLLM gauges)."""
+        labels = {"namespace": self.settings.namespace, "pod": self.pod_name(r)}
+        ids: dict[str, list[int]] = {"util": [], "active": [], "fb": []}
+        gpu = 0
+        for node, count in r.alloc.per_node:  # type: ignore[union-attr]
+            for _ in range(count):
+                glabels = {**labels, "gpu": str(gpu), "Hostname": node}
+                ids["util"].append(rec.series_id("DCGM_FI_DEV_GPU_UTIL", "gauge", glabels))
+                ids["active"].append(rec.series_id("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", glabels))
+                ids["fb"].append(rec.series_id("DCGM_FI_DEV_FB_USED", "gauge", glabels))
+                gpu += 1
+        ids["running"] = [rec.series_id("vllm:num_requests_running", "gauge", labels)]
+        ids["waiting"] = [rec.series_id("vllm:num_requests_waiting", "gauge", labels)]
+        ids["kv"] = [rec.series_id("vllm:kv_cache_usage_perc", "gauge", labels)]
+        return ids
 
     def _fb_used_mib(self, r: Replica) -> float:
         """vLLM reserves gpu_memory_utilization of each GPU once loaded; a booting pod ramps up to it."""
