@@ -112,14 +112,17 @@ def _runs_of_groups(runs: Sequence[RunResult]) -> Iterator[tuple[str, dict[str, 
 
 
 METRICS_AUTO_LIMIT_S = 4 * 3600.0
-"""Without ``--metrics``/``--no-metrics``, runs up to this many simulated seconds export their metrics.
-A day of a busy service is about a gigabyte of OpenMetrics text per policy and adds a fifth or more to
-the run time (benchmarks/bench_day_scale.py), which a default should not impose."""
+"""Without ``--metrics``/``--no-metrics``, inference runs up to this many simulated seconds export their
+metrics. A day of a busy service is 0.07-0.4 GB of OpenMetrics text per policy and 1.1-2.1x the CPU time
+of the run (benchmarks/bench_day_scale.py, docs/day-scale.md), which a default should not impose."""
 
 
-def metrics_wanted(duration_s: float, metrics: bool | None) -> bool:
-    """The ``--metrics/--no-metrics`` decision: explicit, or on for runs up to METRICS_AUTO_LIMIT_S."""
-    return metrics if metrics is not None else duration_s <= METRICS_AUTO_LIMIT_S
+def metrics_wanted(scenario: Scenario, metrics: bool | None) -> bool:
+    """The ``--metrics/--no-metrics`` decision: explicit, or on for inference runs up to METRICS_AUTO_LIMIT_S
+    and for training-only scenarios (a few gauges per job per minute, whatever their length)."""
+    if metrics is not None:
+        return metrics
+    return not scenario.inference or duration_of(scenario) <= METRICS_AUTO_LIMIT_S
 
 
 def seed_sensitive(scenario: Scenario) -> bool:
@@ -151,7 +154,7 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
             "of 0; run one seed, or vary something real: a load-shape trace (a new Poisson sample per seed) "
             "or failures: {enabled: true}")
     duration = duration_of(scenario)
-    export = metrics_wanted(duration, metrics)
+    export = metrics_wanted(scenario, metrics)
     bar = _Progress(duration * len(plan) * len(seeds), progress)
     runs: list[RunResult] = []
     metrics_files: list[dict[str, Any]] = []
