@@ -37,6 +37,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -75,6 +76,8 @@ class _Series:
     """Histograms: one prefix per bucket (``le`` last), then ``_count`` and ``_sum``."""
     ascii: bool = True
     """Every prefix is ASCII (one byte per character), so a block's length needs no encoding."""
+    template: str = ""
+    """Histograms: the whole block as one format string (values positional, ``{ts}`` the timestamp)."""
 
 
 @dataclass
@@ -127,7 +130,9 @@ class Recorder:
             les = (*(_format_le(e) for e in edges), "+Inf")
             buckets = [f"{name}_bucket{_format_labels({**d, 'le': le})} " for le in les]
             prefixes = (*buckets, f"{name}_count{_format_labels(d)} ", f"{name}_sum{_format_labels(d)} ")
-            series = _Series(name, key[1], "", prefixes, all(p.isascii() for p in prefixes))
+            template = "".join(p.replace("{", "{{").replace("}", "}}") + "{" + str(i) + "} {ts}\n"
+                               for i, p in enumerate(prefixes))
+            series = _Series(name, key[1], "", prefixes, all(p.isascii() for p in prefixes), template)
         else:
             prefix = f"{name}{_SUFFIX[kind]}{_format_labels(d)} "
             series = _Series(name, key[1], prefix, ascii=prefix.isascii())
@@ -180,14 +185,15 @@ class Recorder:
 
     def put_histogram(self, sid: int, t: float, cumulative: Histogram) -> None:
         """The histogram's cumulative state at ``t`` (every bucket, then count and sum)."""
-        prefixes = self._series[sid].bucket_prefixes
-        ts = f" {t:.3f}\n"
-        values = [*map(str, cumulative.cumulative_counts()), str(cumulative.count), _format_value(cumulative.total)]
-        if len(values) != len(prefixes):
-            raise ValueError(f"histogram with {len(values) - 3} edges recorded into a series with "
-                             f"{len(prefixes) - 3}")
-        self._append(sid, "".join([p + v + ts for p, v in zip(prefixes, values, strict=True)]))
-        self.samples_written += len(values)
+        series = self._series[sid]
+        counts = cumulative.counts
+        if len(counts) + 2 != len(series.bucket_prefixes):
+            raise ValueError(f"histogram with {len(counts) - 1} edges recorded into a series with "
+                             f"{len(series.bucket_prefixes) - 3}")
+        # one format call per block: the template holds every line's prefix (see series_id)
+        self._append(sid, series.template.format(*accumulate(counts[:-1]), cumulative.count, cumulative.count,
+                                                 _format_value(cumulative.total), ts=f"{t:.3f}"))
+        self.samples_written += len(series.bucket_prefixes)
 
     def gauge(self, name: str, labels: Mapping[str, str], t: float, value: float, help: str = "") -> None:
         self.put(self.series_id(name, "gauge", labels, help), t, value)
