@@ -168,17 +168,21 @@ class Recorder:
     def put_same(self, sids: Sequence[int], t: float, value: float) -> None:
         """The same value for several series at once (a pod's GPUs)."""
         tail = f"{_format_value(value)} {t:.3f}\n"
-        series, buf, offsets, lengths, pos = self._series, self._buf, self._offset, self._length, self._pos
-        for sid in sids:
-            line = series[sid].prefix + tail
-            n = len(line) if series[sid].ascii else len(line.encode())
-            buf.append(line)
-            offsets.append(pos)
-            lengths.append(n)
-            pos += n
+        series = self._series
+        if not all(series[sid].ascii for sid in sids):
+            for sid in sids:
+                self._append(sid, series[sid].prefix + tail)
+            self.samples_written += len(sids)
+            return
+        lines = [series[sid].prefix + tail for sid in sids]
+        lengths = [len(line) for line in lines]
+        offsets = list(accumulate(lengths, initial=self._pos))
+        self._buf.extend(lines)
         self._sid.extend(sids)
-        self._buffered += pos - self._pos
-        self._pos = pos
+        self._length.extend(lengths)
+        self._offset.extend(offsets[:-1])
+        self._buffered += offsets[-1] - self._pos
+        self._pos = offsets[-1]
         self.samples_written += len(sids)
         if self._buffered >= 1 << 20:
             self._flush()
@@ -266,24 +270,33 @@ class Recorder:
         view = memoryview(data)
         written: set[str] = set()
         current = None
+        chunk: list[memoryview] = []  # written in pieces of a few thousand blocks
         try:
             with path.open("wb", buffering=1 << 20) as out:
                 for i in blocks:
                     fam_name = series[sids[i]].family
                     if fam_name is not current:
                         current = fam_name
+                        out.write(b"".join(chunk))
+                        chunk.clear()
                         if fam_name not in written:
                             written.add(fam_name)
                             fam = self.families[fam_name]
                             out.write(f"# TYPE {fam.name} {fam.kind}\n".encode())
                             if fam.help:
                                 out.write(f"# HELP {fam.name} {_escape_help(fam.help)}\n".encode())
-                    out.write(view[offset[i]:offset[i] + length[i]])
+                    chunk.append(view[offset[i]:offset[i] + length[i]])
+                    if len(chunk) >= 4096:
+                        out.write(b"".join(chunk))
+                        chunk.clear()
+                out.write(b"".join(chunk))
+                chunk.clear()
                 for fam_name in names:  # families declared but never sampled
                     if fam_name not in written:
                         out.write(f"# TYPE {fam_name} {self.families[fam_name].kind}\n".encode())
                 out.write(b"# EOF\n")
         finally:
+            chunk.clear()
             view.release()
             if isinstance(data, mmap.mmap):
                 data.close()

@@ -28,6 +28,7 @@ reconciler creates replacements), and ``interference_slowdown`` stretches steps 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -877,16 +878,23 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def _add(h: Histogram, values: np.ndarray, weights: np.ndarray | None = None) -> None:
-    """Bulk-observe into a cumulative histogram (same bucket rule as Histogram.observe: first edge >= v)."""
+    """Bulk-observe into a cumulative histogram (same bucket rule as Histogram.observe: first edge >= v).
+    Plain bisection: a pod finishes a handful of requests per scrape, where numpy's per-call cost dominates."""
     if values.size == 0:
         return
-    w = np.ones(values.shape, dtype=np.int64) if weights is None else weights.astype(np.int64)
-    idx = np.searchsorted(np.asarray(h.edges), values, side="left")
-    counts = np.bincount(idx, weights=w, minlength=len(h.edges) + 1).astype(np.int64)
-    for i, c in enumerate(counts.tolist()):
-        h.counts[i] += c
-    h.total += float(np.dot(values, w))
-    h.count += int(w.sum())
+    edges, counts = h.edges, h.counts
+    vals = values.tolist()
+    if weights is None:
+        for v in vals:
+            counts[bisect_left(edges, v)] += 1
+        h.total += float(sum(vals))
+        h.count += len(vals)
+        return
+    ws = weights.astype(np.int64).tolist()
+    for v, w in zip(vals, ws, strict=True):
+        counts[bisect_left(edges, v)] += w
+    h.total += float(sum(v * w for v, w in zip(vals, ws, strict=True)))
+    h.count += int(sum(ws))
 
 
 __all__ = ["LATENCY_BUCKETS_S", "SLO", "InferenceService", "ServiceSettings", "inference_config_space"]
