@@ -34,6 +34,12 @@ MAX_BYTES = 1_000_000
 """Below the 1 MiB (1,048,576 bytes) ConfigMap limit, leaving room for metadata and the readable data."""
 
 
+MAX_DECOMPRESSED_BYTES = 32 * 2**20
+"""32 MiB of JSON at most from one checkpoint. An encoded checkpoint is at most 1 MB, and learner
+state (base64 arrays, numbers) compresses 1.3-4x; zlib can expand ~1000x, so a 713 KB ConfigMap
+decompressed to 1.4 GB against the chart's 1 GiB memory limit. Decompression stops past this size."""
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used for this policy; the message says why."""
 
@@ -137,10 +143,16 @@ def encode(learner: str, space: ConfigSpace, state: Mapping[str, Any], samples: 
 
 def decode(blob: bytes, learner: str | None = None, space: ConfigSpace | None = None) -> Checkpoint:
     """Parse and check a checkpoint against the policy's learner and knob grid."""
+    if not blob:
+        raise CheckpointError("not an autocm checkpoint (it is empty)")
     try:
-        doc = json.loads(zlib.decompress(blob))
+        doc = json.loads(inflate(blob))
+    except CheckpointError:
+        raise
     except (zlib.error, ValueError) as exc:
         raise CheckpointError(f"not an autocm checkpoint ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"not an autocm checkpoint (a JSON {type(doc).__name__}, expected an object)")
     if doc.get("format") != FORMAT:
         raise CheckpointError(f"not an autocm checkpoint (format {doc.get('format')!r})")
     if doc.get("version") != VERSION:
@@ -154,8 +166,29 @@ def decode(blob: bytes, learner: str | None = None, space: ConfigSpace | None = 
         if doc.get("knobs") != mine:
             raise CheckpointError(f"checkpoint was trained for knobs {doc.get('knobs')}, the policy's "
                                   f"knobs are {mine}")
-    return Checkpoint(doc["learner"], doc["knobs"], _from_json(doc["state"]), doc.get("savedAt", ""),
-                      int(doc.get("samples", 0)), _from_json(doc.get("loop")))
+    try:
+        state, loop = _from_json(doc["state"]), _from_json(doc.get("loop"))
+        if not isinstance(state, dict) or not (loop is None or isinstance(loop, dict)):
+            raise TypeError("state and loop must be objects")
+        return Checkpoint(str(doc["learner"]), doc["knobs"], state, str(doc.get("savedAt", "")),
+                          int(doc.get("samples", 0)), loop)
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise CheckpointError(f"damaged autocm checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def inflate(blob: bytes, limit: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """zlib-decompress ``blob``, refusing (not allocating) more than ``limit`` bytes of output."""
+    d = zlib.decompressobj()
+    out = d.decompress(blob, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
+        raise CheckpointError(f"decompresses to more than {limit:,} bytes; refused (a checkpoint this large "
+                              "cannot come from autocm)")
+    out += d.flush()
+    if len(out) > limit:
+        raise CheckpointError(f"decompresses to more than {limit:,} bytes; refused")
+    if not d.eof:
+        raise CheckpointError("not an autocm checkpoint (truncated: the compressed stream does not end)")
+    return out
 
 
 def write_file(path: Path, learner: str, space: ConfigSpace, state: Mapping[str, Any]) -> int:
@@ -191,4 +224,8 @@ def blob_of(configmap: Mapping[str, Any]) -> bytes:
     raw = (configmap.get("binaryData") or {}).get(KEY)
     if raw is None:
         raise CheckpointError(f"ConfigMap {configmap.get('metadata', {}).get('name')} has no {KEY}")
-    return base64.b64decode(raw)
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"ConfigMap {configmap.get('metadata', {}).get('name')}: {KEY} is not base64") \
+            from exc

@@ -46,7 +46,17 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The ``autocm`` group; the commands in LAZY_COMMANDS are imported when used (or listed by --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or _lazy_command(cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="autocm")
 def main() -> None:
     """autocm sizes GPU training jobs and inference services with learned policies.
@@ -56,7 +66,7 @@ def main() -> None:
       autocm sim --list                          bundled scenarios
       autocm sim inference-azure-code            compare policies on the Azure LLM code trace
       autocm sim my.yaml --check                 validate a scenario without running it
-      autocm sim training-pollux-1.0 --seeds 3   three seeds, means with 95% confidence intervals
+      autocm sim inference-lqr --seeds 3         three seeds, means with 95% confidence intervals
     """
 
 
@@ -72,11 +82,20 @@ def main() -> None:
 @click.option("--list", "list_", is_flag=True, help="List the bundled scenarios and exit.")
 @click.option("--check", is_flag=True, help="Validate the scenario and its data without running it.")
 @click.option("--no-sweep", is_flag=True, help="Run baselines at their configured target only, no sweep.")
+@click.option("--metrics/--no-metrics", "metrics", default=None,
+              help="Write the first seed's simulated metrics as OpenMetrics (metrics/*.om.txt, for promtool and "
+                   "Grafana), streamed to disk. Default: on for inference runs up to 4 simulated hours, off "
+                   "beyond (a day of a busy service is 0.1-0.4 GB per policy and 1.1-2x the run time), on for "
+                   "training-only scenarios.")
+@click.option("--hindsight/--no-hindsight", default=True, show_default=True,
+              help="Add the best static configuration in hindsight (the cheapest fixed one that met the SLO, found "
+                   "by simulating candidates: about 5-15 more runs) to inference reports.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, hidden=True)
 @friendly_errors
 def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int | None, seeds: int,
-        list_: bool, check: bool, no_sweep: bool, quiet: bool, debug: bool) -> None:
+        list_: bool, check: bool, no_sweep: bool, metrics: bool | None, hindsight: bool, quiet: bool,
+        debug: bool) -> None:
     """Simulate SCENARIO (a bundled name or a YAML file) under several sizing policies.
 
     Every policy sees exactly the same seeded workload. The table compares SLO attainment and
@@ -111,7 +130,7 @@ def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int 
     seed_list = list(range(first_seed, first_seed + seeds))
     out = out or Path("reports") / loaded.name
     report = run_scenario(loaded, out, seeds=seed_list, only=chosen, sweep=not no_sweep,
-                          progress=not quiet)
+                          progress=not quiet, metrics=metrics, hindsight=hindsight)
     click.echo(report.table_text)
     click.echo(f"\nreport: {out}/summary.md")
 
@@ -168,35 +187,23 @@ def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int
     click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
 
 
-def _register_operator_commands() -> None:
-    """``autocm run`` and ``autocm push-checkpoint`` live with the operator (controller/run_cmd.py)."""
-    from controller.run_cmd import push_checkpoint, run
-
-    main.add_command(run)
-    main.add_command(push_checkpoint)
-
-
-_register_operator_commands()
-
-
-def _register_learning_commands() -> None:
-    """``autocm learn-parallel`` (controller/parallel_cmd.py): parallel learners on threads or Ray."""
-    from controller.parallel_cmd import learn_parallel
-
-    main.add_command(learn_parallel)
+LAZY_COMMANDS = {
+    "run": ("controller.run_cmd", "run"),
+    "push-checkpoint": ("controller.run_cmd", "push_checkpoint"),
+    "learn-parallel": ("controller.parallel_cmd", "learn_parallel"),
+    "bench": ("controller.bench_cmd", "bench"),
+}
+"""Commands that live with the operator (controller/run_cmd.py) and the parallel learners
+(controller/parallel_cmd.py), imported only when named or listed (``autocm sim`` never loads them)."""
 
 
-_register_learning_commands()
+def _lazy_command(name: str) -> click.Command | None:
+    import importlib
 
-
-def _register_bench_commands() -> None:
-    """``autocm bench`` (controller/bench_cmd.py): the evaluation suite and its training split."""
-    from controller.bench_cmd import bench
-
-    main.add_command(bench)
-
-
-_register_bench_commands()
+    where = LAZY_COMMANDS.get(name)
+    if where is None:
+        return None
+    return getattr(importlib.import_module(where[0]), where[1])
 
 
 if __name__ == "__main__":  # python -m controller.cli, as the worktree docs run it

@@ -30,6 +30,7 @@ import re
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,12 +142,57 @@ def _retry_after_s(exc: ApiException) -> float:
         return 0.0
 
 
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+"""An object name as the apiserver validates it (k8s.io/apimachinery validation.IsDNS1123Subdomain's
+regex, at most 253 characters): no slash, no ``..``, nothing a URL could resolve out of its collection."""
+
+
+class UnsafeTarget(ValueError):
+    """A name or namespace that would leave the policy's own collection if pasted into an API path,
+    or an object the apiserver returned that is not the one the policy targets."""
+
+
+def path_segment(what: str, value: Any) -> str:
+    """``value`` as one URL path segment, refused unless it is a DNS-1123 name.
+
+    The CRD pattern and :func:`controller.policy.parse` already refuse such names; this is the last
+    line, so that no request built here can address another namespace whatever a name holds. The
+    segment is also percent-quoted (a no-op for a valid name).
+    """
+    if not isinstance(value, str) or len(value) > 253 or not DNS1123_SUBDOMAIN.fullmatch(value):
+        raise UnsafeTarget(f"refusing {what} {value!r}: not a DNS-1123 name (lower-case letters, digits, "
+                           "'-' and '.', at most 253 characters), so it cannot be used in an API path")
+    return urllib.parse.quote(value, safe="")
+
+
+_PLURALS = {"Deployment": ("/apis/apps/v1", "deployments"), "StatefulSet": ("/apis/apps/v1", "statefulsets"),
+            "Job": ("/apis/batch/v1", "jobs"), pytorchjob.KIND: (f"/apis/{pytorchjob.API_VERSION}", pytorchjob.PLURAL)}
+
+
+def collection_path(target: TargetRef) -> str:
+    """The namespaced collection ``target``'s kind lives in, in the policy's own namespace."""
+    if target.kind not in _PLURALS:
+        raise UnsafeTarget(f"refusing kind {target.kind!r}: not one of {sorted(_PLURALS)}")
+    group, plural = _PLURALS[target.kind]
+    return f"{group}/namespaces/{path_segment('namespace', target.namespace)}/{plural}"
+
+
 def workload_path(target: TargetRef) -> str:
-    if target.kind == pytorchjob.KIND:
-        return pytorchjob.path(target.namespace, target.name)
-    group = "/apis/batch/v1" if target.kind == "Job" else "/apis/apps/v1"
-    plural = {"Deployment": "deployments", "StatefulSet": "statefulsets", "Job": "jobs"}[target.kind]
-    return f"{group}/namespaces/{target.namespace}/{plural}/{target.name}"
+    return f"{collection_path(target)}/{path_segment('targetRef.name', target.name)}"
+
+
+def check_is_target(obj: Mapping[str, Any], target: TargetRef) -> Mapping[str, Any]:
+    """``obj`` unchanged if it is ``target`` (namespace, name, kind); raises :class:`UnsafeTarget` if not.
+
+    Checked on every object read before acting on it, so that even a request that somehow resolved
+    elsewhere (a redirect, a proxy) cannot make autocm change or delete another namespace's workload.
+    """
+    meta = obj.get("metadata") or {}
+    got = (meta.get("namespace"), meta.get("name"), obj.get("kind", target.kind))
+    if got != (target.namespace, target.name, target.kind):
+        raise UnsafeTarget(f"refusing to act on {got[2]} {got[0]}/{got[1]}: the policy targets "
+                           f"{target.kind} {target.namespace}/{target.name}")
+    return obj
 
 
 def now_rfc3339() -> str:
@@ -402,7 +448,7 @@ class WorkloadActuator:
         return workload_path(self.policy.target)
 
     def read(self) -> dict[str, Any]:
-        return self.kube.get(self.path)
+        return dict(check_is_target(self.kube.get(self.path), self.policy.target))
 
     def current(self) -> Config:
         return read_config(self.read(), self.policy)
@@ -428,9 +474,12 @@ class WorkloadActuator:
         if g1 > 0:
             waiting = [p for p in pods if _pod_gpus(p) > 0 and _unschedulable(p)]
             if waiting:
-                p = waiting[0]["metadata"]
+                # Only this namespace's pods are named: a status is readable by the namespace's users,
+                # and another tenant's pod names are not theirs to see.
+                own = [p["metadata"]["name"] for p in waiting if p["metadata"].get("namespace") == ns]
+                example = f"e.g. {ns}/{own[0]}" if own else "in other namespaces"
                 return dict(current), [f"capacity: not scaling up, {len(waiting)} GPU pod(s) already "
-                                       f"cannot schedule (e.g. {p['namespace']}/{p['name']})"]
+                                       f"cannot schedule ({example})"]
         quotas = self.kube.get(f"/api/v1/namespaces/{ns}/resourcequotas").get("items", [])
         new_pods = (r1 if g1 != g0 else max(0.0, r1 - r0))
         why = quota_room(quotas, max(0.0, r1 * g1 - r0 * g0), int(max(0.0, r1 - r0)))
@@ -611,7 +660,7 @@ class WorkloadActuator:
         gone, and return the restart count the new one carries."""
         t = self.policy.target
         restarts = int(obj["metadata"].get("annotations", {}).get(RESTARTS_ANNOTATION, "0")) + 1
-        self.kube.request("DELETE", self.path, body={"propagationPolicy": "Foreground"})
+        self.kube.request("DELETE", self.path, body=_delete_body(obj, t))
         deadline = self.clock() + self.kube.settings.job_delete_timeout_s
         while True:
             try:
@@ -630,7 +679,7 @@ class WorkloadActuator:
         t = self.policy.target
         meta = obj["metadata"]
         restarts = int(meta.get("annotations", {}).get(RESTARTS_ANNOTATION, "0")) + 1
-        self.kube.request("DELETE", self.path, body={"propagationPolicy": "Foreground"})
+        self.kube.request("DELETE", self.path, body=_delete_body(obj, t))
         deadline = self.clock() + self.kube.settings.job_delete_timeout_s
         while True:
             try:
@@ -711,6 +760,14 @@ class WorkloadActuator:
         pod, msg = stuck[0]
         return up.before, (f"{len(stuck)} pod(s) still Pending {self.policy.pending_timeout_s:.0f}s after "
                            f"the scale-up (e.g. {pod['metadata']['name']}: {msg})")
+
+
+def _delete_body(obj: Mapping[str, Any], target: TargetRef) -> dict[str, Any]:
+    """DeleteOptions that delete exactly the object read (and checked) before, or nothing: the uid
+    precondition makes the apiserver refuse (409) if the name now means another object."""
+    check_is_target(obj, target)
+    uid = (obj.get("metadata") or {}).get("uid")
+    return {"propagationPolicy": "Foreground", **({"preconditions": {"uid": uid}} if uid else {})}
 
 
 def _recreation_annotations(meta: Mapping[str, Any], restarts: int) -> dict[str, str]:

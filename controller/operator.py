@@ -38,6 +38,7 @@ from controller.kube import (
     PAUSE_ANNOTATION,
     AutoscalerIndex,
     Kube,
+    UnsafeTarget,
     WorkloadActuator,
     describe_changes,
     other_scalers,
@@ -45,7 +46,7 @@ from controller.kube import (
     read_config,
 )
 from controller.loop import ControlLoop, Mode, StepRecord
-from controller.policy import GROUP, PLURAL, VERSION, Policy, PolicyError, parse
+from controller.policy import GROUP, LIMITS, PLURAL, VERSION, Policy, PolicyError, parse
 from controller.prometheus import PrometheusClient, PrometheusSettings, Registration, SharedMetrics
 from controller.telemetry import Telemetry
 from controller.workload_cache import WorkloadCache
@@ -225,7 +226,7 @@ class PolicyRunner:
             try:
                 got = ckpt.decode(ckpt.blob_of(cm), self.policy.learner, self.policy.space)
                 self.learner.load_state_dict(got.state)
-            except (ckpt.CheckpointError, ValueError, KeyError) as exc:
+            except Exception as exc:  # a damaged checkpoint is reported and skipped, never fatal
                 self.checkpoint_problem = f"checkpoint configmap/{name} not used: {exc}"
                 continue
             if got.loop:
@@ -478,10 +479,11 @@ class Engine:
         if runner is not None:
             return runner.policy.interval_s
         body = self.bodies.get(key, {})
-        try:
-            return max(1.0, float(body.get("spec", {}).get("intervalSeconds", 60.0)))
-        except (TypeError, ValueError):
+        try:  # an invalid policy is re-checked at its own interval, within the bounds parse() enforces
+            value = float((body.get("spec") or {}).get("intervalSeconds", 60.0))
+        except (TypeError, ValueError, AttributeError):
             return 60.0
+        return min(max(1.0, value), LIMITS.interval_s) if math.isfinite(value) else 60.0
 
     def _runner(self, key: str, body: Mapping[str, Any]) -> PolicyRunner | None:
         generation = int(body["metadata"].get("generation", 0))
@@ -490,7 +492,10 @@ class Engine:
             return runner
         meta = body["metadata"]
         try:
-            spec = dict(body.get("spec", {}))
+            raw = body.get("spec")
+            if not isinstance(raw, Mapping):
+                raise PolicyError(f"spec: expected an object, got {raw!r}")
+            spec = dict(raw)
             if self.settings.interval_override_s is not None:
                 spec["intervalSeconds"] = self.settings.interval_override_s
             policy = parse(spec, meta["namespace"], meta["name"])
@@ -503,8 +508,8 @@ class Engine:
         try:
             runner = PolicyRunner(policy, body, self.kube, self.shared, self.settings,
                                   self._resize_supported(), self.clock, self.autoscalers, self.workloads)
-        except (ValueError, TypeError) as exc:  # the learner refuses this space or these settings
-            self.invalid[key] = f"spec.learner: {exc}"
+        except Exception as exc:  # the learner refuses this space or settings, however it says so
+            self.invalid[key] = f"spec.learner: learner {policy.learner!r} refused this policy: {exc}"
             self.runners.pop(key, None)
             self._unregister(key)
             return None
@@ -524,7 +529,7 @@ class Engine:
     def paused_by(self, body: Mapping[str, Any]) -> str | None:
         if self.settings.paused:
             return "paused: the operator runs with --pause"
-        if body.get("spec", {}).get("paused"):
+        if (body.get("spec") or {}).get("paused") is True:  # parse() refuses anything but a boolean
             return "paused: spec.paused is true"
         annotations = body.get("metadata", {}).get("annotations") or {}
         if str(annotations.get(PAUSE_ANNOTATION, "")).lower() in ("true", "1", "yes"):
@@ -579,12 +584,26 @@ class Engine:
                 result = StepResult("error", [Condition("Applied", "False", "ApplyFailed", msg)],
                                     {"lastDecision": {"time": _rfc3339(now), "message": msg}},
                                     [("Warning", "ApplyFailed", msg)])
+        except UnsafeTarget as exc:  # parse() refuses such names; this is the adapter's last line
+            self.telemetry.errors.labels("kubernetes").inc()
+            msg = f"spec.targetRef: {exc}"
+            result = StepResult("refused", [Condition("Ready", "False", "InvalidSpec", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "InvalidSpec", msg)])
         except (TimeoutError, OSError) as exc:
             self.telemetry.errors.labels("kubernetes").inc()
             msg = f"{type(exc).__name__}: {exc}"
             result = StepResult("error", [Condition("Applied", "False", "ApplyFailed", msg)],
                                 {"lastDecision": {"time": _rfc3339(now), "message": msg}},
                                 [("Warning", "ApplyFailed", msg)])
+        except Exception as exc:  # the learner (or a bug) failed in this step: said in the status, never a dead loop
+            self.telemetry.errors.labels("learner").inc()
+            log.exception("control step of %s failed", key)
+            msg = (f"spec.learner: learner {runner.policy.learner!r} failed in its step "
+                   f"({type(exc).__name__}: {exc}); check spec.learner.settings")
+            result = StepResult("refused", [Condition("Ready", "False", "LearnerFailed", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "LearnerFailed", msg)])
         if runner.restored:
             result.status.setdefault("checkpoint", {})["restoredFrom"] = runner.restored
         if runner.last_saved:

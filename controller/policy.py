@@ -23,9 +23,10 @@ from typing import Any
 
 from controller.guards import GuardSettings
 from controller.loop import Mode
+from controller.promql_template import TemplateError, check_template
 from learners.base import parse_settings, registered
 from learners.objective import Objective
-from learners.space import ConfigSpace, Knob
+from learners.space import ConfigSpace, Knob, grid_size
 from learners.types import METRICS
 
 GROUP = "autocm.io"
@@ -150,10 +151,90 @@ class Policy:
         return f"{self.namespace}/{self.name}"
 
 
-def _number(path: str, value: Any) -> float:
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one (valid, admitted) SizingPolicy may cost the operator; the CRD states the same.
+
+    Each is far above any real use and far below what would exhaust the operator's memory (the
+    chart's 1 GiB limit) or stall its shared loops.
+    """
+
+    knob_values: int = 1_000_000
+    """Values of one range knob: memory in MiB up to ~1 TiB at a 1 MiB step. Spaces are arithmetic
+    (learners/space.py), but some learners scan a knob's values once per restart."""
+
+    knob_magnitude: float = 1e9
+    """Largest knob bound, default or choice (a billion replicas, millicores or MiB)."""
+
+    interval_s: float = 86_400.0
+    """A control step at least once a day: a policy that never wakes is indistinguishable from a hung one."""
+
+    window_s: float = 86_400.0
+    """A day of samples per series is the most one rate() or histogram window may ask Prometheus for."""
+
+    seconds: float = 7 * 86_400.0
+    """Staleness, cooldown and pending timeouts: a week."""
+
+    steps_per_interval: int = 1_000
+
+    setting_int: int = 1_000_000
+    """Any integer learner setting (counts, buffer sizes); heavier ones are capped in SETTING_LIMITS."""
+
+
+LIMITS = Limits()
+
+SETTING_LIMITS: dict[str, int] = {
+    "hidden": 4096,          # vconf: two hidden x hidden layers, 16.8 M weights (64 MB) per network at most
+    "model_batches": 10_000,  # vconf: training batches per retrain, run inside one control step
+    "imagined_per_load": 10_000,
+    "loads_per_retrain": 1_000,
+    "max_trials": 1_000,      # bayesopt: the GP solve grows with the cube of the trials
+    "max_candidates": 100_000,  # bayesopt: every candidate configuration is held in memory
+}
+"""Integer learner settings that size a network, a buffer or the work of one step, by setting name."""
+
+SETTINGS_ZERO_OK = frozenset({"seed", "hold_intervals", "explore_intervals", "initial_points", "settle_intervals",
+                              "restarts", "plan_peak_intervals", "bottleneck_steps", "calm_intervals"})
+"""Integer settings for which 0 means something (no hold, no exploration, seed 0); every other integer
+setting is a count, size or period and must be at least 1 (``retrain_every: 0`` divided by zero in the
+step, ``hidden: 0`` is a network without a layer)."""
+
+
+def _number(path: str, value: Any, lo: float | None = None, hi: float | None = None,
+            lo_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise PolicyError(f"{path}: expected a finite number, got {value!r}")
-    return float(value)
+    v = float(value)
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        bound = ("positive" if lo == 0 else f"greater than {lo:g}") if lo_open else f"at least {lo:g}"
+        raise PolicyError(f"{path}: must be {bound}, got {v:g}")
+    if hi is not None and v > hi:
+        raise PolicyError(f"{path}: must be at most {hi:g}, got {v:g}")
+    return v
+
+
+def _integer(path: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PolicyError(f"{path}: expected an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise PolicyError(f"{path}: must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _bool(path: str, value: Any) -> bool:
+    if not isinstance(value, bool):  # "no", "false", 0 are not booleans: "no" used to mean paused
+        raise PolicyError(f"{path}: expected true or false, got {value!r}")
+    return value
+
+
+def _mapping(path: str, value: Any, what: str = "an object") -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{path}: expected {what}, got {value!r}")
+    return value
 
 
 def _knob(path: str, crd_name: str, raw: Any, workload: str) -> Knob:
@@ -162,8 +243,12 @@ def _knob(path: str, crd_name: str, raw: Any, workload: str) -> Knob:
         raise PolicyError(f"{path}: unknown knob {crd_name!r}; known knobs: {sorted(KNOBS)}")
     if not isinstance(raw, Mapping):
         raise PolicyError(f"{path}: expected {{min, max, step}} or {{choices: [...]}}, got {raw!r}")
+    unknown = sorted(set(raw) - {"min", "max", "step", "choices", "default"})
+    if unknown:
+        raise PolicyError(f"{path}: unknown field(s) {unknown}; a knob has min, max, step, choices, default")
+    big = LIMITS.knob_magnitude
     name = info.inference_name if workload == "inference" else info.training_name
-    default = _number(f"{path}.default", raw["default"]) if "default" in raw else None
+    default = _number(f"{path}.default", raw["default"], 0, big) if "default" in raw else None
     if "choices" in raw:
         extra = sorted({"min", "max", "step"} & set(raw))
         if extra:
@@ -172,18 +257,22 @@ def _knob(path: str, crd_name: str, raw: Any, workload: str) -> Knob:
         choices = raw["choices"]
         if not isinstance(choices, list) or not choices:
             raise PolicyError(f"{path}.choices: expected a non-empty list of numbers")
-        values = tuple(_number(f"{path}.choices[{i}]", c) for i, c in enumerate(choices))
+        if len(choices) > 64:
+            raise PolicyError(f"{path}.choices: at most 64 choices, got {len(choices)}")
+        values = tuple(_number(f"{path}.choices[{i}]", c, 0, big) for i, c in enumerate(choices))
         if default is not None and default not in values:
             raise PolicyError(f"{path}.default: {default:g} is not one of the choices {list(values)}")
         return Knob(name, choices=values, restarts=info.restarts, default=default)
     if "min" not in raw or "max" not in raw:
         raise PolicyError(f"{path}: a range knob needs both min and max")
-    lo, hi = _number(f"{path}.min", raw["min"]), _number(f"{path}.max", raw["max"])
+    lo, hi = _number(f"{path}.min", raw["min"], 0, big), _number(f"{path}.max", raw["max"], 0, big)
     if lo > hi:
         raise PolicyError(f"{path}: min ({lo:g}) must not be greater than max ({hi:g})")
-    step = _number(f"{path}.step", raw.get("step", 1))
-    if step <= 0:
-        raise PolicyError(f"{path}.step: must be positive, got {step:g}")
+    step = _number(f"{path}.step", raw.get("step", 1), 0, big, lo_open=True)
+    count = grid_size(lo, hi, step)
+    if count > LIMITS.knob_values:
+        raise PolicyError(f"{path}: {count:,} values from min {lo:g} to max {hi:g} in steps of {step:g}, more than "
+                          f"{LIMITS.knob_values:,}; raise step or narrow the range")
     if default is not None and not lo <= default <= hi:
         raise PolicyError(f"{path}.default: {default:g} outside [{lo:g}, {hi:g}]")
     return Knob(name, lo, hi, step, restarts=info.restarts, default=default)
@@ -191,27 +280,78 @@ def _knob(path: str, crd_name: str, raw: Any, workload: str) -> Knob:
 
 def _objective(raw: Mapping[str, Any]) -> Objective:
     metric = raw.get("metric")
-    if metric not in METRICS:
+    if not isinstance(metric, str) or metric not in METRICS:
         raise PolicyError(f"spec.objective.metric: unknown metric {metric!r}; known: {sorted(METRICS)}")
     kwargs: dict[str, Any] = {
         "metric": metric,
-        "target": _number("spec.objective.target", raw.get("target")),
-        "higher_is_better": bool(raw.get("higherIsBetter", metric in HIGHER_IS_BETTER)),
+        "target": _number("spec.objective.target", raw.get("target"), 0, lo_open=True),
+        "higher_is_better": _bool("spec.objective.higherIsBetter",
+                                  raw.get("higherIsBetter", metric in HIGHER_IS_BETTER)),
     }
-    for crd, py in (("attainment", "attainment"), ("violationPenalty", "violation_penalty"),
-                    ("restartPenalty", "restart_penalty")):
+    if "attainment" in raw:
+        kwargs["attainment"] = _number("spec.objective.attainment", raw["attainment"], 0, 1, lo_open=True)
+    for crd, py in (("violationPenalty", "violation_penalty"), ("restartPenalty", "restart_penalty")):
         if crd in raw:
-            kwargs[py] = _number(f"spec.objective.{crd}", raw[crd])
+            kwargs[py] = _number(f"spec.objective.{crd}", raw[crd], 0)
     if "costs" in raw:
         costs = raw["costs"]
         if not isinstance(costs, Mapping):
             raise PolicyError("spec.objective.costs: expected a map of knob -> cost per unit-hour")
-        kwargs["unit_costs"] = {_cost_key(k): _number(f"spec.objective.costs.{k}", v)
+        kwargs["unit_costs"] = {_cost_key(k): _number(f"spec.objective.costs.{k}", v, 0)
                                 for k, v in costs.items()}
     try:
         return Objective(**kwargs)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise PolicyError(f"spec.objective: {exc}") from exc
+
+
+def _settings(path: str, spec: Any, raw: Any) -> dict[str, Any]:
+    """A learner's settings checked against its dataclass' annotations (types, finite, bounded).
+
+    Learners are plain dataclasses that trust their callers; an operator must not: ``hidden: -1``
+    crashed learner creation inside the control step, ``hidden: 1e9`` would allocate gigabytes.
+    """
+    import dataclasses
+    import typing
+
+    raw = _mapping(path, raw, "a map of the learner's settings")
+    hints = typing.get_type_hints(spec.settings)
+    fields = {f.name for f in dataclasses.fields(spec.settings)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise PolicyError(f"{path}: learner {spec.name!r} has no setting(s) {unknown}; known settings: "
+                          f"{sorted(fields)}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        hint = hints.get(key)
+        origin = typing.get_origin(hint) or hint
+        where = f"{path}.{key}"
+        if hint is bool:
+            out[key] = _bool(where, value)
+        elif hint is int:
+            out[key] = _integer(where, value, 0 if key in SETTINGS_ZERO_OK else 1,
+                                SETTING_LIMITS.get(key, LIMITS.setting_int))
+        elif hint is float:
+            out[key] = _number(where, value)
+        elif hint is str:
+            if not isinstance(value, str):
+                raise PolicyError(f"{where}: expected a string, got {value!r}")
+            out[key] = value
+        elif origin in (tuple, list):
+            if not isinstance(value, list):
+                raise PolicyError(f"{where}: expected a list, got {value!r}")
+            out[key] = value
+        elif isinstance(origin, type) and issubclass(origin, Mapping):
+            if not isinstance(value, Mapping):
+                raise PolicyError(f"{where}: expected a map, got {value!r}")
+            out[key] = {k: _number(f"{where}.{k}", v) for k, v in value.items()}
+        else:
+            out[key] = value
+    try:
+        parse_settings(spec, out)
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"{path}: {exc}") from exc
+    return out
 
 
 def _scaled(objective: Objective, raw: Mapping[str, Any], space: ConfigSpace, interval_s: float) -> Objective:
@@ -230,6 +370,39 @@ def _cost_key(crd_name: str) -> str:
     return info.inference_name if info else crd_name
 
 
+DNS1123_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+"""An object name (k8s.io/apimachinery IsDNS1123Subdomain): no '/', no '..', at most 253 characters."""
+
+DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+"""A container name (IsDNS1123Label), at most 63 characters."""
+
+
+def _target(ref: Any, namespace: str) -> TargetRef:
+    """spec.targetRef, refused unless its name can only ever mean an object of the policy's namespace."""
+    if not isinstance(ref, Mapping):
+        raise PolicyError(f"spec.targetRef: expected an object {{kind, name}}, got {ref!r}")
+    kind = ref.get("kind")
+    if not isinstance(kind, str) or kind not in TARGET_API_VERSIONS:
+        raise PolicyError(f"spec.targetRef.kind: must be Deployment, StatefulSet, Job or PyTorchJob, "
+                          f"got {kind!r}")
+    name = ref.get("name")
+    if name is None or name == "":
+        raise PolicyError("spec.targetRef.name: required")
+    if not isinstance(name, str) or len(name) > 253 or not re.fullmatch(DNS1123_SUBDOMAIN, name):
+        raise PolicyError(f"spec.targetRef.name: expected the name of a {kind} in this namespace (a DNS-1123 "
+                          f"name: lower-case letters, digits, '-' and '.', at most 253 characters), got {name!r}")
+    api_version = ref.get("apiVersion") or TARGET_API_VERSIONS[kind]
+    if api_version != TARGET_API_VERSIONS[kind]:
+        raise PolicyError(f"spec.targetRef.apiVersion: a {kind} is {TARGET_API_VERSIONS[kind]}, got {api_version!r}")
+    container = ref.get("container")
+    if container is not None and (not isinstance(container, str) or len(container) > 63
+                                  or not re.fullmatch(DNS1123_LABEL, container)):
+        raise PolicyError(f"spec.targetRef.container: expected a container name (DNS-1123 label), got {container!r}")
+    if not isinstance(namespace, str) or not re.fullmatch(DNS1123_LABEL, namespace):
+        raise PolicyError(f"metadata.namespace: not a namespace name: {namespace!r}")
+    return TargetRef(kind, name, namespace, api_version, container)
+
+
 def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
     """Validate ``spec`` (the custom resource's ``.spec``) and build the loop's pieces.
 
@@ -237,23 +410,17 @@ def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
     """
     if not isinstance(spec, Mapping):
         raise PolicyError("spec: expected an object")
-    ref = spec.get("targetRef") or {}
-    kind = ref.get("kind")
-    if kind not in TARGET_API_VERSIONS:
-        raise PolicyError(f"spec.targetRef.kind: must be Deployment, StatefulSet, Job or PyTorchJob, "
-                          f"got {kind!r}")
-    if not ref.get("name"):
-        raise PolicyError("spec.targetRef.name: required")
-    api_version = ref.get("apiVersion") or TARGET_API_VERSIONS[kind]
-    target = TargetRef(kind, str(ref["name"]), namespace, api_version, ref.get("container"))
+    target = _target(spec.get("targetRef"), namespace)
+    kind = target.kind
 
     workload = spec.get("workload", "training" if kind in ("Job", "PyTorchJob") else "inference")
     if workload not in ("inference", "training"):
         raise PolicyError(f"spec.workload: must be inference or training, got {workload!r}")
     try:
         mode = Mode(spec.get("mode", "recommend"))
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise PolicyError(f"spec.mode: must be recommend or apply, got {spec.get('mode')!r}") from exc
+    paused = _bool("spec.paused", spec.get("paused", False))
 
     raw_knobs = spec.get("knobs") or {}
     if not isinstance(raw_knobs, Mapping) or not raw_knobs:
@@ -266,52 +433,57 @@ def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
         info = KNOBS[k]
         crd_knobs[info.inference_name if workload == "inference" else info.training_name] = k
 
-    objective = _objective(spec.get("objective") or {})
+    raw_objective = _mapping("spec.objective", spec.get("objective"), "an object {metric, target}")
+    objective = _objective(raw_objective)
 
-    learner_raw = spec.get("learner") or {}
+    learner_raw = _mapping("spec.learner", spec.get("learner"), "an object {name, settings, checkpoint}")
     learner = learner_raw.get("name", DEFAULTS.learner)
     known = registered()
-    if learner not in known:
+    if not isinstance(learner, str) or learner not in known:
         raise PolicyError(f"spec.learner.name: unknown learner {learner!r}; known learners: {sorted(known)}")
     if workload not in known[learner].kinds:
         raise PolicyError(f"spec.learner.name: learner {learner!r} does not size {workload} workloads")
-    settings = learner_raw.get("settings") or {}
-    try:
-        parse_settings(known[learner], settings)
-    except (TypeError, ValueError) as exc:
-        raise PolicyError(f"spec.learner.settings: {exc}") from exc
+    settings = _settings("spec.learner.settings", known[learner], learner_raw.get("settings"))
     checkpoint = learner_raw.get("checkpoint")
-    if checkpoint is not None and not re.fullmatch(r"configmap/[a-z0-9]([-a-z0-9.]*[a-z0-9])?", checkpoint):
+    if checkpoint is not None and (not isinstance(checkpoint, str) or len(checkpoint) > 263 or not re.fullmatch(
+            r"configmap/[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", checkpoint)):
         raise PolicyError(f"spec.learner.checkpoint: expected configmap/<name>, got {checkpoint!r}")
 
-    interval = _number("spec.intervalSeconds", spec.get("intervalSeconds", DEFAULTS.interval_s))
-    if interval < 1:
-        raise PolicyError(f"spec.intervalSeconds: must be at least 1, got {interval:g}")
-    metrics = spec.get("metrics") or {}
-    window = _number("spec.metrics.windowSeconds", metrics.get("windowSeconds", DEFAULTS.window_floor_s))
+    interval = _number("spec.intervalSeconds", spec.get("intervalSeconds", DEFAULTS.interval_s), 1,
+                       LIMITS.interval_s)
+    metrics = _mapping("spec.metrics", spec.get("metrics"), "an object {windowSeconds, staleAfterSeconds, queries}")
+    window = _number("spec.metrics.windowSeconds", metrics.get("windowSeconds", DEFAULTS.window_floor_s), 1,
+                     LIMITS.window_s)
     stale = _number("spec.metrics.staleAfterSeconds",
-                    metrics.get("staleAfterSeconds", DEFAULTS.stale_intervals * interval))
-    queries = dict(metrics.get("queries") or {})
+                    metrics.get("staleAfterSeconds", DEFAULTS.stale_intervals * interval), 1,
+                    max(LIMITS.seconds, DEFAULTS.stale_intervals * interval))
+    queries = dict(_mapping("spec.metrics.queries", metrics.get("queries"), "a map of metric -> PromQL template"))
     for metric, template in queries.items():
         if metric not in METRICS:
             raise PolicyError(f"spec.metrics.queries.{metric}: unknown metric; known: {sorted(METRICS)}")
-        if not isinstance(template, str) or not template.strip():
-            raise PolicyError(f"spec.metrics.queries.{metric}: expected a PromQL template string")
+        try:
+            check_template(template)
+        except TemplateError as exc:
+            raise PolicyError(f"spec.metrics.queries.{metric}: {exc}") from exc
 
-    g = spec.get("guards") or {}
+    g = _mapping("spec.guards", spec.get("guards"),
+                 "an object {maxStepsPerInterval, cooldownSeconds, rollbackDrop, pendingTimeoutSeconds}")
     base = GuardSettings()
     guards = GuardSettings(
-        max_steps_per_interval=int(g.get("maxStepsPerInterval", base.max_steps_per_interval)),
+        max_steps_per_interval=_integer("spec.guards.maxStepsPerInterval",
+                                        g.get("maxStepsPerInterval", base.max_steps_per_interval),
+                                        1, LIMITS.steps_per_interval),
         # Cooldown defaults to one control interval (GuardSettings' own rationale, scaled).
-        cooldown_s=_number("spec.guards.cooldownSeconds", g.get("cooldownSeconds", interval)),
-        rollback_drop=_number("spec.guards.rollbackDrop", g.get("rollbackDrop", base.rollback_drop)),
+        cooldown_s=_number("spec.guards.cooldownSeconds", g.get("cooldownSeconds", interval), 0,
+                           max(LIMITS.seconds, interval)),
+        rollback_drop=_number("spec.guards.rollbackDrop", g.get("rollbackDrop", base.rollback_drop), 0),
         stale_after_s=stale,
         required_metrics=(objective.metric,),
     )
-    objective = _scaled(objective, spec.get("objective") or {}, space, interval)
+    objective = _scaled(objective, raw_objective, space, interval)
     pending = _number("spec.guards.pendingTimeoutSeconds",
-                      g.get("pendingTimeoutSeconds", DEFAULTS.pending_timeout_s))
-    return Policy(namespace, name, target, workload, mode, bool(spec.get("paused", False)), space,
+                      g.get("pendingTimeoutSeconds", DEFAULTS.pending_timeout_s), 1, LIMITS.seconds)
+    return Policy(namespace, name, target, workload, mode, paused, space,
                   objective, learner, settings, checkpoint, interval, window, stale, queries, guards,
                   pending, crd_knobs)
 

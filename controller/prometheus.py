@@ -28,9 +28,10 @@ import urllib.parse
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controller.policy import TargetRef
+from controller.promql_template import TemplateError, check_template
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,9 @@ class Registration:
     window_s: float
     interval_s: float
     overrides: Mapping[str, str]
+    invalid: Mapping[str, str] = field(default_factory=dict)
+    """metric -> why its override template was refused (set by :meth:`SharedMetrics.register`): that
+    metric is not queried for this workload and its problem is reported, nobody else is affected."""
 
 
 @dataclass(frozen=True)
@@ -334,6 +338,16 @@ class SharedMetrics:
 
     # registration ----------------------------------------------------------------------------------
     def register(self, key: str, reg: Registration) -> None:
+        # parse() already refuses such templates; checked again here so that a template that does not
+        # render, or reads outside its namespace, only ever costs its own policy that metric.
+        invalid: dict[str, str] = {}
+        for metric, template in reg.overrides.items():
+            try:
+                check_template(template)
+            except TemplateError as exc:
+                invalid[metric] = f"spec.metrics.queries.{metric}: {exc}"
+        reg = replace(reg, overrides={m: t for m, t in reg.overrides.items() if m not in invalid},
+                      invalid=invalid)
         with self._lock:
             self._workloads[key] = reg
             # Compiled once: with 1,000 workloads re's own cache (512 patterns) would recompile each time.
@@ -387,7 +401,10 @@ class SharedMetrics:
         covered: dict[tuple[str, str, float], tuple[str, frozenset[str]]] = {}
         for (metric, template, window), keys in groups.items():
             namespaces = frozenset(self._workloads[k].target.namespace for k in keys)
-            text = render_shared(template, namespaces, window)
+            try:
+                text = render_shared(template, namespaces, window)
+            except (KeyError, IndexError, ValueError):  # register() refuses these; never fail everyone's refresh
+                continue
             plan[text] = metric
             covered[(metric, template, window)] = (text, namespaces)
             for k in keys:
@@ -400,6 +417,8 @@ class SharedMetrics:
         for metric, q in DEFAULT_QUERIES.items():
             if reg.workload in q.kinds and metric not in reg.overrides:
                 out[metric] = None
+        for metric in reg.invalid:
+            out.pop(metric, None)
         for metric, template in reg.overrides.items():
             per = any(f in template for f in PER_WORKLOAD_FIELDS)
             out[metric] = render_for(template, reg.target, reg.window_s) if per else None
@@ -457,7 +476,7 @@ class SharedMetrics:
                 return None
             matcher = self._matchers[key]
             values: dict[str, float] = {}
-            problems: list[str] = []
+            problems: list[str] = list(reg.invalid.values())
             for metric in self._queries_of(reg):
                 text = self._assignment.get((key, metric))
                 if text is None:
@@ -470,7 +489,10 @@ class SharedMetrics:
                     continue
                 per_workload = metric in reg.overrides and any(
                     f in reg.overrides[metric] for f in PER_WORKLOAD_FIELDS)
-                mine = samples if per_workload else [
+                # A per-workload template's series are its own; any that name another namespace are
+                # dropped (check_template already requires the namespace matcher on every selector).
+                mine = [s for s in samples if s.labels.get("namespace", reg.target.namespace)
+                        == reg.target.namespace] if per_workload else [
                     s for s in self._by_owner[text].get((reg.target.namespace, reg.target.name), ())
                     if _belongs(s, reg.target, matcher)
                 ]

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.kube import Kube, workload_path
+from controller.kube import Kube, check_is_target, collection_path, workload_path
 from controller.policy import TargetRef
 
 
@@ -41,11 +41,6 @@ class WorkloadCacheSettings:
 
     min_targets_to_list: int = 2
     """LIST only where at least this many managed workloads of one kind share a namespace."""
-
-
-def collection_path(target: TargetRef) -> str:
-    """The namespaced collection ``target`` lives in (its object path less the name)."""
-    return workload_path(target).rsplit("/", 1)[0]
 
 
 @dataclass
@@ -110,8 +105,8 @@ class WorkloadCache:
                     self._listings[collection] = got
                 obj = got.objects.get(target.name)
             if obj is not None:
-                return obj
-        return self.kube.get(workload_path(target))
+                return dict(check_is_target(obj, target))
+        return dict(check_is_target(self.kube.get(workload_path(target)), target))
 
     def invalidate(self, target: TargetRef) -> None:
         """Forget ``target``'s listed object (it was just changed): its next read is a fresh GET."""

@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
-from scipy.optimize import minimize
-from scipy.stats import norm
+
+# scipy is imported inside the functions that use it: registering the learners (every autocm command
+# does) must not cost the second scipy.stats and scipy.optimize take to import.
 
 Array = np.ndarray
 SQRT5 = np.sqrt(5.0)
@@ -90,6 +90,7 @@ class GaussianProcess:
 
     def _neg_lml(self, theta: Array, X: Array, y: Array) -> tuple[float, Array]:
         """Negative log marginal likelihood and its gradient in log-parameters (R&W eq. 5.9)."""
+        from scipy.linalg import cho_factor, cho_solve
         n = len(y)
         Kf, diff2 = self._kernel(theta, X, X)
         noise = np.exp(theta[-1])
@@ -113,6 +114,8 @@ class GaussianProcess:
         return float(nll), grad
 
     def fit(self, X: Array, y: Array, rng: np.random.Generator) -> GaussianProcess:
+        from scipy.linalg import cho_factor, cho_solve
+        from scipy.optimize import minimize
         self.X = X
         self.y_mean, self.y_std = float(y.mean()), float(y.std()) or 1.0
         self.y = (y - self.y_mean) / self.y_std
@@ -152,6 +155,7 @@ class GaussianProcess:
 
 def expected_improvement(mean: Array, std: Array, best: float) -> Array:
     """EI for minimisation: E[max(best - f, 0)] under f ~ N(mean, std²)."""
+    from scipy.stats import norm
     z = (best - mean) / std
     return (best - mean) * norm.cdf(z) + std * norm.pdf(z)
 
@@ -203,6 +207,7 @@ class ConstrainedBayesOpt:
 
     def acquisition(self, idx: Array) -> Array:
         """Constrained EI at candidates ``idx`` (probability of feasibility while none is known)."""
+        from scipy.stats import norm
         X, Xs = self._unit[self.indices], self._unit[idx]
         con_gp = self._con_gp.fit(X, self._transform(np.array(self.constraints)), self.rng)
         con_mean, con_std = con_gp.predict(Xs)

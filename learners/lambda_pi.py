@@ -43,7 +43,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg import solve_discrete_lyapunov
 
 Array = np.ndarray
 
@@ -122,6 +121,8 @@ def lambda_evaluate(A: Array, B: Array, Q: Array, R: Array, K: Array, P_prev: Ar
             f"λ-evaluation diverges: λ·ρ(A-BK)² = {lam * spectral_radius(AK) ** 2:.3g} ≥ 1; "
             f"choose λ < {max_admissible_lambda(A, B, K):.3g} (λ-PI's condition for a non-stabilising K)"
         )
+    from scipy.linalg import solve_discrete_lyapunov  # on use: registering learners must stay cheap
+
     # solve_discrete_lyapunov(a, q) solves X = a X a' + q; we need P = (√λ A_K)' P (√λ A_K) + c.
     return _sym(solve_discrete_lyapunov(np.sqrt(lam) * AK.T, c))
 

@@ -20,6 +20,8 @@ The learner sees only what the control loop gives it (Observations), so the same
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import math
 from collections import deque
@@ -28,8 +30,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from learners.base import register
 from learners.features import Encoder
@@ -74,15 +74,40 @@ class VconfSettings:
     """TD residual (relative to the reward scale) under which, with a stable policy, Q is converged."""
 
 
-class _MLP(nn.Module):
-    def __init__(self, width: int, hidden: int, out: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, out)
-        )
+class _OnUse:
+    """A module imported at its first attribute use: registering this learner (every ``autocm`` command
+    does) must not cost torch's 1.5 s import; only creating a Vconf does."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+torch: Any = _OnUse("torch")
+nn: Any = _OnUse("torch.nn")
+
+
+@functools.cache
+def _mlp_type() -> type:
+    from torch import nn
+
+    class _MLP(nn.Module):
+        def __init__(self, width: int, hidden: int, out: int) -> None:
+            super().__init__()
+            self.net = nn.Sequential(
+                nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, out)
+            )
+
+        def forward(self, x: Any) -> Any:
+            return self.net(x)
+
+    return _MLP
+
+
+def _MLP(width: int, hidden: int, out: int) -> Any:  # reads as the class it builds
+    return _mlp_type()(width, hidden, out)
 
 
 class Vconf:

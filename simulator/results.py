@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from scipy import stats
-
 
 @dataclass
 class RunResult:
@@ -43,11 +41,21 @@ class Estimate:
     def format(self, digits: int = 3) -> str:
         if not math.isfinite(self.mean):
             return "n/a"
-        text = f"{self.mean:,.0f}" if abs(self.mean) >= 1000 else f"{self.mean:.{digits}g}"
+        text = f"{self.mean:,.0f}" if abs(self.mean) >= 1000 else _digits(self.mean, digits)
         if self.n < 2 or not math.isfinite(self.half_width) or self.half_width == 0:
             return text
         half = f"{self.half_width:,.0f}" if abs(self.half_width) >= 1000 else f"{self.half_width:.2g}"
         return f"{text} ± {half}"
+
+
+def _digits(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, with more where rounding would reach 0 or 1 (an
+    attainment of 0.99998 is not 1: it missed the SLO for some requests)."""
+    text = f"{value:.{digits}g}"
+    while float(text) in (0.0, 1.0, -1.0) and value not in (0.0, 1.0, -1.0) and digits < 12:
+        digits += 1
+        text = f"{value:.{digits}g}"
+    return text
 
 
 def estimate(values: Sequence[float], confidence: float = 0.95) -> Estimate:
@@ -60,6 +68,8 @@ def estimate(values: Sequence[float], confidence: float = 0.95) -> Estimate:
     if n == 1:
         return Estimate(mean, math.nan, 1)
     var = sum((v - mean) ** 2 for v in vals) / (n - 1)
+    from scipy import stats  # on use: half a second of import that a single-seed run never needs
+
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * math.sqrt(var / n)
     return Estimate(mean, half, n)
 

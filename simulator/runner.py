@@ -12,7 +12,6 @@ every swept setting.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -21,11 +20,21 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from simulator.hindsight import MAX_SIMULATIONS, best_static
 from simulator.metrics import Recorder
-from simulator.report import format_table, table_rows, write_report
+from simulator.report import format_table, strict_json, table_rows, write_report
 from simulator.results import RunResult, aggregate, cheapest_meeting_slo
 from simulator.scenario import Scenario, ScenarioError
-from simulator.workloads import PolicyRun, add_oracle_ratios, build_services, check, duration_of, simulate
+from simulator.workloads import (
+    HINDSIGHT,
+    ORACLE,
+    PolicyRun,
+    add_oracle_ratios,
+    build_services,
+    check,
+    duration_of,
+    simulate,
+)
 
 
 @dataclass
@@ -102,26 +111,79 @@ def _runs_of_groups(runs: Sequence[RunResult]) -> Iterator[tuple[str, dict[str, 
     yield from groups.items()
 
 
+METRICS_AUTO_LIMIT_S = 4 * 3600.0
+"""Without ``--metrics``/``--no-metrics``, inference runs up to this many simulated seconds export their
+metrics. A day of a busy service is 0.07-0.4 GB of OpenMetrics text per policy and 1.1-2.1x the CPU time
+of the run (benchmarks/bench_day_scale.py, docs/day-scale.md), which a default should not impose."""
+
+
+def metrics_wanted(scenario: Scenario, metrics: bool | None) -> bool:
+    """The ``--metrics/--no-metrics`` decision: explicit, or on for inference runs up to METRICS_AUTO_LIMIT_S
+    and for training-only scenarios (a few gauges per job per minute, whatever their length)."""
+    if metrics is not None:
+        return metrics
+    return not scenario.inference or duration_of(scenario) <= METRICS_AUTO_LIMIT_S
+
+
+def seed_sensitive(scenario: Scenario) -> bool:
+    """Whether the seed changes anything: load-shape traces draw their arrivals and request sizes from it,
+    node failures their times; recorded logs, the Azure trace and the training model do not."""
+    if scenario.raw.get("failures", {}).get("enabled"):
+        return True
+    return any(spec["trace"]["kind"] == "load-shape" for spec in scenario.inference)
+
+
+def _safe_name(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
 def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequence[str] | None = None,
-                 sweep: bool = True, progress: bool = True) -> Report:
+                 sweep: bool = True, progress: bool = True, metrics: bool | None = None,
+                 hindsight: bool = True) -> Report:
+    """Run every policy on every seed and write the report to ``out``.
+
+    ``metrics``: export the first seed's simulated metrics as OpenMetrics (streamed to disk while the
+    run goes); None decides by duration (:func:`metrics_wanted`). ``hindsight``: add the best static
+    configuration in hindsight (:mod:`simulator.hindsight`) to inference reports."""
     plan = expand(scenario, only, sweep)
+    if len(seeds) > 1 and not seed_sensitive(scenario):
+        raise ScenarioError(
+            f"{scenario.path}: --seeds {len(seeds)}: nothing in this scenario depends on the seed (recorded "
+            "request logs and the Azure trace replay as recorded, the training model is deterministic, node "
+            "failures are off), so every seed would repeat one identical run and show a false 95% interval "
+            "of 0; run one seed, or vary something real: a load-shape trace (a new Poisson sample per seed) "
+            "or failures: {enabled: true}")
     duration = duration_of(scenario)
+    export = metrics_wanted(scenario, metrics)
     bar = _Progress(duration * len(plan) * len(seeds), progress)
     runs: list[RunResult] = []
-    recorders: dict[str, Recorder] = {}
+    metrics_files: list[dict[str, Any]] = []
     extras: dict[str, Any] = {"notes": []}
+    if export:
+        (out / "metrics").mkdir(parents=True, exist_ok=True)
+    elif metrics is None:
+        extras["notes"].append(f"Simulated metrics were not exported: runs longer than "
+                               f"{METRICS_AUTO_LIMIT_S / 3600:g} simulated hours skip them unless --metrics is given.")
     try:
         for seed in seeds:
             for prun in plan:
                 bar.label(f"{prun.label} seed {seed}")
-                rec = Recorder() if seed == seeds[0] else None
+                path = out / "metrics" / f"{_safe_name(prun.label)}.om.txt"
+                rec = Recorder(spool=path.with_name(f".{path.name}.spool")) \
+                    if export and seed == seeds[0] and prun.learner != ORACLE else None
                 t0 = time.perf_counter()
-                result = simulate(scenario, prun, seed, recorder=rec, tick=bar.advance)
+                try:
+                    result = simulate(scenario, prun, seed, recorder=rec, tick=bar.advance)
+                    if rec is not None:
+                        n = rec.write_openmetrics(path)
+                        metrics_files.append({"policy": prun.label, "file": f"metrics/{path.name}", "samples": n,
+                                              "bytes": path.stat().st_size})
+                finally:
+                    if rec is not None:
+                        rec.close()
                 result.wall_s = time.perf_counter() - t0
                 result.group = prun.group
                 runs.append(result)
-                if rec is not None:
-                    recorders[prun.label] = rec
     finally:
         bar.close()
 
@@ -149,17 +211,42 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
                                    f"is {best} (of {len(cands)} swept).")
         chosen[group] = best
         shown.extend(cands[best])
+        if all(r.metrics.get("ended_at_max") for rs in cands.values() for r in rs):
+            extras["notes"].append(f"{group}: every swept setting ended at the maximum (the replicas knob's "
+                                   "upper bound or every GPU of the cluster): the sweep hit the wall, so it "
+                                   "cannot tell the settings apart; widen the knob or the cluster.")
     extras["sweeps"] = sweeps
     extras["chosen"] = chosen
+    if scenario.inference and hindsight:
+        search = _Progress(duration * MAX_SIMULATIONS, progress)  # counted against the search's budget
+        search.label("best static in hindsight")
+        try:
+            found = best_static(scenario, seeds, tick=search.advance)
+        finally:
+            search.close()
+        extras["notes"].append(found.note)
+        extras["hindsight"] = {"config": found.config, "simulations": found.simulations,
+                               "budget_reached": found.exhausted}
+        for r in found.runs:
+            r.learner = HINDSIGHT
+        add_oracle_ratios([*[r for r in runs if r.learner == ORACLE], *found.runs])
+        shown.extend(found.runs)
+    warnings = []
+    for r in shown:
+        for note in r.notes if r.learner != ORACLE else ():
+            if note not in warnings:
+                warnings.append(note)
+    extras["warnings"] = warnings
     slo_target = next((float(s["slo"]["attainment"]) for s in scenario.inference), None)
-    summary = write_report(out, scenario, shown, seeds, extra=extras, recorders=recorders,
+    summary = write_report(out, scenario, shown, seeds, extra=extras, metrics_files=metrics_files,
                            slo_target=slo_target)
     summary_all = aggregate(shown)
     header, rows = table_rows(summary_all)
     text = format_table(header, rows)
     if extras["notes"]:
         text += "\n\n" + "\n".join(extras["notes"])
+    if warnings:
+        text += "\n\nWarnings:\n" + "\n".join(f"- {w}" for w in warnings)
     # keep every run (including non-chosen sweep settings) in the machine-readable output
-    (out / "all_runs.json").write_text(json.dumps([r.to_json() for r in runs], indent=1,
-                                                                default=str))
+    (out / "all_runs.json").write_text(strict_json([r.to_json() for r in runs], indent=1))
     return Report(shown, text, summary, chosen)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ from simulator.results import RunResult
 from simulator.scenario import Scenario, ScenarioError, training_workload_paths
 
 ORACLE = "oracle"
+HINDSIGHT = "hindsight-static"
+"""The learner name of the best static configuration in hindsight's rows (:mod:`simulator.hindsight`)."""
 
 
 def _rl_arbiter():
@@ -80,13 +83,30 @@ def _perf(scenario: Scenario, spec: dict[str, Any]) -> PerfModel:
         raise ScenarioError(f"{scenario.path}: inference service {spec['name']}: latency table: {exc}") from None
 
 
+_RECORDED: dict[tuple[Any, ...], Trace] = {}
+"""Parsed recorded traces by (kind, file, its mtime and size, rate scale, duration): a report builds each
+service many times (check, every policy, the hindsight search) and parsing a CSV is the slow part."""
+
+
+def _recorded(kind: str, path: Path | None, scale: float, duration: Any) -> Trace:
+    stat = path.stat() if path is not None else None
+    key = (kind, str(path), stat and stat.st_mtime_ns, stat and stat.st_size, scale, duration)
+    trace = _RECORDED.get(key)
+    if trace is None:
+        if len(_RECORDED) >= 8:
+            _RECORDED.clear()
+        trace = _RECORDED[key] = (tr.azure_code(rate_scale=scale, duration_s=duration) if path is None else
+                                  tr.request_log(path, rate_scale=scale, duration_s=duration))
+    return trace
+
+
 def _trace(scenario: Scenario, spec: dict[str, Any], seed: int) -> Trace:
     t = spec["trace"]
     scale = float(t.get("rate_scale", 1.0))
     if t["kind"] == "azure-code":
-        return tr.azure_code(rate_scale=scale, duration_s=t.get("duration_s"))
+        return _recorded("azure-code", None, scale, t.get("duration_s"))
     if t["kind"] == "request-log":
-        return tr.request_log(scenario.resolve(t["path"]), rate_scale=scale, duration_s=t.get("duration_s"))
+        return _recorded("request-log", scenario.resolve(t["path"]), scale, t.get("duration_s"))
     shape = t["shape"] if t["shape"] in tr.SHAPES else scenario.resolve(t["shape"])
     mean = float(t.get("mean_rate_per_s", tr.azure_code().mean_rate_per_s))
     return tr.load_shape(shape, mean, float(t.get("duration_s", 3600.0)), seed=seed, rate_scale=scale)
@@ -279,6 +299,7 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
         env.process(_ticker(env, tick, scenario.control_interval_s))
     metrics: dict[str, float] = {}
     series: dict[str, list[tuple[float, float]]] = {}
+    notes: list[str] = []
     meets: bool | None = None
     training = scenario.training
     if training:
@@ -286,25 +307,65 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
                                         slowdown, listeners, start_failures)
     else:
         env.run(until=duration)
+        if services:
+            _drain(env, services, duration + drain_grace_s(scenario))
     if services:
-        m, s, meets = _inference_metrics(services)
+        c = scenario.raw["cluster"]
+        sums = [svc.service.summary() for svc in services]  # type: ignore[union-attr]
+        m, s, meets = _inference_metrics(services, sums, env.now, int(c["nodes"]) * int(c["gpus_per_node"]))
         metrics.update(m)
         series.update(s)
+        notes.extend(_inference_notes(prun, services, sums, m))
         metrics["replica_failures"] = float(sum(svc.service.replica_failures for svc in services))
     if fail.get("enabled"):
         metrics["node_failures"] = float(len(failed_nodes))
-    return RunResult(prun.label, prun.learner, dict(prun.settings), seed, metrics, meets, series)
+    return RunResult(prun.label, prun.learner, dict(prun.settings), seed, metrics, meets, series, notes=notes)
 
 
-def _inference_metrics(services: Sequence[_Service]) -> tuple[dict[str, float], dict[str, list], bool]:
-    sums = [svc.service.summary() for svc in services]  # type: ignore[union-attr]
+DRAIN_GRACE_S = 600.0
+"""After the last arrival, the run goes on until every request has finished or this many simulated
+seconds have passed (scenario key ``drain_grace_s``); what is still unfinished then is reported apart
+(``requests_unfinished``) and counts as missing the SLO."""
+
+
+def drain_grace_s(scenario: Scenario) -> float:
+    return float(scenario.raw.get("drain_grace_s", DRAIN_GRACE_S))
+
+
+def _drain(env: simpy.Environment, services: Sequence[_Service], deadline: float, step_s: float = 5.0) -> None:
+    """Let the requests that arrived finish (the control loops keep running), up to ``deadline``."""
+    def busy() -> bool:
+        return any(svc.service.queue or svc.service.in_service() for svc in services)  # type: ignore[union-attr]
+
+    # the arrivals at exactly the end are still to be processed: one step first
+    env.run(until=min(env.now + 1e-6, deadline))
+    while busy() and env.now < deadline:
+        env.run(until=min(env.now + step_s, deadline))
+
+
+def _inference_metrics(services: Sequence[_Service], sums: Sequence[dict[str, Any]], now_s: float,
+                       cluster_gpus: int) -> tuple[dict[str, float], dict[str, list], bool]:
     arrived = sum(s["requests_arrived"] for s in sums)
     met = sum(s["slo_attainment"] * s["requests_arrived"] for s in sums)
+    hours = max(now_s, 1e-9) / 3600.0
+    gpu_hours = sum(s["gpu_hours"] for s in sums)
+    at_wall = 0.0
+    for svc, summ in zip(services, sums, strict=True):
+        top = next(k for k in svc.space.knobs if k.name == "replicas").upper
+        want = summ["target"]
+        if want["replicas"] >= top or want["replicas"] * want["gpus_per_replica"] >= cluster_gpus:
+            at_wall = 1.0
     metrics = {
         "slo_attainment": met / arrived if arrived else 1.0,
-        "gpu_hours": sum(s["gpu_hours"] for s in sums),
+        "gpu_hours": gpu_hours,
+        "gpus_held_mean": gpu_hours / hours,
+        "pending_pods_mean": sum(s["pending_pod_hours"] for s in sums) / hours,
+        "ended_at_max": at_wall,
+        "ttft_p50_seconds": max(s["ttft_p50_s"] for s in sums),
         "ttft_p99_seconds": max(s["ttft_p99_s"] for s in sums),
+        "tbt_p50_seconds": max(s["tbt_p50_s"] for s in sums),
         "tbt_p99_seconds": max(s["tbt_p99_s"] for s in sums),
+        "e2e_p50_seconds": max(s["e2e_p50_s"] for s in sums),
         "e2e_p99_seconds": max(s["e2e_p99_s"] for s in sums),
         "changes": float(sum(s["config_changes"] for s in sums)),
         "requests": float(arrived),
@@ -321,6 +382,37 @@ def _inference_metrics(services: Sequence[_Service]) -> tuple[dict[str, float], 
         "request_rate_per_second": _rate_series(services[0].trace),
     }
     return metrics, series, meets
+
+
+def _ran_as(ready_hours: dict[tuple[int, int], float], hours: float) -> str:
+    """Time-weighted ready replicas by (TP, batch): "7.9 x TP8 (batch 16)" or several joined by "+"."""
+    parts = [f"{h / hours:.1f} x TP{tp} (batch {b})" for (tp, b), h in
+             sorted(ready_hours.items(), key=lambda kv: -kv[1]) if h / hours >= 0.05]
+    return " + ".join(parts) or "no ready replica"
+
+
+def _inference_notes(prun: PolicyRun, services: Sequence[_Service], sums: Sequence[dict[str, Any]],
+                     metrics: dict[str, float]) -> list[str]:
+    """Warnings a reader of the table must see: configurations that never ran, extrapolated latencies."""
+    notes = []
+    for svc, summ in zip(services, sums, strict=True):
+        hours = max(svc.service.env.now, 1e-9) / 3600.0  # type: ignore[union-attr]
+        pending = summ["pending_pod_hours"] / hours
+        if pending >= 0.5:
+            want = summ["target"]
+            notes.append(f"{prun.label}: {svc.spec['name']}: on average {pending:.1f} pods were Pending (no room "
+                         f"in the cluster), so what it asked for (at the end: {want['replicas']:.0f} x TP"
+                         f"{want['gpus_per_replica']:.0f}, batch {want['max_batch_size']:.0f}) did not all run; "
+                         f"time-weighted it ran as {_ran_as(summ['ready_replica_hours_by_template'], hours)}.")
+        # the same words for every policy (the kinds, not the per-run counts), so the report says it once
+        kinds = [w.rsplit(":", 1)[0] for w in summ["coverage_warnings"] if not w.startswith("excluded point")]
+        if kinds:
+            notes.append(f"{svc.spec['name']}: some latencies lie outside the measured latency table and were "
+                         f"extrapolated ({'; '.join(kinds)}); see docs/inference-model.md.")
+    if metrics.get("requests_unfinished"):
+        notes.append(f"{prun.label}: {metrics['requests_unfinished']:.0f} requests were still unfinished when the "
+                     "drain grace period ended; they count as SLO misses.")
+    return notes
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -397,4 +489,4 @@ def add_oracle_ratios(runs: Sequence[RunResult]) -> None:
             r.metrics["gpu_hours_vs_oracle"] = r.metrics["gpu_hours"] / lb
 
 
-__all__ = ["ORACLE", "PolicyRun", "add_oracle_ratios", "check", "duration_of", "simulate", "space_of"]
+__all__ = ["HINDSIGHT", "ORACLE", "PolicyRun", "add_oracle_ratios", "check", "duration_of", "simulate", "space_of"]

@@ -28,6 +28,7 @@ reconciler creates replacements), and ``interference_slowdown`` stretches steps 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -240,10 +241,17 @@ class InferenceService:
         self._scrape_t = env.now
         self._pod_hist: dict[int, tuple[Histogram, Histogram, Histogram]] = {}
         self._pod_success: dict[int, int] = {}
+        self._pod_series: dict[int, dict[str, list[int]]] = {}   # recorder handles by pod index
+        self._hist_series: dict[int, tuple[int, int, int, int]] = {}
         self.series: dict[str, list[float]] = {k: [] for k in (
             "time_s", "replicas_ready", "replicas_total", "gpus_held", "queue_length", "ttft_p99_s",
             "e2e_p99_s", "slo_attainment")}
         self._series_mark = 0
+        self._series_t = env.now
+        self.pending_pod_s = 0.0
+        """Pod-seconds spent Pending (no room for the pod's GPUs), sampled every ``series_interval_s``."""
+        self.ready_s_by_template: dict[tuple[int, int], float] = {}
+        """Ready replica-seconds by (GPUs per replica, max batch size): the configuration that really served."""
         self._reconcile(initial=True)
         env.process(self._arrivals())
         env.process(self._retry_pending())
@@ -723,32 +731,62 @@ class InferenceService:
         share = _split(len(self.queue), len(ready))
         s = self.settings
         for r in self.replicas:
-            labels = {"namespace": s.namespace, "pod": self.pod_name(r)}
             if r.alloc is None:
                 continue
             busy = r.busy_total(now)
             frac = min(1.0, max(0.0, (busy - r.scrape_busy) / span)) if r.ready else 0.0
             r.scrape_busy = busy
-            gpu = 0
-            for node, count in r.alloc.per_node:
-                for _ in range(count):
-                    glabels = {**labels, "gpu": str(gpu), "Hostname": node}
-                    rec.gauge("DCGM_FI_DEV_GPU_UTIL", glabels, now, round(100.0 * frac, 3))
-                    rec.gauge("DCGM_FI_PROF_GR_ENGINE_ACTIVE", glabels, now, frac)
-                    rec.gauge("DCGM_FI_DEV_FB_USED", glabels, now, self._fb_used_mib(r))
-                    gpu += 1
+            ids = self._pod_series.get(r.index)
+            if ids is None:
+                ids = self._pod_series[r.index] = self._pod_series_ids(rec, r)
+            rec.put_same(ids["util"], now, round(100.0 * frac, 3))
+            rec.put_same(ids["active"], now, frac)
+            rec.put_same(ids["fb"], now, self._fb_used_mib(r))
             if not r.ready:
                 continue
-            rec.gauge("vllm:num_requests_running", labels, now, float(r.engine.running))
-            rec.gauge("vllm:num_requests_waiting", labels, now, float(share[ready.index(r)]))
-            rec.gauge("vllm:kv_cache_usage_perc", labels, now, r.engine.kv_used / r.engine.kv_capacity)
+            rec.put(ids["running"][0], now, float(r.engine.running))
+            rec.put(ids["waiting"][0], now, float(share[ready.index(r)]))
+            rec.put(ids["kv"][0], now, r.engine.kv_used / r.engine.kv_capacity)
+        # A deleted pod's endpoint is gone: its series stop (completions since its last scrape are lost,
+        # as with a real exporter), and so does the memory they held.
+        alive = {r.index for r in self.replicas}
+        for pod in [p for p in self._pod_hist if p not in alive]:
+            del self._pod_hist[pod]
+            del self._pod_success[pod]
+            self._hist_series.pop(pod, None)
+        for pod in [p for p in self._pod_series if p not in alive]:
+            del self._pod_series[pod]
         for pod, hists in self._pod_hist.items():
-            labels = {"namespace": s.namespace, "pod": f"{self.name}-{pod}"}
-            rec.histogram("vllm:time_to_first_token_seconds", labels, now, hists[0])
-            rec.histogram("vllm:time_per_output_token_seconds", labels, now, hists[1])
-            rec.histogram("vllm:e2e_request_latency_seconds", labels, now, hists[2])
-            rec.counter("vllm:request_success", labels, now, float(self._pod_success[pod]))
+            hids = self._hist_series.get(pod)
+            if hids is None:
+                labels = {"namespace": s.namespace, "pod": f"{self.name}-{pod}"}
+                hids = self._hist_series[pod] = (
+                    rec.series_id("vllm:time_to_first_token_seconds", "histogram", labels, edges=hists[0].edges),
+                    rec.series_id("vllm:time_per_output_token_seconds", "histogram", labels, edges=hists[1].edges),
+                    rec.series_id("vllm:e2e_request_latency_seconds", "histogram", labels, edges=hists[2].edges),
+                    rec.series_id("vllm:request_success", "counter", labels))
+            rec.put_histogram(hids[0], now, hists[0])
+            rec.put_histogram(hids[1], now, hists[1])
+            rec.put_histogram(hids[2], now, hists[2])
+            rec.put(hids[3], now, float(self._pod_success[pod]))
         self._scrape_t = now
+
+    def _pod_series_ids(self, rec: Recorder, r: Replica) -> dict[str, list[int]]:
+        """The recorder's handles for one placed pod's series (its GPUs' DCGM gauges, its vLLM gauges)."""
+        labels = {"namespace": self.settings.namespace, "pod": self.pod_name(r)}
+        ids: dict[str, list[int]] = {"util": [], "active": [], "fb": []}
+        gpu = 0
+        for node, count in r.alloc.per_node:  # type: ignore[union-attr]
+            for _ in range(count):
+                glabels = {**labels, "gpu": str(gpu), "Hostname": node}
+                ids["util"].append(rec.series_id("DCGM_FI_DEV_GPU_UTIL", "gauge", glabels))
+                ids["active"].append(rec.series_id("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", glabels))
+                ids["fb"].append(rec.series_id("DCGM_FI_DEV_FB_USED", "gauge", glabels))
+                gpu += 1
+        ids["running"] = [rec.series_id("vllm:num_requests_running", "gauge", labels)]
+        ids["waiting"] = [rec.series_id("vllm:num_requests_waiting", "gauge", labels)]
+        ids["kv"] = [rec.series_id("vllm:kv_cache_usage_perc", "gauge", labels)]
+        return ids
 
     def _fb_used_mib(self, r: Replica) -> float:
         """vLLM reserves gpu_memory_utilization of each GPU once loaded; a booting pod ramps up to it."""
@@ -768,6 +806,12 @@ class InferenceService:
 
     def _sample_series(self) -> None:
         now = self.env.now
+        dt, self._series_t = now - self._series_t, now
+        for r in self.replicas:  # what really ran, time-weighted at the series resolution
+            if r.phase == PENDING:
+                self.pending_pod_s += dt
+            elif r.ready:
+                self.ready_s_by_template[r.template] = self.ready_s_by_template.get(r.template, 0.0) + dt
         fresh = self.done_seq[self._series_mark:]
         self._series_mark = len(self.done_seq)
         ttft, tbt, e2e = self._latencies(fresh)
@@ -818,6 +862,9 @@ class InferenceService:
             "replica_failures": self.replica_failures,
             "config_changes": len(self.events),
             "coverage_warnings": self.perf.coverage_warnings,
+            "pending_pod_hours": self.pending_pod_s / 3600.0,
+            "ready_replica_hours_by_template": {k: v / 3600.0 for k, v in self.ready_s_by_template.items()},
+            "target": self.config,
             "series": {k: list(v) for k, v in self.series.items()},
         }
 
@@ -831,16 +878,23 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def _add(h: Histogram, values: np.ndarray, weights: np.ndarray | None = None) -> None:
-    """Bulk-observe into a cumulative histogram (same bucket rule as Histogram.observe: first edge >= v)."""
+    """Bulk-observe into a cumulative histogram (same bucket rule as Histogram.observe: first edge >= v).
+    Plain bisection: a pod finishes a handful of requests per scrape, where numpy's per-call cost dominates."""
     if values.size == 0:
         return
-    w = np.ones(values.shape, dtype=np.int64) if weights is None else weights.astype(np.int64)
-    idx = np.searchsorted(np.asarray(h.edges), values, side="left")
-    counts = np.bincount(idx, weights=w, minlength=len(h.edges) + 1).astype(np.int64)
-    for i, c in enumerate(counts.tolist()):
-        h.counts[i] += c
-    h.total += float(np.dot(values, w))
-    h.count += int(w.sum())
+    edges, counts = h.edges, h.counts
+    vals = values.tolist()
+    if weights is None:
+        for v in vals:
+            counts[bisect_left(edges, v)] += 1
+        h.total += float(sum(vals))
+        h.count += len(vals)
+        return
+    ws = weights.astype(np.int64).tolist()
+    for v, w in zip(vals, ws, strict=True):
+        counts[bisect_left(edges, v)] += w
+    h.total += float(sum(v * w for v, w in zip(vals, ws, strict=True)))
+    h.count += int(sum(ws))
 
 
 __all__ = ["LATENCY_BUCKETS_S", "SLO", "InferenceService", "ServiceSettings", "inference_config_space"]

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from controller.cli import main
 from controller.prometheus import DEFAULT_QUERIES, render_shared
+from simulator.metrics import read_openmetrics_strictly
 
 from .conftest import Component, free_port, http_get, wait_until
 
@@ -43,6 +44,7 @@ def test_simulated_metrics_import_and_answer_the_operators_queries(e2e_tools, tm
     result = CliRunner().invoke(main, ["sim", str(scenario), "--out", str(out), "-q"])
     assert result.exit_code == 0, result.output
     om = out / "metrics" / "static.om.txt"
+    read_openmetrics_strictly(om.read_text())  # and a strict parser accepts it too
     data = tmp_path / "tsdb"
     # Debian's prometheus package ships promtool beside the server
     promtool = Path(os.path.realpath(e2e_tools.path("prometheus"))).with_name("promtool")

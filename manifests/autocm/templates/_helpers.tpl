@@ -18,16 +18,16 @@
 {{- end }}
 
 {{- define "autocm.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "autocm.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "autocm.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{- define "autocm.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
 {{ include "autocm.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: operator
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- end }}
 
 {{- define "autocm.serviceAccountName" -}}
@@ -63,30 +63,30 @@ The `autocm run` arguments, one per list item (controller/run_cmd.py defines eac
 */}}
 {{- define "autocm.args" -}}
 - run
-- --prometheus={{ .Values.prometheus.url }}
-- --metrics-port={{ .Values.operator.metricsPort }}
+- {{ printf "--prometheus=%s" .Values.prometheus.url | quote }}
+- {{ printf "--metrics-port=%d" (int .Values.operator.metricsPort) | quote }}
 {{- if .Values.operator.watchNamespaces }}
 {{- range .Values.operator.watchNamespaces }}
-- --namespace={{ . }}
+- {{ printf "--namespace=%s" . | quote }}
 {{- end }}
 {{- else }}
 - --all-namespaces
 {{- end }}
 {{- if .Values.peering.enabled }}
 - --peering
-- --peering-name={{ include "autocm.peeringName" . }}
-- --priority={{ .Values.peering.priority }}
-- --peering-lifetime={{ .Values.peering.lifetimeSeconds }}
+- {{ printf "--peering-name=%s" (include "autocm.peeringName" .) | quote }}
+- {{ printf "--priority=%d" (int .Values.peering.priority) | quote }}
+- {{ printf "--peering-lifetime=%d" (int .Values.peering.lifetimeSeconds) | quote }}
 {{- if gt (int .Values.replicaCount) 1 }}
-- --priority-spread={{ .Values.peering.prioritySpread }}
+- {{ printf "--priority-spread=%d" (int .Values.peering.prioritySpread) | quote }}
 {{- end }}
 {{- else }}
 - --standalone
 {{- end }}
 {{- if not (kindIs "invalid" .Values.operator.intervalSeconds) }}
-- --interval={{ .Values.operator.intervalSeconds }}
+- {{ printf "--interval=%v" .Values.operator.intervalSeconds | quote }}
 {{- end }}
-- --checkpoint-every={{ .Values.operator.checkpointEverySeconds }}
+- {{ printf "--checkpoint-every=%v" .Values.operator.checkpointEverySeconds | quote }}
 {{- if .Values.operator.pause }}
 - --pause
 {{- end }}

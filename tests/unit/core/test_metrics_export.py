@@ -21,4 +21,4 @@ def test_openmetrics_text_has_types_timestamps_and_eof(tmp_path):
 def test_histogram_cumulative_counts():
     h = Histogram(edges=(1.0, 2.0))
     h.observe_many([0.5, 1.0, 1.5, 5.0])
-    assert h.cumulative_buckets() == [("1", 2), ("2", 3), ("+Inf", 4)]
+    assert h.cumulative_buckets() == [("1.0", 2), ("2.0", 3), ("+Inf", 4)]

@@ -14,7 +14,7 @@ from simulator.cluster import GpuPool
 from simulator.inference.perf_model import PerfModel
 from simulator.inference.service import SLO, InferenceService, ServiceSettings
 from simulator.inference.traces import Trace, load_shape
-from simulator.metrics import Recorder
+from simulator.metrics import Recorder, read_openmetrics_strictly
 
 PERF = PerfModel.load("llama2-70b", "a100-80gb")
 METRIC_NAMES = ("request_rate_per_second", "ttft_p99_seconds", "tbt_p99_seconds", "e2e_p99_seconds",
@@ -181,26 +181,36 @@ def test_observe_is_nan_free_and_per_replica_metric_is_configurable():
             assert max(values) > 1.0  # requests in flight per pod, not a fraction
 
 
-def test_exported_metrics_agree_with_the_event_log():
+def test_exported_metrics_agree_with_the_event_log(tmp_path):
     trace = load_shape("noisy", 4.0, duration_s=600.0, seed=9)
     rec = Recorder()
     env, _pool, svc = make(trace, {"replicas": 2, "gpus_per_replica": 4, "max_batch_size": 32}, recorder=rec,
                           namespace="serving")
     env.run(until=700.0)
     svc.scrape()
-    fam = rec.families["vllm:request_success"]
-    success = sum(pts[-1][1] for pts in fam.samples.values())
-    assert success == svc.completed == len(trace)
-    hist = rec.families["vllm:time_to_first_token_seconds"]
-    counts = sum(pts[-1][1] for labels, pts in hist.samples.items() if ("__part", "count") in labels)
-    assert counts == svc.completed
-    ttft = np.array(svc.t_first) - trace.arrival_s
-    sums = sum(pts[-1][1] for labels, pts in hist.samples.items() if ("__part", "sum") in labels)
-    assert sums == pytest.approx(ttft.sum())
-    pods = {dict(labels)["pod"] for labels in fam.samples}
-    assert pods <= {"llm-0", "llm-1"} and all(dict(lb)["namespace"] == "serving" for lb in fam.samples)
     util = rec.series("DCGM_FI_DEV_GPU_UTIL", pod="llm-0", gpu="0")
-    assert len(util) == len(rec.series("DCGM_FI_DEV_GPU_UTIL", pod="llm-0", gpu="3")) >= 40
+    util3 = rec.series("DCGM_FI_DEV_GPU_UTIL", pod="llm-0", gpu="3")
+    path = tmp_path / "m.om.txt"
+    rec.write_openmetrics(path)
+    fams = read_openmetrics_strictly(path.read_text())
+
+    def last(name: str, sample: str, **match: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for smp in fams[name]:
+            if smp.name == sample and all(smp.labels.get(k) == v for k, v in match.items()):
+                out[smp.labels["pod"]] = smp.value  # samples of a series come in time order
+        return out
+
+    success = last("vllm:request_success", "vllm:request_success_total")
+    assert sum(success.values()) == svc.completed == len(trace)
+    counts = last("vllm:time_to_first_token_seconds", "vllm:time_to_first_token_seconds_count")
+    assert sum(counts.values()) == svc.completed
+    ttft = np.array(svc.t_first) - trace.arrival_s
+    sums = last("vllm:time_to_first_token_seconds", "vllm:time_to_first_token_seconds_sum")
+    assert sum(sums.values()) == pytest.approx(ttft.sum())
+    samples = fams["vllm:request_success"]
+    assert set(success) <= {"llm-0", "llm-1"} and all(s.labels["namespace"] == "serving" for s in samples)
+    assert len(util) == len(util3) >= 40
     assert all(0.0 <= v <= 100.0 for _, v in util) and max(v for _, v in util) > 0.0
     busy = svc.replicas[0].busy_total(env.now) / env.now
     assert np.mean([v for _, v in util]) / 100 == pytest.approx(busy, abs=0.05)

@@ -265,7 +265,9 @@ def render(tmp_path: Path, values: dict | None = None, *extra: str) -> list[dict
 
 
 def of_kind(docs: Iterable[dict], kind: str) -> list[dict]:
-    return [d for d in docs if d["kind"] == kind]
+    """Documents of ``kind``; ClusterRoles less the SizingPolicy user roles (templates/user-roles.yaml)."""
+    return [d for d in docs if d["kind"] == kind
+            and d["metadata"].get("labels", {}).get("app.kubernetes.io/component") != "user-role"]
 
 
 def granted(rules: list[dict]) -> set[Need]:

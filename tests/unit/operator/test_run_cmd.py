@@ -33,6 +33,7 @@ def push(tmp_path, monkeypatch, space: ConfigSpace, learner: str = "vconf"):
     kube = FakeKube()
     kube.put(POLICY, {"metadata": {"name": "web", "namespace": "ml"}, "spec": SPEC})
     monkeypatch.setattr(run_cmd, "_api_client", lambda kubeconfig: None)
+    monkeypatch.setattr(run_cmd, "probe_apiserver", lambda client, **_: "v1.34.0")
     monkeypatch.setattr("controller.kube.Kube", lambda client: kube)
     path = tmp_path / "ckpt.bin"
     path.write_bytes(ckpt.encode(learner, space, {"epsilon": 0.1}))
@@ -51,7 +52,7 @@ def test_push_checkpoint_uploads_to_the_configmap_the_policy_names(tmp_path, mon
 
 def test_push_checkpoint_refuses_other_knobs(tmp_path, monkeypatch):
     kube, result = push(tmp_path, monkeypatch, ConfigSpace.of(Knob("replicas", 1, 16)))
-    assert result.exit_code == 1 and "trained for knobs" in result.output
+    assert result.exit_code == run_cmd.EXIT_USAGE and "trained for knobs" in result.output
     assert "/api/v1/namespaces/ml/configmaps/pretrained" not in kube.objects
 
 

@@ -114,7 +114,7 @@ def test_metrics_are_sampled_every_minute_with_job_labels(profiles, small_stream
                    "autocm_training_goodput_samples_per_second",
                    "autocm_training_batch_size", "DCGM_FI_DEV_GPU_UTIL"):
         assert family in rec.families
-    busy = [v for pts in rec.families["DCGM_FI_DEV_GPU_UTIL"].samples.values() for _, v in pts]
+    busy = [v for pts in rec.points("DCGM_FI_DEV_GPU_UTIL").values() for _, v in pts]
     assert all(0.0 <= v <= 100.0 for v in busy) and max(busy) > 0
     good = rec.series("autocm_training_goodput_samples_per_second", job=name)
     thr = rec.series("autocm_training_throughput_samples_per_second", job=name)
