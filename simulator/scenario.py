@@ -165,7 +165,8 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "workload": {"type": "string",
                              "description": "pollux-<load>, pollux-<load>/workload-<n> or a CSV path"},
-                "scheduler": {"type": "string"},
+                "scheduler": {"enum": list(TRAINING_SCHEDULER_NAMES),
+                              "description": "the cluster scheduler when an inference learner is the policy"},
                 "namespace": {"type": "string"},
             },
         },
@@ -263,6 +264,8 @@ def _explain(err: jsonschema.ValidationError) -> str:
         return f"unknown field(s) {', '.join(extra)}; expected one of: {allowed}"
     if err.validator == "required":
         return err.message.replace("is a required property", "is required")
+    if err.validator == "minProperties" and list(err.absolute_path)[-1:] == ["slo"]:
+        return "give an attainment and at least one target: ttft_seconds, tbt_seconds or e2e_seconds"
     if err.validator == "anyOf" and not err.absolute_path:
         return "a scenario needs an 'inference' list or a 'training' section (or both)"
     return err.message
