@@ -145,8 +145,8 @@ def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int 
     from simulator.preflight import check_runnable
     from simulator.runner import check_scenario, run_scenario
 
-    check_scenario(loaded)
     check_runnable(loaded)
+    check_scenario(loaded)
     if out is not None:
         writable_folder(out, "--out")
     if check:
