@@ -44,12 +44,14 @@ def check_runnable(scenario: Scenario, services: list[Any] | None = None) -> Non
                 f"{first['replicas']:g} replicas x {first['gpus_per_replica']:g} GPUs), and the cluster has "
                 f"{gpus}; lower initial.replicas or initial.gpus_per_replica (the run would silently start smaller)")
     if scenario.training:
-        _check_training(scenario, gpus)
+        _check_training(scenario, gpus, bounded=bool(services))
     _check_checkpoints(scenario, services)
 
 
-def _check_training(scenario: Scenario, gpus: int) -> None:
-    """Every job must fit the cluster: a job that can never be placed keeps a training run going forever."""
+def _check_training(scenario: Scenario, gpus: int, bounded: bool) -> None:
+    """The workload files are valid, and (``bounded`` False: no inference service, so training runs until
+    every job is done) every job fits the cluster: one that can never be placed would run forever. Next to
+    inference services training stops with them, and a job too wide is reported as unfinished."""
     from simulator.training.workloads import load_workload
 
     for wl in training_workload_paths(scenario.training["workload"], scenario.path):
@@ -57,6 +59,8 @@ def _check_training(scenario: Scenario, gpus: int) -> None:
             jobs = load_workload(wl)
         except ValueError as exc:
             raise ScenarioError(f"{scenario.path}: training.workload: {exc}") from None
+        if bounded:
+            continue
         widest = max(jobs, key=lambda j: j.num_replicas)
         if widest.num_replicas > gpus:
             raise ScenarioError(f"{scenario.path}: training.workload: {wl}: job {widest.name} asks for "

@@ -124,6 +124,8 @@ CASES = [
     ("training-only-interval-60", edit("cluster:", "control_interval_s: 60\ncluster:", TRAINING), ok("ok (")),
     ("training-only", TRAINING, ok("ok (1 policies")),
     ("training-rl-arbiter", edit("[{name: tiresias}]", "[{name: rl-arbiter}]", TRAINING), ok("ok (")),
+    ("mixed-with-a-job-wider-than-the-cluster", edit("policies:", "training: {workload: pollux-1.0/workload-1}\n"
+                                                                  "policies:"), ok("ok (")),
     ("mixed-with-interval", edit("policies:", "training: {workload: jobs.csv}\npolicies:")
      .replace("nodes: 2", "nodes: 3"), ok("ok (")),
     # --- hangs: magnitudes that would run for days or exhaust memory
