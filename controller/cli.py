@@ -8,6 +8,8 @@ never imports SimPy unless asked to simulate.
 from __future__ import annotations
 
 import functools
+import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,11 @@ from typing import Any
 import click
 
 EXIT_USAGE = 2
+MAX_SEED = 2**32 - 1
+"""Seeds are 32-bit (simulator/scenario.py ``MAX_SEED``)."""
+MAX_SEEDS = 100
+"""--seeds: each seed is a full run of every policy; a hundred already gives tight 95% intervals."""
+MAX_EPISODES = 1000
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -28,10 +35,24 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         debug = bool(kwargs.get("debug"))
         try:
             return fn(*args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:  # a usage error (bad flag value, missing argument): click prints it, exit 2
+            raise
         except (ScenarioError, ValueError, FileNotFoundError) as exc:
             if debug:
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_one_line(exc)}", err=True)
+            sys.exit(EXIT_USAGE)
+        except OSError as exc:  # the machine said no (permissions, a full disk, a file where a folder should be)
+            if debug:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(EXIT_USAGE)
+        except MemoryError:
+            click.echo("error: out of memory; use a smaller scenario (shorter duration, fewer requests or nodes)",
+                       err=True)
             sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("interrupted; partial results were not written", err=True)
@@ -39,11 +60,30 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # an autocm bug: say so plainly, keep the trace one flag away
             if debug:
                 raise
-            click.echo(f"internal error: {type(exc).__name__}: {exc}\n"
+            click.echo(f"internal error: {type(exc).__name__}: {_one_line(exc)}\n"
                        "re-run with --debug for the traceback, and please report it", err=True)
             sys.exit(1)
 
     return wrapper
+
+
+def _one_line(exc: BaseException, limit: int = 500) -> str:
+    """An error as one line of bounded length: a message quoting a huge value must not flood the terminal."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 20] + " ... (shortened)"
+
+
+def writable_folder(path: Path, flag: str) -> None:
+    """Fail before a long run, not after it, if ``path`` cannot become a folder we can write in."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise click.BadParameter(f"{path}: {probe} is a file, so no folder can be made there", param_hint=flag)
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise click.BadParameter(f"{path}: {probe} is not writable", param_hint=flag)
 
 
 class _Commands(click.Group):
@@ -76,8 +116,9 @@ def main() -> None:
               help="Report folder (default: reports/<scenario>).")
 @click.option("--policies", default=None, metavar="A,B,...",
               help="Run only these policies (labels from the scenario, comma-separated).")
-@click.option("--seed", type=int, default=None, help="First seed (default: the scenario's seed).")
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
+              help="First seed (default: the scenario's seed).")
+@click.option("--seeds", type=click.IntRange(1, MAX_SEEDS), default=1, show_default=True,
               help="Number of seeds; with more than one, tables show means and 95% confidence intervals.")
 @click.option("--list", "list_", is_flag=True, help="List the bundled scenarios and exit.")
 @click.option("--check", is_flag=True, help="Validate the scenario and its data without running it.")
@@ -120,9 +161,13 @@ def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int 
         if unknown:
             raise sc.ScenarioError(f"{loaded.path}: policies: no policy labelled {unknown}; "
                                    f"this scenario has {labels}")
+    from simulator.preflight import check_runnable
     from simulator.runner import check_scenario, run_scenario
 
+    check_runnable(loaded)
     check_scenario(loaded)
+    if out is not None:
+        writable_folder(out, "--out")
     if check:
         click.echo(f"{loaded.path}: ok ({len(loaded.policies)} policies, sha256 {loaded.digest[:12]})")
         return
@@ -141,9 +186,15 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in values:
         key, sep, raw = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
-        out[key.strip()] = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise click.BadParameter(f"{key.strip()}: {raw!r} is not a YAML value", param_hint="--set") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise click.BadParameter(f"{key.strip()}: expected a finite number, got {raw!r}", param_hint="--set")
+        out[key.strip()] = value
     return out
 
 
@@ -151,9 +202,10 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
 @click.argument("scenario")
 @click.option("--learner", "learner_name", default="vconf", show_default=True, help="Registered learner to train.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A learner setting (repeatable).")
-@click.option("--episodes", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--episodes", type=click.IntRange(1, MAX_EPISODES), default=3, show_default=True,
               help="Runs of the scenario, each with the next seed; the learner keeps learning across them.")
-@click.option("--seed", type=int, default=None, help="First seed (default: the scenario's seed).")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
+              help="First seed (default: the scenario's seed).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Checkpoint file to write (push it with autocm push-checkpoint, or name it in a scenario).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -174,6 +226,13 @@ def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int
     from simulator.workloads import duration_of
 
     loaded = sc.load(scenario)
+    if not loaded.inference:
+        raise sc.ScenarioError(f"{loaded.path}: autocm train needs an inference service to train on; this "
+                               "scenario has only training jobs")
+    writable_folder(out.parent, "--out")
+    from simulator.preflight import check_runnable
+
+    check_runnable(loaded)
     first = loaded.seed if seed is None else seed
     bar = _Progress(duration_of(loaded) * episodes, not quiet)
     try:

@@ -62,6 +62,9 @@ def pretrain(scenario: Scenario, learner_name: str, settings: Mapping[str, Any] 
                 learner = create(learner_name, svc.space, svc.objective, settings)
             except (TypeError, ValueError) as exc:
                 raise ScenarioError(f"learner {learner_name!r}: {exc}") from None
+            except Exception as exc:  # e.g. torch refusing a negative layer width: the settings are at fault
+                raise ScenarioError(f"learner {learner_name!r} cannot be built with settings "
+                                    f"{dict(settings or {})}: {type(exc).__name__}: {exc}") from None
         service = InferenceService(env, _pool(scenario), svc.perf, svc.trace,
                                    service_settings(spec, svc.space, learner_name), seed)
         loop = ControlLoop(spec["name"], learner, svc.objective, svc.space, service, service)
@@ -82,6 +85,9 @@ def pretrain(scenario: Scenario, learner_name: str, settings: Mapping[str, Any] 
 
 
 def save(result: Pretrained, path: Path) -> int:
+    """Write the checkpoint, creating missing folders; the file appears whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(result.blob)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(result.blob)
+    partial.replace(path)
     return len(result.blob)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,17 +23,48 @@ from simulator.datasets import DATA_DIR, sha256_of
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
+# --- Limits: what one scenario may ask of one run, so that whatever passes ``--check`` finishes in bounded time
+# and memory. Each is far above every bundled scenario (the largest: 8 h of training, 2 h of inference at
+# 8 requests/s, 24 nodes) and each error message says which limit was hit.
+MAX_FILE_BYTES = 1 << 20
+"""A scenario is a page of YAML; a megabyte is a mistake (or an attack), not a scenario."""
+MAX_YAML_NODES = 100_000
+"""Values a scenario may hold once YAML aliases are expanded (a billion-laughs file holds 10^9)."""
+MAX_SEED = 2**32 - 1
+"""numpy's legacy seeding and most tools take 32-bit seeds."""
+MAX_DURATION_S = 7 * 86_400.0
+"""One simulated run covers at most a week."""
+MIN_CONTROL_INTERVAL_S = 1.0
+"""The operator steps a learner at most once a second (its metrics are scraped far less often)."""
+MAX_CONTROL_STEPS = 100_000
+"""Control steps per run (duration / control interval): a week at 6 s."""
+MAX_REQUESTS = 5_000_000
+"""Requests one service's trace may imply (rate x rate_scale x duration): each is simulated one by one."""
+MAX_NODES = 10_000
+MAX_GPUS_PER_NODE = 64
+MAX_CLUSTER_GPUS = 100_000
+MAX_KNOB_VALUES = 10_000
+"""Values a knob range (min..max by step) may hold; learners enumerate them."""
+MAX_NODE_FAILURES = 100_000
+"""Node failures a run may imply (nodes x duration / MTBF); each is a simulated event with a repair."""
+TRAINING_ROUND_S = 60.0
+"""The training schedulers' fixed round (the Pollux artifact's ``--interval``, simulator/training/cluster_sim.py)."""
+TRAINING_SCHEDULER_NAMES = ("tiresias", "rl-arbiter")
+"""Policies a training-only scenario may name (simulator/workloads.py ``TRAINING_SCHEDULERS``)."""
+AZURE_CODE_MEAN_RATE_PER_S = 2.57
+"""Mean request rate of the bundled Azure code trace (8,819 requests in about 57 minutes)."""
+
 _range = {
     "type": "object",
     "additionalProperties": False,
     "required": ["min", "max"],
     "properties": {
-        "min": {"type": "number", "minimum": 0},
-        "max": {"type": "number", "minimum": 0},
-        "step": {"type": "number", "exclusiveMinimum": 0},
+        "min": {"type": "integer", "minimum": 0},
+        "max": {"type": "integer", "minimum": 0},
+        "step": {"type": "integer", "exclusiveMinimum": 0},
     },
 }
-_choices = {"type": "array", "minItems": 1, "items": {"type": "number", "exclusiveMinimum": 0}}
+_choices = {"type": "array", "minItems": 1, "items": {"type": "integer", "exclusiveMinimum": 0}}
 
 _policy = {
     "type": "object",
@@ -59,7 +92,7 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9.-]*$"},
         "description": {"type": "string", "minLength": 1},
-        "seed": {"type": "integer", "minimum": 0},
+        "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
         "duration_s": {"type": "number", "exclusiveMinimum": 0},
         "control_interval_s": {"type": "number", "exclusiveMinimum": 0},
         "cluster": {
@@ -67,8 +100,8 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": ["nodes", "gpus_per_node"],
             "properties": {
-                "nodes": {"type": "integer", "minimum": 1},
-                "gpus_per_node": {"type": "integer", "minimum": 1},
+                "nodes": {"type": "integer", "minimum": 1, "maximum": MAX_NODES},
+                "gpus_per_node": {"type": "integer", "minimum": 1, "maximum": MAX_GPUS_PER_NODE},
                 "gpu_type": {"type": "string"},
             },
         },
@@ -132,7 +165,8 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "workload": {"type": "string",
                              "description": "pollux-<load>, pollux-<load>/workload-<n> or a CSV path"},
-                "scheduler": {"type": "string"},
+                "scheduler": {"enum": list(TRAINING_SCHEDULER_NAMES),
+                              "description": "the cluster scheduler when an inference learner is the policy"},
                 "namespace": {"type": "string"},
             },
         },
@@ -230,25 +264,210 @@ def _explain(err: jsonschema.ValidationError) -> str:
         return f"unknown field(s) {', '.join(extra)}; expected one of: {allowed}"
     if err.validator == "required":
         return err.message.replace("is a required property", "is required")
+    if err.validator == "minProperties" and list(err.absolute_path)[-1:] == ["slo"]:
+        return "give an attainment and at least one target: ttft_seconds, tbt_seconds or e2e_seconds"
     if err.validator == "anyOf" and not err.absolute_path:
         return "a scenario needs an 'inference' list or a 'training' section (or both)"
     return err.message
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter where a silent answer would be wrong:
+
+    - a key given twice in one mapping is an error naming the key and both lines (PyYAML keeps the last);
+    - ``1e9`` and ``1e-6`` are numbers, as in YAML 1.2 (PyYAML's YAML 1.1 reads them as strings);
+    - :func:`_parse_yaml` refuses documents whose aliases expand past :data:`MAX_YAML_NODES` values before
+      building them, so a billion-laughs file fails in microseconds and no message ever expands it.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base class reports it
+                    break
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given on line {first + 1}); give each key once",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+_BoundedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Values ``node`` stands for once every alias is expanded (memoised per node: aliases share nodes)."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    memo[id(node)] = MAX_YAML_NODES + 1  # a node inside itself (a recursive alias) expands forever
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = min(size, MAX_YAML_NODES + 1)
+    return memo[id(node)]
+
+
+def _parse_yaml(text: str, path: Path) -> Any:
+    """YAML -> Python, bounded in size, in expansion and in nesting, with errors naming line and column."""
+    if len(text.encode()) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: {len(text.encode())} bytes; a scenario file may be at most "
+                            f"{MAX_FILE_BYTES} bytes")
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise ScenarioError(f"{path}: its aliases (*name) expand to more than {MAX_YAML_NODES} values; "
+                                "a scenario needs a few hundred (is this a YAML alias bomb?)")
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"{path}:{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: nested too deeply to be a scenario") from None
+    finally:
+        loader.dispose()
+
+
+def _check_finite(value: Any, path: Path, where: str = "") -> None:
+    """NaN and infinity are valid YAML (``.nan``, ``.inf``) and pass every ``minimum`` of a JSON schema
+    (comparisons with NaN are false), so they are refused here, anywhere in the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ScenarioError(f"{path}: {where or '(top level)'}: expected a finite number, got {value}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, path, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, path, f"{where}[{i}]")
+
+
+def implied_duration_s(raw: dict[str, Any]) -> float:
+    """Simulated seconds a run covers, as far as the file says (request logs add their own span later)."""
+    if "duration_s" in raw:
+        return float(raw["duration_s"])
+    longest = 0.0
+    for svc in raw.get("inference", []):
+        t = svc["trace"]
+        if "duration_s" in t:
+            longest = max(longest, float(t["duration_s"]))
+        elif t["kind"] == "load-shape":
+            longest = max(longest, 3600.0)
+        elif t["kind"] == "azure-code":
+            longest = max(longest, 3437.0 / float(t.get("rate_scale", 1.0)))
+    return longest or 8 * 3600.0
+
+
+def _check_magnitudes(raw: dict[str, Any], path: Path) -> None:
+    """The time and memory a scenario implies, against the limits at the top of this module."""
+    def too_big(where: str, value: float, limit: float, unit: str, advice: str) -> ScenarioError:
+        return ScenarioError(f"{path}: {where}: {value:g}{unit} is above the limit of {limit:g}{unit}; {advice}")
+
+    for where, value in [("duration_s", raw.get("duration_s"))] + [
+            (f"inference[{i}].trace.duration_s", svc["trace"].get("duration_s"))
+            for i, svc in enumerate(raw.get("inference", []))]:
+        if value is not None and float(value) > MAX_DURATION_S:
+            raise too_big(where, float(value), MAX_DURATION_S, " s", "split the study into runs of at most a week")
+    interval = float(raw.get("control_interval_s", 60.0))
+    if interval < MIN_CONTROL_INTERVAL_S:
+        raise ScenarioError(f"{path}: control_interval_s: {interval:g} s is below the minimum of "
+                            f"{MIN_CONTROL_INTERVAL_S:g} s between two control steps")
+    duration = implied_duration_s(raw)
+    if raw.get("inference") and duration / interval > MAX_CONTROL_STEPS:
+        raise ScenarioError(f"{path}: control_interval_s: {interval:g} s over {duration:g} s is "
+                            f"{duration / interval:.3g} control steps, above the limit of {MAX_CONTROL_STEPS}; "
+                            "use a longer interval or a shorter duration")
+    cluster = raw["cluster"]
+    gpus = int(cluster["nodes"]) * int(cluster["gpus_per_node"])
+    if gpus > MAX_CLUSTER_GPUS:
+        raise ScenarioError(f"{path}: cluster: {cluster['nodes']} nodes x {cluster['gpus_per_node']} GPUs is "
+                            f"{gpus} GPUs, above the limit of {MAX_CLUSTER_GPUS}")
+    for i, svc in enumerate(raw.get("inference", [])):
+        t = svc["trace"]
+        if t["kind"] != "request-log":  # a request log's own size is checked when it is read
+            rate = float(t.get("mean_rate_per_s", AZURE_CODE_MEAN_RATE_PER_S)) * float(t.get("rate_scale", 1.0))
+            span = float(t.get("duration_s", 3600.0 if t["kind"] == "load-shape" else 3437.0 / float(
+                t.get("rate_scale", 1.0))))
+            if rate * span > MAX_REQUESTS:
+                raise ScenarioError(f"{path}: inference[{i}].trace: {rate:g} requests/s over {span:g} s is "
+                                    f"{rate * span:.3g} requests, above the limit of {MAX_REQUESTS} per service")
+        for knob, spec in svc["knobs"].items():
+            if isinstance(spec, dict):
+                values = (float(spec["max"]) - float(spec["min"])) / float(spec.get("step", 1)) + 1
+                if values > MAX_KNOB_VALUES:
+                    raise ScenarioError(f"{path}: inference[{i}].knobs.{knob}: min {spec['min']} to max "
+                                        f"{spec['max']} by step {spec.get('step', 1)} is {values:.3g} values, "
+                                        f"above the limit of {MAX_KNOB_VALUES}")
+        if svc["knobs"]["replicas"]["max"] > gpus:
+            raise ScenarioError(f"{path}: inference[{i}].knobs.replicas.max: {svc['knobs']['replicas']['max']} "
+                                f"replicas cannot fit the cluster's {gpus} GPUs (each needs at least one)")
+        if float(svc.get("cold_start_s", 0.0)) > MAX_DURATION_S:
+            raise too_big(f"inference[{i}].cold_start_s", float(svc["cold_start_s"]), MAX_DURATION_S, " s",
+                          "a replica must be able to start within a run")
+    fail = raw.get("failures", {})
+    if fail.get("enabled"):
+        mtbf_h = float(fail.get("node_mtbf_hours", 1000.0))
+        expected = int(cluster["nodes"]) * duration / (3600.0 * mtbf_h)
+        if expected > MAX_NODE_FAILURES:
+            raise ScenarioError(f"{path}: failures.node_mtbf_hours: {mtbf_h:g} h on {cluster['nodes']} nodes "
+                                f"over {duration:g} s is {expected:.3g} node failures, above the limit of "
+                                f"{MAX_NODE_FAILURES}")
+
+
+def _short(message: str, limit: int = 300) -> str:
+    """jsonschema quotes the offending value whole; a one-line error must stay one short line."""
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 20] + " ... (value shortened)"
+
+
 def _check_semantics(raw: dict[str, Any], path: Path) -> None:
     """Rules a JSON schema cannot say: ranges ordered, initial values inside knobs, data present."""
+    gpus = int(raw["cluster"]["nodes"]) * int(raw["cluster"]["gpus_per_node"])
     for i, svc in enumerate(raw.get("inference", [])):
         for knob, spec in svc["knobs"].items():
             if isinstance(spec, dict) and spec["min"] > spec["max"]:
                 raise ScenarioError(
                     f"{path}: inference[{i}].knobs.{knob}: min {spec['min']} is above max {spec['max']}"
                 )
-        for knob in svc.get("initial", {}):
+        for knob, value in svc.get("initial", {}).items():
             if knob not in svc["knobs"]:
                 raise ScenarioError(
                     f"{path}: inference[{i}].initial.{knob}: not a knob of this service; "
                     f"knobs are {', '.join(svc['knobs'])}"
                 )
+            spec = svc["knobs"][knob]
+            if isinstance(spec, dict) and not spec["min"] <= value <= spec["max"]:
+                raise ScenarioError(f"{path}: inference[{i}].initial.{knob}: {value:g} is outside the knob's "
+                                    f"range {spec['min']}..{spec['max']}")
+            if isinstance(spec, dict) and (value - spec["min"]) % spec.get("step", 1):
+                raise ScenarioError(f"{path}: inference[{i}].initial.{knob}: {value:g} is not on the knob's grid "
+                                    f"{spec['min']}, {spec['min'] + spec.get('step', 1)}, ... {spec['max']}")
+            if isinstance(spec, list) and value not in spec:
+                raise ScenarioError(f"{path}: inference[{i}].initial.{knob}: {value:g} is not one of the knob's "
+                                    f"choices {spec}")
+        init = svc.get("initial", {})
+        tp = init.get("gpus_per_replica", max(svc["knobs"].get("gpus_per_replica", [0])))
+        if tp and init.get("replicas", svc["knobs"]["replicas"]["min"]) * tp > gpus:
+            replicas = init.get("replicas", svc["knobs"]["replicas"]["min"])
+            raise ScenarioError(f"{path}: inference[{i}].initial: {replicas:g} replicas x {tp:g} GPUs needs "
+                                f"{replicas * tp:g} GPUs, and the cluster has {gpus}; the service would silently "
+                                "start smaller than configured")
         trace = svc["trace"]
         if trace["kind"] == "request-log" and "path" not in trace:
             raise ScenarioError(f"{path}: inference[{i}].trace.path: required for kind request-log")
@@ -259,6 +478,18 @@ def _check_semantics(raw: dict[str, Any], path: Path) -> None:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ScenarioError(f"{path}: policies: duplicate label(s) {dup}; give each a distinct 'label'")
+    if not raw.get("inference"):  # training only: a cluster scheduler runs, nothing else would
+        for i, p in enumerate(raw["policies"]):
+            if p["name"] not in TRAINING_SCHEDULER_NAMES:
+                raise ScenarioError(
+                    f"{path}: policies[{i}].name: {p['name']!r} sizes inference services, and this scenario has "
+                    f"only training jobs; name a training scheduler ({', '.join(TRAINING_SCHEDULER_NAMES)})")
+        interval = raw.get("control_interval_s")
+        if interval is not None and float(interval) != TRAINING_ROUND_S:
+            raise ScenarioError(
+                f"{path}: control_interval_s: {interval:g} s would be ignored: the training schedulers decide "
+                f"every {TRAINING_ROUND_S:g} s (the Pollux artifact's round); remove it or set it to "
+                f"{TRAINING_ROUND_S:g}")
 
 
 def data_files_of(raw: dict[str, Any], path: Path) -> list[Path]:
@@ -270,6 +501,8 @@ def data_files_of(raw: dict[str, Any], path: Path) -> list[Path]:
         p = p if p.is_absolute() else (path.parent / p).resolve()
         if not p.exists():
             raise ScenarioError(f"{path}: {where}: file {p} does not exist")
+        if not p.is_file():
+            raise ScenarioError(f"{path}: {where}: {p} is a folder, expected a file")
         return p
 
     for i, svc in enumerate(raw.get("inference", [])):
@@ -290,6 +523,11 @@ def data_files_of(raw: dict[str, Any], path: Path) -> list[Path]:
     training = raw.get("training")
     if training:
         files.extend(training_workload_paths(training["workload"], path))
+    for i, policy in enumerate(raw["policies"]):  # a missing checkpoint is reported when the policy is checked
+        ckpt = policy.get("checkpoint")
+        if ckpt is not None and (path.parent / Path(ckpt).expanduser()).is_dir():
+            raise ScenarioError(f"{path}: policies[{i}].checkpoint: {ckpt} is a folder, expected a checkpoint "
+                                "file (made by autocm train)")
     return files
 
 
@@ -309,6 +547,9 @@ def training_workload_paths(ref: str, scenario_path: Path) -> list[Path]:
     p = p if p.is_absolute() else (scenario_path.parent / p).resolve()
     if not p.exists():
         raise ScenarioError(f"{scenario_path}: training.workload: file {p} does not exist")
+    if not p.is_file():
+        raise ScenarioError(f"{scenario_path}: training.workload: {p} is a folder, expected a CSV file "
+                            "(name,time,application,num_replicas,batch_size)")
     return [p]
 
 
@@ -316,23 +557,22 @@ def load(name_or_path: str | Path) -> Scenario:
     """Read, validate and fingerprint a scenario. Raises :class:`ScenarioError` with one clear message."""
     path = find(str(name_or_path))
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{path}:{where}: not valid YAML: {problem}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not a text (UTF-8) file: byte {exc.start} is {exc.object[exc.start]:#04x}; "
+                            "expected a YAML scenario") from None
+    raw = _parse_yaml(text, path)
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path}: expected a mapping of scenario fields at the top level")
+    _check_finite(raw, path)
     validator = jsonschema.Draft202012Validator(SCHEMA)
     errors = sorted(validator.iter_errors(raw), key=lambda e: (len(list(e.absolute_path)), e.path))
     if errors:
         err = jsonschema.exceptions.best_match(errors)
-        raise ScenarioError(f"{path}: {_where(err)}: {_explain(err)}")
+        raise ScenarioError(f"{path}: {_where(err)}: {_short(_explain(err))}")
+    _check_magnitudes(raw, path)
     _check_semantics(raw, path)
     files = data_files_of(raw, path)
     h = hashlib.sha256(text.encode())

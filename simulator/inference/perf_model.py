@@ -194,13 +194,25 @@ class PerfModel:
              path: Path | str | None = None) -> PerfModel:
         """Read a splitwise-format table (bundled by default) and build the model of one (model, hardware)."""
         table = Path(path) if path is not None else bundled_table()
-        with table.open(newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ValueError(f"{table}: missing column(s) {missing}; "
-                                 f"expected splitwise's {list(COLUMNS)}")
-            rows = [r for r in reader if r["model"] == model and r["hardware"] == hardware]
+        if table.is_dir():
+            raise ValueError(f"{table}: is a folder, expected a latency table CSV with splitwise's columns")
+        try:
+            with table.open(newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise ValueError(f"{table}: missing column(s) {missing}; "
+                                     f"expected splitwise's {list(COLUMNS)}")
+                rows = []
+                for r in reader:
+                    if r["model"] == model and r["hardware"] == hardware:
+                        _check_row(r, table, reader.line_num)
+                        rows.append(r)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{table}: not a text (UTF-8) CSV file (byte {exc.start}); expected a latency "
+                             "table with splitwise's columns") from None
+        except csv.Error as exc:
+            raise ValueError(f"{table}: not a readable CSV file: {exc}") from None
         if not rows:
             raise ValueError(f"{table}: no rows for model {model!r} on hardware {hardware!r}; "
                              f"available: {sorted(available(table))}")
@@ -330,6 +342,29 @@ class PerfModel:
         out = [f"excluded point: {e}" for e in self.excluded]
         out += [f"{what}: {n} distinct lookups" for what, n in sorted(self.coverage.items())]
         return out
+
+
+_WHOLE_COLUMNS = ("prompt_size", "batch_size", "token_size", "tensor_parallel")
+_TIME_COLUMNS = ("prompt_time", "token_time", "e2e_time")
+MAX_TABLE_SIZE = 1 << 20
+"""Largest prompt, batch, token count or TP degree a table row may give (2^20: far beyond any measurement)."""
+
+
+def _check_row(row: dict[str, str | None], table: Path, line: int) -> None:
+    """One measured row: sizes are whole numbers from 1 to MAX_TABLE_SIZE, times positive finite milliseconds.
+    A bad cell would otherwise reach the log-log fit as NaN, zero or a negative time (silently wrong)."""
+    for col in (*_WHOLE_COLUMNS, *_TIME_COLUMNS):
+        text = (row.get(col) or "").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{table}: line {line}: {col} {text!r} is not a number") from None
+        if col in _WHOLE_COLUMNS and not (math.isfinite(value) and value == int(value)
+                                          and 1 <= value <= MAX_TABLE_SIZE):
+            raise ValueError(f"{table}: line {line}: {col} {text!r}: expected a whole number from 1 to "
+                             f"{MAX_TABLE_SIZE}")
+        if col in _TIME_COLUMNS and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{table}: line {line}: {col} {text!r}: expected a positive finite time in ms")
 
 
 def average_rows(rows: Iterable[dict[str, str]]) -> dict[int, list[MeasuredPoint]]:

@@ -22,6 +22,8 @@ Every loader returns a :class:`Trace`, a named tuple of three numpy arrays sorte
 from __future__ import annotations
 
 import csv
+import math
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,18 +51,33 @@ class Trace(NamedTuple):
         return len(self) / self.duration_s if self.duration_s > 0 else 0.0
 
 
+MAX_TOKENS_PER_REQUEST = 10_000_000
+"""Prompt or output tokens of one request: far above any model's context window, so a larger count is a typo."""
+MAX_TRACE_REQUESTS = 5_000_000
+"""Requests a trace may hold after tiling to ``duration_s`` (simulator/scenario.py ``MAX_REQUESTS``)."""
+
+
 def _finish(arrival: np.ndarray, prompt: np.ndarray, output: np.ndarray, rate_scale: float,
-            duration_s: float | None) -> Trace:
-    if rate_scale <= 0:
-        raise ValueError(f"rate_scale must be positive, got {rate_scale}")
+            duration_s: float | None, source: object = "trace") -> Trace:
+    if not (math.isfinite(rate_scale) and rate_scale > 0):
+        raise ValueError(f"{source}: rate_scale must be a positive finite number, got {rate_scale}")
     order = np.argsort(arrival, kind="stable")
     a = (arrival[order] - arrival[order][0]) / rate_scale if len(arrival) else arrival.astype(float)
     p = np.maximum(prompt[order].astype(np.int64), 1)
     o = np.maximum(output[order].astype(np.int64), 1)
     if duration_s is not None:
-        if duration_s <= 0:
-            raise ValueError(f"duration_s must be positive, got {duration_s}")
+        if not (math.isfinite(duration_s) and duration_s > 0):
+            raise ValueError(f"{source}: duration_s must be a positive finite number, got {duration_s}")
         if len(a) and a[-1] < duration_s:
+            if a[-1] <= 0:
+                raise ValueError(f"{source}: every request arrives at the same instant, so the log cannot be "
+                                 f"repeated to fill duration_s {duration_s:g}; give a log that spans some time")
+            period = a[-1] + (a[-1] / max(len(a) - 1, 1))
+            implied = len(a) * math.ceil(duration_s / period)
+            if implied > MAX_TRACE_REQUESTS:
+                raise ValueError(f"{source}: repeating its {len(a)} requests over {a[-1]:g} s to fill duration_s "
+                                 f"{duration_s:g} makes {implied:.3g} requests, above the limit of "
+                                 f"{MAX_TRACE_REQUESTS}")
             a, p, o = _tile(a, p, o, duration_s)
         keep = a < duration_s
         a, p, o = a[keep], p[keep], o[keep]
@@ -75,33 +92,68 @@ def _tile(a: np.ndarray, p: np.ndarray, o: np.ndarray, duration_s: float) -> tup
     return np.tile(a, copies) + shift, np.tile(p, copies), np.tile(o, copies)
 
 
-def _parse_times(values: list[str]) -> np.ndarray:
+def _parse_times(values: list[str], lines: list[int] | None = None, source: object = "trace") -> np.ndarray:
     """Seconds as float, or date-times (ISO, with space or T, any fraction digits) -> seconds."""
-    try:
-        return np.array([float(v) for v in values], dtype=float)
-    except ValueError:
-        pass
-    stamps = np.array([v.strip().replace(" ", "T") for v in values], dtype="datetime64[ns]")
-    return (stamps - stamps.min()).astype(np.int64) / 1e9
+    lines = lines or list(range(1, len(values) + 1))
+    if all(_numeric(v) for v in values):
+        out = np.array([float(v) for v in values], dtype=float)
+        bad = np.flatnonzero(~np.isfinite(out))
+        if bad.size:
+            raise ValueError(f"{source}: line {lines[bad[0]]}: timestamp {values[bad[0]].strip()!r} is not a "
+                             "finite number of seconds")
+        return out
+    stamps = []
+    for v, line in zip(values, lines, strict=True):
+        try:
+            stamps.append(np.datetime64(v.strip().replace(" ", "T"), "ns"))
+        except ValueError:
+            raise ValueError(f"{source}: line {line}: timestamp {v.strip()!r} is neither seconds nor a date-time "
+                             "like 2023-11-16 18:17:03.98 (and every row must use the same kind)") from None
+    arr = np.array(stamps, dtype="datetime64[ns]")
+    if np.isnat(arr).any():
+        line = lines[int(np.flatnonzero(np.isnat(arr))[0])]
+        raise ValueError(f"{source}: line {line}: timestamp is not a date-time")
+    return (arr - arr.min()).astype(np.int64) / 1e9
+
+
+def _tokens(text: str, line: int, column: str, source: object) -> int:
+    """A token count: a whole number from 0 to MAX_TOKENS_PER_REQUEST (1.0 is fine, 1.5 and -3 are not).
+    Zero is kept as a count (a request that stopped at once); :func:`_finish` charges it one token."""
+    value = float(text)
+    if not math.isfinite(value) or value != int(value) or not 0 <= value <= MAX_TOKENS_PER_REQUEST:
+        raise ValueError(f"{source}: line {line}: {column} {text.strip()!r} is not a whole number of tokens "
+                         f"from 0 to {MAX_TOKENS_PER_REQUEST}")
+    return int(value)
 
 
 def request_log(path: Path | str, rate_scale: float = 1.0, duration_s: float | None = None) -> Trace:
     """A user's request log: first three columns timestamp, input tokens, output tokens."""
     path = Path(path)
-    with path.open(newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if rows and len(rows[0]) >= 3 and not _numeric(rows[0][1]) and not _numeric(rows[0][2]):
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, expected a CSV request log")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            rows = [(reader.line_num, r) for r in reader if r and any(c.strip() for c in r)]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text (UTF-8) CSV file (byte {exc.start}); expected "
+                         "'timestamp, input tokens, output tokens' rows") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a readable CSV file: {exc}") from None
+    if rows and len(rows[0][1]) >= 3 and not _numeric(rows[0][1][1]) and not _numeric(rows[0][1][2]):
         rows = rows[1:]  # header
     if not rows:
         raise ValueError(f"{path}: no requests")
-    bad = [i for i, r in enumerate(rows) if len(r) < 3 or not (_numeric(r[1]) and _numeric(r[2]))]
+    if len(rows) > MAX_TRACE_REQUESTS:
+        raise ValueError(f"{path}: {len(rows)} requests, above the limit of {MAX_TRACE_REQUESTS}")
+    bad = [(line, r) for line, r in rows if len(r) < 3 or not (_numeric(r[1]) and _numeric(r[2]))]
     if bad:
-        raise ValueError(f"{path}: row {bad[0] + 1} is not 'timestamp, input tokens, output tokens': "
-                         f"{rows[bad[0]]}")
-    arrival = _parse_times([r[0] for r in rows])
-    prompt = np.array([int(float(r[1])) for r in rows], dtype=np.int64)
-    output = np.array([int(float(r[2])) for r in rows], dtype=np.int64)
-    return _finish(arrival, prompt, output, rate_scale, duration_s)
+        raise ValueError(f"{path}: line {bad[0][0]} is not 'timestamp, input tokens, output tokens': {bad[0][1]}")
+    lines = [line for line, _ in rows]
+    arrival = _parse_times([r[0] for _, r in rows], lines, path)
+    prompt = np.array([_tokens(r[1], line, "input tokens", path) for line, r in rows], dtype=np.int64)
+    output = np.array([_tokens(r[2], line, "output tokens", path) for line, r in rows], dtype=np.int64)
+    return _finish(arrival, prompt, output, rate_scale, duration_s, path)
 
 
 def _numeric(text: str) -> bool:
@@ -122,7 +174,17 @@ def azure_code(path: Path | str | None = None, rate_scale: float = 1.0,
 def read_shape(shape: str | Path) -> np.ndarray:
     """Rates per second of a bundled shape (``bursty``, ``noisy``) or of a file (one number a line)."""
     src = data_path("load-shapes", f"{shape}.txt") if str(shape) in SHAPES else Path(shape)
-    rates = np.loadtxt(src, dtype=float, ndmin=1)
+    if src.is_dir():
+        raise ValueError(f"{src}: is a folder, expected a load shape file (one request rate a line)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns on an empty file; the check below says it better
+            rates = np.loadtxt(src, dtype=float, ndmin=1)
+    except (ValueError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise ValueError(f"{src}: not a load shape (one request rate a line): {reason}") from None
+    if rates.ndim != 1:
+        raise ValueError(f"{src}: a load shape has one number a line, this file has {rates.shape[1]} columns")
     if rates.size == 0 or np.any(rates < 0) or not np.all(np.isfinite(rates)) or rates.sum() == 0:
         raise ValueError(f"{src}: a load shape needs non-negative finite rates, not all zero")
     return rates

@@ -70,6 +70,17 @@ class E2ESettings:
     stop_timeout_s: float = 10.0
     # Fast scrapes so a test sees its samples within seconds (Prometheus' default is 1m).
     prometheus_scrape_interval: str = "1s"
+    # kwok renews a Lease per node (as a kubelet does, kubelet's default nodeLeaseDurationSeconds is 40);
+    # the node lifecycle controller reads a renewed lease as the node's heartbeat.
+    node_lease_duration_s: int = 40
+    # How late a heartbeat may be before the node lifecycle controller marks the node Unknown and taints it
+    # node.kubernetes.io/unreachable (kube-controller-manager's default is 50 s). On a loaded 2-core machine
+    # kwok's heartbeats were late by more than that, and a test then saw a tainted node. No e2e test is about
+    # node failure detection, so the fake nodes are given ten minutes.
+    node_monitor_grace_period: str = "10m"
+    # How long a test may wait for the previous test's pods to be gone, and for the GPU nodes to be Ready
+    # and untainted, before it starts: on a busy machine the namespace controller and kwok lag.
+    isolation_timeout_s: float = 120.0
 
 
 SETTINGS = E2ESettings()
@@ -540,6 +551,48 @@ def _node_ready(node: kubernetes.client.V1Node) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
+# Taints the node lifecycle controller puts on and takes off by itself, from the node's Ready condition.
+LIFECYCLE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def node_problems(node: kubernetes.client.V1Node) -> list[str]:
+    """Why a fake GPU node is not as a test expects it (Ready, schedulable, no taints); empty when it is."""
+    problems = []
+    if not _node_ready(node):
+        ready = [c for c in (node.status.conditions or []) if c.type == "Ready"]
+        problems.append(f"Ready={ready[0].status} ({ready[0].reason})" if ready else "no Ready condition")
+    if node.spec.unschedulable:
+        problems.append("cordoned (spec.unschedulable)")
+    problems += [f"taint {t.key}={t.value or ''}:{t.effect}" for t in node.spec.taints or []]
+    return problems
+
+
+def restore_gpu_nodes(core: kubernetes.client.CoreV1Api, names: Sequence[str], timeout_s: float) -> None:
+    """Undo what a test may have left on the shared nodes (a cordon, a taint of its own), then wait until
+    every node is Ready, schedulable and untainted, so the next test starts from the cluster it expects."""
+    for name in names:
+        node = core.read_node(name)
+        own = [t for t in node.spec.taints or [] if t.key not in LIFECYCLE_TAINTS]
+        if own or node.spec.unschedulable:
+            keep = [t for t in node.spec.taints or [] if t.key in LIFECYCLE_TAINTS]
+            core.patch_node(name, {"spec": {"unschedulable": False,
+                                            "taints": [{"key": t.key, "value": t.value, "effect": t.effect}
+                                                       for t in keep] or None}})
+    problems: dict[str, list[str]] = {}
+
+    def healthy() -> bool:
+        problems.clear()
+        for name in names:
+            if found := node_problems(core.read_node(name)):
+                problems[name] = found
+        return not problems
+
+    try:
+        wait_until(healthy, what="the GPU nodes to be Ready and untainted", timeout_s=timeout_s)
+    except ComponentError as err:
+        raise ComponentError(f"{err}; still: {problems}") from None
+
+
 def _start_control_plane(
     stack: contextlib.ExitStack, tools: E2ETools, work: Path, settings: E2ESettings
 ) -> ControlPlane:
@@ -638,6 +691,8 @@ def _start_control_plane(
                 f"--service-account-private-key-file={pki.sa_key}",
                 f"--root-ca-file={pki.ca_cert}",
                 f"--service-cluster-ip-range={settings.service_cluster_ip_range}",
+                f"--node-monitor-grace-period={settings.node_monitor_grace_period}",
+                f"--node-startup-grace-period={settings.node_monitor_grace_period}",
                 "--v=1",
             ],
             logs / "kube-controller-manager.log",
@@ -668,6 +723,7 @@ def _start_control_plane(
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={settings.kwok_annotation_key}={settings.kwok_annotation_value}",
                 "--cidr=10.244.0.0/16",
+                f"--node-lease-duration-seconds={settings.node_lease_duration_s}",
             ],
             logs / "kwok.log",
             # kwok reads ~/.kwok/kwok.yaml by default: keep the user's configuration out of the tests.
@@ -734,18 +790,30 @@ def control_plane(e2e_tools: E2ETools, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture
 def namespace(control_plane: ControlPlane) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (without waiting: the controllers finish it)."""
+    """A fresh namespace per test on healthy nodes, emptied of pods afterwards.
+
+    Isolation on the shared cluster, checked rather than timed: before the test, the GPU nodes are
+    Ready, schedulable and untainted (anything a test left is undone); after it, the namespace is deleted
+    and the fixture waits until its pods are gone, so their GPUs are free when the next test counts them.
+    """
     core = kubernetes.client.CoreV1Api(control_plane.api_client)
+    timeout = control_plane.settings.isolation_timeout_s
+    restore_gpu_nodes(core, control_plane.gpu_nodes, timeout)
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": name}})
     wait_until(
         lambda: bool(core.read_namespaced_service_account("default", name)),
         what=f"service account {name}/default",
-        timeout_s=30,
+        timeout_s=timeout,
     )
     yield name
     with contextlib.suppress(kubernetes.client.ApiException):
         core.delete_namespace(name)
+    wait_until(
+        lambda: not core.list_namespaced_pod(name).items,
+        what=f"the pods of namespace {name} to be gone",
+        timeout_s=timeout,
+    )
 
 
 # --------------------------------------------------------------------------------------------

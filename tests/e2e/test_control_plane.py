@@ -20,7 +20,15 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from .conftest import ControlPlane, PrometheusServer, find_tools, free_port, wait_until
+from .conftest import (
+    ControlPlane,
+    PrometheusServer,
+    find_tools,
+    free_port,
+    node_problems,
+    restore_gpu_nodes,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -76,6 +84,30 @@ def test_fake_gpu_nodes_advertise_their_gpus(control_plane: ControlPlane) -> Non
         assert node.status.allocatable[GPU] == str(settings.gpus_per_node)
         assert node.metadata.labels["nvidia.com/gpu.product"] == settings.gpu_product
         assert any(c.type == "Ready" and c.status == "True" for c in node.status.conditions)
+
+
+def test_fake_gpu_nodes_renew_their_leases(control_plane: ControlPlane) -> None:
+    """kwok renews each node's Lease (the heartbeat the node lifecycle controller reads), so a busy machine
+    does not get the fake nodes marked Unknown and tainted node.kubernetes.io/unreachable mid-test."""
+    coordination = kubernetes.client.CoordinationV1Api(control_plane.api_client)
+    duration = control_plane.settings.node_lease_duration_s
+    first = {n: coordination.read_namespaced_lease(n, "kube-node-lease").spec.renew_time
+             for n in control_plane.gpu_nodes}
+    assert all(first.values()), first
+    wait_until(lambda: all(coordination.read_namespaced_lease(n, "kube-node-lease").spec.renew_time > first[n]
+                           for n in control_plane.gpu_nodes),
+               what="kwok to renew every GPU node's lease", timeout_s=2 * duration)
+
+
+def test_a_taint_or_cordon_left_on_a_node_is_undone_before_the_next_test(control_plane: ControlPlane) -> None:
+    """The ``namespace`` fixture starts every test on Ready, schedulable, untainted nodes."""
+    core = kubernetes.client.CoreV1Api(control_plane.api_client)
+    node = control_plane.gpu_nodes[-1]
+    core.patch_node(node, {"spec": {"unschedulable": True,
+                                    "taints": [{"key": "example.com/left-over", "effect": "NoSchedule"}]}})
+    assert node_problems(core.read_node(node))
+    restore_gpu_nodes(core, control_plane.gpu_nodes, control_plane.settings.isolation_timeout_s)
+    assert all(node_problems(core.read_node(n)) == [] for n in control_plane.gpu_nodes)
 
 
 def test_gpu_deployment_is_bin_packed_onto_fake_gpu_nodes(

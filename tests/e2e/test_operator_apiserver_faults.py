@@ -29,7 +29,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from .conftest import ControlPlane, PrometheusServer, free_port, wait_until
+from .conftest import ControlPlane, PrometheusServer, free_port, node_problems, wait_until
 from .faultproxy import FaultProxy
 from .test_operator_e2e import (
     GROUP,
@@ -191,6 +191,7 @@ def test_a_scale_up_whose_pods_stay_pending_is_rolled_back_and_not_retried_at_on
     lets the scale-up through, and the scheduler leaves the pods that do not fit on that node Pending."""
     plane, ns = control_plane, namespace
     apps = kubernetes.client.AppsV1Api(plane.api_client)
+    core = kubernetes.client.CoreV1Api(plane.api_client)
     node, half = plane.gpu_nodes[0], plane.settings.gpus_per_node // 2
     make_deployment(plane, ns, replicas=1)
     apps.patch_namespaced_deployment("web", ns, {"spec": {"template": {"spec": {
@@ -204,14 +205,14 @@ def test_a_scale_up_whose_pods_stay_pending_is_rolled_back_and_not_retried_at_on
     with process(operator(plane.kubeconfig, prometheus.url), log):
         wait_until(lambda: pods_by_phase(plane, ns).get("Pending", 0) >= 1,
                    what="the scale-up to 3 leaving a pod Pending", timeout_s=60)
-        pending_at = time.monotonic()
         st = wait_status(plane, ns, "web", lambda s: condition(s, "Applied").get("reason") == "RolledBack",
                          "the rollback", 60, log)
-        waited = time.monotonic() - pending_at
-        assert waited >= pending_timeout - 2.5, waited  # not before the timeout (2 s interval, 0.5 s polls)
         message = condition(st, "Applied")["message"]
         assert message.startswith("rolled back replicas 3 -> 1") and "Pending" in message, message
-        assert "nvidia.com/gpu" in message, message  # the scheduler's own reason
+        # The scheduler's own reason, and only that one: the pinned node is full. A message naming a taint
+        # (a node marked NotReady under load, or left tainted) is a broken environment, not this behaviour.
+        nodes = {n: node_problems(core.read_node(n)) for n in plane.gpu_nodes}
+        assert "Insufficient nvidia.com/gpu" in message and "taint" not in message, (message, nodes)
         assert st["appliedConfig"]["replicas"] == 1
         wait_until(lambda: pods_by_phase(plane, ns) == {"Running": 1}, what="back to 1 pod", timeout_s=30)
         # The same wall is not hit again right away: for at least pendingTimeoutSeconds, no scale-up.
@@ -227,6 +228,10 @@ def test_a_scale_up_whose_pods_stay_pending_is_rolled_back_and_not_retried_at_on
     resized = sorted(events(plane, ns, "AutocmResized", "Deployment"), key=lambda e: e.first_timestamp)
     assert resized[0].message.startswith("replicas 1 -> 3")
     assert resized[1].message.startswith("replicas 3 -> 1: rollback:")
+    # Not rolled back before the timeout, timed by the operator's own events (one-second resolution), not
+    # by when this test happened to notice: on a loaded machine the test's polls run late.
+    waited = (resized[1].first_timestamp - resized[0].first_timestamp).total_seconds()
+    assert waited >= pending_timeout - 1, waited
     # A later try (once the hold is over, the static learner still wants 3) comes no sooner than
     # pendingTimeoutSeconds after the rollback (event times have one-second resolution).
     for later in resized[2:]:

@@ -40,7 +40,7 @@ def test_user_request_log_in_seconds_or_datetimes(tmp_path):
     assert request_log(dates).arrival_s.tolist() == [0.0, 2.25]
     bad = tmp_path / "bad.csv"
     bad.write_text("1.0,ten,3\n")
-    with pytest.raises(ValueError, match="row 1"):
+    with pytest.raises(ValueError, match="line 1 "):
         request_log(bad)
 
 

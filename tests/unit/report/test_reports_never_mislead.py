@@ -42,15 +42,16 @@ inference:
     trace: {trace}
     slo: {{ttft_seconds: 10.0, attainment: 0.9}}
     knobs: {{replicas: {{min: 1, max: {max_replicas}}}, gpus_per_replica: [4, 8], max_batch_size: {{min: 64, max: 64}}}}
-    initial: {{replicas: 2, gpus_per_replica: 8}}
+    initial: {{replicas: {initial}, gpus_per_replica: 8}}
 policies:
 {policies}
 """
 LOAD = "{kind: load-shape, shape: bursty, mean_rate_per_s: 1.5, duration_s: 300}"
 
 
-def tiny(tmp_path, policies: str, nodes: int = 2, max_replicas: int = 4, trace: str = LOAD):
-    return _scenario(tmp_path, TINY.format(nodes=nodes, max_replicas=max_replicas, trace=trace, policies=policies))
+def tiny(tmp_path, policies: str, nodes: int = 2, max_replicas: int = 4, trace: str = LOAD, initial: int = 2):
+    return _scenario(tmp_path, TINY.format(nodes=nodes, max_replicas=max_replicas, trace=trace, policies=policies,
+                                           initial=initial))
 
 
 def test_results_json_is_strict_json_even_with_nan(tmp_path):
@@ -114,7 +115,7 @@ def test_seeds_that_change_nothing_are_refused(tmp_path):
     log.write_text("0,100,10\n1,100,10\n2,100,10\n")
     path = tmp_path / "log.yaml"
     path.write_text(TINY.format(nodes=2, max_replicas=4, trace="{kind: request-log, path: log.csv}",
-                                policies="  - {name: static}"))
+                                policies="  - {name: static}", initial=2))
     runner = CliRunner()
     res = runner.invoke(main, ["sim", str(path), "--seeds", "3", "-q", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "--seeds 3" in res.output and "Traceback" not in res.output
@@ -128,7 +129,7 @@ def test_seeds_that_change_nothing_are_refused(tmp_path):
 
 def test_extrapolation_warnings_reach_the_cli_and_the_summary(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text(TINY.format(nodes=2, max_replicas=4, trace=LOAD, policies="  - {name: static}"))
+    path.write_text(TINY.format(nodes=2, max_replicas=4, trace=LOAD, policies="  - {name: static}", initial=2))
     res = CliRunner().invoke(main, ["sim", str(path), "-q", "--out", str(tmp_path / "o"), "--no-metrics"])
     assert res.exit_code == 0, res.output
     assert "outside the measured latency table" in res.output
@@ -137,7 +138,8 @@ def test_extrapolation_warnings_reach_the_cli_and_the_summary(tmp_path):
 
 def test_a_sweep_whose_every_setting_ends_at_the_maximum_says_so(tmp_path):
     heavy = "{kind: load-shape, shape: bursty, mean_rate_per_s: 20, duration_s: 300}"
-    scen = tiny(tmp_path, "  - {name: hpa, sweep: {target: [0.5, 0.8]}}", nodes=1, max_replicas=2, trace=heavy)
+    scen = tiny(tmp_path, "  - {name: hpa, sweep: {target: [0.5, 0.8]}}", nodes=1, max_replicas=2, trace=heavy,
+                initial=1)  # one node holds one TP8 replica: a bigger start is refused as unreachable
     report = run_scenario(scen, tmp_path / "out", [2], progress=False, metrics=False, hindsight=False)
     assert "every swept setting ended at the maximum" in report.table_text
 
