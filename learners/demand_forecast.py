@@ -4,9 +4,10 @@ Why: a replica takes a cold start (about a minute) to serve, so a sizing decisio
 for the load of the next one or two intervals, not the last one. A reactive rule plans for what it
 just saw; this forecaster plans for an upper quantile of what comes next.
 
-Model: Bayesian linear regression of the next log rate on the last ``lags`` log rates and an
-intercept (an AR model in log space, so seasonal growth and decay are relative), with a Gaussian
-prior centred on "tomorrow equals today" (random walk) and exponential forgetting of old evidence
+Model: Bayesian linear regression of the next change of log rate on the last ``lags - 1`` changes
+and an intercept (the drift): an ARIMA(lags-1, 1, 0) in log space, so growth and decay are relative,
+with a Gaussian prior centred on "the next interval equals this one" (random walk) and exponential
+forgetting of old evidence
 (the precision is discounted every update, as in discounted recursive least squares; West & Harrison,
 *Bayesian Forecasting and Dynamic Models*, ch. 6, the discount factor), so the model tracks a day
 whose dynamics change between morning and evening. The noise variance is a running mean of squared
@@ -30,13 +31,15 @@ _FLOOR = 0.01  # req/s added before the log, so an idle interval has a finite lo
 
 @dataclass(frozen=True)
 class ForecastSettings:
-    lags: int = 3
-    """Past intervals the regression reads (3 minutes at 60 s: enough to see a trend's slope and bend)."""
+    lags: int = 4
+    """Past log rates the regression reads (3 changes over 3 minutes at 60 s: a trend's slope and bend)."""
     discount: float = 0.97
     """Precision kept per update: evidence half-life of about 23 intervals, long enough to average the
     noise of one-minute rates, short enough to follow a day's phases."""
-    prior_var: float = 0.5
-    """Prior variance of each weight around the random walk (weight 1 on the last log rate)."""
+    prior_var: float = 0.3
+    """Prior variance of each weight on a past change (0: the random walk)."""
+    drift_var: float = 0.01
+    """Prior variance of the drift per interval (+-20% a minute at two sigma is already a steep ramp)."""
     noise_init: float = 0.05
     """Initial variance of the one-step error of the log rate (about +-22% at one sigma)."""
     noise_memory: float = 0.9
@@ -48,10 +51,9 @@ class DemandForecaster:
 
     def __init__(self, settings: ForecastSettings | None = None) -> None:
         self.s = settings or ForecastSettings()
-        d = self.s.lags + 1
-        self.mean = np.zeros(d)
-        self.mean[1] = 1.0  # random walk: next = last
-        self.precision = np.eye(d) / self.s.prior_var
+        d = self.s.lags  # drift + (lags - 1) past changes
+        self.mean = np.zeros(d)  # random walk: no drift, no momentum
+        self.precision = np.diag([1.0 / self.s.drift_var] + [1.0 / self.s.prior_var] * (d - 1))
         self._m0, self._p0 = self.mean.copy(), self.precision.copy()
         self.noise = self.s.noise_init
         self.history: deque[float] = deque(maxlen=self.s.lags)
@@ -59,13 +61,15 @@ class DemandForecaster:
         self.samples = 0
 
     def _x(self, lags: list[float]) -> np.ndarray:
-        return np.array([1.0, *lags[::-1]])  # intercept, newest first
+        diffs = np.diff(np.asarray(lags, float))[::-1]  # newest change first
+        return np.array([1.0, *diffs])
 
     def observe(self, rate: float) -> None:
         z = math.log(max(rate, 0.0) + _FLOOR)
         if len(self.history) == self.s.lags:
             x = self._x(list(self.history))
-            err = z - float(x @ self.mean)
+            z_change = z - self.history[-1]
+            err = z_change - float(x @ self.mean)
             self.errors.append(err)
             self.noise = self.s.noise_memory * self.noise + (1 - self.s.noise_memory) * err * err
             # forget towards the prior (not towards nothing), so directions the data never excites
@@ -73,7 +77,7 @@ class DemandForecaster:
             k = self.s.discount
             info = k * (self.precision @ self.mean) + (1 - k) * (self._p0 @ self._m0)
             self.precision = k * self.precision + (1 - k) * self._p0 + np.outer(x, x) / self.noise
-            self.mean = np.linalg.solve(self.precision, info + x * z / self.noise)
+            self.mean = np.linalg.solve(self.precision, info + x * z_change / self.noise)
             self.samples += 1
         self.history.append(z)
 
@@ -89,7 +93,7 @@ class DemandForecaster:
         best, var = -math.inf, 0.0
         for _ in range(max(1, horizon)):
             x = self._x(lags)
-            mu = float(x @ self.mean)
+            mu = lags[-1] + float(x @ self.mean)
             var += self.noise + float(x @ cov @ x)
             best = max(best, mu + z * math.sqrt(var))
             lags = [*lags[1:], mu]

@@ -13,16 +13,20 @@ the next cold-start window, stays under a risk bound. Three learned models and o
 - **violation alarm** (:class:`learners.predict.ViolationForecaster`): P(a violation in the next 3
   intervals) from trends in TTFT, queue, utilisation, KV usage and readiness; an alarm plans extra
   headroom and blocks scale-down (a predicted violation is a reason to act early);
-- **the SLO as a constraint** (primal-dual): the risk bound is ``risk / (1 + price)`` and the demand
-  quantile rises with the price, where the price on misses climbs while interval attainment runs
-  below the target and decays while it runs above. The SLO is not traded against GPUs: a miss makes
-  the policy stricter until attainment recovers.
+- **the SLO as a constraint** (primal-dual): the risk bound is ``risk * exp(-price)`` and the demand
+  quantile rises with the price, where the price (the dual variable of the attainment constraint)
+  climbs while interval attainment runs below an aim just above the target and falls while it runs
+  above, down to a small negative floor that lets a comfortably met SLO relax the margin. The SLO is
+  not traded against GPUs: a miss makes the policy stricter until attainment recovers.
 
 Two timescales: the fast path (every decision) scales up at once when the plan asks for it and drains
 a queue (queued requests are load of the next interval); the slow path removes replicas only after
 the plan has asked for fewer for ``scale_down_hold`` intervals, none is cold-starting and the last
 scale-up is ``up_hold`` intervals old, and changes TP degree or batch size (a restart of every pod)
 only when another template saves ``switch_gain`` of the GPUs for ``switch_hold`` intervals in a row.
+Which template looks cheaper is judged by Thompson sampling (one draw of the capacity weights per
+interval), so a template the learner knows little about is tried when it is plausibly better, and is
+then sized by the cautious posterior predictive until evidence arrives.
 
 Decisions are one vectorised posterior-predictive evaluation over every configuration (microseconds);
 all learning happens in ``learn`` (one small Newton solve per batch of intervals), off ``decide``.
@@ -54,11 +58,21 @@ LOAD_REF = math.log(0.25)
 @dataclass(frozen=True)
 class SloRlSettings:
     risk: float = 0.2
-    """Allowed predicted P(tail above target) for the planned interval while the SLO holds (with the
+    """Allowed predicted P(tail above target) for the planned interval at zero price (with the
     capacity model's soft label, 0.2 plans for a tail of about 0.7x the target)."""
+    risk_max: float = 0.4
+    """The risk bound never exceeds this, however low the price (0.4: a tail of about 0.9x the target)."""
     dual_step: float = 0.1
-    """Price increase per interval and per miss budget of shortfall (an interval at 0.9 attainment
-    against a 0.99 SLO adds 1.0); an interval that meets the SLO with all requests lowers it by this."""
+    """Price increase per interval and per miss budget of attainment below the aim (an interval at
+    0.9 against a 0.99 SLO adds about 0.95), at most ``10 * dual_step`` per interval: one disastrous
+    interval must not freeze the policy at its most expensive for an hour."""
+    dual_step_down: float = 0.2
+    """Price decrease per interval and per miss budget of attainment above the aim (0.1 for an
+    interval that meets the SLO with every request, against a 0.99 SLO)."""
+    dual_aim: float = 0.5
+    """The dual aims at the SLO plus this share of the miss budget (0.995 for a 0.99 SLO), so that
+    attainment averaged over a run lands above the target, not on it."""
+    dual_min: float = -0.7
     dual_max: float = 20.0
     forecast_z: float = 1.0
     """Demand quantile planned for at zero price (one-sided normal z in log space: about the 84th)."""
@@ -121,6 +135,7 @@ class SloRl:
         self.want_down = 0
         self.better: tuple[tuple[float, float] | None, int] = (None, 0)
         self._grid = self._candidate_grid()
+        self.rng = np.random.default_rng(self.s.seed)
 
     # --- features --------------------------------------------------------------------------------
     def features(self, load: np.ndarray, gpus: np.ndarray, tp: np.ndarray, batch: np.ndarray,
@@ -170,7 +185,7 @@ class SloRl:
         if not self.demand.history:
             self.demand.history.append(math.log(self._rate(obs) + 0.01))
         horizon = 1 + math.ceil(self.cold_start_s / max(obs.interval_s, 1e-9))
-        z = self.s.forecast_z + self.s.forecast_z_per_price * min(self.price, 8.0)
+        z = max(0.0, self.s.forecast_z + self.s.forecast_z_per_price * min(self.price, 8.0))
         load = self.demand.quantile(horizon, z)
         queue = obs.metric("queue_length", 0.0)
         load += (queue if math.isfinite(queue) else 0.0) / max(obs.interval_s, 1e-9)
@@ -179,19 +194,23 @@ class SloRl:
         return load
 
     def risk_bound(self) -> float:
-        return self.s.risk / (1.0 + self.price)
+        return min(self.s.risk_max, self.s.risk * math.exp(-self.price))
 
-    def cheapest(self, load: float) -> dict[tuple[float, float], float]:
+    def cheapest(self, load: float, weights: np.ndarray | None = None) -> dict[tuple[float, float], float]:
         """Per template (TP degree, batch), the fewest replicas whose predicted miss probability at
-        ``load`` is within the risk bound (the largest replica count when none is)."""
+        ``load`` is within the risk bound; ``inf`` for a template where none is. ``weights``: judge
+        with these capacity weights (a posterior draw) instead of the posterior predictive."""
         g = self._grid
-        p = self.capacity.predict(self.features(np.full(g["gpus"].shape, load), g["gpus"], g["tp"], g["batch"],
-                                                self.log_burst))
+        X = self.features(np.full(g["gpus"].shape, load), g["gpus"], g["tp"], g["batch"], self.log_burst)
+        if weights is None:
+            p = self.capacity.predict(X)
+        else:
+            p = 1.0 / (1.0 + np.exp(-(weights[0] + X @ weights[1:])))
         ok = (p <= self.risk_bound()).reshape(len(self.arms), len(self.replica_values))
         out = {}
         for i, arm in enumerate(self.arms):
             hit = np.flatnonzero(ok[i])
-            out[arm] = float(self.replica_values[hit[0]] if hit.size else self.replica_values[-1])
+            out[arm] = float(self.replica_values[hit[0]]) if hit.size else math.inf
         return out
 
     def decide(self, obs: Observation) -> Action:
@@ -202,9 +221,13 @@ class SloRl:
         pending = max(0.0, cur_n - self._ready(obs))
         load = self.plan_load(obs)
         need = self.cheapest(load)
-        # slow path: another template only when clearly cheaper, for a while, with nothing warming up
-        best = min(need, key=lambda a: (need[a] * a[0], a != arm))
-        if best != arm and need[best] * best[0] <= (1 - self.s.switch_gain) * need[arm] * arm[0]:
+        # slow path: another template only when a posterior draw finds it clearly cheaper, several
+        # intervals in a row, with nothing warming up and the SLO comfortable
+        draw = self.rng.multivariate_normal(self.capacity.mean, self.capacity._cov) if self.s.learn else None
+        sampled = self.cheapest(load, draw) if draw is not None else need
+        best = min(sampled, key=lambda a: (sampled[a] * a[0], a != arm))
+        if best != arm and math.isfinite(need[best]) and \
+                sampled[best] * best[0] <= (1 - self.s.switch_gain) * sampled[arm] * arm[0]:
             count = self.better[1] + 1 if self.better[0] == best else 1
             self.better = (best, count)
         else:
@@ -215,7 +238,7 @@ class SloRl:
             return Action(target, f"switch to {best[0]:g} GPUs x batch {best[1]:g}, {need[best]:g} replicas: "
                                   f"{need[best] * best[0]:g} GPUs instead of {need[arm] * arm[0]:g} "
                                   f"for {load:.2f} req/s ({self._why()})")
-        n = need[arm]
+        n = need[arm] if math.isfinite(need[arm]) else float(self.replica_values[-1])
         if n > cur_n:
             self.last_up, self.want_down = self.intervals, 0
             return Action(self._config(arm, n), f"scale up to {n:g} replicas for {load:.2f} req/s ({self._why()})")
@@ -246,8 +269,10 @@ class SloRl:
     def learn(self, prev: Observation, action: Action, reward: float, obs: Observation) -> None:
         att = obs.metric("slo_attainment")
         if math.isfinite(att):  # the dual step: the constraint holds itself, learning or not
-            gap = (self.objective.attainment - att) / self.objective.miss_budget
-            self.price = min(self.s.dual_max, max(0.0, self.price + self.s.dual_step * gap))
+            budget = self.objective.miss_budget
+            gap = (self.objective.attainment + self.s.dual_aim * budget - att) / budget
+            step = self.s.dual_step * min(gap, 10.0) if gap > 0 else self.s.dual_step_down * gap
+            self.price = min(self.s.dual_max, max(self.s.dual_min, self.price + step))
         for r in obs.replicas:
             if not r.ready and math.isfinite(r.age_s):
                 self.cold_start_s = max(self.cold_start_s, min(r.age_s, 30 * 60.0))
