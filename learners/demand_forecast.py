@@ -44,6 +44,9 @@ class ForecastSettings:
     """Initial variance of the one-step error of the log rate (about +-22% at one sigma)."""
     noise_memory: float = 0.9
     """Running-mean factor of the squared one-step errors that estimate the noise variance."""
+    max_ratio: float = 4.0
+    """A forecast never exceeds this multiple of the largest rate in the lag window: an AR model fitted
+    to a sudden jump would otherwise extrapolate it into thousands of requests per second."""
 
 
 class DemandForecaster:
@@ -91,13 +94,14 @@ class DemandForecaster:
             lags.insert(0, lags[0])
         cov = np.linalg.inv(self.precision)
         best, var = -math.inf, 0.0
+        ceiling = max(lags) + math.log(self.s.max_ratio)  # no extrapolated ramp beyond this
         for _ in range(max(1, horizon)):
             x = self._x(lags)
             mu = lags[-1] + float(x @ self.mean)
             var += self.noise + float(x @ cov @ x)
             best = max(best, mu + z * math.sqrt(var))
             lags = [*lags[1:], mu]
-        return max(math.exp(best) - _FLOOR, 0.0)
+        return max(math.exp(min(best, ceiling)) - _FLOOR, 0.0)
 
     def rmse(self) -> float:
         """Recent one-step error of the log rate (prequential: each error was made before its outcome)."""
