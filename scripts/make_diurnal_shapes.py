@@ -69,7 +69,8 @@ def main() -> None:
         print(f"{name}: {DAY_S} s, minute means min {m.min() / m.mean():.2f} max {m.max() / m.mean():.2f} of the mean")
     rates = bursty_minutes()
     (OUT / "bursty-minutes-train.txt").write_text("".join(f"{v:.4f}\n" for v in rates))
-    print(f"bursty-minutes-train: {rates.size} s, {np.mean(rates.reshape(-1, 60).mean(axis=1) == 0):.0%} silent minutes")
+    silent = np.mean(rates.reshape(-1, 60).mean(axis=1) == 0)
+    print(f"bursty-minutes-train: {rates.size} s, {silent:.0%} silent minutes")
 
 
 if __name__ == "__main__":
