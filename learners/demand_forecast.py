@@ -40,8 +40,9 @@ class ForecastSettings:
     """Prior variance of each weight on a past change (0: the random walk)."""
     drift_var: float = 0.01
     """Prior variance of the drift per interval (+-20% a minute at two sigma is already a steep ramp)."""
-    noise_init: float = 0.05
-    """Initial variance of the one-step error of the log rate (about +-22% at one sigma)."""
+    noise_init: float = 0.25
+    """Prior variance of the one-step error of the log rate (+-65% at one sigma): before it has seen a
+    service's demand, the forecaster assumes it may be bursty, and narrows as evidence says otherwise."""
     noise_memory: float = 0.9
     """Running-mean factor of the squared one-step errors that estimate the noise variance."""
     max_ratio: float = 4.0
