@@ -19,6 +19,11 @@ Run (about 10-40 minutes on the loaded 2-core machine)::
 day tiled six times, about 310,000 requests): HPA at its cheapest passing target against slo-rl from
 its checkpoint, each run once after a warm-up run in the same process, and prints the wall-time ratio.
 
+``--windows`` reports online convergence from the checkpoint (issue 11: the SLO holds in every
+10-interval window after at most 25 intervals): per seed, the first interval from which every later
+10-interval window meets the SLO (attainment of the requests judged in the window, weighted by the
+requests each interval judged) and the mean GPU-hours per window after it.
+
 ``--runs DIR [DIR ...]`` skips simulating and reads ``all_runs.json`` from earlier ``autocm sim``
 outputs of the same scenario and seeds instead (for example a baseline run and a learner run made
 separately with ``--policies``).
@@ -124,6 +129,49 @@ def day_wall_times(hpa_target: float) -> None:
         print(f"wall time slo-rl / HPA: {ratio:.2f} (target <= 3): {'met' if ratio <= 3 else 'missed'}")
 
 
+def online_windows(name: str, checkpoint: str, seeds: int, window: int = 10) -> None:
+    """First interval after which every ``window``-interval window meets the SLO, from the checkpoint."""
+    from controller.loop import ControlLoop
+    from simulator.workloads import PolicyRun, simulate
+
+    scenario = load_scenario(name)
+    target = float(scenario.inference[0]["slo"]["attainment"])
+    for seed in range(scenario.seed, scenario.seed + seeds):
+        steps: list[tuple[float, float, float]] = []  # (attainment, requests judged, GPUs held)
+        original = ControlLoop.step
+
+        def step(self, now, _orig=original, _steps=steps):
+            rec = _orig(self, now)
+            o = rec.observation
+            if o is not None:
+                judged = o.events.get("completed", 0.0) + o.events.get("rejected", 0.0)
+                gpus = o.config.get("replicas", 0) * o.config.get("gpus_per_replica", 1)
+                _steps.append((o.metric("slo_attainment"), judged, gpus))
+            return rec
+
+        ControlLoop.step = step
+        try:
+            res = simulate(scenario, PolicyRun("slo-rl", "slo-rl", {}, checkpoint=checkpoint), seed)
+        finally:
+            ControlLoop.step = original
+        ok = []
+        for i in range(len(steps) - window + 1):
+            w = steps[i: i + window]
+            judged = sum(j for _, j, _ in w)
+            att = sum(a * j for a, j, _ in w) / judged if judged else 1.0
+            ok.append(att >= target)
+        first = next((i for i in range(len(ok)) if all(ok[i:])), None)
+        after = steps[first:] if first is not None else []
+        gpu_h = sum(g for _, _, g in after) * scenario.control_interval_s / 3600.0
+        per_window = gpu_h / max(len(after) / window, 1e-9) if after else float("nan")
+        failing = sum(1 for x in ok if not x)
+        print(f"{name} seed {seed}: run attainment {res.metrics['slo_attainment']:.4f}, "
+              f"{res.metrics['gpu_hours']:.1f} GPU-h; windows failing {failing}/{len(ok)}; "
+              f"SLO holds in every window from interval {first if first is not None else 'never'}"
+              f" (target <= 25: {'met' if first is not None and first <= 25 else 'missed'}); "
+              f"{per_window:.2f} GPU-h (as configured) per {window}-interval window after it")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenarios", nargs="+", default=list(DEFAULT_SCENARIOS))
@@ -133,7 +181,15 @@ def main() -> None:
                          "(only with one scenario)")
     ap.add_argument("--day", action="store_true", help="time a 24-hour day: HPA against slo-rl")
     ap.add_argument("--hpa-target", type=float, default=0.9, help="HPA target for --day")
+    ap.add_argument("--windows", action="store_true",
+                    help="online convergence from the checkpoint on each evaluation scenario")
     args = ap.parse_args()
+    if args.windows:
+        ckpts = {"inference-diurnal-eval": "slo-rl-diurnal.ckpt", "inference-code-hour-eval": "slo-rl-code.ckpt"}
+        for name in args.scenarios:
+            path = load_scenario(name).resolve(f"../checkpoints/{ckpts[name]}")
+            online_windows(name, str(path), args.seeds)
+        return
     if args.day:
         day_wall_times(args.hpa_target)
         return
