@@ -17,7 +17,8 @@ Run (about 10-40 minutes on the loaded 2-core machine)::
 
 ``--day`` instead times one compressed day stretched to 24 simulated hours (the 4-hour evaluation
 day tiled six times, about 310,000 requests): HPA at its cheapest passing target against slo-rl from
-its checkpoint, each run once after a warm-up run in the same process, and prints the wall-time ratio.
+its checkpoint, each run once after a warm-up (a static run of the 4-hour day) in the same process,
+and prints the wall-time ratio.
 
 ``--windows`` reports online convergence from the checkpoint (issue 11: the SLO holds in every
 10-interval window after at most 25 intervals): per seed, the first interval from which every later
@@ -116,7 +117,7 @@ def day_wall_times(hpa_target: float) -> None:
         scenario = load_scenario(str(path))
         runs = {"hpa": PolicyRun("hpa", "hpa", {"metric": "gpu_utilization", "target": hpa_target}),
                 "slo-rl (pretrained)": PolicyRun("slo-rl (pretrained)", "slo-rl", {}, checkpoint=ckpt)}
-        simulate(scenario, runs["hpa"], scenario.seed)  # warm-up: trace, latency tables, imports
+        simulate(src, PolicyRun("static", "static", {}), src.seed)  # warm-up: trace, latency tables, imports
         walls = {}
         for label, prun in runs.items():
             t0 = time.perf_counter()
