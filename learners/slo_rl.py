@@ -72,6 +72,9 @@ class SloRlSettings:
     dual_aim: float = 0.5
     """The dual aims at the SLO plus this share of the miss budget (0.995 for a 0.99 SLO), so that
     attainment averaged over a run lands above the target, not on it."""
+    dual_window: int = 1
+    """Intervals of (request-weighted) attainment the dual step compares with the aim (1: each
+    interval alone). A window makes a miss keep the price up until the window is clean again."""
     dual_min: float = 0.0
     """Floor of the price. Below 0 the policy would relax its margin while the SLO holds comfortably;
     on the diurnal training day that cost misses (attainment 0.975-0.990 on two seeds), so off."""
@@ -142,6 +145,7 @@ class SloRl:
         self.demand = DemandForecaster(ForecastSettings())
         self.alarm_model = ViolationForecaster(objective)
         self.price = 0.0
+        self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, self.s.dual_window))
         self.cold_start_s = self.s.cold_start_s
         self.log_burst = 0.0
         self.p_alarm = 0.0
@@ -311,6 +315,10 @@ class SloRl:
     # --- learning (off the decision path) ----------------------------------------------------------
     def learn(self, prev: Observation, action: Action, reward: float, obs: Observation) -> None:
         att = obs.metric("slo_attainment")
+        if math.isfinite(att) and self.s.dual_window > 1:  # the window's attainment, request-weighted
+            judged = obs.events.get("completed", 0.0) + obs.events.get("rejected", 0.0)
+            self.recent.append((att, max(judged, 1e-9)))
+            att = sum(a * j for a, j in self.recent) / sum(j for _, j in self.recent)
         if math.isfinite(att):  # the dual step: the constraint holds itself, learning or not
             budget = self.objective.miss_budget
             gap = (self.objective.attainment + self.s.dual_aim * budget - att) / budget

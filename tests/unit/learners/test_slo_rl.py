@@ -217,3 +217,20 @@ def test_demand_forecaster_learns_a_trend_better_than_a_random_walk():
                 errs_rw.append(abs(math.log(r) - math.log(rates[t + 1])))
         better += np.mean(errs_model) < np.mean(errs_rw)
     assert better >= 9
+
+
+def test_a_dual_window_keeps_the_price_rising_until_the_window_is_clean():
+    env = ToyService(0)
+    obs = env.observe()
+    events = {"completed": 100.0, "rejected": 0.0}
+    good = Observation(60.0, obs.config, dict(obs.metrics), events=events)
+    bad = Observation(120.0, obs.config, {**obs.metrics, "slo_attainment": 0.9}, events=events)
+    prices = {}
+    for window in (1, 3):
+        learner = make(dual_window=window)
+        learner.learn(good, learner.decide(good), 0.0, bad)
+        after_miss = learner.price
+        learner.learn(good, learner.decide(good), 0.0, good)
+        prices[window] = (after_miss, learner.price)
+    assert prices[1][1] < prices[1][0]  # per interval: one good interval already lowers the price
+    assert prices[3][1] > prices[3][0]  # windowed: the miss is still in the window, the price keeps rising
