@@ -15,6 +15,7 @@ _MODULES = (
     "learners.lqr",
     "learners.bayesopt_sizing",
     "learners.unified",
+    "learners.slo_rl",
 )
 
 for _name in _MODULES:

@@ -129,6 +129,10 @@ SCHEMA: dict[str, Any] = {
                             "mean_rate_per_s": {"type": "number", "exclusiveMinimum": 0},
                             "duration_s": {"type": "number", "exclusiveMinimum": 0},
                             "rate_scale": {"type": "number", "exclusiveMinimum": 0},
+                            "sizes": {"enum": ["all", "first-half", "second-half"],
+                                      "description": "load-shape request sizes: drawn from all of the "
+                                                     "Azure code trace, or only its first/second half "
+                                                     "(keeps training and evaluation requests disjoint)"},
                         },
                     },
                     "slo": {

@@ -109,7 +109,8 @@ def _trace(scenario: Scenario, spec: dict[str, Any], seed: int) -> Trace:
         return _recorded("request-log", scenario.resolve(t["path"]), scale, t.get("duration_s"))
     shape = t["shape"] if t["shape"] in tr.SHAPES else scenario.resolve(t["shape"])
     mean = float(t.get("mean_rate_per_s", tr.azure_code().mean_rate_per_s))
-    return tr.load_shape(shape, mean, float(t.get("duration_s", 3600.0)), seed=seed, rate_scale=scale)
+    return tr.load_shape(shape, mean, float(t.get("duration_s", 3600.0)), seed=seed, rate_scale=scale,
+                         sizes=tr.azure_code_half(t.get("sizes", "all")))
 
 
 def _slo(spec: dict[str, Any]) -> SLO:

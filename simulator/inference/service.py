@@ -193,6 +193,14 @@ class Replica:
 QUEUED, RUNNING, DONE, REJECTED = 1, 2, 3, 4
 
 
+def _peak_rate(arrivals: np.ndarray, start: float, end: float, window_s: float = 10.0) -> float:
+    """Largest arrival rate over the ``window_s`` windows of [start, end) (the interval's burst)."""
+    if end - start < window_s or not arrivals.size:
+        return float(arrivals.size) / max(end - start, 1e-9)
+    counts = np.bincount(((arrivals - start) // window_s).astype(np.int64).clip(0))
+    return float(counts.max()) / window_s
+
+
 class InferenceService:
     """A simulated inference Deployment behind one FCFS gateway queue."""
 
@@ -688,6 +696,9 @@ class InferenceService:
             "concurrency_per_replica": inflight_mean / max(len(ready), 1),
             "gpu_utilization": float(np.mean(util)) if util else 0.0,
             "kv_cache_usage": float(np.mean(kv)) if kv else 0.0,
+            # sub-interval burst and backlog (what a gateway exports: peak 10 s arrival rate, queued tokens)
+            "request_rate_peak_per_second": _peak_rate(self._arrival_np[arrived0:self.arrived], self._obs_t, now),
+            "queued_prompt_tokens": float(sum(self.prompt[i] for i in self.queue)),
         }
         self._obs_marks = (self.arrived, len(self.done_seq), len(self.rejected_seq), self._inflight_area)
         self._obs_t = now

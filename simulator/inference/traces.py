@@ -171,6 +171,23 @@ def azure_code(path: Path | str | None = None, rate_scale: float = 1.0,
     return request_log(src, rate_scale=rate_scale, duration_s=duration_s)
 
 
+def azure_code_half(which: str = "all") -> Trace:
+    """The Azure code trace's requests, all of them or only the first/second half in arrival order:
+    training scenarios draw sizes from one half and evaluation scenarios from the other, so no request
+    size an evaluation sees was seen in training."""
+    full = azure_code()
+    if which == "all":
+        return full
+    half = len(full) // 2
+    if which == "first-half":
+        sel = slice(0, half)
+    elif which == "second-half":
+        sel = slice(half, len(full))
+    else:
+        raise ValueError(f"sizes must be 'all', 'first-half' or 'second-half', got {which!r}")
+    return Trace(full.arrival_s[sel], full.prompt_tokens[sel], full.output_tokens[sel])
+
+
 def read_shape(shape: str | Path) -> np.ndarray:
     """Rates per second of a bundled shape (``bursty``, ``noisy``) or of a file (one number a line)."""
     src = data_path("load-shapes", f"{shape}.txt") if str(shape) in SHAPES else Path(shape)

@@ -1,0 +1,390 @@
+"""``slo-rl``: a model-based, SLO-constrained Bayesian autoscaler for LLM inference.
+
+The policy each interval picks the *cheapest* configuration (replicas, GPUs per replica, batch size)
+whose predicted probability of a tail-latency miss, at an upper quantile of the demand forecast for
+the next cold-start window, stays under a risk bound. Three learned models and one dual variable:
+
+- **demand** (:mod:`learners.demand_forecast`): a Bayesian AR forecast of the request rate with its
+  uncertainty, planned for ``horizon = 1 + cold start / interval`` intervals ahead, because a replica
+  added now serves only after its cold start (the cold start itself is read off replica ages);
+- **capacity** (:mod:`learners.slo_capacity`): P(tail above the SLO target | load per ready GPU, TP
+  degree, batch size, burst ratio), a Bayesian logistic model updated from every interval, so unseen
+  loads or TP degrees read as uncertain and are avoided until evidence says they are safe;
+- **violation alarm** (:class:`learners.predict.ViolationForecaster`): P(a violation in the next 3
+  intervals) from trends in TTFT, queue, utilisation, KV usage and readiness; an alarm plans extra
+  headroom and blocks scale-down (a predicted violation is a reason to act early);
+- **the SLO as a constraint** (primal-dual): the risk bound is ``risk * exp(-price)`` and the demand
+  quantile rises with the price, where the price (the dual variable of the attainment constraint)
+  climbs while interval attainment runs below an aim just above the target and falls back to zero
+  while it runs above. The SLO is not traded against GPUs: a miss makes the policy stricter until
+  attainment recovers.
+
+Two timescales: the fast path (every decision) scales up at once when the plan asks for it and drains
+a queue (queued requests are load of the next interval); the slow path removes replicas only down
+to the most the plan asked for over ``down_window`` intervals, when none is cold-starting and the last
+scale-up is ``up_hold`` intervals old, and changes TP degree or batch size (a restart of every pod)
+only when another template saves ``switch_gain`` of the GPUs for ``switch_hold`` intervals in a row.
+Which template looks cheaper is judged by Thompson sampling (one draw of the capacity weights per
+interval), so a template the learner knows little about is tried when it is plausibly better, and is
+then sized by the cautious posterior predictive until evidence arrives.
+
+Decisions are one vectorised posterior-predictive evaluation over every configuration (microseconds);
+all learning happens in ``learn`` (one small Newton solve per batch of intervals), off ``decide``.
+The learner reads only the Observation; it never sees the trace or the simulator's state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from learners.base import register
+from learners.demand_forecast import DemandForecaster, ForecastSettings
+from learners.objective import Objective
+from learners.predict import ViolationForecaster
+from learners.slo_capacity import CapacityModel, CapacitySettings
+from learners.space import Config, ConfigSpace
+from learners.types import Action, Convergence, Observation, Verdict
+
+LOAD_REF = math.log(0.25)
+"""Log load per GPU the features are centred on (requests/s per GPU of a 70B model is O(0.1-1))."""
+
+
+@dataclass(frozen=True)
+class SloRlSettings:
+    risk: float = 0.2
+    """Allowed predicted P(tail above target) for the planned interval at zero price (with the
+    capacity model's soft label, 0.2 plans for a tail of about 0.7x the target)."""
+    risk_max: float = 0.4
+    """The risk bound never exceeds this, however low the price (0.4: a tail of about 0.9x the target)."""
+    dual_step: float = 0.1
+    """Price increase per interval and per miss budget of attainment below the aim (an interval at
+    0.9 against a 0.99 SLO adds about 0.95), at most ``10 * dual_step`` per interval: one disastrous
+    interval must not freeze the policy at its most expensive for an hour."""
+    dual_step_down: float = 0.2
+    """Price decrease per interval and per miss budget of attainment above the aim (0.1 for an
+    interval that meets the SLO with every request, against a 0.99 SLO)."""
+    dual_aim: float = 0.5
+    """The dual aims at the SLO plus this share of the miss budget (0.995 for a 0.99 SLO), so that
+    attainment averaged over a run lands above the target, not on it."""
+    dual_window: int = 1
+    """Intervals of (request-weighted) attainment the dual step compares with the aim (1: each
+    interval alone). A window makes a miss keep the price up until the window is clean again."""
+    dual_min: float = 0.0
+    """Floor of the price. Below 0 the policy would relax its margin while the SLO holds comfortably;
+    on the diurnal training day that cost misses (attainment 0.975-0.990 on two seeds), so off."""
+    dual_max: float = 20.0
+    forecast_z: float = 1.0
+    """Demand quantile planned for at zero price (one-sided normal z in log space: about the 84th)."""
+    forecast_z_per_price: float = 0.25
+    """Extra z per unit of price (capped at 8 units): misses make the plan more pessimistic."""
+    down_window: int = 5
+    """Scale-down stabilisation: replicas are removed only down to the largest count the plan asked
+    for over the last few intervals, at most this many (as HPA's 300 s window at 60 s intervals), so
+    one quiet minute between bursts does not release the capacity the next burst needs. The window
+    used scales with how unpredictable demand has been (the forecaster's one-step error): the full
+    window when the log rate's error is ``noisy_sd`` or more, 2 intervals when demand is smooth."""
+    noisy_sd: float = 0.5
+    up_hold: int = 3
+    """Intervals after a scale-up during which nothing is removed (its replicas are still warming)."""
+    switch_gain: float = 0.15
+    """A TP-degree or batch-size change (restarts every pod) must save at least this share of GPUs."""
+    switch_hold: int = 3
+    """Intervals in a row another template must be the cheaper plan before switching to it."""
+    alarm: float = 0.6
+    """Violation-forecaster probability that raises an alarm."""
+    alarm_margin: float = 0.25
+    """Extra planned load while an alarm is up."""
+    burst_prior: float = 1.0
+    """Prior mean of the weight on the log burst ratio (peak 10 s rate over the interval's mean): a
+    burstier interval has a higher tail at the same mean load (queueing theory says so before data)."""
+    batch_prior: float = -1.0
+    """Prior mean of the weight on the batch-size position (0 at the largest batch, -1 at the smallest):
+    a smaller batch limit admits fewer requests per replica, so more queue, so a higher tail (+1 logit
+    at the smallest). Without it, trying every batch size costs a restart and an hour of GPUs each."""
+    update_every: int = 1
+    """Intervals per posterior update of the capacity model (batched learning)."""
+    cold_start_s: float = 60.0
+    """Initial guess of the cold start; the learner raises it to the oldest unready replica it sees."""
+    learn: bool = True
+    """False freezes every model at its prior (or checkpoint): the same policy without learning."""
+    converge_error: float = 0.12
+    """Mean absolute prequential error of the capacity model under which, with the price low, the
+    learner reports itself converged."""
+    seed: int = 0
+
+
+class SloRl:
+    """SLO-constrained model-based Bayesian autoscaler (see the module docstring)."""
+
+    name = "slo-rl"
+    uses_guard_rails = False
+    """It keeps its own rails (hysteresis, hold after scale-up, restart gating, bounds)."""
+
+    def __init__(self, space: ConfigSpace, objective: Objective, settings: SloRlSettings | None = None) -> None:
+        self.space, self.objective = space, objective
+        self.s = settings or SloRlSettings()
+        if "replicas" not in space.names:
+            raise ValueError("slo-rl sizes replicas: the space needs a 'replicas' knob")
+        self.tp_name = "gpus_per_replica" if "gpus_per_replica" in space.names else None
+        self.batch_name = "max_batch_size" if "max_batch_size" in space.names else None
+        self.tps = space[self.tp_name].values if self.tp_name else (1.0,)
+        self.batches = space[self.batch_name].values if self.batch_name else (0.0,)
+        self.replica_values = np.asarray(space["replicas"].values, float)
+        self.arms = [(tp, b) for tp in self.tps for b in self.batches]
+        self.dim = 1 + (len(self.tps) - 1) + (1 if len(self.batches) > 1 else 0) + 1
+        self.capacity = CapacityModel(self.dim, CapacitySettings())
+        self.capacity.mean[-1] = self.s.burst_prior
+        if len(self.batches) > 1:
+            self.capacity.mean[-2] = self.s.batch_prior
+        self.demand = DemandForecaster(ForecastSettings())
+        self.alarm_model = ViolationForecaster(objective)
+        self.price = 0.0
+        self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, self.s.dual_window))
+        self.cold_start_s = self.s.cold_start_s
+        self.log_burst = 0.0
+        self.p_alarm = 0.0
+        self.pending: list[tuple[np.ndarray, float]] = []
+        self.errors: deque[float] = deque(maxlen=20)
+        self.intervals = 0
+        self.last_up = -10**9
+        self.wanted: deque[float] = deque(maxlen=max(1, self.s.down_window))
+        self.better: tuple[tuple[float, float] | None, int] = (None, 0)
+        self._grid = self._candidate_grid()
+        self.rng = np.random.default_rng(self.s.seed)
+
+    # --- features --------------------------------------------------------------------------------
+    def features(self, load: np.ndarray, gpus: np.ndarray, tp: np.ndarray, batch: np.ndarray,
+                 log_burst: float) -> np.ndarray:
+        """Rows of the capacity model's features (see :mod:`learners.slo_capacity`)."""
+        load, gpus = np.broadcast_arrays(np.asarray(load, float), np.asarray(gpus, float))
+        cols = [np.log((load + 1e-3) / np.maximum(gpus, 1e-9)) - LOAD_REF]
+        for t in self.tps[:-1]:
+            cols.append((np.asarray(tp) == t).astype(float) * np.ones_like(load))
+        if len(self.batches) > 1:
+            idx = np.searchsorted(np.asarray(self.batches), np.asarray(batch, float))
+            cols.append(idx / (len(self.batches) - 1) - 1.0 + 0 * load)
+        cols.append(np.full_like(load, log_burst))
+        return np.stack(cols, axis=-1)
+
+    def _candidate_grid(self) -> dict[str, np.ndarray]:
+        n = self.replica_values
+        tp = np.repeat([a[0] for a in self.arms], len(n))
+        b = np.repeat([a[1] for a in self.arms], len(n))
+        reps = np.tile(n, len(self.arms))
+        return {"tp": tp, "batch": b, "replicas": reps, "gpus": reps * tp}
+
+    # --- reading an observation ------------------------------------------------------------------
+    def _ready(self, obs: Observation) -> float:
+        if obs.replicas:
+            return float(sum(1 for r in obs.replicas if r.ready))
+        return float(obs.config.get("replicas", 1.0))
+
+    def _stuck_after_s(self) -> float:
+        """An unready replica older than this is not cold-starting: it cannot be placed (cluster full)."""
+        return 3.0 * self.s.cold_start_s
+
+    def _booting(self, obs: Observation) -> tuple[float, float]:
+        """(replicas cold-starting, replicas stuck unready) in ``obs``."""
+        if not obs.replicas:
+            return 0.0, 0.0
+        late = self._stuck_after_s()
+        booting = sum(1 for r in obs.replicas if not r.ready and r.age_s <= late)
+        stuck = sum(1 for r in obs.replicas if not r.ready and r.age_s > late)
+        return float(booting), float(stuck)
+
+    def _rate(self, obs: Observation) -> float:
+        v = obs.metric("request_rate_per_second", 0.0)
+        return v if math.isfinite(v) else 0.0
+
+    def _burst(self, obs: Observation) -> float:
+        rate, peak = self._rate(obs), obs.metric("request_rate_peak_per_second")
+        if not math.isfinite(peak) or rate <= 0:
+            return 0.0
+        return math.log(max(peak / rate, 1.0))
+
+    def _template(self, cfg: Mapping[str, float]) -> tuple[float, float]:
+        return (cfg.get(self.tp_name, self.tps[0]) if self.tp_name else self.tps[0],
+                cfg.get(self.batch_name, self.batches[0]) if self.batch_name else self.batches[0])
+
+    # --- the decision ----------------------------------------------------------------------------
+    def plan_load(self, obs: Observation) -> float:
+        """Requests/s to provision for: the demand quantile over the cold-start horizon, plus the
+        queue drained within one interval, plus a margin while the violation alarm is up."""
+        if not self.demand.history:
+            self.demand.history.append(math.log(self._rate(obs) + 0.01))
+        horizon = 1 + math.ceil(self.cold_start_s / max(obs.interval_s, 1e-9))
+        z = max(0.0, self.s.forecast_z + self.s.forecast_z_per_price * min(self.price, 8.0))
+        load = self.demand.quantile(horizon, z)
+        queue = obs.metric("queue_length", 0.0)
+        load += (queue if math.isfinite(queue) else 0.0) / max(obs.interval_s, 1e-9)
+        if self.p_alarm >= self.s.alarm:
+            load *= 1.0 + self.s.alarm_margin
+        return load
+
+    def risk_bound(self) -> float:
+        return min(self.s.risk_max, self.s.risk * math.exp(-self.price))
+
+    def cheapest(self, load: float, weights: np.ndarray | None = None) -> dict[tuple[float, float], float]:
+        """Per template (TP degree, batch), the fewest replicas whose predicted miss probability at
+        ``load`` is within the risk bound; ``inf`` for a template where none is. ``weights``: judge
+        with these capacity weights (a posterior draw) instead of the posterior predictive."""
+        g = self._grid
+        X = self.features(np.full(g["gpus"].shape, load), g["gpus"], g["tp"], g["batch"], self.log_burst)
+        if weights is None:
+            p = self.capacity.predict(X)
+        else:
+            p = 1.0 / (1.0 + np.exp(-(weights[0] + X @ weights[1:])))
+        ok = (p <= self.risk_bound()).reshape(len(self.arms), len(self.replica_values))
+        out = {}
+        for i, arm in enumerate(self.arms):
+            hit = np.flatnonzero(ok[i])
+            out[arm] = float(self.replica_values[hit[0]]) if hit.size else math.inf
+        return out
+
+    def decide(self, obs: Observation) -> Action:
+        self.intervals += 1
+        current = self.space.clip(obs.config)
+        arm = self._template(current)
+        cur_n = current["replicas"]
+        pending, stuck = self._booting(obs)
+        if not self.wanted:  # start as if the plan had asked for what runs now: no release before evidence
+            self.wanted.extend([cur_n] * (self.wanted.maxlen or 1))
+        load = self.plan_load(obs)
+        need = self.cheapest(load)
+        # slow path: another template only when a posterior draw finds it clearly cheaper, several
+        # intervals in a row, with nothing warming up and the SLO comfortable
+        draw = self.rng.multivariate_normal(self.capacity.mean, self.capacity._cov) if self.s.learn else None
+        sampled = self.cheapest(load, draw) if draw is not None else need
+        best = min(sampled, key=lambda a: (sampled[a] * a[0], a != arm))
+        if best != arm and math.isfinite(need[best]) and \
+                sampled[best] * best[0] <= (1 - self.s.switch_gain) * sampled[arm] * arm[0]:
+            count = self.better[1] + 1 if self.better[0] == best else 1
+            self.better = (best, count)
+        else:
+            self.better = (None, 0)
+        if self.better[1] >= self.s.switch_hold and pending == 0 and self.price < 1.0 and self.p_alarm < self.s.alarm:
+            self.better = (None, 0)
+            # a switch changes the template, not the capacity: it keeps the GPUs the scale-down window
+            # still holds (re-expressed in the new template's replicas); savings come through the window
+            held_gpus = max(self.wanted) * arm[0]
+            n_new = min(float(self.replica_values[-1]), max(need[best], math.ceil(held_gpus / best[0])))
+            self.wanted.clear()
+            self.wanted.extend([n_new] * (self.wanted.maxlen or 1))
+            target = self._config(best, n_new)
+            return Action(target, f"switch to {best[0]:g} GPUs x batch {best[1]:g} at {n_new:g} replicas "
+                                  f"(plan: {need[best] * best[0]:g} GPUs instead of {need[arm] * arm[0]:g} "
+                                  f"for {load:.2f} req/s; {self._why()})")
+        n = need[arm] if math.isfinite(need[arm]) else float(self.replica_values[-1])
+        if stuck:  # the cluster is full: asking for more than it places only queues pods
+            n = min(n, max(self._ready(obs) + pending, float(self.replica_values[0])))
+        self.wanted.append(n)
+        if n > cur_n:
+            self.last_up = self.intervals
+            return Action(self._config(arm, n), f"scale up to {n:g} replicas for {load:.2f} req/s ({self._why()})")
+        floor = max(list(self.wanted)[-self._window():])
+        if floor < cur_n:
+            if pending == 0 and self.p_alarm < self.s.alarm and self.intervals - self.last_up >= self.s.up_hold:
+                return Action(self._config(arm, floor),
+                              f"scale down to {floor:g} replicas, the most the last {len(self.wanted)} "
+                              f"plans asked for ({load:.2f} req/s now; {self._why()})")
+            return Action(dict(current), f"hold {cur_n:g} replicas ({n:g} would do for {load:.2f} req/s; "
+                                         f"replicas warming or alarm up; {self._why()})")
+        return Action(dict(current), f"keep {cur_n:g} replicas for {load:.2f} req/s ({self._why()})")
+
+    def _config(self, arm: tuple[float, float], replicas: float) -> Config:
+        cfg = {"replicas": replicas}
+        if self.tp_name:
+            cfg[self.tp_name] = arm[0]
+        if self.batch_name:
+            cfg[self.batch_name] = arm[1]
+        return self.space.clip(cfg)
+
+    def _window(self) -> int:
+        sd = math.sqrt(max(self.demand.noise, 0.0))
+        return int(min(self.s.down_window, max(2, round(self.s.down_window * sd / self.s.noisy_sd))))
+
+    def _why(self) -> str:
+        return f"risk bound {self.risk_bound():.3f}, price {self.price:.2f}, alarm {self.p_alarm:.2f}"
+
+    # --- learning (off the decision path) ----------------------------------------------------------
+    def learn(self, prev: Observation, action: Action, reward: float, obs: Observation) -> None:
+        att = obs.metric("slo_attainment")
+        if math.isfinite(att) and self.s.dual_window > 1:  # the window's attainment, request-weighted
+            judged = obs.events.get("completed", 0.0) + obs.events.get("rejected", 0.0)
+            self.recent.append((att, max(judged, 1e-9)))
+            att = sum(a * j for a, j in self.recent) / sum(j for _, j in self.recent)
+        if math.isfinite(att):  # the dual step: the constraint holds itself, learning or not
+            budget = self.objective.miss_budget
+            gap = (self.objective.attainment + self.s.dual_aim * budget - att) / budget
+            step = self.s.dual_step * min(gap, 10.0) if gap > 0 else self.s.dual_step_down * gap
+            self.price = min(self.s.dual_max, max(self.s.dual_min, self.price + step))
+        for r in obs.replicas:  # a replica still booting after the assumed cold start: it is longer
+            if not r.ready and math.isfinite(r.age_s) and r.age_s <= self._stuck_after_s():
+                self.cold_start_s = max(self.cold_start_s, r.age_s)
+        if not self.s.learn:
+            return
+        self.demand.observe(self._rate(obs))
+        self.p_alarm = self.alarm_model.observe(obs)
+        burst = self._burst(obs)
+        self.log_burst = max(burst, 0.9 * self.log_burst + 0.1 * burst)  # rises at once, decays slowly
+        before, during = self._template(prev.config), self._template(action.target)
+        if before != during:
+            return  # a rolling restart mixes templates: this interval says nothing about either
+        tp = during[0]
+        gpus = 0.5 * (self._ready(prev) + self._ready(obs)) * tp
+        if gpus <= 0:
+            return
+        queue = prev.metric("queue_length", 0.0)
+        load = self._rate(obs) + (queue if math.isfinite(queue) else 0.0) / max(obs.interval_s, 1e-9)
+        y = self.capacity.label(obs.metric(self.objective.metric), self.objective.target)
+        if not self.objective.meets(obs):
+            y = max(y, 0.75)
+        x = self.features(np.array([load]), np.array([gpus]), np.array([tp]), np.array([during[1]]), burst)[0]
+        self.errors.append(abs(float(self.capacity.predict(x[None, :])[0]) - y))  # prequential
+        self.pending.append((x, y))
+        if len(self.pending) >= self.s.update_every:
+            X = np.stack([p[0] for p in self.pending])
+            self.capacity.update(X, np.array([p[1] for p in self.pending]))
+            self.pending = []
+
+    def convergence(self) -> Convergence:
+        n = self.capacity.samples
+        if len(self.errors) < 10:
+            return Convergence(Verdict.EXPLORING, samples=n)
+        err = float(np.mean(self.errors))
+        verdict = Verdict.CONVERGED if err < self.s.converge_error and self.price < 1.0 else Verdict.CONVERGING
+        return Convergence(verdict, residual=err, policy_stability=math.nan, samples=n)
+
+    # --- checkpoints ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"learner": self.name, "settings": asdict(self.s), "knobs": list(self.space.names),
+                "capacity": self.capacity.state_dict(), "demand": self.demand.state_dict(),
+                "alarm": {"mean": self.alarm_model.model.mean.tolist(),
+                          "precision": self.alarm_model.model.precision.tolist()},
+                "cold_start_s": self.cold_start_s, "log_burst": self.log_burst}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if list(state.get("knobs", [])) != list(self.space.names):
+            raise ValueError(f"checkpoint was trained for knobs {state.get('knobs')}, "
+                             f"this workload has {list(self.space.names)}")
+        self.capacity.load_state_dict(state["capacity"])
+        self.demand.load_state_dict(state["demand"])
+        alarm = state.get("alarm")
+        if alarm:
+            self.alarm_model.model.mean = np.asarray(alarm["mean"], float)
+            self.alarm_model.model.precision = np.asarray(alarm["precision"], float)
+        self.cold_start_s = float(state.get("cold_start_s", self.cold_start_s))
+        self.log_burst = float(state.get("log_burst", 0.0))
+
+
+@register("slo-rl", SloRlSettings,
+          "SLO-constrained model-based Bayesian autoscaler: demand forecast, capacity posterior, primal-dual",
+          kinds=("inference",))
+def _make(space: ConfigSpace, objective: Objective, settings: SloRlSettings) -> SloRl:
+    return SloRl(space, objective, settings)
