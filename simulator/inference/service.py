@@ -680,6 +680,8 @@ class InferenceService:
             "concurrency_per_replica": inflight_mean / max(len(ready), 1),
             "gpu_utilization": float(np.mean(util)) if util else 0.0,
             "kv_cache_usage": float(np.mean(kv)) if kv else 0.0,
+            "requests_running": float(sum(r.engine.running for r in ready)),
+            "prompt_tokens_per_second": float(sum(self.prompt[arrived0:self.arrived])) / interval,
         }
         self._obs_marks = (self.arrived, len(self.done_seq), len(self.rejected_seq), self._inflight_area)
         self._obs_t = now
