@@ -153,6 +153,10 @@ class TimeWindow:
         for b in [b for b in self.buckets if b < cutoff]:
             del self.buckets[b]
 
+    def values(self) -> list[float]:
+        """The kept values, oldest first (``Values``)."""
+        return [self.buckets[b] for b in sorted(self.buckets)]
+
     def average(self) -> float:
         return sum(self.buckets.values()) / len(self.buckets) if self.buckets else 0.0
 
@@ -162,10 +166,18 @@ class TimeWindow:
 # --------------------------------------------------------------------------------------------------
 
 
+def should_panic(stable: float, panic: float, panic_threshold: float) -> bool:
+    """``shouldEnterPanicMode``: no stable load yet, or the panic window above threshold x the stable one."""
+    return stable <= 0 or panic / stable > panic_threshold
+
+
 def kpa_replicas(current: float, stable: float, panic: float, target: float, s: AIBrixSettings,
-                 max_panic_pods: int = 0) -> tuple[int, bool]:
-    """``KPAAlgorithm.ComputeRecommendation`` + ``computeTargetReplicas``: (desired, in panic mode)."""
-    in_panic = stable <= 0 or panic / stable > s.panic_threshold  # shouldEnterPanicMode
+                 in_panic: bool | None = None, max_panic_pods: int = 0, activation_scale: int = 1) -> int:
+    """``KPAAlgorithm.computeTargetReplicas``. ``in_panic`` None: decided by :func:`should_panic`, as
+    ``ComputeRecommendation`` does; ``max_panic_pods`` and ``activation_scale`` are what the base scaling
+    context reports at e3e10f9 (0 and 1), settable for upstream's table tests."""
+    if in_panic is None:
+        in_panic = should_panic(stable, panic, s.panic_threshold)
     ready = max(0.0, current)
     max_up = max(1.0, math.ceil(s.max_scale_up_rate * ready))
     max_down = math.floor(ready / s.max_scale_down_rate)
@@ -174,15 +186,17 @@ def kpa_replicas(current: float, stable: float, panic: float, target: float, s: 
     def pods(value: float) -> float:
         return math.ceil(value / target) if value > up_at or value < down_at else current
 
-    dspc, dppc = pods(stable), pods(panic)
-    desired_stable = int(min(max(dspc, max_down), max_up))
-    desired_panic = int(min(max(dppc, max_down), max_up))
-    # ActivationScale is 1 in the base context, so its adjustment never applies.
+    desired_stable = int(min(max(pods(stable), max_down), max_up))
+    desired_panic = int(min(max(pods(panic), max_down), max_up))
+    if activation_scale > 1:  # only once activated (desired > 0)
+        if 0 < desired_stable < activation_scale:
+            desired_stable = activation_scale
+        if 0 < desired_panic < activation_scale:
+            desired_panic = activation_scale
     desired = desired_stable
-    if in_panic:
-        desired = max(desired, desired_panic)
-        desired = max(desired, max_panic_pods)  # never below the panic peak (always 0 at e3e10f9)
-    return desired, in_panic
+    if in_panic:  # the larger of the two, never below the panic peak
+        desired = max(desired, desired_panic, max_panic_pods)
+    return desired
 
 
 def apa_replicas(current: float, per_pod: float, target: float, s: AIBrixSettings) -> int:
@@ -280,7 +294,8 @@ class AIBrixKPA(_AIBrix):
     def _recommend(self, current: int) -> tuple[int, str]:
         s = self.settings
         stable, panic = self.stable.average(), self.panic.average()
-        desired, in_panic = kpa_replicas(current, stable, panic, s.target, s)
+        in_panic = should_panic(stable, panic, s.panic_threshold)
+        desired = kpa_replicas(current, stable, panic, s.target, s, in_panic)
         what = "total" if s.kpa_aggregate == "sum" else "pod average"
         words = (f"{s.metric} ({what}) averages {stable:.3g} over {s.stable_window_s:.0f} s and {panic:.3g} over "
                  f"{s.panic_window_s:.0f} s against {s.target:.3g} per pod "
