@@ -102,36 +102,13 @@ def _runs_of_groups(runs: Sequence[RunResult]) -> Iterator[tuple[str, dict[str, 
     yield from groups.items()
 
 
-@dataclass(frozen=True)
-class _Spilled:
-    """A run's simulated metrics, already written as OpenMetrics text where the report puts them.
-
-    Stands in for the :class:`Recorder` in ``write_report``; writing it again to the same path is a no-op.
-    """
-
-    path: Path
-    samples: int
-
-    @classmethod
-    def write(cls, rec: Recorder, out: Path, label: str) -> _Spilled:
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)  # as write_report names it
-        path = out / "metrics" / f"{safe}.om.txt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(path, rec.write_openmetrics(path))
-
-    def write_openmetrics(self, path: Path) -> int:
-        if Path(path).resolve() != self.path.resolve():
-            Path(path).write_bytes(self.path.read_bytes())
-        return self.samples
-
-
 def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequence[str] | None = None,
                  sweep: bool = True, progress: bool = True) -> Report:
     plan = expand(scenario, only, sweep)
     duration = duration_of(scenario)
     bar = _Progress(duration * len(plan) * len(seeds), progress)
     runs: list[RunResult] = []
-    recorders: dict[str, _Spilled] = {}
+    recorders: dict[str, Recorder] = {}
     extras: dict[str, Any] = {"notes": []}
     try:
         for seed in seeds:
@@ -143,8 +120,8 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
                 result.wall_s = time.perf_counter() - t0
                 result.group = prun.group
                 runs.append(result)
-                if rec is not None:  # spilled now: a swept scenario's recorders would not fit in memory
-                    recorders[prun.label] = _Spilled.write(rec, out, prun.label)
+                if rec is not None:
+                    recorders[prun.label] = rec
     finally:
         bar.close()
 
