@@ -24,6 +24,9 @@ METRICS: dict[str, str] = {
     "concurrency_per_replica": "requests in flight per ready replica (Knative's metric)",
     "gpu_utilization": "mean GPU busy fraction of ready replicas (DCGM_FI_DEV_GPU_UTIL / 100)",
     "kv_cache_usage": "mean KV-cache occupancy of ready replicas (0..1)",
+    "requests_running": "requests in a batch slot now, all ready replicas (sum of vllm:num_requests_running)",
+    "prompt_tokens_per_second": "prompt tokens of the requests arriving per second over the last interval "
+                                "(rate of vllm:prompt_tokens_total)",
     "cpu_utilization": "mean CPU usage over CPU request of ready replicas (0..1)",
     "memory_bytes_peak": "largest per-replica memory working set in the interval",
     "throughput_samples_per_second": "training samples processed per second",

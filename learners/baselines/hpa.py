@@ -486,6 +486,12 @@ class HPA(RuleBased):
                 f"(ratio {count.usage_ratio:.2f}, tolerance -{self.tolerances.scale_down:.0%}/"
                 f"+{self.tolerances.scale_up:.0%}), which calls for {count.replicas} replicas ({count.why})")
 
+    def _count(self, obs: Observation, current: int) -> ReplicaCount | None:
+        """Step 1 of the sync: the replica count the metric calls for (the one step KEDA's external
+        metric changes; see learners/baselines/keda.py)."""
+        return calculate_replicas(current, self._samples(obs, current), self.settings.target,
+                                  self.tolerances, self.settings.ignore_unready, self.settings.metric_type)
+
     # -- the sync ------------------------------------------------------------------------------------
 
     def decide(self, obs: Observation) -> Action:
@@ -505,8 +511,7 @@ class HPA(RuleBased):
         if current < lo:
             return lo, f"{current} replicas is below the minimum of {lo}: scaling up to the minimum."
 
-        count = calculate_replicas(current, self._samples(obs, current), self.settings.target,
-                                   self.tolerances, self.settings.ignore_unready, self.settings.metric_type)
+        count = self._count(obs, current)
         self.last_count = count
         if count is None:
             return current, (f"No {self.settings.metric} sample from any ready pod: keeping {current} "

@@ -699,6 +699,8 @@ class InferenceService:
             # sub-interval burst and backlog (what a gateway exports: peak 10 s arrival rate, queued tokens)
             "request_rate_peak_per_second": _peak_rate(self._arrival_np[arrived0:self.arrived], self._obs_t, now),
             "queued_prompt_tokens": float(sum(self.prompt[i] for i in self.queue)),
+            "requests_running": float(sum(r.engine.running for r in ready)),
+            "prompt_tokens_per_second": float(sum(self.prompt[arrived0:self.arrived])) / interval,
         }
         self._obs_marks = (self.arrived, len(self.done_seq), len(self.rejected_seq), self._inflight_area)
         self._obs_t = now

@@ -21,7 +21,7 @@ from controller.prometheus import (
     pod_regex,
 )
 
-INFERENCE_QUERIES = sum(1 for q in DEFAULT_QUERIES.values() if "inference" in q.kinds)
+INFERENCE_QUERIES = len({q.template for q in DEFAULT_QUERIES.values() if "inference" in q.kinds})  # distinct texts
 
 
 class Clock:
