@@ -344,7 +344,11 @@ def _settings(path: str, spec: Any, raw: Any) -> dict[str, Any]:
         elif isinstance(origin, type) and issubclass(origin, Mapping):
             if not isinstance(value, Mapping):
                 raise PolicyError(f"{where}: expected a map, got {value!r}")
-            out[key] = {k: _number(f"{where}.{k}", v) for k, v in value.items()}
+            args = typing.get_args(hint)
+            if len(args) == 2 and args[1] is float:
+                out[key] = {k: _number(f"{where}.{k}", v) for k, v in value.items()}
+            else:  # structured values (e.g. the forecast scaler's latency rows): the learner checks their shape
+                out[key] = dict(value)
         else:
             out[key] = value
     try:
@@ -352,6 +356,15 @@ def _settings(path: str, spec: Any, raw: Any) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise PolicyError(f"{path}: {exc}") from exc
     return out
+
+
+def check_learner_settings(learner: str, raw: Any, path: str = "settings") -> dict[str, Any]:
+    """The operator's settings check for callers outside a custom resource (``autocm sim`` scenarios):
+    one clear error naming the setting instead of a learner that crashes while it is built."""
+    known = registered()
+    if learner not in known:
+        raise PolicyError(f"{path}: unknown learner {learner!r}")
+    return _settings(path, known[learner], raw if raw is not None else {})
 
 
 def _scaled(objective: Objective, raw: Mapping[str, Any], space: ConfigSpace, interval_s: float) -> Objective:

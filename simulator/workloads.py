@@ -187,10 +187,16 @@ def build_services(scenario: Scenario) -> list[_Service]:
 
 
 def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
+    from controller.policy import check_learner_settings
+
     try:
+        check_learner_settings(prun.learner, prun.settings, "settings")
         learner = create(prun.learner, svc.space, svc.objective, prun.settings)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{scenario.path}: policy {prun.label}: {exc}") from None
+    except (RuntimeError, ArithmeticError) as exc:  # a setting the type check let through broke the learner
+        raise ScenarioError(f"{scenario.path}: policy {prun.label}: its settings {dict(prun.settings)} could "
+                            f"not build the learner ({exc})") from None
     if prun.checkpoint:
         from controller.checkpoint import CheckpointError, decode
 
@@ -222,7 +228,10 @@ def check(scenario: Scenario, prun: PolicyRun, services: Sequence[_Service] | No
     if prun.learner not in known:
         raise ScenarioError(f"{scenario.path}: policy {prun.label}: unknown learner {prun.learner!r}; known: "
                             f"{', '.join([*known, ORACLE, *TRAINING_SCHEDULERS])}")
+    from controller.policy import check_learner_settings
+
     try:
+        check_learner_settings(prun.learner, prun.settings, "settings")
         parse_settings(known[prun.learner], prun.settings)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{scenario.path}: policy {prun.label}: {exc}") from None

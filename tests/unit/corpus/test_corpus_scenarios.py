@@ -122,6 +122,13 @@ CASES = [
     ("training-only-interval-ignored", edit("cluster:", "control_interval_s: 30\ncluster:", TRAINING),
      error("control_interval_s", "60")),
     ("training-only-interval-60", edit("cluster:", "control_interval_s: 60\ncluster:", TRAINING), ok("ok (")),
+    # learner settings are checked like a custom resource's: a negative layer width used to crash torch
+    ("learner-setting-negative", INFERENCE.replace("policies: [{name: static}]",
+                                                   "policies: [{name: vconf, settings: {hidden: -1}}]"),
+     error("policy vconf", "settings.hidden", "between 1 and")),
+    ("learner-setting-wrong-type", INFERENCE.replace("policies: [{name: static}]",
+                                                     "policies: [{name: hpa, settings: {target: fast}}]"),
+     error("policy hpa", "settings.target", "expected a finite number")),
     ("training-only", TRAINING, ok("ok (1 policies")),
     ("training-rl-arbiter", edit("[{name: tiresias}]", "[{name: rl-arbiter}]", TRAINING), ok("ok (")),
     ("mixed-with-a-job-wider-than-the-cluster", edit("policies:", "training: {workload: pollux-1.0/workload-1}\n"
