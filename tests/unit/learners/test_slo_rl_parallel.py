@@ -1,0 +1,120 @@
+"""Asynchronous parallel training of slo-rl (simulator/parallel_pretrain.py) on the toy inference
+service of test_slo_rl.py: bounded staleness holds, two worker processes reach a converged verdict
+from held-out checks, the trained policy holds the SLO on held-out seeds, and the verdict travels
+through the checkpoint into ``convergence()``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from test_slo_rl import OBJECTIVE, SPACE, make, run
+
+from controller import checkpoint as ckpt
+from learners.types import Verdict
+from simulator.parallel_pretrain import Check, EpisodeResult, ParallelSettings, train_parallel, verdict
+
+HELD_OUT = range(2000, 2010)
+
+
+@dataclass(frozen=True)
+class ToyJob:
+    """One toy episode from a snapshot (picklable: worker processes run it)."""
+
+    intervals: int = 240
+    delay_s: float = 0.0
+
+    def __call__(self, state: dict[str, Any], seed: int) -> EpisodeResult:
+        learner = make(seed=seed)
+        learner.load_state_dict(state)
+        learner.record_experience()
+        if self.delay_s and seed % 3 == 0:  # an uneven worker, so some results arrive late
+            time.sleep(self.delay_s)
+        env = run(learner, seed, self.intervals)
+        return EpisodeResult(seed, env.attainment(), env.gpu_hours, learner.take_experience())
+
+
+def _attainment_on_held_out(state: dict[str, Any]) -> list[float]:
+    out = []
+    for s in HELD_OUT:
+        learner = make(seed=s)
+        learner.load_state_dict(state)
+        out.append(run(learner, s).attainment())
+    return out
+
+
+def test_two_workers_converge_to_a_policy_that_holds_the_slo_on_held_out_seeds():
+    learner = make(seed=0)
+    settings = ParallelSettings(workers=2, staleness=1, max_episodes=24, check_every=2, patience=3,
+                                eval_seeds=(1001, 1002, 1003))
+    record = train_parallel(learner, ToyJob(), range(24), settings, OBJECTIVE.attainment)
+    assert record.verdict == "converged", [(c.attainment, c.gpu_hours, c.residual) for c in record.checks]
+    assert record.max_staleness <= 1 and len(record.merged) < 24
+    atts = _attainment_on_held_out(learner.state_dict())
+    assert sum(a >= OBJECTIVE.attainment for a in atts) >= 9, atts
+
+
+@pytest.mark.parametrize("bound", [0, 1, 2])
+def test_staleness_never_exceeds_the_bound(bound):
+    learner = make(seed=0)
+    settings = ParallelSettings(workers=3, staleness=bound, max_episodes=9, until_converged=False,
+                                check_every=100, eval_seeds=(1001,), backend="thread")
+    record = train_parallel(learner, ToyJob(intervals=60, delay_s=0.3), range(9), settings, OBJECTIVE.attainment)
+    assert len(record.merged) == 9
+    assert all(m.staleness <= bound for m in record.merged), [(m.seed, m.snapshot, m.merged_as) for m in record.merged]
+    if bound == 0:  # synchronous: every round's results merge together, from the same snapshot
+        assert {m.merged_as - m.snapshot for m in record.merged} == {1}
+    else:  # the slow worker lets the others run ahead, up to the bound
+        assert max(m.staleness for m in record.merged) >= 1
+
+
+def test_verdict_needs_k_checks_without_improvement():
+    s = ParallelSettings(patience=2, tol_attainment=0.002, tol_gpu=0.03, tol_residual=0.01)
+
+    def c(att, gpu, res):
+        return Check(0, 0, att, gpu, res, 3, 3, 0.0)
+
+    assert verdict([c(0.99, 10, 0.1)], s) == "exploring"
+    assert verdict([c(0.99, 10, 0.1), c(0.99, 9.0, 0.1), c(0.99, 9.0, 0.1)], s) == "converging"  # -10% GPU-h
+    assert verdict([c(0.99, 9, 0.1), c(0.991, 8.9, 0.105), c(0.99, 9.0, 0.1)], s) == "converged"
+    assert verdict([c(0.99, 9, 0.1), c(0.99, 9.0, 0.1), c(0.99, 9.0, 0.05)], s) == "converging"  # residual moved
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="--workers"):
+        ParallelSettings(workers=0).validate(range(3))
+    with pytest.raises(ValueError, match="--staleness"):
+        ParallelSettings(staleness=-1).validate(range(3))
+    with pytest.raises(ValueError, match="disjoint"):
+        ParallelSettings(eval_seeds=(2,)).validate(range(3))
+
+
+def test_the_verdict_is_written_to_and_read_from_the_checkpoint():
+    learner = make(seed=0)
+    settings = ParallelSettings(workers=2, max_episodes=4, until_converged=False, check_every=2,
+                                eval_seeds=(1001,), backend="thread")
+    record = train_parallel(learner, ToyJob(intervals=60), range(4), settings, OBJECTIVE.attainment)
+    learner.training = record.summary()
+    blob = ckpt.encode("slo-rl", SPACE, learner.state_dict(), samples=4)
+    restored = make(seed=1)
+    restored.load_state_dict(ckpt.decode(blob).state)
+    assert restored.training["verdict"] == record.verdict and len(restored.training["checks"]) == len(record.checks)
+    conv = restored.convergence()  # before live evidence: the recorded verdict and held-out residual
+    assert conv.verdict == Verdict(record.verdict) and conv.residual == pytest.approx(record.residual)
+    run(restored, 5, 30)  # live evidence takes over
+    assert restored.convergence().residual == pytest.approx(float(sum(restored.errors) / len(restored.errors)))
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "x"])
+def test_autocm_train_rejects_bad_worker_counts_in_one_line(bad):
+    from controller.cli import main
+
+    res = CliRunner().invoke(main, ["train", "inference-code-train", "--learner", "slo-rl", "--workers", bad,
+                                    "--out", "/tmp/never.ckpt"])
+    errors = [line for line in res.output.splitlines() if line.startswith("Error")]
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert len(errors) == 1 and "--workers" in errors[0], res.output
