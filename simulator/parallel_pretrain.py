@@ -22,12 +22,16 @@ result's staleness is recorded and checked.
 held-out evaluation episodes (seeds disjoint from the training seeds) from the current snapshot and
 records their SLO attainment, GPU-hours, and the capacity posterior's residual on the held-out
 intervals (mean absolute error of the snapshot's predicted miss probability against the intervals'
-labels, predicted before any of them was learned). Training has converged when over the last
-``patience`` checks attainment rose by at most ``tol_attainment``, GPU-hours fell by at most
-``tol_gpu`` (relative) and the residual moved by at most ``tol_residual``: more training stopped
-buying anything measurable. The simulator's true model is never read. Held-out experience is never
-merged. On convergence, results still in flight are discarded, so the checkpoint is exactly the
-evaluated policy.
+labels, predicted before any of them was learned). This is early stopping on held-out quality: a
+check improves on the best so far when it meets the SLO on more held-out seeds, or on as many at
+GPU-hours lower by more than ``tol_gpu`` or attainment higher by more than ``tol_attainment``.
+Training has *converged* when ``patience`` checks in a row did not improve on the best and the
+residual did not grow by more than ``tol_residual`` since it; *diverging* when they did not improve
+and the residual grew (more experience made the posterior predict held-out intervals worse). Either
+stops ``--until-converged`` training, and the learner is given back the snapshot of the best check
+(``keep_best``), so the checkpoint holds the policy the held-out evidence chose. The simulator's true
+model is never read, and held-out experience is never merged. Results still in flight at the stop
+are discarded.
 
 Process management lives here, outside ``learners/`` (which has no I/O). The episode function is a
 picklable callable, so a test can train a toy service through the same coordinator.
@@ -62,7 +66,11 @@ class ParallelSettings:
     """K: converged when the last K checks improved on the check before them by at most the tolerances."""
     tol_attainment: float = 0.002
     tol_gpu: float = 0.03
-    tol_residual: float = 0.01
+    tol_residual: float = 0.05
+    """Held-out residual growth over the best check's that reads as diverging (the soft labels'
+    mean absolute error is O(0.03-0.1))."""
+    keep_best: bool = True
+    """The checkpoint holds the policy of the best check (early stopping), not the last merge's."""
     backend: str = "process"
     """"process" (a process pool: CPython threads would share one core for the simulator) or "thread"."""
 
@@ -102,6 +110,7 @@ class EpisodeJob(Protocol):
 
 class SharedLearner(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
     def absorb(self, batches: list[Mapping[str, Any]]) -> None: ...
 
 
@@ -141,12 +150,14 @@ class TrainingRecord:
     max_staleness: int
     wall_s: float
     discarded: int
+    best_check: int
+    """Index (0-based) of the check whose policy the learner holds after training."""
 
     def summary(self) -> dict[str, Any]:
         """What goes into the checkpoint (``SloRl.training``): the verdict, its evidence, the settings."""
         return {"verdict": self.verdict, "residual": self.residual, "workers": self.workers,
                 "staleness_bound": self.staleness_bound, "max_staleness": self.max_staleness,
-                "episodes": len(self.merged), "wall_s": round(self.wall_s, 2),
+                "episodes": len(self.merged), "wall_s": round(self.wall_s, 2), "best_check": self.best_check,
                 "checks": [asdict(c) for c in self.checks]}
 
 
@@ -159,20 +170,39 @@ def held_out_residual(learner: Any, experience: Sequence[Mapping[str, Any]]) -> 
     return float(np.mean(np.abs(learner.capacity.predict(np.asarray(X, float)) - y)))
 
 
+def better(c: Check, best: Check, settings: ParallelSettings) -> bool:
+    """Whether check ``c`` improves on ``best`` beyond the tolerances: the SLO met on more held-out
+    seeds, or on as many with GPU-hours lower by more than ``tol_gpu`` (relative) or attainment higher
+    by more than ``tol_attainment``."""
+    if c.slo_met != best.slo_met:
+        return c.slo_met > best.slo_met
+    return ((best.gpu_hours - c.gpu_hours) / max(best.gpu_hours, 1e-9) > settings.tol_gpu
+            or c.attainment - best.attainment > settings.tol_attainment)
+
+
+def best_index(checks: Sequence[Check], settings: ParallelSettings) -> int:
+    """The check whose policy training keeps: the first one no later check improved on."""
+    b = 0
+    for i in range(1, len(checks)):
+        if better(checks[i], checks[b], settings):
+            b = i
+    return b
+
+
 def verdict(checks: Sequence[Check], settings: ParallelSettings) -> str:
-    """``converged`` when the last ``patience`` checks improved on the one before them by at most the
-    tolerances (attainment up, GPU-hours down, residual either way); ``converging`` otherwise."""
+    """Early stopping on held-out quality: ``converged`` when the last ``patience`` checks improved
+    on the best check before them by at most the tolerances (more training stopped buying anything
+    measurable) and the held-out residual of the capacity posterior did not grow by more than
+    ``tol_residual`` over the best check's (the model still predicts held-out intervals as well);
+    ``diverging`` when the checks stopped improving but the residual grew; ``converging`` otherwise."""
     k = settings.patience
     if len(checks) <= k:
         return "exploring" if len(checks) < 2 else "converging"
-    base, window = checks[-k - 1], checks[-k:]
-    gain_att = max(c.attainment for c in window) - base.attainment
-    gain_gpu = (base.gpu_hours - min(c.gpu_hours for c in window)) / max(base.gpu_hours, 1e-9)
-    moved = max(abs(c.residual - base.residual) for c in window)
-    if not math.isfinite(moved):
-        moved = 0.0 if all(not math.isfinite(c.residual) for c in [base, *window]) else math.inf
-    ok = gain_att <= settings.tol_attainment and gain_gpu <= settings.tol_gpu and moved <= settings.tol_residual
-    return "converged" if ok else "converging"
+    b = best_index(checks, settings)
+    if len(checks) - 1 - b < k:
+        return "converging"
+    grew = max(c.residual for c in checks[b:]) - checks[b].residual
+    return "diverging" if math.isfinite(grew) and grew > settings.tol_residual else "converged"
 
 
 def _executor(settings: ParallelSettings) -> Executor:
@@ -197,12 +227,14 @@ def train_parallel(learner: SharedLearner, job: EpisodeJob, train_seeds: Sequenc
     merged: list[Merged] = []
     checks: list[Check] = []
     state, next_check = "exploring", settings.check_every
+    states: list[dict[str, Any]] = []  # the snapshot each check evaluated
     say = progress or (lambda _msg: None)
 
     with _executor(settings) as pool:
         def check() -> None:
             nonlocal state
             c0 = time.perf_counter()
+            states.append(snapshot)
             futures = [pool.submit(job, snapshot, s) for s in settings.eval_seeds]
             results = [f.result() for f in futures]
             checks.append(Check(len(merged), version, float(np.mean([r.slo_attainment for r in results])),
@@ -216,7 +248,7 @@ def train_parallel(learner: SharedLearner, job: EpisodeJob, train_seeds: Sequenc
                 f"(SLO met on {c.slo_met}/{c.seeds}), {c.gpu_hours:.2f} GPU-h, residual {c.residual:.3f}: {state}")
 
         while True:
-            stop = settings.until_converged and state == "converged"
+            stop = settings.until_converged and state in ("converged", "diverging")
             while not stop and len(inflight) < settings.workers and seeds:
                 s = seeds.pop(0)
                 inflight[pool.submit(job, snapshot, s)] = (s, version)
@@ -243,12 +275,16 @@ def train_parallel(learner: SharedLearner, job: EpisodeJob, train_seeds: Sequenc
                     next_check = len(merged) + settings.check_every
         if not checks or checks[-1].version != version:
             check()
+        best = best_index(checks, settings) if settings.keep_best else len(checks) - 1
+        if best != len(checks) - 1:
+            learner.load_state_dict(states[best])
+            say(f"keeping the policy of check {best + 1} (the best on held-out seeds)")
         for f in inflight:  # converged: what is still running was computed for an older policy
             f.cancel()
         discarded = len(inflight) + len(arrived)
         wall = time.perf_counter() - t0  # before the pool waits for episodes it will discard
-    return TrainingRecord(state, checks[-1].residual, checks, merged, settings.workers, settings.staleness,
-                          max((m.staleness for m in merged), default=0), wall, discarded)
+    return TrainingRecord(state, checks[best].residual, checks, merged, settings.workers, settings.staleness,
+                          max((m.staleness for m in merged), default=0), wall, discarded, best)
 
 
 # --- the simulator as the episode source (autocm train --workers N) ---------------------------------

@@ -16,7 +16,7 @@ from test_slo_rl import OBJECTIVE, SPACE, make, run
 
 from controller import checkpoint as ckpt
 from learners.types import Verdict
-from simulator.parallel_pretrain import Check, EpisodeResult, ParallelSettings, train_parallel, verdict
+from simulator.parallel_pretrain import Check, EpisodeResult, ParallelSettings, best_index, train_parallel, verdict
 
 HELD_OUT = range(2000, 2010)
 
@@ -72,16 +72,40 @@ def test_staleness_never_exceeds_the_bound(bound):
         assert max(m.staleness for m in record.merged) >= 1
 
 
-def test_verdict_needs_k_checks_without_improvement():
-    s = ParallelSettings(patience=2, tol_attainment=0.002, tol_gpu=0.03, tol_residual=0.01)
+def test_verdict_is_early_stopping_on_held_out_checks():
+    s = ParallelSettings(patience=2, tol_attainment=0.002, tol_gpu=0.03, tol_residual=0.05)
 
-    def c(att, gpu, res):
-        return Check(0, 0, att, gpu, res, 3, 3, 0.0)
+    def c(met, att, gpu, res=0.05):
+        return Check(0, 0, att, gpu, res, met, 3, 0.0)
 
-    assert verdict([c(0.99, 10, 0.1)], s) == "exploring"
-    assert verdict([c(0.99, 10, 0.1), c(0.99, 9.0, 0.1), c(0.99, 9.0, 0.1)], s) == "converging"  # -10% GPU-h
-    assert verdict([c(0.99, 9, 0.1), c(0.991, 8.9, 0.105), c(0.99, 9.0, 0.1)], s) == "converged"
-    assert verdict([c(0.99, 9, 0.1), c(0.99, 9.0, 0.1), c(0.99, 9.0, 0.05)], s) == "converging"  # residual moved
+    assert verdict([c(3, 0.99, 10)], s) == "exploring"
+    assert verdict([c(3, 0.99, 10), c(3, 0.99, 9.0), c(3, 0.99, 9.0)], s) == "converging"  # -10% GPU-h: better
+    assert verdict([c(3, 0.99, 9), c(3, 0.991, 8.9), c(3, 0.99, 9.0)], s) == "converged"  # within tolerances
+    assert verdict([c(2, 0.98, 9), c(2, 0.98, 9), c(3, 0.99, 9.5)], s) == "converging"  # SLO on more seeds
+    assert verdict([c(3, 0.99, 9), c(1, 0.95, 8), c(0, 0.9, 8, 0.2)], s) == "diverging"  # worse, residual grew
+    assert best_index([c(2, 0.98, 9), c(3, 0.99, 12), c(3, 0.99, 11.9), c(2, 0.97, 5)], s) == 1
+
+
+EVALUATED: list[dict[str, Any]] = []  # snapshots the held-out episodes ran from (thread backend)
+
+
+@dataclass(frozen=True)
+class RecordingToyJob(ToyJob):
+    def __call__(self, state: dict[str, Any], seed: int) -> EpisodeResult:
+        if seed >= 1000:
+            EVALUATED.append(state)
+        return super().__call__(state, seed)
+
+
+def test_training_keeps_the_policy_of_the_best_check():
+    EVALUATED.clear()
+    learner = make(seed=0)
+    settings = ParallelSettings(workers=2, max_episodes=8, until_converged=False, check_every=2,
+                                eval_seeds=(1001,), backend="thread")
+    record = train_parallel(learner, RecordingToyJob(intervals=60), range(8), settings, OBJECTIVE.attainment)
+    assert len(record.checks) == len(EVALUATED) == 4
+    assert record.residual == record.checks[record.best_check].residual
+    assert learner.state_dict()["capacity"] == EVALUATED[record.best_check]["capacity"]
 
 
 def test_bad_settings_are_refused():
