@@ -219,7 +219,8 @@ def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], epi
                    f"{c.residual:8.4f}")
     click.echo(f"verdict: {record.verdict} after {len(record.merged)} episodes on {workers} workers in "
                f"{record.wall_s:.1f} s (staleness at most {record.max_staleness} of {staleness} allowed; "
-               f"{record.discarded} in-flight episodes discarded)")
+               f"{record.discarded} in-flight episodes discarded); the checkpoint holds the policy of check "
+               f"{record.best_check + 1}")
     click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
 
 

@@ -126,6 +126,9 @@ class Check:
     slo_met: int
     seeds: int
     wall_s: float
+    """Seconds the check's held-out episodes took."""
+    wall_at_s: float = 0.0
+    """Seconds from the start of training to the end of this check."""
 
 
 @dataclass
@@ -241,7 +244,7 @@ def train_parallel(learner: SharedLearner, job: EpisodeJob, train_seeds: Sequenc
                                 float(np.mean([r.gpu_hours for r in results])),
                                 held_out_residual(learner, [r.experience for r in results]),
                                 sum(r.slo_attainment >= objective_attainment for r in results), len(results),
-                                time.perf_counter() - c0))
+                                time.perf_counter() - c0, time.perf_counter() - t0))
             state = verdict(checks, settings)
             c = checks[-1]
             say(f"check {len(checks)} after {c.episodes} episodes: held-out attainment {c.attainment:.4f} "
