@@ -34,6 +34,31 @@ def _reaches(c: Check, ref: Check, tol_gpu: float) -> bool:
     return c.slo_met >= ref.slo_met and c.gpu_hours <= (1 + tol_gpu) * ref.gpu_hours
 
 
+def _to_target(record, target: Check, tol: float) -> float:
+    """Seconds from the start to the first check that reaches ``target``'s quality (nan: never)."""
+    return next((c.wall_at_s for c in record.checks if _reaches(c, target, tol)), float("nan"))
+
+
+def run(loaded, n: int, first: int, args) -> dict:
+    settings = ParallelSettings(workers=n, staleness=args.staleness, max_episodes=args.episodes,
+                                until_converged=True, check_every=args.check_every, patience=args.patience,
+                                eval_seeds=tuple(first + 100_000 + i for i in range(args.eval_seeds)))
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    _, record = pretrain_parallel(loaded, "slo-rl", {}, first, settings)
+    wall = time.perf_counter() - t0
+    kept = record.checks[record.best_check]
+    episodes = len(record.merged) + sum(c.seeds for c in record.checks)  # training + held-out, all simulated
+    out = {"n": n, "first": first, "record": record, "wall": wall, "load": (load0, os.getloadavg()[0]),
+           "rate": episodes / record.wall_s}
+    print(f"first seed {first}, workers {n}: {record.verdict} after {len(record.merged)} episodes, {wall:.1f} s "
+          f"(to the verdict {record.wall_s:.1f} s, {out['rate']:.2f} episodes/s incl. held-out); kept check "
+          f"{record.best_check + 1}: SLO met on {kept.slo_met}/{kept.seeds}, attainment {kept.attainment:.4f}, "
+          f"{kept.gpu_hours:.2f} GPU-h; max staleness {record.max_staleness}; "
+          f"load average {load0:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", default="inference-code-train")
@@ -43,45 +68,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-every", type=int, default=2)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--eval-seeds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1, help="runs per worker count, first seeds 1000 apart")
     args = parser.parse_args(argv)
-    if not args.workers or min(args.workers) < 1:
-        parser.error("--workers: every count must be at least 1")
+    if not args.workers or min(args.workers) < 1 or args.repeats < 1:
+        parser.error("--workers and --repeats: every count must be at least 1")
     loaded = sc.load(args.scenario)
-    first = loaded.seed
     print(f"scenario {loaded.name}, budget {args.episodes} episodes, staleness {args.staleness}, check every "
           f"{args.check_every} episodes on {args.eval_seeds} held-out seeds, patience {args.patience}; "
           f"{os.cpu_count()} CPUs")
-    runs = []
-    for n in args.workers:
-        settings = ParallelSettings(workers=n, staleness=args.staleness, max_episodes=args.episodes,
-                                    until_converged=True, check_every=args.check_every, patience=args.patience,
-                                    eval_seeds=tuple(first + 100_000 + i for i in range(args.eval_seeds)))
-        load0 = os.getloadavg()
-        t0 = time.perf_counter()
-        _, record = pretrain_parallel(loaded, "slo-rl", {}, first, settings)
-        wall = time.perf_counter() - t0
-        runs.append((n, record, wall, load0, os.getloadavg()))
-        kept = record.checks[record.best_check]
-        print(f"workers {n}: {record.verdict} after {len(record.merged)} episodes, {wall:.1f} s (to the verdict "
-              f"{record.wall_s:.1f} s); kept check {record.best_check + 1}: SLO met on {kept.slo_met}/{kept.seeds}, "
-              f"attainment {kept.attainment:.4f}, {kept.gpu_hours:.2f} GPU-h; max staleness {record.max_staleness}; "
-              f"load average {load0[0]:.2f} -> {os.getloadavg()[0]:.2f}", flush=True)
-    ref_n, ref, _, _, _ = runs[0]
-    target = ref.checks[ref.best_check]
     tol = ParallelSettings().tol_gpu
-    print(f"\nquality target (the {ref_n}-worker run's kept check): SLO met on >= {target.slo_met}/{target.seeds} "
-          f"held-out seeds at <= {(1 + tol) * target.gpu_hours:.2f} GPU-h")
-    print("workers  verdict     episodes  wall to verdict  ratio  wall to target  ratio  load avg (1 min) before/after")
-
-    def to_target(record) -> float:
-        return next((c.wall_at_s for c in record.checks if _reaches(c, target, tol)), float("nan"))
-
-    base_v, base_t = runs[0][1].wall_s, to_target(runs[0][1])
-    for n, record, _, l0, l1 in runs:
-        tt = to_target(record)
-        print(f"{n:7d}  {record.verdict:10s}  {len(record.merged):8d}  {record.wall_s:15.1f}  "
-              f"{base_v / record.wall_s:5.2f}  {tt:14.1f}  {base_t / tt if tt == tt else float('nan'):5.2f}  "
-              f"{l0[0]:.2f} / {l1[0]:.2f}")
+    rows = []
+    for r in range(args.repeats):
+        first = loaded.seed + 1000 * r
+        runs = [run(loaded, n, first, args) for n in args.workers]
+        ref = runs[0]["record"]
+        target = ref.checks[ref.best_check]
+        base_t = _to_target(ref, target, tol)
+        for x in runs:
+            rec, tt = x["record"], _to_target(x["record"], target, tol)
+            rows.append(f"{x['n']:7d}  {first:5d}  {rec.verdict:10s}  {len(rec.merged):8d}  {rec.wall_s:15.1f}  "
+                        f"{ref.wall_s / rec.wall_s:5.2f}  {x['rate']:10.2f}  {x['rate'] / runs[0]['rate']:5.2f}  "
+                        f"{tt:14.1f}  {base_t / tt:5.2f}  {x['load'][0]:.2f} / {x['load'][1]:.2f}")
+        rows.append(f"  (target of first seed {first}: SLO met on >= {target.slo_met}/{target.seeds} held-out seeds "
+                    f"at <= {(1 + tol) * target.gpu_hours:.2f} GPU-h, the {runs[0]['n']}-worker run's kept check)")
+    print("\nworkers  first  verdict     episodes  wall to verdict  ratio  episodes/s  ratio  wall to target  ratio  "
+          "load avg before/after")
+    print("\n".join(rows))
     return 0
 
 
