@@ -149,6 +149,9 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
               help="Training episodes between held-out evaluation checks.")
 @click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
               help="Converged when this many checks in a row improved by at most the tolerances.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="With --workers: run the episodes as Ray tasks on the cluster at ADDRESS (auto, host:port, "
+                   "ray://host:10001, or local for a new local head) instead of local processes.")
 @click.option("--eval-seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Held-out evaluation episodes per check (seeds 100000 above the first, never trained on).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -156,7 +159,7 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
 @friendly_errors
 def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int, seed: int | None, out: Path,
           workers: int | None, staleness: int, until_converged: bool, check_every: int, patience: int,
-          eval_seeds: int, quiet: bool, debug: bool) -> None:
+          eval_seeds: int, ray_address: str | None, quiet: bool, debug: bool) -> None:
     """Pretrain a learner in the simulator on SCENARIO and save a checkpoint.
 
     \b
@@ -167,9 +170,9 @@ def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int
     Train slo-rl with 4 worker processes until held-out checks converge (at most 24 episodes):
       autocm train inference-code-train --learner slo-rl --workers 4 --until-converged --episodes 24 --out s.ckpt
     """
-    if workers is not None or until_converged:
+    if workers is not None or until_converged or ray_address:
         _train_parallel(scenario, learner_name, sets, episodes, seed, out, workers or 1, staleness,
-                        until_converged, check_every, patience, eval_seeds, quiet)
+                        until_converged, check_every, patience, eval_seeds, ray_address, quiet)
         return
     from simulator import scenario as sc
     from simulator.pretrain import pretrain, save
@@ -192,8 +195,9 @@ def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int
 
 def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int, seed: int | None,
                     out: Path, workers: int, staleness: int, until_converged: bool, check_every: int, patience: int,
-                    eval_seeds: int, quiet: bool) -> None:
+                    eval_seeds: int, ray_address: str | None, quiet: bool) -> None:
     """``autocm train --workers N``: simulator/parallel_pretrain.py, then the checks and the verdict."""
+    from controller.backends import RayUnavailableError
     from simulator import scenario as sc
     from simulator.parallel_pretrain import ParallelSettings, pretrain_parallel
     from simulator.pretrain import save
@@ -202,12 +206,15 @@ def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], epi
     first = loaded.seed if seed is None else seed
     settings = ParallelSettings(workers=workers, staleness=staleness, max_episodes=episodes,
                                 until_converged=until_converged, check_every=check_every, patience=patience,
-                                eval_seeds=tuple(first + 100_000 + i for i in range(eval_seeds)))
+                                eval_seeds=tuple(first + 100_000 + i for i in range(eval_seeds)),
+                                backend="ray" if ray_address else "process", ray_address=ray_address)
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     try:
         result, record = pretrain_parallel(loaded, learner_name, _parse_sets(sets), first, settings, say)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    except RayUnavailableError as exc:
+        raise click.ClickException(f"--ray: {exc}") from None
     size = save(result, out)
     click.echo("episode  seed  SLO attain.  GPU-hours  snapshot  merged as  staleness")
     for i, m in enumerate(record.merged, 1):

@@ -72,7 +72,9 @@ class ParallelSettings:
     keep_best: bool = True
     """The checkpoint holds the policy of the best check (early stopping), not the last merge's."""
     backend: str = "process"
-    """"process" (a process pool: CPython threads would share one core for the simulator) or "thread"."""
+    """"process" (a process pool: CPython threads would share one core for the simulator), "thread",
+    or "ray" (Ray tasks on the cluster at ``ray_address``: controller/backends/ray_pool.py)."""
+    ray_address: str | None = None
 
     def validate(self, train_seeds: Sequence[int]) -> None:
         if self.workers < 1:
@@ -86,8 +88,8 @@ class ParallelSettings:
         overlap = sorted(set(self.eval_seeds) & set(train_seeds))
         if overlap:
             raise ValueError(f"evaluation seeds {overlap} are also training seeds: held-out means disjoint")
-        if self.backend not in ("process", "thread"):
-            raise ValueError(f"backend must be 'process' or 'thread', got {self.backend!r}")
+        if self.backend not in ("process", "thread", "ray"):
+            raise ValueError(f"backend must be 'process', 'thread' or 'ray', got {self.backend!r}")
 
 
 @dataclass
@@ -211,6 +213,10 @@ def verdict(checks: Sequence[Check], settings: ParallelSettings) -> str:
 def _executor(settings: ParallelSettings) -> Executor:
     if settings.backend == "thread":
         return ThreadPoolExecutor(max_workers=settings.workers)
+    if settings.backend == "ray":
+        from controller.backends.ray_pool import RayExecutor
+
+        return RayExecutor(settings.ray_address)
     # fork: workers inherit the loaded code and scenario data (Linux); spawn elsewhere
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(max_workers=settings.workers, mp_context=multiprocessing.get_context(method))

@@ -6,6 +6,7 @@ through the checkpoint into ``convergence()``.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -142,3 +143,25 @@ def test_autocm_train_rejects_bad_worker_counts_in_one_line(bad):
     errors = [line for line in res.output.splitlines() if line.startswith("Error")]
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert len(errors) == 1 and "--workers" in errors[0], res.output
+
+
+def test_ray_tasks_train_through_the_same_coordinator_on_a_local_head():
+    ray = pytest.importorskip("ray")
+    import test_slo_rl
+    from ray import cloudpickle  # the pickler Ray ships tasks with
+
+    # the Ray workers do not have the test directory on their path: ship the toy by value
+    for mod in (sys.modules[__name__], test_slo_rl):
+        cloudpickle.register_pickle_by_value(mod)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        learner = make(seed=0)
+        settings = ParallelSettings(workers=2, staleness=1, max_episodes=4, until_converged=False, check_every=2,
+                                    eval_seeds=(1001,), backend="ray", keep_best=False)
+        record = train_parallel(learner, ToyJob(intervals=60), range(4), settings, OBJECTIVE.attainment)
+    finally:
+        ray.shutdown()
+        for mod in (sys.modules[__name__], test_slo_rl):
+            cloudpickle.unregister_pickle_by_value(mod)
+    assert len(record.merged) == 4 and record.max_staleness <= 1 and len(record.checks) == 2
+    assert learner.capacity.samples >= 4 * 40  # the shared posterior absorbed every episode's intervals
