@@ -211,10 +211,8 @@ def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], epi
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     try:
         result, record = pretrain_parallel(loaded, learner_name, _parse_sets(sets), first, settings, say)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    except RayUnavailableError as exc:
-        raise click.ClickException(f"--ray: {exc}") from None
+    except RayUnavailableError as exc:  # friendly_errors prints a ValueError as one line, exit status 2
+        raise ValueError(f"--ray: {exc}") from None
     size = save(result, out)
     click.echo("episode  seed  SLO attain.  GPU-hours  snapshot  merged as  staleness")
     for i, m in enumerate(record.merged, 1):

@@ -165,3 +165,13 @@ def test_ray_tasks_train_through_the_same_coordinator_on_a_local_head():
             cloudpickle.unregister_pickle_by_value(mod)
     assert len(record.merged) == 4 and record.max_staleness <= 1 and len(record.checks) == 2
     assert learner.capacity.samples >= 4 * 40  # the shared posterior absorbed every episode's intervals
+
+
+def test_autocm_train_workers_with_a_learner_that_cannot_merge_is_one_line():
+    from controller.cli import main
+
+    res = CliRunner().invoke(main, ["train", "inference-code-train", "--learner", "vconf", "--workers", "2",
+                                    "--out", "/tmp/never.ckpt", "-q"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.output.strip().splitlines() == ["error: learner 'vconf' cannot merge experience from workers; "
+                                               "--workers works with slo-rl"]
