@@ -208,18 +208,43 @@ def _parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
               help="First seed (default: the scenario's seed).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Checkpoint file to write (push it with autocm push-checkpoint, or name it in a scenario).")
+@click.option("--workers", type=click.IntRange(1, 256), default=None,
+              help="Simulator worker processes sharing one learner (slo-rl): asynchronous parallel training "
+                   "with bounded staleness and held-out convergence checks; --episodes is then the budget.")
+@click.option("--staleness", type=click.IntRange(min=0), default=1, show_default=True,
+              help="With --workers: experience is merged only from snapshots at most this many updates old "
+                   "(0: synchronous rounds).")
+@click.option("--until-converged", is_flag=True,
+              help="Stop when held-out checks stop improving (implies --workers 1 if not given).")
+@click.option("--check-every", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Training episodes between held-out evaluation checks.")
+@click.option("--patience", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Converged when this many checks in a row improved by at most the tolerances.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="With --workers: run the episodes as Ray tasks on the cluster at ADDRESS (auto, host:port, "
+                   "ray://host:10001, or local for a new local head) instead of local processes.")
+@click.option("--eval-seeds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Held-out evaluation episodes per check (seeds 100000 above the first, never trained on).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, hidden=True)
 @friendly_errors
 def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int, seed: int | None, out: Path,
-          quiet: bool, debug: bool) -> None:
+          workers: int | None, staleness: int, until_converged: bool, check_every: int, patience: int,
+          eval_seeds: int, ray_address: str | None, quiet: bool, debug: bool) -> None:
     """Pretrain a learner in the simulator on SCENARIO and save a checkpoint.
 
     \b
     Pretrain on other traces or seeds than you evaluate on, for example:
       autocm train inference-pretrain-bursty --episodes 3 --out vconf.ckpt
       autocm sim my-eval.yaml            # with a policy {name: vconf, checkpoint: vconf.ckpt}
+    \b
+    Train slo-rl with 4 worker processes until held-out checks converge (at most 24 episodes):
+      autocm train inference-code-train --learner slo-rl --workers 4 --until-converged --episodes 24 --out s.ckpt
     """
+    if workers is not None or until_converged or ray_address:
+        _train_parallel(scenario, learner_name, sets, episodes, seed, out, workers or 1, staleness,
+                        until_converged, check_every, patience, eval_seeds, ray_address, quiet)
+        return
     from simulator import scenario as sc
     from simulator.pretrain import pretrain, save
     from simulator.runner import _Progress
@@ -243,6 +268,46 @@ def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int
     click.echo("episode  seed  SLO attain.  GPU-hours  changes  verdict")
     for i, e in enumerate(result.episodes, 1):
         click.echo(f"{i:7d}  {e.seed:4d}  {e.slo_attainment:11.4f}  {e.gpu_hours:9.2f}  {e.changes:7d}  {e.verdict}")
+    click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
+
+
+def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int, seed: int | None,
+                    out: Path, workers: int, staleness: int, until_converged: bool, check_every: int, patience: int,
+                    eval_seeds: int, ray_address: str | None, quiet: bool) -> None:
+    """``autocm train --workers N``: simulator/parallel_pretrain.py, then the checks and the verdict."""
+    from controller.backends import RayUnavailableError
+    from simulator import scenario as sc
+    from simulator.parallel_pretrain import ParallelSettings, pretrain_parallel
+    from simulator.pretrain import save
+
+    loaded = sc.load(scenario)
+    writable_folder(out.parent, "--out")
+    from simulator.preflight import check_runnable
+
+    check_runnable(loaded)
+    first = loaded.seed if seed is None else seed
+    settings = ParallelSettings(workers=workers, staleness=staleness, max_episodes=episodes,
+                                until_converged=until_converged, check_every=check_every, patience=patience,
+                                eval_seeds=tuple(first + 100_000 + i for i in range(eval_seeds)),
+                                backend="ray" if ray_address else "process", ray_address=ray_address)
+    say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    try:
+        result, record = pretrain_parallel(loaded, learner_name, _parse_sets(sets), first, settings, say)
+    except RayUnavailableError as exc:  # friendly_errors prints a ValueError as one line, exit status 2
+        raise ValueError(f"--ray: {exc}") from None
+    size = save(result, out)
+    click.echo("episode  seed  SLO attain.  GPU-hours  snapshot  merged as  staleness")
+    for i, m in enumerate(record.merged, 1):
+        click.echo(f"{i:7d}  {m.seed:4d}  {m.slo_attainment:11.4f}  {m.gpu_hours:9.2f}  {m.snapshot:8d}  "
+                   f"{m.merged_as:9d}  {m.staleness:9d}")
+    click.echo("check  episodes  held-out attain.  SLO met  GPU-hours  residual")
+    for i, c in enumerate(record.checks, 1):
+        click.echo(f"{i:5d}  {c.episodes:8d}  {c.attainment:16.4f}  {c.slo_met:3d}/{c.seeds:<3d}  {c.gpu_hours:9.2f}  "
+                   f"{c.residual:8.4f}")
+    click.echo(f"verdict: {record.verdict} after {len(record.merged)} episodes on {workers} workers in "
+               f"{record.wall_s:.1f} s (staleness at most {record.max_staleness} of {staleness} allowed; "
+               f"{record.discarded} in-flight episodes discarded); the checkpoint holds the policy of check "
+               f"{record.best_check + 1}")
     click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
 
 

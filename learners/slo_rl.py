@@ -157,6 +157,9 @@ class SloRl:
         self.better: tuple[tuple[float, float] | None, int] = (None, 0)
         self._grid = self._candidate_grid()
         self.rng = np.random.default_rng(self.s.seed)
+        self.training: dict[str, Any] | None = None
+        """The convergence record of the training run this state came from (``autocm train``)."""
+        self._experience: dict[str, list] | None = None
 
     # --- features --------------------------------------------------------------------------------
     def features(self, load: np.ndarray, gpus: np.ndarray, tp: np.ndarray, batch: np.ndarray,
@@ -330,6 +333,8 @@ class SloRl:
         if not self.s.learn:
             return
         self.demand.observe(self._rate(obs))
+        if self._experience is not None:
+            self._experience["rates"].append(self._rate(obs))
         self.p_alarm = self.alarm_model.observe(obs)
         burst = self._burst(obs)
         self.log_burst = max(burst, 0.9 * self.log_burst + 0.1 * burst)  # rises at once, decays slowly
@@ -348,18 +353,73 @@ class SloRl:
         x = self.features(np.array([load]), np.array([gpus]), np.array([tp]), np.array([during[1]]), burst)[0]
         self.errors.append(abs(float(self.capacity.predict(x[None, :])[0]) - y))  # prequential
         self.pending.append((x, y))
+        if self._experience is not None:
+            self._experience["capacity_x"].append(x.tolist())
+            self._experience["capacity_y"].append(float(y))
         if len(self.pending) >= self.s.update_every:
             X = np.stack([p[0] for p in self.pending])
             self.capacity.update(X, np.array([p[1] for p in self.pending]))
             self.pending = []
 
     def convergence(self) -> Convergence:
+        """The live verdict from the prequential error of the capacity model; with a training record
+        (a checkpoint from ``autocm train``) its verdict and held-out residual are reported until 10
+        live intervals give a residual of its own; from then on the live evidence decides."""
         n = self.capacity.samples
+        recorded = Verdict(self.training["verdict"]) if self.training and "verdict" in self.training else None
         if len(self.errors) < 10:
+            if recorded is not None:
+                return Convergence(recorded, residual=float(self.training.get("residual", math.nan)), samples=n)
             return Convergence(Verdict.EXPLORING, samples=n)
         err = float(np.mean(self.errors))
-        verdict = Verdict.CONVERGED if err < self.s.converge_error and self.price < 1.0 else Verdict.CONVERGING
+        live_ok = err < self.s.converge_error and self.price < 1.0
+        verdict = Verdict.CONVERGED if live_ok else Verdict.CONVERGING
         return Convergence(verdict, residual=err, policy_stability=math.nan, samples=n)
+
+    # --- experience for parallel training (the coordinator merges it; no I/O here) -----------------
+    def record_experience(self) -> None:
+        """Keep, from now on, what ``learn`` feeds the models, so a coordinator can merge it into a
+        shared learner with :meth:`absorb` (asynchronous parallel training, ``autocm train --workers``)."""
+        self._experience = {"rates": [], "capacity_x": [], "capacity_y": [], "alarm_x": [], "alarm_y": []}
+        model = self.alarm_model.model
+        update = type(model).update.__get__(model)
+        exp = self._experience
+
+        def recording_update(X: np.ndarray, y: np.ndarray) -> Any:
+            exp["alarm_x"].extend(np.atleast_2d(np.asarray(X, float)).tolist())
+            exp["alarm_y"].extend(np.asarray(y, float).ravel().tolist())
+            return update(X, y)
+
+        model.update = recording_update  # type: ignore[method-assign]
+
+    def take_experience(self) -> dict[str, Any]:
+        """The experience recorded since :meth:`record_experience` or the last call (plain lists)."""
+        if self._experience is None:
+            raise RuntimeError("record_experience() was not called")
+        out = {k: list(v) for k, v in self._experience.items()}
+        out["cold_start_s"], out["log_burst"] = self.cold_start_s, self.log_burst
+        for v in self._experience.values():
+            v.clear()
+        return out
+
+    def absorb(self, batches: list[Mapping[str, Any]]) -> None:
+        """Merge workers' experience into this (shared) learner as one update: the capacity and alarm
+        posteriors take one Laplace step over every row of every batch with the current posterior as
+        the prior (what ``update_every`` batching does for one worker), and the demand forecaster
+        replays each episode's rates in order from an empty lag window (its forgetting is sequential)."""
+        cx = [row for b in batches for row in b["capacity_x"]]
+        if cx:
+            self.capacity.update(np.asarray(cx, float), np.asarray([y for b in batches for y in b["capacity_y"]]))
+        ax = [row for b in batches for row in b["alarm_x"]]
+        if ax:
+            model = self.alarm_model.model
+            type(model).update(model, np.asarray(ax, float), np.asarray([y for b in batches for y in b["alarm_y"]]))
+        for b in batches:
+            self.demand.history.clear()
+            for r in b["rates"]:
+                self.demand.observe(r)
+            self.cold_start_s = max(self.cold_start_s, float(b.get("cold_start_s", self.cold_start_s)))
+            self.log_burst = float(b.get("log_burst", self.log_burst))
 
     # --- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -367,7 +427,8 @@ class SloRl:
                 "capacity": self.capacity.state_dict(), "demand": self.demand.state_dict(),
                 "alarm": {"mean": self.alarm_model.model.mean.tolist(),
                           "precision": self.alarm_model.model.precision.tolist()},
-                "cold_start_s": self.cold_start_s, "log_burst": self.log_burst}
+                "cold_start_s": self.cold_start_s, "log_burst": self.log_burst,
+                **({"training": self.training} if self.training else {})}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if list(state.get("knobs", [])) != list(self.space.names):
@@ -381,6 +442,8 @@ class SloRl:
             self.alarm_model.model.precision = np.asarray(alarm["precision"], float)
         self.cold_start_s = float(state.get("cold_start_s", self.cold_start_s))
         self.log_burst = float(state.get("log_burst", 0.0))
+        training = state.get("training")
+        self.training = dict(training) if training else None
 
 
 @register("slo-rl", SloRlSettings,

@@ -20,6 +20,8 @@ import simpy
 from controller.checkpoint import encode
 from controller.loop import ControlLoop
 from learners.base import create
+from learners.objective import Objective
+from learners.space import ConfigSpace
 from simulator.inference import InferenceService
 from simulator.report import versions
 from simulator.scenario import Scenario, ScenarioError
@@ -43,45 +45,58 @@ class Pretrained:
     episodes: list[Episode] = field(default_factory=list)
 
 
-def pretrain(scenario: Scenario, learner_name: str, settings: Mapping[str, Any] | None, episodes: int,
-             first_seed: int, tick: Callable[[float], None] | None = None) -> Pretrained:
+def run_episode(scenario: Scenario, learner: Any, learner_name: str, seed: int,
+                tick: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """One episode of the scenario's first inference service with ``learner`` in the loop (it keeps
+    what it learns); the service's summary (SLO attainment, GPU-hours, config changes)."""
+    spec = scenario.inference[0]
+    env = simpy.Environment()
+    svc = _build_service(scenario, spec, seed)
+    service = InferenceService(env, _pool(scenario), svc.perf, svc.trace,
+                               service_settings(spec, svc.space, learner_name), seed)
+    loop = ControlLoop(spec["name"], learner, svc.objective, svc.space, service, service)
+    env.process(_drive(env, loop, float(getattr(learner, "period_s", scenario.control_interval_s))))
+    if tick is not None:
+        env.process(_ticker(env, tick, scenario.control_interval_s))
+    env.run(until=duration_of(scenario))
+    return service.summary()
+
+
+def make_learner(scenario: Scenario, learner_name: str, settings: Mapping[str, Any] | None,
+                 seed: int) -> tuple[Any, ConfigSpace, Objective]:
+    """A fresh learner for the scenario's first inference service, with that service's space and objective."""
     if not scenario.inference:
         raise ScenarioError(f"{scenario.path}: autocm train needs an inference service to train on")
-    spec = scenario.inference[0]
-    learner = None
-    svc = None
+    svc = _build_service(scenario, scenario.inference[0], seed)
+    try:
+        return create(learner_name, svc.space, svc.objective, settings), svc.space, svc.objective
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"learner {learner_name!r}: {exc}") from None
+    except Exception as exc:  # e.g. torch refusing a negative layer width: the settings are at fault
+        raise ScenarioError(f"learner {learner_name!r} cannot be built with settings "
+                            f"{dict(settings or {})}: {type(exc).__name__}: {exc}") from None
+
+
+def provenance(scenario: Scenario, learner_name: str, settings: Mapping[str, Any] | None,
+               episodes: list[Episode]) -> dict[str, Any]:
+    return {"scenario": scenario.name, "scenario_sha256": scenario.digest, "seeds": [e.seed for e in episodes],
+            "learner": learner_name, "settings": dict(settings or {}), "versions": versions(),
+            "episodes": [e.__dict__ for e in episodes]}
+
+
+def pretrain(scenario: Scenario, learner_name: str, settings: Mapping[str, Any] | None, episodes: int,
+             first_seed: int, tick: Callable[[float], None] | None = None) -> Pretrained:
+    learner, space, _ = make_learner(scenario, learner_name, settings, first_seed)
     done: list[Episode] = []
-    duration = duration_of(scenario)
     for k in range(episodes):
         seed = first_seed + k
         t0 = time.perf_counter()
-        env = simpy.Environment()
-        svc = _build_service(scenario, spec, seed)
-        if learner is None:
-            try:
-                learner = create(learner_name, svc.space, svc.objective, settings)
-            except (TypeError, ValueError) as exc:
-                raise ScenarioError(f"learner {learner_name!r}: {exc}") from None
-            except Exception as exc:  # e.g. torch refusing a negative layer width: the settings are at fault
-                raise ScenarioError(f"learner {learner_name!r} cannot be built with settings "
-                                    f"{dict(settings or {})}: {type(exc).__name__}: {exc}") from None
-        service = InferenceService(env, _pool(scenario), svc.perf, svc.trace,
-                                   service_settings(spec, svc.space, learner_name), seed)
-        loop = ControlLoop(spec["name"], learner, svc.objective, svc.space, service, service)
-        env.process(_drive(env, loop, float(getattr(learner, "period_s", scenario.control_interval_s))))
-        if tick is not None:
-            env.process(_ticker(env, tick, scenario.control_interval_s))
-        env.run(until=duration)
-        s = service.summary()
+        s = run_episode(scenario, learner, learner_name, seed, tick)
         done.append(Episode(seed, s["slo_attainment"], s["gpu_hours"], s["config_changes"],
                             learner.convergence().verdict.value, time.perf_counter() - t0))
-    assert learner is not None and svc is not None
     state = dict(learner.state_dict())
-    state["provenance"] = {"scenario": scenario.name, "scenario_sha256": scenario.digest,
-                           "seeds": [e.seed for e in done], "learner": learner_name,
-                           "settings": dict(settings or {}), "versions": versions(),
-                           "episodes": [e.__dict__ for e in done]}
-    return Pretrained(learner_name, encode(learner_name, svc.space, state, samples=len(done)), done)
+    state["provenance"] = provenance(scenario, learner_name, settings, done)
+    return Pretrained(learner_name, encode(learner_name, space, state, samples=len(done)), done)
 
 
 def save(result: Pretrained, path: Path) -> int:
