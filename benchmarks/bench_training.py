@@ -1,4 +1,4 @@
-"""Average job completion time of the ``rl-arbiter`` training scheduler against Tiresias and the Pollux paper.
+"""Average job completion time of the ``goodput-waterfill`` training scheduler against Tiresias and the Pollux paper.
 
 Both schedulers run in this process on the Pollux simulator study's job streams (16 nodes x 4 GPUs,
 60 s rounds, 30 s restarts; docs/training-model.md): the like-for-like figure is the ratio of the
@@ -26,10 +26,10 @@ if str(REPO) not in sys.path:
 from learners.baselines.tiresias import Tiresias  # noqa: E402
 from simulator.datasets import DATA_DIR  # noqa: E402
 from simulator.training import load_paper_result, simulate_training, workload_path  # noqa: E402
-from simulator.training.arbiter import RLArbiterScheduler  # noqa: E402
+from simulator.training.arbiter import GoodputWaterfillScheduler  # noqa: E402
 
 POLLUX_DIR = DATA_DIR / "pollux"
-SCHEDULERS = {"tiresias": Tiresias, "rl-arbiter": RLArbiterScheduler}
+SCHEDULERS = {"tiresias": Tiresias, "goodput-waterfill": GoodputWaterfillScheduler}
 
 
 def run_one(task: tuple[str, float, int]) -> tuple[str, int, float, int, int, float]:
@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     paper_pollux = load_paper_result(POLLUX_DIR, "pollux", args.load)
     paper_tiresias = load_paper_result(POLLUX_DIR, "tiresias", args.load)
     print(f"load {args.load}x, 16 nodes x 4 GPUs; average JCT in seconds")
-    print("workload  tiresias  rl-arbiter  arbiter/tiresias  paper-pollux  arbiter/paper-pollux  restarts  wall-s")
+    print("workload  tiresias  goodput-waterfill  arbiter/tiresias  paper-pollux  arbiter/paper-pollux  restarts  wall-s")
     for w in workloads:
-        t, a = by[("tiresias", w)], by[("rl-arbiter", w)]
+        t, a = by[("tiresias", w)], by[("goodput-waterfill", w)]
         pp = paper_pollux.avg_jct_s[f"workload-{w}"]
         print(f"{w:8d}  {t[0]:8.0f}  {a[0]:10.0f}  {a[0] / t[0]:16.3f}  {pp:12.0f}  {a[0] / pp:20.3f}  "
               f"{a[2]:8d}  {a[3]:6.0f}")
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     pp = sum(paper_pollux.avg_jct_s[f"workload-{w}"] for w in workloads) / len(workloads)
     pt = sum(paper_tiresias.avg_jct_s[f"workload-{w}"] for w in workloads) / len(workloads)
     unfinished = sum(by[(n, w)][1] for n in SCHEDULERS for w in workloads)
-    print(f"mean      {mean['tiresias']:8.0f}  {mean['rl-arbiter']:10.0f}  "
-          f"{mean['rl-arbiter'] / mean['tiresias']:16.3f}  {pp:12.0f}  {mean['rl-arbiter'] / pp:20.3f}")
+    print(f"mean      {mean['tiresias']:8.0f}  {mean['goodput-waterfill']:10.0f}  "
+          f"{mean['goodput-waterfill'] / mean['tiresias']:16.3f}  {pp:12.0f}  {mean['goodput-waterfill'] / pp:20.3f}")
     print(f"our tiresias / paper tiresias: {mean['tiresias'] / pt:.3f} (fidelity of the simulator)")
     print(f"paper pollux / paper tiresias: {pp / pt:.3f} (the paper's like-for-like gain)")
     print(f"unfinished jobs: {unfinished}")

@@ -70,6 +70,7 @@ SCHEMA: dict[str, Any] = {
                 "nodes": {"type": "integer", "minimum": 1},
                 "gpus_per_node": {"type": "integer", "minimum": 1},
                 "gpu_type": {"type": "string"},
+                "node_choice": {"enum": ["pack", "most-free"]},
             },
         },
         "inference": {
