@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     paper_pollux = load_paper_result(POLLUX_DIR, "pollux", args.load)
     paper_tiresias = load_paper_result(POLLUX_DIR, "tiresias", args.load)
     print(f"load {args.load}x, 16 nodes x 4 GPUs; average JCT in seconds")
-    print("workload  tiresias  goodput-waterfill  arbiter/tiresias  paper-pollux  arbiter/paper-pollux  restarts  wall-s")
+    print("workload  tiresias  goodput-waterfill  arbiter/tiresias  paper-pollux  arbiter/paper-pollux  "
+          "restarts  wall-s")
     for w in workloads:
         t, a = by[("tiresias", w)], by[("goodput-waterfill", w)]
         pp = paper_pollux.avg_jct_s[f"workload-{w}"]

@@ -93,7 +93,7 @@ def test_the_search_gives_every_job_gpus_when_there_are_enough_across_seeds():
     found = 0
     for seed in range(10):
         prob = _problem(jobs=4, nodes=3, seed=seed)
-        best, keep = search(prob, None, np.random.default_rng(seed))
+        best, _ = search(prob, None, np.random.default_rng(seed))
         assert best.sum(axis=1).min() >= 0 and (best.sum(axis=0) <= 4).all()
         found += bool((best.sum(axis=1) > 0).all() and best.sum() >= 10)
         assert prob.fitness(best[None])[0] >= prob.fitness(prob.base[None])[0]
@@ -122,3 +122,26 @@ def test_a_stream_runs_to_completion_without_oversubscription(profiles):
     assert not result.unfinished and len(result.jcts_s) == 12
     assert result.failed_grants == 0
     assert max(u for _, u in result.utilisation) <= 1.0
+
+
+def test_the_old_scheduler_name_is_refused_with_the_new_one(tmp_path):
+    from simulator import scenario as sc
+    from simulator.workloads import PolicyRun, _pool, check
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ndescription: d\ncluster: {nodes: 2, gpus_per_node: 4, node_choice: most-free}\n"
+                    "training: {workload: pollux-1.0/workload-1}\npolicies: [{name: rl-arbiter}]\n")
+    scen = sc.load(path)
+    with pytest.raises(sc.ScenarioError, match="renamed 'goodput-waterfill'"):
+        check(scen, PolicyRun("rl-arbiter", "rl-arbiter"))
+    check(scen, PolicyRun("pollux", "pollux"))
+    assert isinstance(_pool(scen), MostFreeFirstPool)
+
+
+def test_the_paper_scenarios_use_the_artifacts_node_choice_and_run_pollux():
+    from simulator import scenario as sc
+
+    for load in ("0.5", "1.0", "1.5"):
+        raw = sc.load(f"training-pollux-{load}").raw
+        assert raw["cluster"]["node_choice"] == "most-free"
+        assert {p["name"] for p in raw["policies"]} == {"tiresias", "pollux", "goodput-waterfill"}
