@@ -27,9 +27,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from learners.baselines.tiresias import Tiresias  # noqa: E402
+from simulator.cluster import GpuPool  # noqa: E402
 from simulator.datasets import DATA_DIR  # noqa: E402
 from simulator.training import load_paper_result, simulate_training, workload_path  # noqa: E402
-from simulator.cluster import GpuPool  # noqa: E402
 from simulator.training.arbiter import GoodputWaterfillScheduler  # noqa: E402
 from simulator.training.artifact_pool import MostFreeFirstPool  # noqa: E402
 
