@@ -145,3 +145,17 @@ def test_the_paper_scenarios_use_the_artifacts_node_choice_and_run_pollux():
         raw = sc.load(f"training-pollux-{load}").raw
         assert raw["cluster"]["node_choice"] == "most-free"
         assert {p["name"] for p in raw["policies"]} == {"tiresias", "pollux", "goodput-waterfill"}
+
+
+def test_the_hand_written_gradient_matches_finite_differences():
+    from learners.pollux import _objective
+
+    nodes, reps = np.array([1.0, 1.0, 2.0, 3.0]), np.array([1.0, 4.0, 8.0, 12.0])
+    bsz = np.array([64.0, 64.0, 128.0, 32.0])
+    acc, opt = np.log([0.1, 0.1, 0.2, 0.05]), np.log([0.1, 0.15, 0.3, 0.2])
+    x = np.array([0.11, 0.02, 0.12, 0.03, 0.09, 0.02, 1.7])
+    _, grad = _objective(x, nodes, reps, bsz, acc, opt)
+    h = 1e-6
+    num = [(_objective(x + h * e, nodes, reps, bsz, acc, opt)[0] - _objective(x - h * e, nodes, reps, bsz, acc, opt)[0])
+           / (2 * h) for e in np.eye(7)]
+    assert np.allclose(grad, num, rtol=1e-4, atol=1e-6)
