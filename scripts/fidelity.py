@@ -1,10 +1,13 @@
-"""Fidelity check: our training simulator + Tiresias against the Pollux paper's own simulator results.
+"""Fidelity check: our training simulator + Tiresias or Pollux against the Pollux paper's own simulator results.
 
-Runs Tiresias (artifact settings) on the paper's job streams, 16 nodes x 4 GPUs, and compares the
-average JCT per workload and the mean over workloads with ``results/tiresias-<load>.json``.
-Nothing is fitted: every constant comes from the artifact (see docs/training-model.md).
+Runs a scheduler (Tiresias with the artifact's settings, or our Pollux re-implementation, docs/pollux.md)
+on the paper's job streams, 16 nodes x 4 GPUs, and compares the average JCT per workload and the mean
+over workloads with ``results/<policy>-<load>.json``. Nothing is fitted to the results: every constant
+comes from the artifact (see docs/training-model.md). Pollux is randomised: ``--seeds`` runs each
+workload once per seed and reports the mean and a 95% t-interval over seeds.
 
     .venv/bin/python scripts/fidelity.py --loads 0.5 1.0 1.5 --workloads 1-8 --jobs 2
+    .venv/bin/python scripts/fidelity.py --policy pollux --seeds 0 1 2 --loads 1.0 --workloads 1-8
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
 from learners.baselines.tiresias import Tiresias  # noqa: E402
 from simulator.cluster import GpuPool  # noqa: E402
 from simulator.training import load_paper_result, simulate_training, workload_path  # noqa: E402
 from simulator.training.artifact_pool import MostFreeFirstPool  # noqa: E402
+from simulator.training.pollux import PolluxScheduler  # noqa: E402
 
 POOLS = {"pack": GpuPool, "most-free": MostFreeFirstPool}
 """Node choice: ``pack`` is the project's pool (what autocm runs); ``most-free`` is the artifact's."""
@@ -55,17 +62,77 @@ def run_one(task: tuple[Path, float, int, str]) -> tuple[float, int, float, int,
     return load, index, result.avg_jct_s, len(result.jcts_s), exact
 
 
+def run_pollux(task: tuple[Path, float, int, str, int]) -> tuple[float, int, int, float, int, float]:
+    """(load, workload, seed, our average JCT s, jobs finished, wall seconds) for one Pollux run."""
+    pollux_dir, load, index, node_choice, seed = task
+    started = time.perf_counter()
+    result = simulate_training(workload_path(pollux_dir, load, index), PolluxScheduler(seed=seed),
+                               pool=POOLS[node_choice].uniform(16, 4), data_dir=pollux_dir / "profiles", seed=seed)
+    if result.unfinished:
+        raise RuntimeError(f"load {load} workload {index} seed {seed}: unfinished jobs {result.unfinished[:5]}")
+    return load, index, seed, result.avg_jct_s, len(result.jcts_s), time.perf_counter() - started
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% Student-t interval (nan with one value)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return float(v.mean()), float("nan")
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def main_pollux(args: argparse.Namespace, workloads: list[int]) -> int:
+    """Every (load, workload, seed), streamed as it finishes (long sweeps can be read while they run)."""
+    tasks = [(args.pollux_dir, load, w, args.node_choice, seed)
+             for seed in args.seeds for load in args.loads for w in workloads]
+    started = time.perf_counter()
+    rows = []
+    print(f"policy pollux, node choice {args.node_choice}, seeds {args.seeds}", flush=True)
+    print(f"{'load':>5} {'workload':>9} {'seed':>5} {'ours_s':>8} {'paper_s':>8} {'ratio':>6} {'wall_s':>7}",
+          flush=True)
+    runner = multiprocessing.Pool(args.jobs).imap if args.jobs > 1 else map
+    for load, w, seed, avg, _, wall in runner(run_pollux, tasks):
+        paper = load_paper_result(args.pollux_dir, "pollux", load).avg_jct_s[f"workload-{w}"]
+        rows.append((load, w, seed, avg))
+        print(f"{load:>5.1f} {w:>9d} {seed:>5d} {avg:>8.0f} {paper:>8.0f} {avg / paper:>6.3f} {wall:>7.0f}", flush=True)
+    worst = 0.0
+    print(f"{'load':>5} {'workload':>9} {'seeds':>5} {'mean_s':>8} {'+-95%':>6} {'paper_s':>8} {'ratio':>6}")
+    for load in args.loads:
+        paper = load_paper_result(args.pollux_dir, "pollux", load)
+        per_seed_means = []
+        for w in workloads:
+            vals = [a for ld, ww, _, a in rows if ld == load and ww == w]
+            m, h = interval(vals)
+            p = paper.avg_jct_s[f"workload-{w}"]
+            print(f"{load:>5.1f} {w:>9d} {len(vals):>5d} {m:>8.0f} {h:>6.0f} {p:>8.0f} {m / p:>6.3f}")
+        for seed in args.seeds:
+            vals = [a for ld, _, s, a in rows if ld == load and s == seed]
+            per_seed_means.append(sum(vals) / len(vals))
+        m, h = interval(per_seed_means)
+        theirs = sum(paper.avg_jct_s[f"workload-{w}"] for w in workloads) / len(workloads)
+        worst = max(worst, abs(m / theirs - 1))
+        print(f"{load:>5.1f} {'mean':>9} {len(per_seed_means):>5d} {m:>8.0f} {h:>6.0f} {theirs:>8.0f} "
+              f"{m / theirs:>6.3f}")
+    print(f"worst deviation of a load's mean {worst:.1%} (target {TARGET_RATIO_BAND:.0%}); {len(tasks)} simulations "
+          f"in {time.perf_counter() - started:.0f} s with {args.jobs} process(es)")
+    return 0 if worst <= TARGET_RATIO_BAND else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--loads", nargs="+", type=float, default=[0.5, 1.0, 1.5])
     ap.add_argument("--workloads", nargs="+", default=["1-8"], help="indices, e.g. 1-8 or 1,3,5")
     ap.add_argument("--jobs", type=int, default=2, help="parallel processes")
     ap.add_argument("--pollux-dir", type=Path, default=DEFAULT_POLLUX_DIR)
-    ap.add_argument("--node-choice", choices=sorted(POOLS), default="pack",
-                    help="pack: the project's GpuPool; most-free: the artifact's Tiresias node choice")
+    ap.add_argument("--node-choice", choices=sorted(POOLS), default="most-free",
+                    help="most-free (default): the artifact's node choice; pack: the project's GpuPool (fullest first)")
+    ap.add_argument("--policy", choices=("tiresias", "pollux"), default="tiresias")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pollux only: one run per seed")
     ap.add_argument("--per-workload", action="store_true", help="also print every workload's row")
     args = ap.parse_args(argv)
     workloads = _parse_workloads(args.workloads)
+    if args.policy == "pollux":
+        return main_pollux(args, workloads)
     tasks = [(args.pollux_dir, load, w, args.node_choice) for load in args.loads for w in workloads]
     started = time.perf_counter()
     if args.jobs > 1:

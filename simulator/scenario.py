@@ -103,6 +103,7 @@ SCHEMA: dict[str, Any] = {
                 "nodes": {"type": "integer", "minimum": 1, "maximum": MAX_NODES},
                 "gpus_per_node": {"type": "integer", "minimum": 1, "maximum": MAX_GPUS_PER_NODE},
                 "gpu_type": {"type": "string"},
+                "node_choice": {"enum": ["pack", "most-free"]},
             },
         },
         "inference": {

@@ -35,16 +35,30 @@ HINDSIGHT = "hindsight-static"
 """The learner name of the best static configuration in hindsight's rows (:mod:`simulator.hindsight`)."""
 
 
-def _rl_arbiter():
-    """Per-job goodput agents + the cluster GPU arbiter (imported on use: it loads the profiles)."""
-    from simulator.training.arbiter import RLArbiterScheduler
-
-    return RLArbiterScheduler()
+def _tiresias(seed: int = 0):
+    return Tiresias()
 
 
-TRAINING_SCHEDULERS = {"tiresias": Tiresias, "rl-arbiter": _rl_arbiter}
-"""Cluster schedulers for training workloads (not per-workload learners)."""
-PAPER_COUNTERPART = {"tiresias": "tiresias", "rl-arbiter": "pollux"}
+def _goodput_waterfill(seed: int = 0):
+    """Greedy water-filling over the exact measured goodput curves (imported on use: it loads the profiles).
+    Nothing in it learns; it was called ``rl-arbiter`` before."""
+    from simulator.training.arbiter import GoodputWaterfillScheduler
+
+    return GoodputWaterfillScheduler()
+
+
+def _pollux(seed: int = 0):
+    """Pollux (OSDI'21) re-implemented: online-fitted goodput models + genetic allocation search (randomised)."""
+    from simulator.training.pollux import PolluxScheduler
+
+    return PolluxScheduler(seed=seed)
+
+
+TRAINING_SCHEDULERS = {"tiresias": _tiresias, "goodput-waterfill": _goodput_waterfill, "pollux": _pollux}
+"""Cluster schedulers for training workloads (not per-workload learners): factories taking the run's seed."""
+RENAMED_SCHEDULERS = {"rl-arbiter": "goodput-waterfill"}
+"""Old name -> new name: the old names are refused with a message naming the new one."""
+PAPER_COUNTERPART = {"tiresias": "tiresias", "goodput-waterfill": "pollux", "pollux": "pollux"}
 """Which result of the Pollux paper's simulator a scheduler's ``avg_jct_vs_paper`` divides by: Tiresias by
 the paper's Tiresias (fidelity), the elastic arbiter by the paper's Pollux (the target it competes with)."""
 
@@ -219,6 +233,10 @@ def check(scenario: Scenario, prun: PolicyRun, services: Sequence[_Service] | No
         if not scenario.inference:
             raise ScenarioError(f"{scenario.path}: policy {prun.label}: the oracle needs an inference service")
         return
+    if prun.learner in RENAMED_SCHEDULERS:
+        raise ScenarioError(f"{scenario.path}: policy {prun.label}: the training scheduler {prun.learner!r} was "
+                            f"renamed {RENAMED_SCHEDULERS[prun.learner]!r} (it is a greedy heuristic; nothing in it "
+                            "learns); use the new name")
     if prun.learner in TRAINING_SCHEDULERS:
         if not scenario.training:
             raise ScenarioError(f"{scenario.path}: policy {prun.label}: {prun.learner} schedules training jobs, "
@@ -252,8 +270,15 @@ def _ticker(env: simpy.Environment, tick: Callable[[float], None], step: float):
 
 
 def _pool(scenario: Scenario) -> GpuPool:
+    """The scenario's GPU pool; ``cluster.node_choice: most-free`` spreads like the Pollux artifact (the
+    paper-reproducing scenarios set it), the default ``pack`` fills the fullest node first like Kubernetes."""
     c = scenario.raw["cluster"]
-    return GpuPool.uniform(int(c["nodes"]), int(c["gpus_per_node"]), c.get("gpu_type", "a100-80gb"))
+    cls = GpuPool
+    if c.get("node_choice", "pack") == "most-free":
+        from simulator.training.artifact_pool import MostFreeFirstPool
+
+        cls = MostFreeFirstPool
+    return cls.uniform(int(c["nodes"]), int(c["gpus_per_node"]), c.get("gpu_type", "a100-80gb"))
 
 
 def _rate_series(trace: Trace, step: float = 60.0) -> list[tuple[float, float]]:
@@ -445,6 +470,9 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
 
     t = scenario.training or {}
     name = prun.learner if prun.learner in TRAINING_SCHEDULERS else t.get("scheduler", "tiresias")
+    if name in RENAMED_SCHEDULERS:
+        raise ScenarioError(f"{scenario.path}: training.scheduler: {name!r} was renamed "
+                            f"{RENAMED_SCHEDULERS[name]!r}; use the new name")
     if name not in TRAINING_SCHEDULERS:
         raise ScenarioError(f"{scenario.path}: training.scheduler: unknown scheduler {name!r}; "
                             f"known: {sorted(TRAINING_SCHEDULERS)}")
@@ -454,7 +482,7 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
         # the first workload shares the environment (and GPU pool) with any inference services
         run_env, run_pool = (env, pool) if i == 0 else (simpy.Environment(), _pool(scenario))
         run_listeners = listeners if i == 0 or start_failures is None else start_failures(run_env, run_pool)
-        res = simulate_training(path, TRAINING_SCHEDULERS[name](), run_pool, run_env,
+        res = simulate_training(path, TRAINING_SCHEDULERS[name](seed=seed), run_pool, run_env,
                                 recorder if i == 0 else None, seed, until=until,
                                 settings=TrainingSettings(interference_slowdown=slowdown),
                                 failure_listeners=run_listeners)

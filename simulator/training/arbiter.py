@@ -1,6 +1,6 @@
 """Per-job agents that bid for GPUs from their measured goodput, and the cluster arbiter that grants them.
 
-Registered as the training scheduler ``rl-arbiter`` (``simulator/workloads.py``). Every round each
+Registered as the training scheduler ``goodput-waterfill`` (``simulator/workloads.py``). Every round each
 job's :class:`JobAgent` computes its value curve: for every GPU count g, the best goodput it can get
 (over batch sizes its profile covers, with a consolidated placement of g GPUs), relative to its
 goodput on one GPU. That is Pollux's goodput, throughput x statistical efficiency at the job's
@@ -116,10 +116,10 @@ class JobAgent:
         return GpuBid(job.name, speedup, sum(job.placement), job.attained_service_gpu_s)
 
 
-class RLArbiterScheduler:
-    """The ``rl-arbiter`` training scheduler: one agent per job application, one arbiter for the pool."""
+class GoodputWaterfillScheduler:
+    """The ``goodput-waterfill`` training scheduler: one agent per job application, one arbiter for the pool."""
 
-    name = "rl-arbiter"
+    name = "goodput-waterfill"
 
     def __init__(self, profiles: Mapping[str, ApplicationProfile] | None = None,
                  settings: ArbiterSettings | None = None, max_gpus_per_job: int = 64) -> None:

@@ -31,3 +31,18 @@ class MostFreeFirstPool(GpuPool):
             share.append((best.name, part))
         # The pool offers no public "grant on these nodes"; _grant is its own oversubscription-checked path.
         return self._grant(owner, tuple(share))
+
+
+def grant_on_nodes(pool: GpuPool, owner: str, share: Iterable[tuple[str, int]]) -> Allocation | None:
+    """Grant exactly ``share`` (node, GPUs), or None if a node is down, unknown or short of free GPUs.
+
+    For schedulers that choose nodes themselves (Pollux's search places replicas on nodes). Goes through
+    the pool's own oversubscription-checked grant, like :class:`MostFreeFirstPool`.
+    """
+    share = tuple((str(node), int(n)) for node, n in share if n)
+    up = {n.name for n in pool.nodes if n.up}
+    if len({node for node, _ in share}) != len(share):
+        return None
+    if not share or any(node not in up or pool.free_on(node) < n for node, n in share):
+        return None
+    return pool._grant(owner, share)

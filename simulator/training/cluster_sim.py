@@ -34,6 +34,7 @@ import simpy
 from simulator.cluster import Allocation, GpuPool
 from simulator.faults import FailureListener, slowdown_factor
 from simulator.metrics import Recorder
+from simulator.training.artifact_pool import grant_on_nodes
 from simulator.training.job import JobSpec, TrainingJob
 from simulator.training.profiles import ApplicationProfile, load_profiles
 from simulator.training.workloads import load_workload
@@ -83,6 +84,9 @@ class Decision:
 
     placement: tuple[int, ...]
     batch_size: int | None = None
+    nodes: tuple[tuple[str, int], ...] | None = None
+    """Exact GPUs per node (a scheduler that places, like Pollux); None lets the pool choose the nodes for
+    ``placement``. With ``nodes``, any change of node or count restarts the job (the artifact's rule)."""
 
 
 class TrainingScheduler(Protocol):
@@ -96,6 +100,14 @@ class TrainingScheduler(Protocol):
 
     def optimize(self, jobs: Sequence[JobView], nodes: Mapping[str, int],
                  now: float) -> Mapping[str, tuple[int, ...] | Decision]: ...
+
+
+def _attach(scheduler: TrainingScheduler, job: TrainingJob) -> None:
+    """Give an adaptive scheduler its hook inside a newly arrived job (``attach(job)``, optional): how
+    AdaptDL's in-job agent reports step times and gradient statistics and picks the batch size."""
+    attach = getattr(scheduler, "attach", None)
+    if attach is not None:
+        attach(job)
 
 
 @dataclass
@@ -243,6 +255,7 @@ class TrainingCluster:
         while self._waiting and self._waiting[0].arrival_s <= rel:
             spec = self._waiting.pop(0)
             job = TrainingJob(spec, self.profiles[spec.application], self.settings.restart_delay_s)
+            _attach(self.scheduler, job)
             self._slots[spec.name] = _Slot(job)
         active = [s for s in self._slots.values() if not s.job.done]
         if active:
@@ -287,12 +300,20 @@ class TrainingCluster:
         for name in [*answer, *(n for n in by_name if n not in answer)]:
             value = answer.get(name, ())
             d = value if isinstance(value, Decision) else Decision(tuple(value))
-            decisions[name] = Decision(_shape(d.placement), d.batch_size)
+            if d.nodes is not None:
+                share = tuple((node, int(n)) for node, n in d.nodes if n)
+                decisions[name] = Decision(_shape(n for _, n in share), d.batch_size, share)
+            else:
+                decisions[name] = Decision(_shape(d.placement), d.batch_size)
         to_grant: list[tuple[_Slot, Decision]] = []
         for name, d in decisions.items():
             slot = by_name[name]
             same_batch = d.batch_size is None or d.batch_size == slot.job.batch_size_target
-            if slot.alloc is not None and d.placement == _shape(slot.job.placement) and same_batch:
+            if d.nodes is not None:
+                held = dict(slot.alloc.per_node) if slot.alloc is not None else {}
+                if held == dict(d.nodes) and same_batch:
+                    continue
+            elif slot.alloc is not None and d.placement == _shape(slot.job.placement) and same_batch:
                 continue
             if slot.alloc is not None:
                 self.pool.release(slot.alloc)
@@ -300,8 +321,18 @@ class TrainingCluster:
             slot.job.reallocate(())
             if d.placement:
                 to_grant.append((slot, d))
+        order = [n.name for n in self.pool.nodes]
         for slot, d in to_grant:
             owner = f"{self.settings.namespace}/{slot.job.name}"
+            if d.nodes is not None:
+                exact = grant_on_nodes(self.pool, owner, d.nodes)
+                if exact is None:
+                    self.failed_grants += 1
+                    continue
+                slot.alloc = exact
+                by_node = dict(exact.per_node)
+                slot.job.reallocate(tuple(by_node[n] for n in order if n in by_node), d.batch_size, keep_order=True)
+                continue
             alloc = self.pool.allocate_placement(owner, d.placement)
             if alloc is None:
                 alloc = self.pool.allocate(owner, sum(d.placement))

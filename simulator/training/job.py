@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 from simulator.training.profiles import ApplicationProfile, StepTime
 
@@ -64,6 +65,17 @@ def batch_config(profile: ApplicationProfile, num_replicas: int, batch_size: int
     return BatchConfig(atomic_bsz, accum_steps, num_replicas)
 
 
+class JobAgent(Protocol):
+    """What runs inside an adaptive job (AdaptDL's in-job agent): it sees what the job measures and picks
+    the job's batch configuration for a placement. Without one the job keeps its submitted batch size."""
+
+    def observe(self, job: TrainingJob, step: StepTime, grad_sqr: float, grad_var: float) -> None:
+        """The step time of the configuration the job runs now and its current gradient statistics."""
+
+    def batch_config(self, job: TrainingJob, placement: tuple[int, ...]) -> BatchConfig:
+        """The batch split to run on ``placement`` (GPUs per node)."""
+
+
 class TrainingJob:
     """A job's state: where it runs, how far it got, and what it has cost."""
 
@@ -82,6 +94,8 @@ class TrainingJob:
         self.attained_service_gpu_s = 0.0
         self.num_restarts = -1  # the first allocation is a start, not a restart (artifact: None -> 0)
         self.completion_s: float | None = None
+        self.agent: JobAgent | None = None
+        """Set by an adaptive scheduler (:mod:`simulator.training.pollux`) when the job arrives."""
 
     @property
     def name(self) -> str:
@@ -99,15 +113,23 @@ class TrainingJob:
     def progress_ratio(self) -> float:
         return min(1.0, self.progress / self.profile.target_progress)
 
-    def reallocate(self, placement: tuple[int, ...], batch_size: int | None = None) -> None:
-        """Move to ``placement`` (``()`` to stop); any non-empty move costs the restart delay."""
+    def reallocate(self, placement: tuple[int, ...], batch_size: int | None = None, keep_order: bool = False) -> None:
+        """Move to ``placement`` (``()`` to stop); any non-empty move costs the restart delay.
+
+        ``keep_order``: the parts are GPUs on nodes in the pool's node order (the artifact's placement, whose
+        rotation picks the measured row); otherwise they are sorted largest first.
+        """
         if batch_size is not None:
             self.batch_size_target = batch_size
         if not placement:
             self.placement, self.config, self.restart_left_s = (), None, 0.0
             return
-        self.placement = tuple(sorted((int(p) for p in placement if p), reverse=True))
-        self.config = batch_config(self.profile, sum(self.placement), self.batch_size_target)
+        parts = [int(p) for p in placement if p]
+        self.placement = tuple(parts) if keep_order else tuple(sorted(parts, reverse=True))
+        if self.agent is not None:
+            self.config = self.agent.batch_config(self, self.placement)
+        else:
+            self.config = batch_config(self.profile, sum(self.placement), self.batch_size_target)
         self.restart_left_s = self.restart_delay_s
         self.num_restarts += 1
 
@@ -147,11 +169,14 @@ class TrainingJob:
         batch = self.config.batch_size
         iteration_s = self.iteration_time_s()
         while seconds > 0 and not self.done:
+            if self.agent is not None:  # the job reports what it measures (simulator.py Job.update_params)
+                self.agent.observe(self, self.step_time(), *self.profile.grad_stats(batch, self.epoch))
             rate = self.profile.gain(batch, self.epoch) / iteration_s  # progress per second
             boundary = self.profile.progress_at_epoch(self.epoch + 1)
             if self.progress + rate * seconds < boundary:
                 self.progress += rate * seconds
                 self.attained_service_gpu_s += seconds * self.gpus
+                self._rescale()
                 return
             # The epoch ends inside this stretch; the artifact rounds that instant to whole seconds.
             delta = min(float(round((boundary - self.progress) / rate)), seconds)
@@ -162,3 +187,13 @@ class TrainingJob:
             seconds -= delta
             if self.epoch >= self.profile.max_epochs:
                 self.completion_s = now
+            else:
+                self._rescale()
+                batch = self.config.batch_size
+                iteration_s = self.iteration_time_s()
+
+    def _rescale(self) -> None:
+        """Let the agent re-pick the batch after each stretch (the artifact's ``Job.step`` calls
+        ``update_local_bsz`` after every epoch boundary and at the end of every step): no restart."""
+        if self.agent is not None and self.placement and not self.done:
+            self.config = self.agent.batch_config(self, self.placement)

@@ -1,4 +1,4 @@
-"""The rl-arbiter training scheduler: agents' value curves agree with the job model; the arbiter fills the pool."""
+"""goodput-waterfill (formerly rl-arbiter): the agents' curves agree with the job model; the arbiter fills the pool."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from learners.baselines.tiresias import Tiresias
 from simulator.cluster import GpuPool
 from simulator.datasets import data_path
 from simulator.training import JobSpec, TrainingJob, load_profiles, load_workload, simulate_training, workload_path
-from simulator.training.arbiter import JobAgent, RLArbiterScheduler, consolidated
+from simulator.training.arbiter import GoodputWaterfillScheduler, JobAgent, consolidated
 
 POLLUX = data_path("pollux")
 
@@ -60,7 +60,8 @@ def test_more_gpus_never_lower_the_best_goodput_on_one_node(profiles):
 def test_a_lone_job_gets_the_idle_gpus_tiresias_leaves_unused(profiles):
     """Tiresias runs the job on the 1 GPU it asked for; the arbiter gives it what pays, and it ends sooner."""
     spec = [JobSpec("cifar10-0", "cifar10", 0.0, 1, 128)]
-    elastic = simulate_training(spec, RLArbiterScheduler(profiles), pool=GpuPool.uniform(4, 4), profiles=profiles)
+    elastic = simulate_training(spec, GoodputWaterfillScheduler(profiles), pool=GpuPool.uniform(4, 4),
+                                profiles=profiles)
     fixed = simulate_training(spec, Tiresias(), pool=GpuPool.uniform(4, 4), profiles=profiles)
     assert elastic.jcts_s["cifar10-0"] < 0.5 * fixed.jcts_s["cifar10-0"]
     assert elastic.gpu_hours > fixed.gpu_hours  # it held more GPUs to get there
@@ -69,7 +70,7 @@ def test_a_lone_job_gets_the_idle_gpus_tiresias_leaves_unused(profiles):
 def test_a_stream_of_jobs_runs_to_completion_within_the_pool(profiles):
     stream = load_workload(workload_path(POLLUX, 1.0, 1))[:25]
     pool = GpuPool.uniform(4, 4)
-    result = simulate_training(stream, RLArbiterScheduler(profiles), pool=pool, profiles=profiles)
+    result = simulate_training(stream, GoodputWaterfillScheduler(profiles), pool=pool, profiles=profiles)
     assert not result.unfinished and len(result.jcts_s) == 25
     assert result.failed_grants == 0
     assert max(u for _, u in result.utilisation) <= 1.0
