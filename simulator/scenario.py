@@ -49,8 +49,10 @@ MAX_NODE_FAILURES = 100_000
 """Node failures a run may imply (nodes x duration / MTBF); each is a simulated event with a repair."""
 TRAINING_ROUND_S = 60.0
 """The training schedulers' fixed round (the Pollux artifact's ``--interval``, simulator/training/cluster_sim.py)."""
-TRAINING_SCHEDULER_NAMES = ("tiresias", "rl-arbiter")
+TRAINING_SCHEDULER_NAMES = ("tiresias", "goodput-waterfill", "pollux")
 """Policies a training-only scenario may name (simulator/workloads.py ``TRAINING_SCHEDULERS``)."""
+RENAMED_TRAINING_SCHEDULERS = {"rl-arbiter": "goodput-waterfill"}
+"""Old names refused with the new one (simulator/workloads.py ``RENAMED_SCHEDULERS``)."""
 AZURE_CODE_MEAN_RATE_PER_S = 2.57
 """Mean request rate of the bundled Azure code trace (8,819 requests in about 57 minutes)."""
 
@@ -170,7 +172,7 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "workload": {"type": "string",
                              "description": "pollux-<load>, pollux-<load>/workload-<n> or a CSV path"},
-                "scheduler": {"enum": list(TRAINING_SCHEDULER_NAMES),
+                "scheduler": {"enum": [*TRAINING_SCHEDULER_NAMES, *RENAMED_TRAINING_SCHEDULERS],
                               "description": "the cluster scheduler when an inference learner is the policy"},
                 "namespace": {"type": "string"},
             },
@@ -485,6 +487,10 @@ def _check_semantics(raw: dict[str, Any], path: Path) -> None:
         raise ScenarioError(f"{path}: policies: duplicate label(s) {dup}; give each a distinct 'label'")
     if not raw.get("inference"):  # training only: a cluster scheduler runs, nothing else would
         for i, p in enumerate(raw["policies"]):
+            if p["name"] in RENAMED_TRAINING_SCHEDULERS:
+                raise ScenarioError(f"{path}: policies[{i}].name: the training scheduler {p['name']!r} was renamed "
+                                    f"{RENAMED_TRAINING_SCHEDULERS[p['name']]!r} (it is a greedy heuristic; nothing "
+                                    "in it learns); use the new name")
             if p["name"] not in TRAINING_SCHEDULER_NAMES:
                 raise ScenarioError(
                     f"{path}: policies[{i}].name: {p['name']!r} sizes inference services, and this scenario has "

@@ -57,7 +57,8 @@ CASES = [
     ("yaml-1.2-floats", inference(head="duration_s: 6e1\ncontrol_interval_s: 1e1\n"
                                        "cluster: {nodes: 2, gpus_per_node: 8}\n"), {}),
     ("job-as-wide-as-the-cluster", HEAD + "cluster: {nodes: 2, gpus_per_node: 4}\ntraining: {workload: jobs.csv}\n"
-                                          "policies: [{name: tiresias}, {name: rl-arbiter}]\n", {"jobs.csv": JOBS}),
+                                          "policies: [{name: tiresias}, {name: goodput-waterfill}]\n",
+     {"jobs.csv": JOBS}),
     ("mixed", inference(head="duration_s: 60\ncontrol_interval_s: 10\ncluster: {nodes: 4, gpus_per_node: 4}\n",
                         extra="training: {workload: jobs.csv}\n",
                         knobs="{replicas: {min: 1, max: 4}, gpus_per_replica: [4]}"),

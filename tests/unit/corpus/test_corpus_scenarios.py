@@ -130,7 +130,10 @@ CASES = [
                                                      "policies: [{name: hpa, settings: {target: fast}}]"),
      error("policy hpa", "settings.target", "expected a finite number")),
     ("training-only", TRAINING, ok("ok (1 policies")),
-    ("training-rl-arbiter", edit("[{name: tiresias}]", "[{name: rl-arbiter}]", TRAINING), ok("ok (")),
+    ("training-goodput-waterfill", edit("[{name: tiresias}]", "[{name: goodput-waterfill}]", TRAINING), ok("ok (")),
+    ("training-pollux", edit("[{name: tiresias}]", "[{name: pollux}]", TRAINING), ok("ok (")),
+    ("training-old-name", edit("[{name: tiresias}]", "[{name: rl-arbiter}]", TRAINING),
+     error("policies[0].name", "renamed 'goodput-waterfill'")),
     ("mixed-with-a-job-wider-than-the-cluster", edit("policies:", "training: {workload: pollux-1.0/workload-1}\n"
                                                                   "policies:"), ok("ok (")),
     ("mixed-with-interval", edit("policies:", "training: {workload: jobs.csv}\npolicies:")

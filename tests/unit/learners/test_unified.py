@@ -252,4 +252,4 @@ def test_checkpoint_for_other_knobs_is_refused():
 def test_the_bundled_scenario_validates():
     result = CliRunner().invoke(main, ["sim", "inference-unified", "--check"])
     assert result.exit_code == 0, result.output
-    assert "4 policies" in result.output
+    assert "8 policies" in result.output  # unified, independent, static and the swept baselines

@@ -131,9 +131,12 @@ def test_the_old_scheduler_name_is_refused_with_the_new_one(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("name: s\ndescription: d\ncluster: {nodes: 2, gpus_per_node: 4, node_choice: most-free}\n"
                     "training: {workload: pollux-1.0/workload-1}\npolicies: [{name: rl-arbiter}]\n")
+    with pytest.raises(sc.ScenarioError, match="renamed 'goodput-waterfill'"):
+        sc.load(path)  # a training-only scenario names its schedulers: refused when read
+    path.write_text(path.read_text().replace("rl-arbiter", "pollux"))
     scen = sc.load(path)
     with pytest.raises(sc.ScenarioError, match="renamed 'goodput-waterfill'"):
-        check(scen, PolicyRun("rl-arbiter", "rl-arbiter"))
+        check(scen, PolicyRun("rl-arbiter", "rl-arbiter"))  # and by the runner, for mixed scenarios
     check(scen, PolicyRun("pollux", "pollux"))
     assert isinstance(_pool(scen), MostFreeFirstPool)
 
