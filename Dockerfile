@@ -6,8 +6,8 @@
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# CPU-only PyTorch first: the operator's learners need no GPU, and the default wheel pulls in CUDA (GBs).
-RUN python -m venv /opt/autocm && /opt/autocm/bin/pip install --index-url https://download.pytorch.org/whl/cpu torch
+# No torch: the learners' networks are numpy (learners/mlp.py), so the image carries no CUDA libraries.
+RUN python -m venv /opt/autocm
 COPY pyproject.toml README.md ./
 COPY learners ./learners
 COPY controller ./controller

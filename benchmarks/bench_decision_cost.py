@@ -20,7 +20,6 @@ import argparse
 import time
 
 import numpy as np
-import torch
 
 from learners import ConfigSpace, Knob, Objective, Observation, create
 from learners.types import Action, ReplicaSample
@@ -71,7 +70,6 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="decision rounds (the median is reported)")
     ap.add_argument("--learn-calls", type=int, default=40, help="learn() calls timed on one learner")
     args = ap.parse_args()
-    torch.set_num_threads(1)  # the operator's step threads each run one learner
     rng = np.random.default_rng(1)
     state = trained_state(rng)
     observations = [observation(rng, 3600.0) for _ in range(args.workloads)]
@@ -101,7 +99,7 @@ def main() -> None:
     costs_us = np.asarray(costs) * 1e6
     retrain = costs_us[costs_us > 10 * np.median(costs_us)]
 
-    print(f"{args.workloads} workloads, {args.rounds} rounds (median), torch threads 1")
+    print(f"{args.workloads} workloads, {args.rounds} rounds (median), numpy networks (learners/mlp.py)")
     print(f"VCONF decide(): {vconf_s * 1e6:,.0f} us per decision, "
           f"{vconf_s * args.workloads:.3f} s per round of {args.workloads}")
     print(f"HPA decide():   {hpa_s * 1e6:,.0f} us per decision (same process, same observations)")

@@ -54,7 +54,7 @@ def knob_grid(space: ConfigSpace) -> list[dict[str, Any]]:
     return out
 
 
-# --- a JSON encoding of state dicts (numpy arrays, tensors, bytes, tuples, non-string keys) -----------
+# --- a JSON encoding of state dicts (numpy arrays, bytes, tuples, non-string keys) ---------------------
 
 
 def _to_json(value: Any) -> Any:
@@ -69,9 +69,6 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, bool | int | float | str) or value is None:
         return value
     mod = type(value).__module__
-    if mod.startswith("torch"):
-        value = value.detach().cpu().numpy()
-        return {"__tensor__": _array(value)}
     if mod.startswith("numpy"):
         if getattr(value, "ndim", 0) == 0:
             return value.item()
@@ -99,12 +96,8 @@ def _from_json(value: Any) -> Any:
         import numpy as np
 
         spec = value.get("__ndarray__") or value["__tensor__"]
-        arr = np.frombuffer(base64.b64decode(spec["data"]), dtype=spec["dtype"]).reshape(spec["shape"]).copy()
-        if "__tensor__" in value:
-            import torch
-
-            return torch.from_numpy(arr)
-        return arr
+        # "__tensor__": written by versions whose learners held torch tensors; read back as arrays
+        return np.frombuffer(base64.b64decode(spec["data"]), dtype=spec["dtype"]).reshape(spec["shape"]).copy()
     return {k: _from_json(v) for k, v in value.items()}
 
 

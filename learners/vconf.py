@@ -6,7 +6,8 @@ auto-configuration" (ICAC 2009), adapted to GPU workloads:
 - **actions**: increase, decrease or keep each knob by one step (``ConfigSpace.step_moves``);
 - **reward**: the SLO-based :class:`~learners.Objective` (performance against the SLO minus the
   cost of what is held, minus penalties for violations and restarts), computed by the control loop;
-- **Q-function**: a small neural network (torch) from (configuration, load) to one value per action;
+- **Q-function**: a small neural network (``learners.mlp``, numpy) from (configuration, load) to one
+  value per action;
 - **model-based initialisation**: a second network learns the workload's *performance model*
   (configuration and load -> SLO attainment) from observed samples. Before acting, and periodically
   online, the learner generates simulated transitions from that model and trains Q on them in batch
@@ -20,9 +21,6 @@ The learner sees only what the control loop gives it (Observations), so the same
 
 from __future__ import annotations
 
-import functools
-import importlib
-import io
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -33,6 +31,7 @@ import numpy as np
 
 from learners.base import register
 from learners.features import Encoder
+from learners.mlp import MLP, Adam, bce_with_logits, sigmoid, smooth_l1_on
 from learners.objective import Objective
 from learners.space import Config, ConfigSpace
 from learners.types import Action, Convergence, Observation, Verdict
@@ -73,41 +72,11 @@ class VconfSettings:
     converge_residual: float = 0.05
     """TD residual (relative to the reward scale) under which, with a stable policy, Q is converged."""
 
-
-class _OnUse:
-    """A module imported at its first attribute use: registering this learner (every ``autocm`` command
-    does) must not cost torch's 1.5 s import; only creating a Vconf does."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(importlib.import_module(self._name), attr)
-
-
-torch: Any = _OnUse("torch")
-nn: Any = _OnUse("torch.nn")
-
-
-@functools.cache
-def _mlp_type() -> type:
-    from torch import nn
-
-    class _MLP(nn.Module):
-        def __init__(self, width: int, hidden: int, out: int) -> None:
-            super().__init__()
-            self.net = nn.Sequential(
-                nn.Linear(width, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, out)
-            )
-
-        def forward(self, x: Any) -> Any:
-            return self.net(x)
-
-    return _MLP
-
-
-def _MLP(width: int, hidden: int, out: int) -> Any:  # reads as the class it builds
-    return _mlp_type()(width, hidden, out)
+    def __post_init__(self) -> None:
+        if not (isinstance(self.hidden, int) and self.hidden >= 1):
+            raise ValueError(f"hidden must be a whole number of at least 1 (the layer width), got {self.hidden}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive, finite learning rate, got {self.lr}")
 
 
 class Vconf:
@@ -121,15 +90,16 @@ class Vconf:
         self.objective = objective
         self.s = settings or VconfSettings()
         self.rng = np.random.default_rng(self.s.seed)
-        torch.manual_seed(self.s.seed)
         self.moves = list(space.step_moves())
         self.enc = Encoder(space)
-        self.q = _MLP(self.enc.width, self.s.hidden, len(self.moves))
-        self.q_target = _MLP(self.enc.width, self.s.hidden, len(self.moves))
-        self.q_target.load_state_dict(self.q.state_dict())
-        self.model = _MLP(self.enc.width, self.s.hidden, 1)  # (config, load) -> predicted shortfall
-        self.q_opt = torch.optim.Adam(self.q.parameters(), lr=self.s.lr)
-        self.m_opt = torch.optim.Adam(self.model.parameters(), lr=self.s.lr)
+        init = np.random.default_rng([self.s.seed, 1])  # weights apart from the exploration stream
+        h = self.s.hidden
+        self.q = MLP([self.enc.width, h, h, len(self.moves)], init)
+        self.q_target = MLP(self.q.sizes, init)
+        self.q_target.copy_from(self.q)
+        self.model = MLP([self.enc.width, h, h, 1], init)  # (config, load) -> predicted shortfall
+        self.q_opt = Adam(self.q, lr=self.s.lr)
+        self.m_opt = Adam(self.model, lr=self.s.lr)
         self.epsilon = self.s.epsilon_start
         # (normalised configuration, RAW load, shortfall): the load is scaled only when the model is fitted,
         # because the load scale grows with the largest load seen; samples stored pre-scaled would alias
@@ -144,9 +114,7 @@ class Vconf:
 
     # --- the performance model ---------------------------------------------------------------
     def predicted_shortfall(self, configs: list[Config], load: Mapping[str, float]) -> np.ndarray:
-        with torch.no_grad():
-            x = torch.from_numpy(self.enc.encode_many(configs, load))
-            return torch.sigmoid(self.model(x)).squeeze(-1).numpy()
+        return sigmoid(self.model(self.enc.encode_many(configs, load)))[:, 0]
 
     def _fit_model(self) -> None:
         """Fit the performance model to observed samples plus one prior anchor per remembered load:
@@ -160,14 +128,12 @@ class Vconf:
             else np.zeros((0, self.enc.width), dtype=np.float32)
         cfgs = np.stack([c for c, _, _ in self.samples])
         loads = self.enc.scale_loads(np.stack([ld for _, ld, _ in self.samples]))
-        xs = torch.from_numpy(np.concatenate([np.concatenate([cfgs, loads], axis=1), anchors]).astype(np.float32))
-        ys = torch.tensor([[y] for _, _, y in self.samples] + [[0.0]] * len(anchors), dtype=torch.float32)
+        xs = np.concatenate([np.concatenate([cfgs, loads], axis=1), anchors]).astype(np.float32)
+        ys = np.array([y for _, _, y in self.samples] + [0.0] * len(anchors), dtype=np.float32)
         for _ in range(self.s.model_batches):
-            idx = torch.from_numpy(self.rng.integers(0, len(xs), size=min(64, len(xs))))
-            loss = nn.functional.binary_cross_entropy_with_logits(self.model(xs[idx]), ys[idx])
-            self.m_opt.zero_grad()
-            loss.backward()
-            self.m_opt.step()
+            idx = self.rng.integers(0, len(xs), size=min(64, len(xs)))
+            _, grads = self.model.gradients(xs[idx], bce_with_logits(ys[idx]))
+            self.m_opt.step(grads)
 
     def _imagined_reward(
         self, configs: list[Config], load: Mapping[str, float], restarts: list[bool], interval_s: float
@@ -203,23 +169,19 @@ class Vconf:
         for li, load in enumerate(remembered):
             sl = slice(li * per, (li + 1) * per)
             rewards[sl] = self._imagined_reward(configs[sl], load, [r for _, _, r in nexts[sl]], interval_s)
-        x = torch.from_numpy(np.stack(states))
-        x_next = torch.from_numpy(np.stack([self.enc.encode(c, ld) for c, ld, _ in nexts]))
-        r = torch.from_numpy(rewards)
-        action_idx = torch.tensor([i % len(self.moves) for i in range(len(configs))])
-        scale = float(r.abs().mean()) + 1.0
+        x = np.stack(states)
+        x_next = np.stack([self.enc.encode(c, ld) for c, ld, _ in nexts])
+        r = rewards
+        action_idx = np.arange(len(configs)) % len(self.moves)
+        scale = float(np.abs(r).mean()) + 1.0
         for step in range(self.s.model_batches):
-            idx = torch.from_numpy(self.rng.integers(0, len(x), size=min(256, len(x))))
-            with torch.no_grad():
-                target = r[idx] / scale + self.s.gamma * self.q_target(x_next[idx]).max(dim=1).values
-            pred = self.q(x[idx]).gather(1, action_idx[idx].unsqueeze(1)).squeeze(1)
-            loss = nn.functional.smooth_l1_loss(pred, target)
-            self.q_opt.zero_grad()
-            loss.backward()
-            self.q_opt.step()
+            idx = self.rng.integers(0, len(x), size=min(256, len(x)))
+            target = r[idx] / scale + self.s.gamma * self.q_target(x_next[idx]).max(axis=1)
+            _, grads = self.q.gradients(x[idx], smooth_l1_on(action_idx[idx], target))
+            self.q_opt.step(grads)
             if step % self.s.target_sync == 0:
-                self.q_target.load_state_dict(self.q.state_dict())
-        self.q_target.load_state_dict(self.q.state_dict())
+                self.q_target.copy_from(self.q)
+        self.q_target.copy_from(self.q)
         self.reward_scale = scale
         self.trained = True
 
@@ -260,15 +222,13 @@ class Vconf:
         sharpens the choice between neighbouring configurations that Q alone values almost alike.
         """
         if not self.trained:
-            with torch.no_grad():
-                return int(np.argmax(self.q(torch.from_numpy(self.enc.encode(current, load))).numpy()))
+            return int(np.argmax(self.q(self.enc.encode(current, load))))
         nexts = [self.space.move(current, m) for m in self.moves]
         restarts = [
             any(self.space[n].restarts for n in m) and nxt != current for m, nxt in zip(self.moves, nexts, strict=False)
         ]
         r = self._imagined_reward(nexts, load, restarts, interval_s) / self.reward_scale
-        with torch.no_grad():
-            v = self.q(torch.from_numpy(self.enc.encode_many(nexts, load))).max(dim=1).values.numpy()
+        v = self.q(self.enc.encode_many(nexts, load)).max(axis=1)
         return int(np.argmax(r + self.s.gamma * v))
 
     def _planning_load(self, load: dict[str, float]) -> dict[str, float]:
@@ -302,16 +262,12 @@ class Vconf:
         move = {n: int(np.sign(d)) for n, d in move.items()}
         a = self.moves.index(move) if move in self.moves else 0
         scale = getattr(self, "reward_scale", abs(reward) + 1.0)
-        x = torch.from_numpy(self.enc.encode(cur, load))
-        x_next = torch.from_numpy(self.enc.encode(obs.config, self.enc.load_of(obs)))
-        with torch.no_grad():
-            target = reward / scale + self.s.gamma * self.q_target(x_next).max()
-        pred = self.q(x)[a]
-        self.residuals.append(abs(float(pred.detach()) - float(target)))
-        loss = nn.functional.smooth_l1_loss(pred, target)
-        self.q_opt.zero_grad()
-        loss.backward()
-        self.q_opt.step()
+        x = self.enc.encode(cur, load)
+        x_next = self.enc.encode(obs.config, self.enc.load_of(obs))
+        target = reward / scale + self.s.gamma * float(self.q_target(x_next).max())
+        self.residuals.append(abs(float(self.q(x)[a]) - target))
+        _, grads = self.q.gradients(x, smooth_l1_on(np.array([a]), np.array([target])))
+        self.q_opt.step(grads)
         if self.transitions % self.s.retrain_every == 0:
             self._fit_model()
             self._train_q_on_model(obs.interval_s)
@@ -336,8 +292,6 @@ class Vconf:
         return Convergence(verdict, residual=res, policy_stability=stability, samples=self.transitions)
 
     def state_dict(self) -> dict[str, Any]:
-        buf = io.BytesIO()
-        torch.save({"q": self.q.state_dict(), "model": self.model.state_dict()}, buf)
         return {
             "learner": self.name,
             "settings": asdict(self.s),
@@ -347,7 +301,7 @@ class Vconf:
             "trained": self.trained,
             "reward_scale": getattr(self, "reward_scale", 1.0),
             "loads": list(self.loads),
-            "weights": buf.getvalue(),
+            "nets": {"q": self.q.state_dict(), "model": self.model.state_dict()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -355,9 +309,14 @@ class Vconf:
             raise ValueError(
                 f"checkpoint was trained for knobs {state.get('knobs')}, this workload has {list(self.space.names)}"
             )
-        nets = torch.load(io.BytesIO(state["weights"]), weights_only=True)
+        nets = state.get("nets")
+        if not isinstance(nets, Mapping):
+            raise ValueError(
+                "checkpoint has no numpy networks: it was written by autocm before its Q-network moved from torch "
+                "to numpy; train it again with `autocm train`"
+            )
         self.q.load_state_dict(nets["q"])
-        self.q_target.load_state_dict(nets["q"])
+        self.q_target.copy_from(self.q)
         self.model.load_state_dict(nets["model"])
         self.epsilon = float(state.get("epsilon", self.epsilon))
         self.enc.scale = dict(state.get("scale", {}))

@@ -1,5 +1,5 @@
 """A fast start: the ``autocm`` commands and the simulator import no heavy library they do not use
-(torch only for learners that need it, scipy's statistics and optimiser only when used, matplotlib only
+(scipy's statistics and optimiser only when used, matplotlib only
 when a plot is drawn), and the lazily registered operator commands still work."""
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ def test_help_imports_nothing_heavy_and_the_lazy_commands_still_answer():
     assert runner.invoke(main, ["no-such-command"]).exit_code == 2
 
 
-def test_a_vconf_learner_still_builds_on_first_use():
+def test_a_vconf_learner_builds_and_decides_without_torch():
+    """VCONF's networks are numpy (learners/mlp.py): the operator image carries no torch at all."""
     code = ("from learners import ConfigSpace, Knob, Objective\nfrom learners.base import create\n"
+            "from learners.types import Observation\n"
             "space = ConfigSpace((Knob('replicas', 1, 4, 1),))\n"
-            "create('vconf', space, Objective(metric='ttft_p99_seconds', target=1.0), {})")
-    assert "torch" in _loaded_after(code)
+            "v = create('vconf', space, Objective(metric='ttft_p99_seconds', target=1.0), {})\n"
+            "v.decide(Observation(0.0, {'replicas': 2.0}, {'ttft_p99_seconds': 0.5}))")
+    assert "torch" not in _loaded_after(code)

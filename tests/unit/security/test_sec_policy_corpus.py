@@ -166,6 +166,9 @@ SETTINGS: list[tuple[str, dict, str, str]] = [
 ]
 BAD = [c for c in BAD if c[0] != "learner.name" or c[1] != "hpa"]
 BAD += [("learner", {"name": n, "settings": s}, f, w) for n, s, f, w in SETTINGS]
+# VCONF's settings check their own ranges when built, so parse() refuses them with the settings' path
+BAD += [("learner", {"name": "vconf", "settings": {"lr": -1.0}}, "spec.learner.settings",
+         "positive, finite learning rate")]
 BAD += [("", {**BASE, "targetRef": {"kind": "Job", "name": "train"}, "learner": {"name": "hpa"}},
          "spec.learner.name", "does not size training workloads")]
 
@@ -173,7 +176,6 @@ BAD += [("", {**BASE, "targetRef": {"kind": "Job", "name": "train"}, "learner": 
 # Valid as specs, refused by the learner when the engine builds it: InvalidSpec all the same.
 REFUSED_BY_THE_LEARNER = [
     ("learner", {"name": "lambda-pi", "settings": {"setpoint": 0.0}}, "spec.learner", "setpoint must be positive"),
-    ("learner", {"name": "vconf", "settings": {"lr": -1.0}}, "spec.learner", "Invalid learning rate"),
     ("learner", {"name": "bayesopt", "settings": {"trial_intervals": 1, "settle_intervals": 1}}, "spec.learner",
      "trial_intervals > settle_intervals"),
 ]
