@@ -72,7 +72,7 @@ def make_learner(scenario: Scenario, learner_name: str, settings: Mapping[str, A
         return create(learner_name, svc.space, svc.objective, settings), svc.space, svc.objective
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"learner {learner_name!r}: {exc}") from None
-    except Exception as exc:  # e.g. torch refusing a negative layer width: the settings are at fault
+    except Exception as exc:  # e.g. a negative layer width or learning rate: the settings are at fault
         raise ScenarioError(f"learner {learner_name!r} cannot be built with settings "
                             f"{dict(settings or {})}: {type(exc).__name__}: {exc}") from None
 

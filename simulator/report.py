@@ -53,7 +53,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
 
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for pkg in ("autocm", "numpy", "simpy", "scipy", "torch"):
+    for pkg in ("autocm", "numpy", "simpy", "scipy"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
