@@ -279,9 +279,10 @@ def train_parallel(learner: SharedLearner, job: EpisodeJob, train_seeds: Sequenc
                 version += 1
                 snapshot = learner.state_dict()
                 say(f"merged update {version}: {len(merged)} episodes")
-                if len(merged) >= next_check:
+                if len(merged) >= next_check:  # at fixed multiples, however the merges bunch up
                     check()
-                    next_check = len(merged) + settings.check_every
+                    while next_check <= len(merged):
+                        next_check += settings.check_every
         if not checks or checks[-1].version != version:
             check()
         best = best_index(checks, settings) if settings.keep_best else len(checks) - 1
