@@ -25,6 +25,7 @@ from typing import Protocol
 from controller.guards import GuardRails, GuardSettings, freeze_reason
 from learners.base import Learner
 from learners.objective import Objective
+from learners.sharing import ShareMember
 from learners.space import Config, ConfigSpace
 from learners.types import Action, Convergence, Observation
 
@@ -79,6 +80,8 @@ class ControlLoop:
     guard_settings: GuardSettings = field(default_factory=GuardSettings)
     history_limit: int = 0
     """Keep at most this many StepRecords in :attr:`history` (0 keeps none)."""
+    sharing: ShareMember | None = None
+    """Membership in a workload class (:mod:`learners.sharing`): after learning, exchange experience."""
 
     def __post_init__(self) -> None:
         self.guards = GuardRails(self.space, self.guard_settings)
@@ -113,6 +116,8 @@ class ControlLoop:
         # That transition is consumed: if acting below fails (an API error), the next step must not
         # learn it a second time, nor credit this step's unexecuted action.
         self._prev_obs = self._prev_action = None
+        if self.sharing is not None:
+            self.sharing.step(now)
 
         notes: list[str] = []
         guarded = self.learner.uses_guard_rails

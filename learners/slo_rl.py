@@ -402,11 +402,13 @@ class SloRl:
             v.clear()
         return out
 
-    def absorb(self, batches: list[Mapping[str, Any]]) -> None:
+    def absorb(self, batches: list[Mapping[str, Any]], *, demand: bool = True) -> None:
         """Merge workers' experience into this (shared) learner as one update: the capacity and alarm
         posteriors take one Laplace step over every row of every batch with the current posterior as
         the prior (what ``update_every`` batching does for one worker), and the demand forecaster
-        replays each episode's rates in order from an empty lag window (its forgetting is sequential)."""
+        replays each episode's rates in order from an empty lag window (its forgetting is sequential).
+        ``demand=False`` (peers of a workload class, :mod:`learners.sharing`): only the capacity and alarm
+        rows and the cold start are taken; this workload's own demand forecast and burst state stay."""
         cx = [row for b in batches for row in b["capacity_x"]]
         if cx:
             self.capacity.update(np.asarray(cx, float), np.asarray([y for b in batches for y in b["capacity_y"]]))
@@ -415,6 +417,9 @@ class SloRl:
             model = self.alarm_model.model
             type(model).update(model, np.asarray(ax, float), np.asarray([y for b in batches for y in b["alarm_y"]]))
         for b in batches:
+            if not demand:
+                self.cold_start_s = max(self.cold_start_s, float(b.get("cold_start_s", self.cold_start_s)))
+                continue
             self.demand.history.clear()
             for r in b["rates"]:
                 self.demand.observe(r)

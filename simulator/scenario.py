@@ -82,6 +82,12 @@ _policy = {
             "additionalProperties": {"type": "array", "minItems": 1},
         },
         "checkpoint": {"type": "string"},
+        "share": {
+            "type": "boolean",
+            "description": "services of one class (namespace, model, hardware, learner, knobs) share experience",
+        },
+        "share_every_s": {"type": "number", "exclusiveMinimum": 0},
+        "share_max_age_s": {"type": "number", "exclusiveMinimum": 0},
     },
 }
 

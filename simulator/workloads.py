@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 
 from controller.loop import ControlLoop
+from learners.sharing import ShareBoard, ShareMember, can_share, class_key
 from learners import ConfigSpace, Knob, Objective
 from learners.base import create, parse_settings, registered
 from learners.baselines.tiresias import Tiresias
@@ -70,6 +71,10 @@ class PolicyRun:
     settings: dict[str, Any] = field(default_factory=dict)
     group: str = ""
     checkpoint: str | None = None
+    share: bool = False
+    """Services of one workload class share experience (:mod:`learners.sharing`)."""
+    share_every_s: float = 300.0
+    share_max_age_s: float = 600.0
 
 
 def duration_of(scenario: Scenario) -> float:
@@ -257,6 +262,16 @@ def check(scenario: Scenario, prun: PolicyRun, services: Sequence[_Service] | No
         _learner(scenario, prun, svc)
 
 
+def _share_member(board: ShareBoard, spec: dict[str, Any], svc: _Service, learner: Any,
+                  prun: PolicyRun) -> ShareMember:
+    """A service's membership: its class is its namespace, model/hardware, learner and knob space."""
+    if not can_share(learner):
+        raise ScenarioError(f"policy {prun.label}: learner {prun.learner!r} cannot share experience (share: true)")
+    identity = f"{spec.get('model', '')}/{spec.get('hardware', '')}"
+    key = class_key("class", str(spec.get("namespace", "default")), prun.learner, svc.space, identity)
+    return ShareMember(board, key, spec["name"], learner, prun.share_every_s)
+
+
 def _drive(env: simpy.Environment, loop: ControlLoop, period: float):
     while True:
         yield env.timeout(period)
@@ -318,6 +333,7 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
     listeners = start_failures(env, pool)
     inference_policy = None if prun.learner in TRAINING_SCHEDULERS else prun
     services: list[_Service] = []
+    board = ShareBoard(inference_policy.share_max_age_s) if inference_policy and inference_policy.share else None
     for spec in scenario.inference:
         svc = _build_service(scenario, spec, seed)
         use = inference_policy or PolicyRun("static", "static")
@@ -327,6 +343,8 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
         if listeners is not None:
             listeners.append(svc.service.node_failed)
         svc.loop = ControlLoop(spec["name"], learner, svc.objective, svc.space, svc.service, svc.service)
+        if board is not None and inference_policy is not None:
+            svc.loop.sharing = _share_member(board, spec, svc, learner, inference_policy)
         period = float(getattr(learner, "period_s", scenario.control_interval_s))
         env.process(_drive(env, svc.loop, period))
         services.append(svc)

@@ -1,0 +1,189 @@
+"""Sharing experience within a workload class: asynchronous, bounded-staleness, in process, no I/O.
+
+Workloads that serve the same model on the same hardware with the same knob space learn the same
+capacity curve (P(tail miss | load per GPU, TP, batch, burst)) and the same early-warning signs; each
+one alone sees only its own trace. Here every member of a CLASS periodically publishes the experience
+its learner gathered since its last publish (``SloRl.take_experience``) to a :class:`ShareBoard`, and
+absorbs the batches its peers published since it last looked (``SloRl.absorb``), so a service that has
+never seen a load level can still have evidence about it. What is *not* shared: the demand forecast
+(each workload has its own traffic; ``absorb(..., demand=False)``) and the burst state.
+
+Asynchronous with bounded staleness (as in :mod:`simulator.parallel_pretrain`): nobody waits for
+anybody; a member absorbs a peer's batch only while it is at most ``max_age_s`` old (older batches are
+dropped, and counted), and never its own. The board is thread-safe: the operator steps policies on a
+thread pool.
+
+Safety (the class key is hostile input, see :func:`class_key`): a class is always scoped to the
+policy's namespace unless the operator enables cross-namespace classes, and it includes the learner
+name and the exact knob space, so a tenant can neither read nor poison another tenant's learner by
+choosing a label, and experience never crosses learners whose features differ.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from learners.space import ConfigSpace
+
+CLASS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")
+"""A class label is a DNS-1123-style name (63 characters at most): it goes into keys and status text."""
+
+SHARED_FIELDS = ("capacity_x", "capacity_y", "alarm_x", "alarm_y", "cold_start_s")
+"""What crosses between members: the class-level models' rows and the observed cold start (same model,
+same hardware). Not the request rates (a peer's traffic is not this workload's) nor the burst state."""
+
+
+class ShareError(ValueError):
+    """A sharing request that is refused (bad label, or a class outside the policy's namespace)."""
+
+
+class Sharing(Protocol):
+    """A learner that can share: slo-rl's experience interface."""
+
+    name: str
+
+    def record_experience(self) -> None: ...
+    def take_experience(self) -> dict[str, Any]: ...
+    def absorb(self, batches: list[Mapping[str, Any]], *, demand: bool = True) -> None: ...
+
+
+def space_signature(space: ConfigSpace) -> tuple:
+    """The knob space exactly (names, values, order): learners with other knobs have other features."""
+    return tuple((k.name, tuple(float(v) for v in k.values)) for k in space.knobs)
+
+
+def class_key(label: Any, namespace: str, learner: str, space: ConfigSpace, identity: str = "",
+              cross_namespace: bool = False) -> tuple:
+    """The class a member shares in, from a tenant-supplied ``label``.
+
+    ``label`` is the tenant's claim that these workloads serve one model on one hardware type (the
+    simulator also adds ``identity``: ``model/hardware`` of the service). A label ``ns/name`` names a
+    class of another namespace and is refused unless ``cross_namespace`` (an operator chart setting)
+    is on; without a slash, the class is the policy's own namespace's. The key also holds the learner
+    name and the knob space, so two policies with one label but other learners or knobs never share.
+    """
+    if not isinstance(label, str):
+        raise ShareError(f"expected a class name (a string), got {label!r}")
+    scope, sep, name = label.partition("/")
+    if not sep:
+        scope, name = namespace, label
+    elif not cross_namespace and scope != namespace:
+        raise ShareError(f"class {label!r} is in namespace {scope!r}: a policy shares only within its own "
+                         f"namespace ({namespace!r}) unless the operator enables cross-namespace classes")
+    if not CLASS_LABEL.fullmatch(name) or (sep and not CLASS_LABEL.fullmatch(scope)):
+        raise ShareError(f"class {label!r}: expected a DNS-1123 name (lower case, digits, '-', '.'; 63 at most)")
+    if not cross_namespace:
+        scope = namespace
+    return (scope, name, identity, learner, space_signature(space))
+
+
+@dataclass
+class _Batch:
+    seq: int
+    member: str
+    time_s: float
+    rows: dict[str, Any]
+
+
+@dataclass
+class ShareBoard:
+    """Batches published per class, kept ``max_age_s``; a member reads those newer than it last saw."""
+
+    max_age_s: float = 600.0
+    _batches: dict[tuple, list[_Batch]] = field(default_factory=dict)
+    _seq: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, key: tuple, member: str, now: float, rows: Mapping[str, Any]) -> None:
+        shared = {k: rows[k] for k in SHARED_FIELDS if k in rows}
+        if not shared.get("capacity_x") and not shared.get("alarm_x"):
+            return
+        with self._lock:
+            self._seq += 1
+            self._batches.setdefault(key, []).append(_Batch(self._seq, member, now, shared))
+            self._prune(key, now)
+
+    def _prune(self, key: tuple, now: float) -> None:
+        kept = [b for b in self._batches.get(key, []) if now - b.time_s <= self.max_age_s]
+        if kept:
+            self._batches[key] = kept
+        else:
+            self._batches.pop(key, None)
+
+    def since(self, key: tuple, member: str, after_seq: int, now: float) -> tuple[list[_Batch], int, int]:
+        """Peers' batches newer than ``after_seq`` and at most ``max_age_s`` old; the newest sequence
+        number seen; and how many newer batches were too stale to use."""
+        with self._lock:
+            fresh, stale, last = [], 0, after_seq
+            for b in self._batches.get(key, []):
+                if b.seq <= after_seq:
+                    continue
+                last = max(last, b.seq)
+                if b.member == member:
+                    continue
+                if now - b.time_s > self.max_age_s:
+                    stale += 1
+                else:
+                    fresh.append(b)
+            return fresh, last, stale
+
+    def forget(self, member: str) -> None:
+        """Drop a removed member's batches (a deleted policy's experience leaves with it)."""
+        with self._lock:
+            for key in list(self._batches):
+                self._batches[key] = [b for b in self._batches[key] if b.member != member]
+                if not self._batches[key]:
+                    del self._batches[key]
+
+
+@dataclass
+class ShareMember:
+    """One learner in one class: publishes every ``every_s`` and absorbs its peers' fresh batches."""
+
+    board: ShareBoard
+    key: tuple
+    member: str
+    learner: Sharing
+    every_s: float = 300.0
+    last_s: float | None = None
+    seen: int = 0
+    absorbed_batches: int = 0
+    absorbed_rows: int = 0
+    dropped_stale: int = 0
+
+    def __post_init__(self) -> None:
+        self.learner.record_experience()
+
+    def step(self, now: float) -> None:
+        """Called after the loop's ``learn``: nothing until ``every_s`` has passed since the last exchange."""
+        if self.last_s is None:
+            self.last_s = now
+            return
+        if now - self.last_s < self.every_s:
+            return
+        self.last_s = now
+        self.board.publish(self.key, self.member, now, self.learner.take_experience())
+        fresh, self.seen, stale = self.board.since(self.key, self.member, self.seen, now)
+        self.dropped_stale += stale
+        if fresh:
+            self.learner.absorb([b.rows for b in fresh], demand=False)
+            self.absorbed_batches += len(fresh)
+            self.absorbed_rows += sum(len(b.rows.get("capacity_x", [])) for b in fresh)
+
+
+def can_share(learner: Any) -> bool:
+    return all(hasattr(learner, m) for m in ("record_experience", "take_experience", "absorb"))
+
+
+def members(board: ShareBoard, entries: Sequence[tuple[tuple, str, Any]], every_s: float) -> list[ShareMember]:
+    """One member per (key, name, learner); a learner that cannot share is refused by name."""
+    out = []
+    for key, name, learner in entries:
+        if not can_share(learner):
+            raise ShareError(f"learner {getattr(learner, 'name', learner)!r} cannot share experience")
+        out.append(ShareMember(board, key, name, learner, every_s))
+    return out
