@@ -86,8 +86,9 @@ def main() -> None:
     for label in dict.fromkeys(r["policy"] for r in rows):
         rs = [r for r in rows if r["policy"] == label]
         k = len(rs)
-        print(f"{label:24} {sum(r['settle_worst'] for r in rs) / k:12.1f} {sum(r['settle_mean'] for r in rs) / k:11.1f} "
-              f"{sum(r['slo_attainment'] for r in rs) / k:10.4f} {sum(r['gpu_hours'] for r in rs) / k:7.1f}  {k}")
+        mean = {f: sum(r[f] for r in rs) / k for f in ("settle_worst", "settle_mean", "slo_attainment", "gpu_hours")}
+        print(f"{label:24} {mean['settle_worst']:12.1f} {mean['settle_mean']:11.1f} "
+              f"{mean['slo_attainment']:10.4f} {mean['gpu_hours']:7.1f}  {k}")
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ import numpy as np
 import simpy
 
 from controller.loop import ControlLoop
-from learners.sharing import ShareBoard, ShareMember, can_share, class_key
 from learners import ConfigSpace, Knob, Objective
 from learners.base import create, parse_settings, registered
 from learners.baselines.tiresias import Tiresias
+from learners.sharing import ShareBoard, ShareMember, can_share, class_key
 from simulator.cluster import GpuPool
 from simulator.datasets import DATA_DIR
 from simulator.faults import FailureListener, FaultSettings, node_failures
