@@ -51,6 +51,7 @@ from controller.prometheus import PrometheusClient, PrometheusSettings, Registra
 from controller.telemetry import Telemetry
 from controller.workload_cache import WorkloadCache
 from learners.base import Learner, create
+from learners.sharing import ShareBoard, ShareError, ShareMember, class_key
 from learners.space import Config
 from learners.types import Observation, Verdict
 
@@ -87,6 +88,16 @@ class OperatorSettings:
     """Worker threads the policies' steps run on. A step mostly waits (a shared listing or Prometheus
     refresh in progress, a status write); asyncio's default pool (cores + 4: 6 on 2 cores) let 1,000
     policies complete only ~500 steps per 10 s interval while the process used a quarter of a core."""
+
+    cross_namespace_classes: bool = False
+    """``autocm run --cross-namespace-classes`` (chart: operator.crossNamespaceClasses): let
+    spec.learner.shareWith name a class of another namespace. Off, tenants never share experience."""
+
+    share_every_s: float = 300.0
+    """How often a member of a workload class publishes its experience and absorbs its peers'."""
+
+    share_max_age_s: float = 900.0
+    """Peers' batches older than this are dropped, not absorbed (bounded staleness)."""
 
     status_refresh_s: float = 60.0
     """A status whose only news is fresher numbers (metric values, reward, the decision's wording and
@@ -416,6 +427,8 @@ class Engine:
         self._served: dict[str, tuple[float, frozenset[str]]] = {}  # group/version -> (when, plurals)
         self._in_place = settings.resize_in_place
         self.executor = concurrent.futures.ThreadPoolExecutor(settings.step_threads, thread_name_prefix="step")
+        self.board = ShareBoard(settings.share_max_age_s)
+        """Experience published by the policies of each workload class (spec.learner.shareWith)."""
 
     def _resize_supported(self) -> bool:
         if self._in_place is None:
@@ -464,6 +477,7 @@ class Engine:
         self.workloads.unregister(key)
 
     def forget(self, key: str) -> None:
+        self.board.forget(key)  # a deleted policy's experience leaves the class with it
         self.runners.pop(key, None)
         self.bodies.pop(key, None)
         self.invalid.pop(key, None)
@@ -513,12 +527,26 @@ class Engine:
             self.runners.pop(key, None)
             self._unregister(key)
             return None
+        if policy.share_with is not None:
+            try:
+                share_key = class_key(policy.share_with, policy.namespace, policy.learner, policy.space,
+                                      cross_namespace=self.settings.cross_namespace_classes)
+            except ShareError as exc:
+                self.invalid[key] = f"spec.learner.shareWith: {exc}"
+                self.runners.pop(key, None)
+                self._unregister(key)
+                return None
+            runner.loop.sharing = ShareMember(self.board, share_key, key, runner.learner,  # type: ignore[arg-type]
+                                              self.settings.share_every_s)
         self.invalid.pop(key, None)
         if key in self.runners:  # a spec change: keep learning if the knobs and learner are unchanged
             old = self.runners[key]
             if old.policy.space == policy.space and old.policy.learner == policy.learner:
                 runner.learner.load_state_dict(old.learner.state_dict())
                 runner.loop.guards.state = old.loop.guards.state
+                mine, was = runner.loop.sharing, old.loop.sharing
+                if mine is not None and was is not None and mine.key == was.key:
+                    mine.seen, mine.last_s = was.seen, was.last_s  # absorb nothing twice
                 runner.restored = old.restored
         else:
             runner.restore()

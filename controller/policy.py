@@ -26,6 +26,7 @@ from controller.loop import Mode
 from controller.promql_template import TemplateError, check_template
 from learners.base import parse_settings, registered
 from learners.objective import Objective
+from learners.sharing import CLASS_LABEL
 from learners.space import ConfigSpace, Knob, grid_size
 from learners.types import METRICS
 
@@ -145,6 +146,9 @@ class Policy:
     pending_timeout_s: float
     crd_knobs: Mapping[str, str] = field(default_factory=dict)
     """Loop knob name -> CRD knob name, for status messages in the user's words."""
+    share_with: str | None = None
+    """spec.learner.shareWith: the workload class this policy's learner shares experience in (checked
+    for form here; the operator scopes it to the namespace, :func:`learners.sharing.class_key`)."""
 
     @property
     def key(self) -> str:
@@ -461,6 +465,9 @@ def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
     if checkpoint is not None and (not isinstance(checkpoint, str) or len(checkpoint) > 263 or not re.fullmatch(
             r"configmap/[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", checkpoint)):
         raise PolicyError(f"spec.learner.checkpoint: expected configmap/<name>, got {checkpoint!r}")
+    share_with = learner_raw.get("shareWith")
+    if share_with is not None:
+        share_with = _share_with(share_with, learner)
 
     interval = _number("spec.intervalSeconds", spec.get("intervalSeconds", DEFAULTS.interval_s), 1,
                        LIMITS.interval_s)
@@ -498,7 +505,25 @@ def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
                       g.get("pendingTimeoutSeconds", DEFAULTS.pending_timeout_s), 1, LIMITS.seconds)
     return Policy(namespace, name, target, workload, mode, paused, space,
                   objective, learner, settings, checkpoint, interval, window, stale, queries, guards,
-                  pending, crd_knobs)
+                  pending, crd_knobs, share_with)
+
+
+def _share_with(raw: Any, learner: str) -> str:
+    """spec.learner.shareWith, hostile input: a DNS-1123 class name, or ``namespace/name``, for a learner
+    that can share (whether another namespace is allowed is the operator's setting, checked there)."""
+    if not isinstance(raw, str) or len(raw) > 127:
+        raise PolicyError(f"spec.learner.shareWith: expected a class name, got {raw!r}")
+    parts = raw.split("/")
+    if len(parts) > 2 or not all(CLASS_LABEL.fullmatch(p) for p in parts):
+        raise PolicyError(f"spec.learner.shareWith: {raw!r} is not a DNS-1123 class name (or namespace/name)")
+    if learner not in SHARING_LEARNERS:
+        raise PolicyError(f"spec.learner.shareWith: learner {learner!r} cannot share experience; "
+                          f"learners that can: {sorted(SHARING_LEARNERS & set(registered()))}")
+    return raw
+
+
+SHARING_LEARNERS = frozenset({"slo-rl"})
+"""Learners with the experience interface (record_experience, take_experience, absorb)."""
 
 
 # --- keeping the CRD's learner enum in step with the registry -------------------------------------

@@ -217,12 +217,15 @@ def probe_apiserver(api_client: Any, timeout_s: float = PROBE_TIMEOUT_S, crd: bo
               callback=_finite,
               help="A status that only has fresher numbers is rewritten at most this often; conditions, "
                    "configurations and changes are written at once. 0: every step.")
+@click.option("--cross-namespace-classes", is_flag=True,
+              help="Let spec.learner.shareWith name a class of another namespace (namespace/name); off: "
+                   "a policy shares experience only with policies of its own namespace.")
 @click.option("--verbose", "-v", is_flag=True)
 @friendly
 def run(kubeconfig: str | None, namespaces: tuple[str, ...], all_namespaces: bool, prometheus_url: str,
         interval: float | None, standalone: bool, peering_name: str, priority: int, priority_spread: int,
         peering_lifetime: int, metrics_port: int, pause: bool, checkpoint_every: float, status_refresh: float,
-        verbose: bool) -> None:
+        cross_namespace_classes: bool, verbose: bool) -> None:
     """Run the operator: manage every SizingPolicy (install controller/crd/sizingpolicy.yaml first)."""
     import kopf
 
@@ -244,7 +247,8 @@ def run(kubeconfig: str | None, namespaces: tuple[str, ...], all_namespaces: boo
     logging.getLogger("autocm").info("apiserver %s (%s) reachable", api_client.configuration.host, version)
     settings = operator.OperatorSettings(prometheus_url=prometheus_url, paused=pause,
                                          checkpoint_every_s=checkpoint_every, interval_override_s=interval,
-                                         peering_lifetime_s=peering_lifetime, status_refresh_s=status_refresh)
+                                         peering_lifetime_s=peering_lifetime, status_refresh_s=status_refresh,
+                                         cross_namespace_classes=cross_namespace_classes)
     operator.configure(lambda: operator.Engine(Kube(api_client), settings, telemetry))
     # kopf logs every handler call at INFO; our decisions are in status, events and /metrics.
     kopf.configure(verbose=verbose, quiet=not verbose)

@@ -90,6 +90,9 @@ The `autocm run` arguments, one per list item (controller/run_cmd.py defines eac
 {{- if .Values.operator.pause }}
 - --pause
 {{- end }}
+{{- if .Values.operator.crossNamespaceClasses }}
+- --cross-namespace-classes
+{{- end }}
 {{- if eq .Values.operator.logLevel "debug" }}
 - --verbose
 {{- end }}
