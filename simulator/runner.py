@@ -59,7 +59,8 @@ def expand(scenario: Scenario, only: Sequence[str] | None, sweep: bool) -> list[
         base = dict(entry.get("settings", {}))
         share = {"share": bool(entry.get("share", False)),
                  "share_every_s": float(entry.get("share_every_s", 300.0)),
-                 "share_max_age_s": float(entry.get("share_max_age_s", 600.0))}
+                 "share_max_age_s": float(entry.get("share_max_age_s", 600.0)),
+                 "share_fraction": float(entry.get("share_fraction", 1.0))}
         grid = entry.get("sweep") if sweep else None
         if not grid:
             runs.append(PolicyRun(label, entry["name"], base, group=label, checkpoint=entry.get("checkpoint"), **share))

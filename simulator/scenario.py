@@ -88,6 +88,7 @@ _policy = {
         },
         "share_every_s": {"type": "number", "exclusiveMinimum": 0},
         "share_max_age_s": {"type": "number", "exclusiveMinimum": 0},
+        "share_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     },
 }
 

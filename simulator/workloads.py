@@ -75,6 +75,7 @@ class PolicyRun:
     """Services of one workload class share experience (:mod:`learners.sharing`)."""
     share_every_s: float = 300.0
     share_max_age_s: float = 600.0
+    share_fraction: float = 1.0
 
 
 def duration_of(scenario: Scenario) -> float:
@@ -269,7 +270,7 @@ def _share_member(board: ShareBoard, spec: dict[str, Any], svc: _Service, learne
         raise ScenarioError(f"policy {prun.label}: learner {prun.learner!r} cannot share experience (share: true)")
     identity = f"{spec.get('model', '')}/{spec.get('hardware', '')}"
     key = class_key("class", str(spec.get("namespace", "default")), prun.learner, svc.space, identity)
-    return ShareMember(board, key, spec["name"], learner, prun.share_every_s)
+    return ShareMember(board, key, spec["name"], learner, prun.share_every_s, prun.share_fraction)
 
 
 def _drive(env: simpy.Environment, loop: ControlLoop, period: float):
