@@ -37,9 +37,9 @@ SHARED_FIELDS = ("capacity_x", "capacity_y")
 """What crosses between members: the capacity model's rows (P(tail miss | load per GPU, TP, batch,
 burst) is a property of the model on the hardware). Not the request rates (a peer's traffic is not this
 workload's), the burst state, the violation alarm's rows (trends of one workload's own metrics) nor the
-observed cold start: on inference-shared-class, sharing the cold start as well made the SLO hold later
-(mean 76 vs 43 intervals on 10 seeds) and adding the alarm rows made no clear difference (54 vs 43;
-docs/learned-autoscaler.md)."""
+observed cold start: on inference-shared-class (32 nodes), sharing the cold start as well made the SLO
+hold later (mean 76 vs 43 intervals on 10 seeds) and adding the alarm rows made no clear difference
+(54 vs 43; docs/learned-autoscaler.md)."""
 
 
 class ShareError(ValueError):
