@@ -8,11 +8,13 @@ workload once per seed and reports the mean and a 95% t-interval over seeds.
 
     .venv/bin/python scripts/fidelity.py --loads 0.5 1.0 1.5 --workloads 1-8 --jobs 2
     .venv/bin/python scripts/fidelity.py --policy pollux --seeds 0 1 2 --loads 1.0 --workloads 1-8
+    .venv/bin/python scripts/fidelity.py --policy pollux --seeds --from docs/data/pollux-fidelity-*.txt
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import sys
 import time
@@ -81,40 +83,101 @@ def interval(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
 
 
+ROW_FIELDS = 7
+"""A Pollux row as printed: load, workload, seed, ours_s, paper_s, ratio, wall_s."""
+
+
+def read_rows(paths: list[Path]) -> list[tuple[float, int, int, float]]:
+    """(load, workload, seed, our average JCT s) of every Pollux row printed by earlier runs of this script.
+
+    Lets a sweep be split over several invocations (one seed or workload at a time on a shared machine) and
+    summarised together. A (load, workload, seed) printed twice must agree: runs are deterministic per seed."""
+    rows: dict[tuple[float, int, int], float] = {}
+    for path in paths:
+        in_runs = False  # run rows follow the header naming wall_s; the summary follows another header
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if parts[:1] == ["load"]:
+                in_runs = parts[-1] == "wall_s"
+                continue
+            if not in_runs or len(parts) != ROW_FIELDS:
+                continue
+            try:
+                load, w, seed, avg = float(parts[0]), int(parts[1]), int(parts[2]), float(parts[3])
+            except ValueError:
+                continue
+            key = (load, w, seed)
+            if key in rows and abs(rows[key] - avg) > 0.5:
+                raise ValueError(f"{path}: load {load} workload {w} seed {seed}: {avg:.0f} s here, "
+                                 f"{rows[key]:.0f} s in an earlier file")
+            rows[key] = avg
+    return [(load, w, seed, avg) for (load, w, seed), avg in sorted(rows.items())]
+
+
+def within_band(ratio: float, half_width: float) -> str:
+    """``yes``: the ratio's 95% interval lies within the target band; ``mean``: only the ratio does; else ``no``."""
+    if not abs(ratio - 1) <= TARGET_RATIO_BAND:
+        return "no"
+    if math.isfinite(half_width) and abs(ratio - 1) + half_width <= TARGET_RATIO_BAND:
+        return "yes"
+    return "mean"
+
+
+def summarise_pollux(rows: list[tuple[float, int, int, float]], pollux_dir: Path) -> float:
+    """Per (load, workload): mean over seeds, its 95% t-interval, the paper's figure, the ratio and its interval;
+    per load: the mean over workloads (each workload's seed mean) against the paper's mean over the same
+    workloads. Returns the worst deviation of a load's ratio from 1."""
+    worst = 0.0
+    print(f"{'load':>5} {'workload':>9} {'seeds':>5} {'mean_s':>8} {'+-95%':>6} {'paper_s':>8} {'ratio':>6} "
+          f"{'ratio_95%':>13} {'in_10%':>6}")
+    for load in sorted({r[0] for r in rows}):
+        paper = load_paper_result(pollux_dir, "pollux", load)
+        means, theirs = [], []
+        for w in sorted({r[1] for r in rows if r[0] == load}):
+            vals = [a for ld, ww, _, a in rows if ld == load and ww == w]
+            m, h = interval(vals)
+            p = paper.avg_jct_s[f"workload-{w}"]
+            means.append(m)
+            theirs.append(p)
+            span = f"{(m - h) / p:.3f}..{(m + h) / p:.3f}" if len(vals) > 1 else "n/a"
+            print(f"{load:>5.1f} {w:>9d} {len(vals):>5d} {m:>8.0f} {h:>6.0f} {p:>8.0f} {m / p:>6.3f} {span:>13} "
+                  f"{within_band(m / p, h / p):>6}")
+        ratios = [m / p for m, p in zip(means, theirs, strict=True)]
+        rm, rh = interval(ratios)
+        ours, paper_mean = float(np.mean(means)), float(np.mean(theirs))
+        worst = max(worst, abs(ours / paper_mean - 1))
+        span = f"{rm - rh:.3f}..{rm + rh:.3f}" if len(ratios) > 1 else "n/a"
+        print(f"{load:>5.1f} {'mean':>9} {len(means):>5d} {ours:>8.0f} {'':>6} {paper_mean:>8.0f} "
+              f"{ours / paper_mean:>6.3f} {span:>13} {within_band(ours / paper_mean, rh):>6}"
+              f"  (mean of {len(means)} workloads; interval over their ratios)")
+    return worst
+
+
 def main_pollux(args: argparse.Namespace, workloads: list[int]) -> int:
-    """Every (load, workload, seed), streamed as it finishes (long sweeps can be read while they run)."""
+    """Every (load, workload, seed), streamed as it finishes (long sweeps can be read while they run), then the
+    summary; with ``--from``, rows of earlier runs are summarised with these (or alone, with ``--seeds``
+    none)."""
     tasks = [(args.pollux_dir, load, w, args.node_choice, seed)
              for seed in args.seeds for load in args.loads for w in workloads]
     started = time.perf_counter()
-    rows = []
-    print(f"policy pollux, node choice {args.node_choice}, seeds {args.seeds}", flush=True)
-    print(f"{'load':>5} {'workload':>9} {'seed':>5} {'ours_s':>8} {'paper_s':>8} {'ratio':>6} {'wall_s':>7}",
-          flush=True)
-    runner = multiprocessing.Pool(args.jobs).imap if args.jobs > 1 else map
+    rows = read_rows(args.from_files) if args.from_files else []
+    if tasks:
+        print(f"policy pollux, node choice {args.node_choice}, seeds {args.seeds}", flush=True)
+        print(f"{'load':>5} {'workload':>9} {'seed':>5} {'ours_s':>8} {'paper_s':>8} {'ratio':>6} {'wall_s':>7}",
+              flush=True)
+    runner = multiprocessing.Pool(args.jobs).imap if args.jobs > 1 and tasks else map
     for load, w, seed, avg, _, wall in runner(run_pollux, tasks):
         paper = load_paper_result(args.pollux_dir, "pollux", load).avg_jct_s[f"workload-{w}"]
         rows.append((load, w, seed, avg))
         print(f"{load:>5.1f} {w:>9d} {seed:>5d} {avg:>8.0f} {paper:>8.0f} {avg / paper:>6.3f} {wall:>7.0f}", flush=True)
-    worst = 0.0
-    print(f"{'load':>5} {'workload':>9} {'seeds':>5} {'mean_s':>8} {'+-95%':>6} {'paper_s':>8} {'ratio':>6}")
-    for load in args.loads:
-        paper = load_paper_result(args.pollux_dir, "pollux", load)
-        per_seed_means = []
-        for w in workloads:
-            vals = [a for ld, ww, _, a in rows if ld == load and ww == w]
-            m, h = interval(vals)
-            p = paper.avg_jct_s[f"workload-{w}"]
-            print(f"{load:>5.1f} {w:>9d} {len(vals):>5d} {m:>8.0f} {h:>6.0f} {p:>8.0f} {m / p:>6.3f}")
-        for seed in args.seeds:
-            vals = [a for ld, _, s, a in rows if ld == load and s == seed]
-            per_seed_means.append(sum(vals) / len(vals))
-        m, h = interval(per_seed_means)
-        theirs = sum(paper.avg_jct_s[f"workload-{w}"] for w in workloads) / len(workloads)
-        worst = max(worst, abs(m / theirs - 1))
-        print(f"{load:>5.1f} {'mean':>9} {len(per_seed_means):>5d} {m:>8.0f} {h:>6.0f} {theirs:>8.0f} "
-              f"{m / theirs:>6.3f}")
-    print(f"worst deviation of a load's mean {worst:.1%} (target {TARGET_RATIO_BAND:.0%}); {len(tasks)} simulations "
-          f"in {time.perf_counter() - started:.0f} s with {args.jobs} process(es)")
+    if not rows:
+        print("nothing to summarise")
+        return 1
+    if args.from_files:
+        print(f"summary of {len(rows)} runs, including those in {', '.join(str(f) for f in args.from_files)}")
+    worst = summarise_pollux(rows, args.pollux_dir)
+    print(f"worst deviation of a load's mean {worst:.1%} (target {TARGET_RATIO_BAND:.0%}); "
+          f"{len(tasks)} new simulations in {time.perf_counter() - started:.0f} s with {args.jobs} process(es)")
     return 0 if worst <= TARGET_RATIO_BAND else 1
 
 
@@ -127,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--node-choice", choices=sorted(POOLS), default="most-free",
                     help="most-free (default): the artifact's node choice; pack: the project's GpuPool (fullest first)")
     ap.add_argument("--policy", choices=("tiresias", "pollux"), default="tiresias")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pollux only: one run per seed")
+    ap.add_argument("--seeds", nargs="*", type=int, default=[0],
+                    help="pollux only: one run per seed (none, with --from: only summarise)")
+    ap.add_argument("--from", dest="from_files", nargs="+", type=Path, default=[], metavar="FILE",
+                    help="pollux only: also summarise the rows printed by earlier runs of this script")
     ap.add_argument("--per-workload", action="store_true", help="also print every workload's row")
     args = ap.parse_args(argv)
     workloads = _parse_workloads(args.workloads)
