@@ -63,10 +63,11 @@ class CapacitySettings:
     intercept_var: float = 25.0
     """Prior variance of the intercept: where the capacity boundary lies is what must be learned."""
     newton_iters: int = 20
-    forgetting: float = 0.999
+    forgetting: float = 0.9995
     """Per-interval forgetting factor ``f`` in (0, 1]: the precision decays towards the prior's by
     ``f`` per interval observed, so the posterior holds about ``1 / (1 - f)`` intervals' worth of
-    information (0.999: about 1000 one-minute intervals, four evaluation days). 1.0 never forgets."""
+    information (0.9995: about 2000 one-minute intervals, eight evaluation days, where issue 11 saw
+    the posterior stop adapting). 1.0 never forgets."""
 
     def __post_init__(self) -> None:
         if not (0.0 < self.forgetting <= 1.0) or not math.isfinite(self.forgetting):

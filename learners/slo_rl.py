@@ -111,7 +111,7 @@ class SloRlSettings:
     """Intervals per posterior update of the capacity model (batched learning)."""
     cold_start_s: float = 60.0
     """Initial guess of the cold start; the learner raises it to the oldest unready replica it sees."""
-    capacity_forgetting: float = 0.999
+    capacity_forgetting: float = 0.9995
     """Per-interval forgetting factor of the capacity posterior (see :mod:`learners.slo_capacity`):
     it holds about ``1 / (1 - f)`` intervals of evidence, so it re-adapts when the service changes
     (a slower model version, another prompt mix). 1.0 is the old never-forgetting posterior."""

@@ -2,9 +2,9 @@
 with a stationary service it still converges, batched merges forget as much as one-at-a-time updates.
 
 Toy: one feature, the log load per GPU; the true soft label is ``sigmoid(3 (x - c))`` plus label
-noise, ``c`` the log capacity. Eight evaluation days' worth of intervals (2000) at one capacity, then
-the service gets slower (``c`` drops by 0.5: 40% less capacity) and the model sees ``1 / (1 - f)``
-more intervals (its memory: 1000 at the default ``f = 0.999``, about four evaluation days).
+noise, ``c`` the log capacity. A long history at one capacity (four memories' worth of intervals),
+then the service gets slower (``c`` drops by 0.5: 40% less capacity) and the model sees one memory
+more, ``1 / (1 - f)`` intervals (2000 at the default ``f = 0.9995``, about eight evaluation days).
 Properties across 10 seeds, at least 9 must hold.
 """
 
@@ -44,11 +44,12 @@ def _train(seed: int, forgetting: float, before: int, after: int, shift: float, 
 
 DEFAULT = CapacitySettings().forgetting
 MEMORY = round(1.0 / (1.0 - DEFAULT))
+BEFORE = 4 * MEMORY
 
 
 def test_after_a_shift_the_default_posterior_re_adapts_and_a_never_forgetting_one_does_not():
-    adapted = [_error(_train(s, DEFAULT, 2000, MEMORY, 0.5), 0.2 - 0.5) for s in SEEDS]
-    stuck = [_error(_train(s, 1.0, 2000, MEMORY, 0.5), 0.2 - 0.5) for s in SEEDS]
+    adapted = [_error(_train(s, DEFAULT, BEFORE, MEMORY, 0.5), 0.2 - 0.5) for s in SEEDS]
+    stuck = [_error(_train(s, 1.0, BEFORE, MEMORY, 0.5), 0.2 - 0.5) for s in SEEDS]
     assert sum(e < 0.08 for e in adapted) >= 9, adapted
     assert sum(e > 0.11 for e in stuck) >= 9, stuck
     # and the stuck one is off by more than the adapted one on every seed
@@ -56,7 +57,7 @@ def test_after_a_shift_the_default_posterior_re_adapts_and_a_never_forgetting_on
 
 
 def test_with_a_stationary_service_it_still_converges():
-    errors = [_error(_train(s, DEFAULT, 2000 + MEMORY, 0, 0.0), 0.2) for s in SEEDS]
+    errors = [_error(_train(s, DEFAULT, BEFORE + MEMORY, 0, 0.0), 0.2) for s in SEEDS]
     assert sum(e < 0.03 for e in errors) >= 9, errors
 
 
@@ -76,8 +77,8 @@ def test_forgetting_inflates_the_covariance_towards_the_prior_and_leaves_the_mea
 
 def test_a_merge_of_many_rows_forgets_like_the_same_rows_one_at_a_time():
     """``SloRl.absorb`` merges workers' intervals as one update: it must re-adapt as fast."""
-    merged = [_error(_train(s, DEFAULT, 2000, MEMORY, 0.5, batch=200), 0.2 - 0.5) for s in SEEDS]
-    single = [_error(_train(s, DEFAULT, 2000, MEMORY, 0.5), 0.2 - 0.5) for s in SEEDS]
+    merged = [_error(_train(s, DEFAULT, BEFORE, MEMORY, 0.5, batch=200), 0.2 - 0.5) for s in SEEDS]
+    single = [_error(_train(s, DEFAULT, BEFORE, MEMORY, 0.5), 0.2 - 0.5) for s in SEEDS]
     assert sum(abs(m - o) < 0.02 for m, o in zip(merged, single, strict=True)) >= 9, (merged, single)
     assert sum(e < 0.08 for e in merged) >= 9, merged
 
