@@ -21,6 +21,18 @@ posterior after one batch is the prior of the next; MacKay 1992, Bishop *PRML* s
 predictive probability moderated by the weights' uncertainty (Bishop eq. 4.153), so a load per GPU
 or a TP degree the model has not seen reads as "maybe", which a risk-bounded decision avoids: the
 learner stays safe where it has no evidence and gets cheaper where it has.
+
+**Forgetting.** Sequential Bayes with no forgetting treats the service as stationary: after a few
+thousand intervals the precision is so large that a slower model version or a different prompt mix
+barely moves the mean (issue 11). Before each update the precision is discounted towards the
+prior's, ``P <- f^n P + (1 - f^n) P_prior`` for a batch of ``n`` intervals, with the mean left where it
+is (exponential forgetting of the information, as in the forgetting-factor Kalman/RLS filters and
+Kulhavy & Zarrop 1993's stabilised forgetting: the covariance inflates, never past the prior's). The
+information the posterior holds then stays near what ``1 / (1 - f)`` recent intervals carry, so
+evidence that the capacity moved outweighs the old evidence within about that many intervals.
+Discounting per interval rather than per call keeps batched updates (``update_every``) and parallel
+training's merges (one update over many workers' rows) forgetting as much as the same intervals
+would one at a time.
 """
 
 from __future__ import annotations
@@ -51,6 +63,15 @@ class CapacitySettings:
     intercept_var: float = 25.0
     """Prior variance of the intercept: where the capacity boundary lies is what must be learned."""
     newton_iters: int = 20
+    forgetting: float = 0.9995
+    """Per-interval forgetting factor ``f`` in (0, 1]: the precision decays towards the prior's by
+    ``f`` per interval observed, so the posterior holds about ``1 / (1 - f)`` intervals' worth of
+    information (0.9995: about 2000 one-minute intervals, eight evaluation days, where issue 11 saw
+    the posterior stop adapting). 1.0 never forgets."""
+
+    def __post_init__(self) -> None:
+        if not (0.0 < self.forgetting <= 1.0) or not math.isfinite(self.forgetting):
+            raise ValueError(f"forgetting must be in (0, 1], got {self.forgetting}")
 
 
 class CapacityModel:
@@ -61,7 +82,8 @@ class CapacityModel:
         self.dim = dim
         self.mean = np.zeros(dim + 1)  # intercept first, then the features in order
         self.mean[1] = self.s.load_slope_prior
-        self.precision = np.diag([1.0 / self.s.intercept_var] + [1.0 / self.s.prior_var] * dim)
+        self.prior_precision = np.diag([1.0 / self.s.intercept_var] + [1.0 / self.s.prior_var] * dim)
+        self.precision = self.prior_precision.copy()
         self._cov = np.linalg.inv(self.precision)
         self.samples = 0
 
@@ -82,7 +104,7 @@ class CapacityModel:
         y = np.clip(np.asarray(y, float).ravel(), 0.0, 1.0)
         if Phi.shape != (y.size, self.dim + 1):
             raise ValueError(f"expected {y.size} rows of {self.dim} features, got {Phi.shape[0]} x {Phi.shape[1] - 1}")
-        m0, P0 = self.mean, self.precision
+        m0, P0 = self.mean, self.forgotten_precision(y.size)
         w = m0.copy()
         for _ in range(self.s.newton_iters):
             p = _sigmoid(Phi @ w)
@@ -97,6 +119,16 @@ class CapacityModel:
         self.precision = (Phi * (p * (1 - p))[:, None]).T @ Phi + P0
         self._cov = np.linalg.inv(self.precision)
         self.samples += y.size
+
+    def forgotten_precision(self, intervals: int) -> Array:
+        """The precision after forgetting ``intervals`` intervals' worth: ``f^n P + (1 - f^n) P_prior``.
+
+        A convex combination of two positive-definite matrices, so it stays one; with ``f = 1`` it is
+        the precision unchanged."""
+        if self.s.forgetting >= 1.0 or intervals <= 0:
+            return self.precision
+        keep = self.s.forgetting ** intervals
+        return keep * self.precision + (1.0 - keep) * self.prior_precision
 
     def predict(self, X: Array) -> Array:
         """Posterior predictive P(above target), moderated by the weights' uncertainty."""

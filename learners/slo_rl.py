@@ -111,6 +111,10 @@ class SloRlSettings:
     """Intervals per posterior update of the capacity model (batched learning)."""
     cold_start_s: float = 60.0
     """Initial guess of the cold start; the learner raises it to the oldest unready replica it sees."""
+    capacity_forgetting: float = 0.9995
+    """Per-interval forgetting factor of the capacity posterior (see :mod:`learners.slo_capacity`):
+    it holds about ``1 / (1 - f)`` intervals of evidence, so it re-adapts when the service changes
+    (a slower model version, another prompt mix). 1.0 is the old never-forgetting posterior."""
     learn: bool = True
     """False freezes every model at its prior (or checkpoint): the same policy without learning."""
     converge_error: float = 0.12
@@ -138,7 +142,7 @@ class SloRl:
         self.replica_values = np.asarray(space["replicas"].values, float)
         self.arms = [(tp, b) for tp in self.tps for b in self.batches]
         self.dim = 1 + (len(self.tps) - 1) + (1 if len(self.batches) > 1 else 0) + 1
-        self.capacity = CapacityModel(self.dim, CapacitySettings())
+        self.capacity = CapacityModel(self.dim, CapacitySettings(forgetting=self.s.capacity_forgetting))
         self.capacity.mean[-1] = self.s.burst_prior
         if len(self.batches) > 1:
             self.capacity.mean[-2] = self.s.batch_prior
@@ -405,7 +409,8 @@ class SloRl:
     def absorb(self, batches: list[Mapping[str, Any]], *, demand: bool = True) -> None:
         """Merge workers' experience into this (shared) learner as one update: the capacity and alarm
         posteriors take one Laplace step over every row of every batch with the current posterior as
-        the prior (what ``update_every`` batching does for one worker), and the demand forecaster
+        the prior (what ``update_every`` batching does for one worker; the forgetting is per interval,
+        so the merge forgets as much as those intervals would one at a time), and the demand forecaster
         replays each episode's rates in order from an empty lag window (its forgetting is sequential).
         ``demand=False`` (peers of a workload class, :mod:`learners.sharing`): only the capacity and alarm
         rows and the cold start are taken; this workload's own demand forecast and burst state stay."""
