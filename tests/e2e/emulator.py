@@ -120,6 +120,7 @@ class Emulator:
     served: float = 0.0
     within_slo: float = 0.0
     gpu_seconds: float = 0.0
+    pod_seconds: float = 0.0
     """GPUs of Running pods integrated over time: the cost a test compares policies by."""
 
     def observe_cluster(self, apps, core) -> None:
@@ -141,6 +142,7 @@ class Emulator:
         """Add one interval's worth of requests to the histograms."""
         with self.lock:
             self.gpu_seconds += len(self.pods) * self.gpus_per_pod * seconds
+            self.pod_seconds += len(self.pods) * seconds
             if not self.pods:
                 self.served += self.model.rate * seconds  # nobody serves them: every one misses
                 return
@@ -180,6 +182,7 @@ class Emulator:
                 f"emulator_requests_total {self.served}",
                 f"emulator_requests_within_slo_total {self.within_slo}",
                 f"emulator_gpu_seconds_total {self.gpu_seconds}",
+                f"emulator_pod_seconds_total {self.pod_seconds}",
                 "# TYPE vllm:time_to_first_token_seconds histogram",
             ]
             share = 1.0 / len(pods) if pods else 0.0
