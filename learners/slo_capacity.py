@@ -21,16 +21,6 @@ posterior after one batch is the prior of the next; MacKay 1992, Bishop *PRML* s
 predictive probability moderated by the weights' uncertainty (Bishop eq. 4.153), so a load per GPU
 or a TP degree the model has not seen reads as "maybe", which a risk-bounded decision avoids: the
 learner stays safe where it has no evidence and gets cheaper where it has.
-
-**Forgetting.** Plain assumed density filtering never forgets: after 6-8 training episodes the
-precision has grown so large that a change in the service (a slower model build, a new GPU type)
-barely moves the mean. Before each update the precision is discounted towards the prior's,
-``P <- lam^n P + (1 - lam^n) P_prior`` for a batch of ``n`` intervals, with ``lam = 2^(-1/half_life)``
-("stabilised forgetting", Kulhavy & Zarrop 1993): old evidence loses half its weight every
-``half_life`` intervals, the precision never falls below the prior's, and it settles at about
-``1.44 half_life`` intervals' worth of evidence, so the posterior keeps tracking the service at a
-bounded confidence. Discounting per interval, not per call, makes a merged batch of many workers'
-intervals forget exactly as the same intervals fed one by one would (up to the linearisation).
 """
 
 from __future__ import annotations
@@ -61,9 +51,6 @@ class CapacitySettings:
     intercept_var: float = 25.0
     """Prior variance of the intercept: where the capacity boundary lies is what must be learned."""
     newton_iters: int = 20
-    half_life: float = 60.0
-    """Intervals after which old evidence weighs half (one compressed hour: about 87 intervals of
-    evidence at equilibrium); ``math.inf`` turns forgetting off (the pre-forgetting behaviour)."""
 
 
 class CapacityModel:
@@ -74,8 +61,7 @@ class CapacityModel:
         self.dim = dim
         self.mean = np.zeros(dim + 1)  # intercept first, then the features in order
         self.mean[1] = self.s.load_slope_prior
-        self.prior_precision = np.diag([1.0 / self.s.intercept_var] + [1.0 / self.s.prior_var] * dim)
-        self.precision = self.prior_precision.copy()
+        self.precision = np.diag([1.0 / self.s.intercept_var] + [1.0 / self.s.prior_var] * dim)
         self._cov = np.linalg.inv(self.precision)
         self.samples = 0
 
@@ -96,7 +82,7 @@ class CapacityModel:
         y = np.clip(np.asarray(y, float).ravel(), 0.0, 1.0)
         if Phi.shape != (y.size, self.dim + 1):
             raise ValueError(f"expected {y.size} rows of {self.dim} features, got {Phi.shape[0]} x {Phi.shape[1] - 1}")
-        m0, P0 = self.mean, self.forgotten(y.size)
+        m0, P0 = self.mean, self.precision
         w = m0.copy()
         for _ in range(self.s.newton_iters):
             p = _sigmoid(Phi @ w)
@@ -111,13 +97,6 @@ class CapacityModel:
         self.precision = (Phi * (p * (1 - p))[:, None]).T @ Phi + P0
         self._cov = np.linalg.inv(self.precision)
         self.samples += y.size
-
-    def forgotten(self, n: int) -> Array:
-        """The precision after ``n`` intervals of forgetting, floored at the prior's."""
-        if not math.isfinite(self.s.half_life) or n <= 0:
-            return self.precision
-        keep = 2.0 ** (-n / self.s.half_life)
-        return keep * self.precision + (1.0 - keep) * self.prior_precision
 
     def predict(self, X: Array) -> Array:
         """Posterior predictive P(above target), moderated by the weights' uncertainty."""

@@ -120,8 +120,9 @@ class Emulator:
     served: float = 0.0
     within_slo: float = 0.0
     gpu_seconds: float = 0.0
-    pod_seconds: float = 0.0
     """GPUs of Running pods integrated over time: the cost a test compares policies by."""
+    pod_seconds: float = 0.0
+    """Running pods (replicas) integrated over time."""
 
     def observe_cluster(self, apps, core) -> None:
         dep = apps.read_namespaced_deployment(self.deployment, self.namespace)
