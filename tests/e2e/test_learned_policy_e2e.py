@@ -193,7 +193,7 @@ def run_segment(plane: ControlPlane, prometheus: PrometheusServer, prometheus_sc
     return seen
 
 
-def test_learned_policy_holds_the_slo_at_lower_cost_than_hpa(
+def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
     crd,  # noqa: F811
     extra_gpu_nodes,
     control_plane: ControlPlane,
