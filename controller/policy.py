@@ -443,10 +443,16 @@ def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
     if not isinstance(raw_knobs, Mapping) or not raw_knobs:
         raise PolicyError("spec.knobs: must name at least one knob "
                           f"({', '.join(KNOBS)})")
-    knobs = [_knob(f"spec.knobs.{k}", k, v, workload) for k, v in raw_knobs.items()]
+    # The knob order is the registry's (the simulator's: replicas, GPUs, batch), not the spec's: the
+    # apiserver stores a custom object's maps with sorted keys, so a policy read from the cluster lists
+    # batchSize first, and a checkpoint from the simulator (its knob grid in scenario order) was refused
+    # as "trained for other knobs" although they were the same knobs.
+    rank = {name: i for i, name in enumerate(KNOBS)}
+    ordered = sorted(raw_knobs, key=lambda k: rank.get(k, len(rank)))
+    knobs = [_knob(f"spec.knobs.{k}", k, raw_knobs[k], workload) for k in ordered]
     space = ConfigSpace(tuple(knobs))
     crd_knobs = {}
-    for k in raw_knobs:
+    for k in ordered:
         info = KNOBS[k]
         crd_knobs[info.inference_name if workload == "inference" else info.training_name] = k
 

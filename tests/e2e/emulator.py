@@ -22,10 +22,11 @@ Run: ``python tests/e2e/emulator.py --kubeconfig K --namespace NS --deployment N
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BUCKETS_S = (
@@ -114,6 +115,14 @@ class Emulator:
     total: dict[str, float] = field(default_factory=dict)
     total_sum: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    slo_s: float = 5.0
+    """TTFT target for the emulator's own attainment counters (what the tests judge a policy by)."""
+    served: float = 0.0
+    within_slo: float = 0.0
+    gpu_seconds: float = 0.0
+    """GPUs of Running pods integrated over time: the cost a test compares policies by."""
+    pod_seconds: float = 0.0
+    """Running pods (replicas) integrated over time."""
 
     def observe_cluster(self, apps, core) -> None:
         dep = apps.read_namespaced_deployment(self.deployment, self.namespace)
@@ -133,8 +142,14 @@ class Emulator:
     def tick(self, seconds: float) -> None:
         """Add one interval's worth of requests to the histograms."""
         with self.lock:
+            self.gpu_seconds += len(self.pods) * self.gpus_per_pod * seconds
+            self.pod_seconds += len(self.pods) * seconds
             if not self.pods:
+                self.served += self.model.rate * seconds  # nobody serves them: every one misses
                 return
+            self.served += self.model.rate * seconds
+            self.within_slo += self.model.rate * seconds * self.model.ttft_cdf(
+                self.slo_s, len(self.pods), self.gpus_per_pod)
             n = self.model.rate * seconds / len(self.pods)  # requests spread evenly over the pods
             cdf = {
                 le: 1.0 if math.isinf(le) else self.model.ttft_cdf(le, len(self.pods), self.gpus_per_pod)
@@ -161,6 +176,14 @@ class Emulator:
                 f"{p99 if math.isfinite(p99) else BUCKETS_S[-1]}",
                 "# TYPE emulator_running_pods gauge",
                 f'emulator_running_pods{{namespace="{self.namespace}"}} {len(pods)}',
+                "# TYPE emulator_gpus gauge",
+                f'emulator_gpus{{namespace="{self.namespace}"}} {len(pods) * self.gpus_per_pod}',
+                "# TYPE emulator_arrival_rate gauge",
+                f'emulator_arrival_rate{{namespace="{self.namespace}"}} {self.model.rate}',
+                f"emulator_requests_total {self.served}",
+                f"emulator_requests_within_slo_total {self.within_slo}",
+                f"emulator_gpu_seconds_total {self.gpu_seconds}",
+                f"emulator_pod_seconds_total {self.pod_seconds}",
                 "# TYPE vllm:time_to_first_token_seconds histogram",
             ]
             share = 1.0 / len(pods) if pods else 0.0
@@ -190,6 +213,24 @@ class Emulator:
             return "\n".join(lines) + "\n"
 
 
+def rate_at(schedule: list[tuple[float, float]], t: float) -> float:
+    """Arrival rate at ``t`` seconds of a piecewise-linear schedule ``[(time_s, rate), ...]``."""
+    if t <= schedule[0][0]:
+        return schedule[0][1]
+    for (t0, r0), (t1, r1) in itertools.pairwise(schedule):
+        if t <= t1:
+            return r0 + (r1 - r0) * (t - t0) / (t1 - t0) if t1 > t0 else r1
+    return schedule[-1][1]
+
+
+def parse_schedule(text: str) -> list[tuple[float, float]]:
+    """``"0:1,40:7,60:7,100:1"`` -> [(0, 1), (40, 7), (60, 7), (100, 1)] (seconds from start: requests/s)."""
+    points = [tuple(float(x) for x in part.split(":")) for part in text.split(",") if part]
+    if not points or any(len(p) != 2 for p in points):
+        raise ValueError(f"schedule {text!r}: expected time:rate,time:rate,...")
+    return sorted(points)  # type: ignore[arg-type]
+
+
 def serve(emulator: Emulator, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -217,15 +258,20 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=ServiceModel.rate)
     ap.add_argument("--service-rate", type=float, default=ServiceModel.service_rate)
     ap.add_argument("--prefill", type=float, default=ServiceModel.prefill_s)
+    ap.add_argument("--schedule", default=None,
+                    help="Time-varying arrivals, time_s:rate pairs from start, linear between (overrides --rate).")
+    ap.add_argument("--slo", type=float, default=5.0, help="TTFT target of the attainment counters.")
     args = ap.parse_args()
+    schedule = parse_schedule(args.schedule) if args.schedule else None
 
     import kubernetes
 
     client = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
     apps, core = kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client)
-    emu = Emulator(args.namespace, args.deployment, ServiceModel(args.rate, args.service_rate, args.prefill))
+    emu = Emulator(args.namespace, args.deployment, ServiceModel(args.rate, args.service_rate, args.prefill),
+                   slo_s=args.slo)
     serve(emu, args.port)
-    last = time.monotonic()
+    last = start = time.monotonic()
     while True:
         try:
             emu.observe_cluster(apps, core)
@@ -233,6 +279,9 @@ def main() -> None:
             print(f"emulator: cluster read failed: {exc}", flush=True)
         time.sleep(1.0)
         now = time.monotonic()
+        if schedule is not None:
+            with emu.lock:
+                emu.model = replace(emu.model, rate=rate_at(schedule, now - start))
         emu.tick(now - last)
         last = now
 

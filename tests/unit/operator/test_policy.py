@@ -74,6 +74,14 @@ def test_good_spec_becomes_the_loops_vocabulary():
     assert p.crd_knobs["max_batch_size"] == "batchSize"
 
 
+def test_knob_order_is_the_registrys_not_the_specs():
+    """The apiserver returns a custom object's maps with sorted keys (batchSize first); the space, and
+    so the knob grid a checkpoint is matched against, must not depend on that."""
+    sorted_spec = {**GOOD, "knobs": dict(sorted(GOOD["knobs"].items()))}
+    assert list(sorted_spec["knobs"]) == ["batchSize", "gpusPerReplica", "replicas"]
+    assert parse(sorted_spec, "ml", "llama").space.names == ("replicas", "gpus_per_replica", "max_batch_size")
+
+
 def test_training_names_follow_the_simulator():
     spec = with_("targetRef", {"kind": "Job", "name": "bert"})
     spec.pop("workload")
