@@ -337,6 +337,9 @@ class SearchJob:
     max_replicas: int
     num_restarts: int
     age_s: float
+    weight: float = 1.0
+    """Multiplies the job's speedup in the objective (1: Pollux). Under p = -1 a job whose speedup is scaled
+    up counts less, so a scheduler can favour some jobs (e.g. least attained service) without new operators."""
 
 
 @dataclass
@@ -373,6 +376,7 @@ class SearchProblem:
         age = np.array([j.age_s for j in self.jobs], dtype=float)
         d = self.settings.restart_delay_s
         self.restart_factor = np.maximum(age - restarts * d, 0.0) / (age + d)
+        self.weight = np.array([j.weight for j in self.jobs], dtype=float)
 
     def fitness(self, states: np.ndarray) -> np.ndarray:
         """The power mean (p) of penalised, share-scaled speedups per state: higher is better."""
@@ -381,7 +385,7 @@ class SearchProblem:
         jobs = np.arange(len(self.jobs))[None, :]
         speedup = self.table[jobs, nodes, np.minimum(replicas, self.table.shape[2] - 1)] * self.scale
         moved = np.any(states != self.base[None], axis=2)
-        speedup = speedup * np.where(moved, self.restart_factor[None, :], 1.0)
+        speedup = speedup * np.where(moved, self.restart_factor[None, :], 1.0) * self.weight[None, :]
         p = self.settings.power
         return (np.sum((speedup + 1e-3) ** p, axis=1) / states.shape[1]) ** (1.0 / p)
 

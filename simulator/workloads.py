@@ -55,11 +55,20 @@ def _pollux(seed: int = 0):
     return PolluxScheduler(seed=seed)
 
 
-TRAINING_SCHEDULERS = {"tiresias": _tiresias, "goodput-waterfill": _goodput_waterfill, "pollux": _pollux}
+def _goodput_las(seed: int = 0):
+    """Pollux's online-fitted goodput models + least-attained-service weights in its objective (fixed weights)."""
+    from simulator.training.goodput_las import GoodputLasScheduler
+
+    return GoodputLasScheduler(seed=seed)
+
+
+TRAINING_SCHEDULERS = {"tiresias": _tiresias, "goodput-waterfill": _goodput_waterfill, "pollux": _pollux,
+                       "goodput-las": _goodput_las}
 """Cluster schedulers for training workloads (not per-workload learners): factories taking the run's seed."""
 RENAMED_SCHEDULERS = {"rl-arbiter": "goodput-waterfill"}
 """Old name -> new name: the old names are refused with a message naming the new one."""
-PAPER_COUNTERPART = {"tiresias": "tiresias", "goodput-waterfill": "pollux", "pollux": "pollux"}
+PAPER_COUNTERPART = {"tiresias": "tiresias", "goodput-waterfill": "pollux", "pollux": "pollux",
+                     "goodput-las": "pollux"}
 """Which result of the Pollux paper's simulator a scheduler's ``avg_jct_vs_paper`` divides by: Tiresias by
 the paper's Tiresias (fidelity), the elastic arbiter by the paper's Pollux (the target it competes with)."""
 

@@ -131,6 +131,10 @@ class PolluxScheduler:
         job.agent = agent
         self.agents[job.name] = agent
 
+    def weight(self, view: JobView) -> float:
+        """How much the objective scales this job's speedup (:attr:`SearchJob.weight`); 1 in Pollux."""
+        return 1.0
+
     # --- one round ------------------------------------------------------------------------------------
     def _goodput_table(self, name: str, model: GoodputModel, max_replicas: int, max_nodes: int) -> np.ndarray:
         """:func:`goodput_table`, cached while the job's model and growth limit stay the same."""
@@ -161,7 +165,8 @@ class PolluxScheduler:
                 table = self._goodput_table(view.name, model, limit, max_nodes)
                 base = fair_share_goodput(model, total, len(node_names), len(order))
                 speedup = table / base if base > 0 else table
-            search_jobs.append(SearchJob(view.name, speedup, limit, view.num_restarts, view.age_s))
+            search_jobs.append(SearchJob(view.name, speedup, limit, view.num_restarts, view.age_s,
+                                         self.weight(view)))
         base_state = np.zeros((len(order), len(node_names)), dtype=np.int64)
         index = {n: i for i, n in enumerate(node_names)}
         for j, view in enumerate(order):

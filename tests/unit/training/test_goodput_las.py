@@ -1,0 +1,76 @@
+"""goodput-las: Pollux's online goodput models with least-attained-service weights in the search objective."""
+
+from __future__ import annotations
+
+from learners.pollux import BatchLimits, PerfParams
+from simulator.cluster import GpuPool
+from simulator.datasets import data_path
+from simulator.training import JobView, load_profiles, load_workload, simulate_training, workload_path
+from simulator.training.goodput_las import GoodputLasScheduler, LasSettings
+from simulator.training.pollux import PolluxAgent
+from simulator.workloads import TRAINING_SCHEDULERS
+
+POLLUX = data_path("pollux")
+TRUE = PerfParams(0.02, 0.001, 0.05, 0.004, 0.01, 0.001, 2.0)
+LIMITS = BatchLimits(128, 4096, 16, 256)
+
+
+def _view(name: str, attained: float) -> JobView:
+    return JobView(name, "synthetic", 0.0, 3600.0, attained, 1, None, (), (), 0, 0, 0.0)
+
+
+def _observed_agent() -> PolluxAgent:
+    """An agent that has seen only step times and gradient statistics, as a running job would report them:
+    no application profile behind it."""
+    agent = PolluxAgent(LIMITS)
+    agent.profile = {(1, 1, 64): (0.1, 0.0), (1, 4, 64): (0.12, 0.02)}
+    agent.perf = TRUE
+    agent.grad = (1.0, 50.0)
+    return agent
+
+
+def test_it_allocates_from_observed_metrics_only_and_favours_the_least_attained_service_across_seeds():
+    """Two identical jobs that differ only in attained service: the young one gets more GPUs. The scheduler is
+    given JobViews and agents fed with observations, nothing else (no profiles, no job lengths)."""
+    favoured = 0
+    for seed in range(10):
+        sched = GoodputLasScheduler(seed=seed)
+        sched.agents = {"old": _observed_agent(), "young": _observed_agent()}
+        answer = sched.optimize([_view("old", 20 * 3600.0), _view("young", 0.0)], {"n0": 4, "n1": 4}, 0.0)
+        got = {name: sum(d.placement) for name, d in answer.items()}
+        assert sum(got.values()) <= 8
+        favoured += got["young"] > got["old"]
+    assert favoured >= 9
+
+
+def test_zero_exponent_is_pollux_and_weights_grow_with_attained_service():
+    flat = GoodputLasScheduler(LasSettings(exponent=0.0))
+    assert flat.weight(_view("a", 1e6)) == 1.0
+    las = GoodputLasScheduler()
+    assert las.weight(_view("a", 0.0)) == 1.0 < las.weight(_view("a", 3600.0)) < las.weight(_view("a", 7200.0))
+
+
+class _Checked(GoodputLasScheduler):
+    """Records the worst over-subscription of any node in any answer."""
+
+    def optimize(self, jobs, nodes, now):
+        answer = super().optimize(jobs, nodes, now)
+        used: dict[str, int] = {}
+        for d in answer.values():
+            for node, count in d.nodes or ():
+                used[node] = used.get(node, 0) + count
+        self.worst = max(getattr(self, "worst", 0), *(used.get(n, 0) - c for n, c in nodes.items()))
+        return answer
+
+
+def test_a_stream_runs_to_completion_without_oversubscription():
+    stream = load_workload(workload_path(POLLUX, 1.0, 1))[:12]
+    sched = _Checked(seed=2)
+    result = simulate_training(stream, sched, pool=GpuPool.uniform(4, 4), profiles=load_profiles(POLLUX / "profiles"))
+    assert not result.unfinished and len(result.jcts_s) == 12
+    assert result.failed_grants == 0 and sched.worst <= 0
+    assert max(u for _, u in result.utilisation) <= 1.0
+
+
+def test_it_is_registered_as_a_training_scheduler():
+    assert isinstance(TRAINING_SCHEDULERS["goodput-las"](3), GoodputLasScheduler)
