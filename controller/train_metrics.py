@@ -8,8 +8,10 @@ PyTorch (or any) loop adds. It imports ``prometheus_client`` only, never torch, 
 ``grad_sqr`` / ``grad_var`` however it likes (AdaptDL's ``GradientNoiseScale`` estimator, or
 ``|g|^2`` and the per-sample variance) and hands in plain floats.
 
-Labels: every series carries ``job`` (the job's name as the operator sees it: the Job or PyTorchJob name)
-and ``replica`` (the worker index); the operator sums or averages over ``replica``.
+Labels: every series carries ``job_name`` (the Job or PyTorchJob name; not ``job``, which Prometheus
+sets to the scrape job) and ``replica`` (the worker index); the operator sums or averages over
+``replica``. Prometheus adds ``namespace`` from the pod (the scrape config's relabeling), and the
+operator only queries its own policy's namespace.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ SAMPLES = "autocm_train_samples"
 """Counter (exported as ``autocm_train_samples_total``): training samples processed since the pod started."""
 
 METRIC_NAMES = (STEP_SECONDS, BATCH_SIZE, LOCAL_BATCH_SIZE, GPUS, GRAD_SQR, GRAD_VAR, PROGRESS, SAMPLES)
-LABELS = ("job", "replica")
+LABELS = ("job_name", "replica")
 STEP_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -61,7 +63,7 @@ class TrainingMetrics:
         if not job:
             raise ValueError("job must be a non-empty name")
         self.registry = registry if registry is not None else CollectorRegistry()
-        self._labels = {"job": job, "replica": str(int(replica))}
+        self._labels = {"job_name": job, "replica": str(int(replica))}
         r = self.registry
         self._step = Histogram(STEP_SECONDS, "Seconds per optimizer step", LABELS, buckets=STEP_BUCKETS, registry=r)
         self._bsz = Gauge(BATCH_SIZE, "Global batch size", LABELS, registry=r)

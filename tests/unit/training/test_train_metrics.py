@@ -16,7 +16,7 @@ def _samples(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
     out = {}
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         for s in family.samples:
-            if s.labels.get("job") == "bert-1":
+            if s.labels.get("job_name") == "bert-1":
                 out[(s.name, s.labels.get("le", ""))] = s.value
     return out
 
@@ -72,4 +72,4 @@ def test_serve_exposes_metrics_over_http() -> None:
     m.progress(0.5)
     m.serve(port, addr="127.0.0.1")
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert 'autocm_train_progress{job="bert-1",replica="0"} 0.5' in body
+    assert 'autocm_train_progress{job_name="bert-1",replica="0"} 0.5' in body
