@@ -1,0 +1,279 @@
+"""The training-scheduler interface: observations of every job in a GPU pool in, allocations for all of them out.
+
+A scheduler sees the jobs the way the operator can see real ones (what each ran, how fast, its gradient
+statistics, how often it was restarted) and answers, for all jobs at once, how many GPUs on which nodes and
+which batch size. Any scheduler registered here (``pollux`` below; a learned one later) plugs into both the
+operator's training pool and the simulator through the same two types, so the policy the simulator
+evaluates can be the object the operator runs. No I/O here: the operator fills :class:`JobObservation`
+from Prometheus, the simulator from its jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from learners.pollux import (
+    BatchLimits,
+    GoodputModel,
+    PerfParams,
+    SearchJob,
+    SearchProblem,
+    SearchSettings,
+    fair_share_goodput,
+    fit_perf_params,
+    goodput_table,
+    search,
+)
+
+
+@dataclass(frozen=True)
+class StepSample:
+    """One configuration a job ran and its measured times (what ``autocm_train_step_seconds`` gives)."""
+
+    num_nodes: int
+    replicas: int
+    atomic_bsz: int
+    step_s: float
+    accum_step_s: float | None = None
+    """Time of one micro-batch without the gradient sync; None: not measured, taken as ``step_s``."""
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """One job as a scheduler sees it."""
+
+    name: str
+    limits: BatchLimits
+    allocation: tuple[tuple[str, int], ...] = ()
+    """Current (node, GPUs) pairs; empty when the job holds nothing."""
+    samples: tuple[StepSample, ...] = ()
+    grad_sqr: float | None = None
+    grad_var: float | None = None
+    restarts: int = 0
+    age_s: float = 0.0
+    attained_gpu_s: float = 0.0
+    max_gpus: int | None = None
+    """Hard cap from the job's spec (e.g. ``elasticPolicy.maxReplicas``); None: no cap beyond the pool."""
+    min_gpus: int = 1
+
+    @property
+    def gpus(self) -> int:
+        return sum(c for _, c in self.allocation)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A scheduler's answer for one job: (node, GPUs) pairs (empty: suspended) and the global batch size."""
+
+    placement: tuple[tuple[str, int], ...]
+    batch_size: int | None = None
+
+    @property
+    def gpus(self) -> int:
+        return sum(c for _, c in self.placement)
+
+
+class TrainingScheduler(Protocol):
+    """Decides allocations for all jobs of a pool each round."""
+
+    name: str
+
+    def allocate(self, jobs: Sequence[JobObservation], nodes: Mapping[str, int], now: float) -> dict[str, Allocation]:
+        ...
+
+
+_REGISTRY: dict[str, Callable[..., TrainingScheduler]] = {}
+
+
+def register(name: str, factory: Callable[..., TrainingScheduler]) -> None:
+    """Make ``name`` available to the operator's training pool and the simulator."""
+    if name in _REGISTRY:
+        raise ValueError(f"training scheduler {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def make(name: str, **kwargs) -> TrainingScheduler:
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown training scheduler {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return factory(**kwargs)
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def check_allocations(answer: Mapping[str, Allocation], nodes: Mapping[str, int]) -> None:
+    """Refuse an answer that uses an unknown node or puts more GPUs on a node than it has."""
+    used: dict[str, int] = {}
+    for alloc in answer.values():
+        for node, count in alloc.placement:
+            if node not in nodes or count < 0:
+                raise ValueError(f"allocation on unknown node {node!r} or negative count {count}")
+            used[node] = used.get(node, 0) + count
+    for node, count in used.items():
+        if count > nodes[node]:
+            raise ValueError(f"node {node!r} oversubscribed: {count} > {nodes[node]}")
+
+
+class FixedScheduler:
+    """The static baseline: each job, in arrival order, gets ``gpus`` (its fixed request) if they fit, and
+    keeps them until it finishes; its batch size never changes. What a cluster without autocm does."""
+
+    name = "fixed"
+
+    def __init__(self, gpus: int = 4) -> None:
+        self.gpus = int(gpus)
+
+    def allocate(self, jobs: Sequence[JobObservation], nodes: Mapping[str, int], now: float) -> dict[str, Allocation]:
+        free = dict(nodes)
+        answer: dict[str, Allocation] = {}
+        for job in jobs:  # keep what runs
+            if job.allocation:
+                answer[job.name] = Allocation(job.allocation)
+                for node, c in job.allocation:
+                    free[node] = free.get(node, 0) - c
+        for job in sorted(jobs, key=lambda j: -j.age_s):
+            if job.name in answer:
+                continue
+            want = min(self.gpus, job.max_gpus or self.gpus)
+            placement = _pack(free, want)
+            answer[job.name] = Allocation(placement)
+        return answer
+
+
+def _pack(free: dict[str, int], want: int) -> tuple[tuple[str, int], ...]:
+    """``want`` GPUs on as few nodes as possible, or nothing if the pool has fewer free."""
+    if want <= 0 or sum(max(v, 0) for v in free.values()) < want:
+        return ()
+    out = []
+    for node in sorted(free, key=lambda n: -free[n]):
+        take = min(free[node], want)
+        if take > 0:
+            out.append((node, take))
+            free[node] -= take
+            want -= take
+        if want == 0:
+            break
+    return tuple(out)
+
+
+@dataclass
+class _JobModel:
+    key: tuple = ()
+    perf: PerfParams | None = None
+
+
+class PolluxPool:
+    """Pollux (Qiao et al., OSDI'21) over observed jobs: fit each job's throughput model to the step times it
+    reported, combine with its gradient statistics into a goodput model, and run the same genetic search
+    over job x node allocations (:mod:`learners.pollux`) that the simulator's ``pollux`` runs.
+
+    Each job may grow to twice the most GPUs it has run on (at least 1), capped by its spec; the batch size
+    for each placement is the one its goodput model prefers.
+    """
+
+    name = "pollux"
+
+    def __init__(self, settings: SearchSettings | None = None, seed: int = 0) -> None:
+        self.settings = settings or SearchSettings()
+        self.rng = np.random.default_rng(seed)
+        self._models: dict[str, _JobModel] = {}
+        self._prev: tuple[np.ndarray, list[str], list[str]] | None = None
+
+    def _model(self, job: JobObservation) -> GoodputModel | None:
+        if not job.samples or job.grad_sqr is None or job.grad_var is None:
+            return None
+        key = tuple(job.samples)
+        cached = self._models.setdefault(job.name, _JobModel())
+        if cached.key != key:
+            s = job.samples
+            perf = fit_perf_params([x.num_nodes for x in s], [x.replicas for x in s], [x.atomic_bsz for x in s],
+                                   [x.accum_step_s if x.accum_step_s is not None else x.step_s for x in s],
+                                   [x.step_s for x in s])
+            cached.key, cached.perf = key, perf
+        assert cached.perf is not None
+        return GoodputModel(cached.perf, job.grad_sqr, job.grad_var, job.limits)
+
+    def _limit(self, job: JobObservation) -> int:
+        lim = job.limits
+        profiled = max((s.replicas for s in job.samples), default=0)
+        grow = max(1, min(max(2 * profiled, 1), 64, lim.max_batch_size // lim.min_local_bsz))
+        return min(grow, job.max_gpus) if job.max_gpus else grow
+
+    def allocate(self, jobs: Sequence[JobObservation], nodes: Mapping[str, int], now: float) -> dict[str, Allocation]:
+        node_names = list(nodes)
+        capacity = np.array([nodes[n] for n in node_names], dtype=np.int64)
+        if not jobs or capacity.sum() == 0:
+            return {j.name: Allocation(()) for j in jobs}
+        order = sorted(jobs, key=lambda j: (j.attained_gpu_s, -j.age_s))
+        names_ = [j.name for j in order]
+        total = int(capacity.sum())
+        max_nodes = min(len(node_names), self.settings.max_nodes_per_job)
+        models: dict[str, GoodputModel | None] = {}
+        search_jobs = []
+        for job in order:
+            model = self._model(job)
+            models[job.name] = model
+            limit = self._limit(job)
+            speedup = None
+            if model is not None:
+                table = goodput_table(model, limit, max_nodes)
+                base = fair_share_goodput(model, total, len(node_names), len(order))
+                speedup = table / base if base > 0 else table
+            search_jobs.append(SearchJob(job.name, speedup, limit, job.restarts, job.age_s))
+        index = {n: i for i, n in enumerate(node_names)}
+        base_state = np.zeros((len(order), len(node_names)), dtype=np.int64)
+        for j, job in enumerate(order):
+            for node, count in job.allocation:
+                if node in index:
+                    base_state[j, index[node]] += count
+        problem = SearchProblem(search_jobs, capacity, base_state, self.settings)
+        best, keep = search(problem, self._adapt(names_, node_names), self.rng)
+        self._prev = (keep, names_, node_names)
+        for name in list(self._models):
+            if name not in names_:
+                del self._models[name]
+        answer: dict[str, Allocation] = {}
+        for j, job in enumerate(order):
+            placement = tuple((node_names[i], int(c)) for i, c in enumerate(best[j]) if c)
+            answer[job.name] = Allocation(placement, self._batch(job, models[job.name], placement))
+        check_allocations(answer, nodes)
+        return answer
+
+    @staticmethod
+    def _batch(job: JobObservation, model: GoodputModel | None, placement: tuple[tuple[str, int], ...]) -> int | None:
+        """The global batch the job's goodput model prefers on this placement (before a model: ``max(M0,
+        min_local x GPUs)``)."""
+        if not placement:
+            return None
+        lim = job.limits
+        replicas = sum(c for _, c in placement)
+        if model is None:
+            return int(max(lim.init_batch_size, lim.min_local_bsz * replicas))
+        _, atomic, accum = model.optimize(len(placement), replicas)
+        return int(min(atomic[0] * (accum[0] + 1) * replicas, lim.max_batch_size))
+
+    def _adapt(self, jobs: list[str], nodes: list[str]) -> np.ndarray | None:
+        """Last round's kept answers on this round's jobs and nodes; new jobs start with nothing."""
+        if self._prev is None:
+            return None
+        states, prev_jobs, prev_nodes = self._prev
+        out = np.zeros((len(states), len(jobs), len(nodes)), dtype=np.int64)
+        pj = {n: i for i, n in enumerate(prev_jobs)}
+        pn = {n: i for i, n in enumerate(prev_nodes)}
+        dst_j = [i for i, n in enumerate(jobs) if n in pj]
+        src_j = [pj[jobs[i]] for i in dst_j]
+        for i, node in enumerate(nodes):
+            if node in pn and dst_j:
+                out[:, dst_j, i] = states[:, src_j, pn[node]]
+        return out
+
+
+register("pollux", PolluxPool)
+register("fixed", FixedScheduler)

@@ -1,0 +1,73 @@
+"""spec.trainingPool as hostile input, the metric queries, observations and the quota-checked action plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller import training_pool as tp
+from learners import training_scheduler as ts
+from learners.pollux import BatchLimits
+
+
+def _policy(pool) -> dict:
+    return {"metadata": {"name": "p", "namespace": "team-a"}, "spec": {"trainingPool": pool}}
+
+
+GOOD = {"scheduler": "pollux", "gpuQuota": 16, "gpusPerNode": 4, "selector": {"autocm.io/pool": "vision"}}
+
+
+def test_a_good_pool_parses_in_the_policys_namespace() -> None:
+    pool = tp.parse_pool(_policy(GOOD))
+    assert pool is not None and pool.namespace == "team-a" and pool.gpu_quota == 16
+    assert pool.nodes() == {f"slot-{i}": 4 for i in range(4)}
+    assert pool.label_selector() == "autocm.io/pool=vision"
+    assert tp.parse_pool({"metadata": {"namespace": "team-a"}, "spec": {}}) is None
+    odd = tp.parse_pool(_policy({**GOOD, "gpuQuota": 10}))
+    assert odd is not None and sum(odd.nodes().values()) == 10
+
+
+@pytest.mark.parametrize("bad", [
+    {**GOOD, "gpuQuota": 0}, {**GOOD, "gpuQuota": 10**9}, {**GOOD, "gpuQuota": "16"}, {**GOOD, "gpuQuota": True},
+    {**GOOD, "gpusPerNode": 0}, {**GOOD, "scheduler": "rm -rf"}, {**GOOD, "selector": {}},
+    {**GOOD, "selector": {"a": 'x"}'}}, {**GOOD, "selector": {"bad key!": "x"}}, {**GOOD, "namespace": "kube-system"},
+    "not-an-object",
+])
+def test_hostile_pools_are_refused_with_the_field_named(bad) -> None:
+    with pytest.raises(tp.PoolSpecError, match=r"spec\.trainingPool"):
+        tp.parse_pool(_policy(bad))
+
+
+def test_queries_use_the_contract_names_and_refuse_injection() -> None:
+    q = tp.queries("team-a", "bert-1")
+    assert "autocm_train_step_seconds_sum" in q["step_s"] and 'namespace="team-a"' in q["step_s"]
+    assert q["grad_var"].startswith("avg(autocm_train_grad_var{")
+    with pytest.raises(tp.PoolSpecError):
+        tp.queries("team-a", 'x"} or vector(1) #')
+
+
+def test_observation_keeps_sane_samples_only() -> None:
+    rec = tp.JobRecord("bert-1", BatchLimits(128, 4096, 16, 256), first_seen_s=0.0, samples={})
+    o = tp.observe(rec, {"step_s": 0.5, "gpus": 4, "local_batch_size": 32, "grad_sqr": 1.0, "grad_var": 4.0},
+                   (("slot-0", 4),), now=120.0)
+    assert o.samples == (ts.StepSample(1, 4, 32, 0.5),) and o.age_s == 120.0 and o.grad_var == 4.0
+    o = tp.observe(rec, {"step_s": float("nan"), "gpus": 8, "local_batch_size": 32, "grad_sqr": -1.0}, (), 180.0)
+    assert len(o.samples) == 1 and o.grad_sqr is None
+
+
+def test_plan_resizes_elastic_jobs_in_place_recreates_others_and_refuses_over_quota() -> None:
+    pool = tp.parse_pool(_policy(GOOD))
+    assert pool is not None
+    answer = {"el": ts.Allocation((("slot-0", 4),), 256), "job": ts.Allocation((("slot-1", 2),), 128),
+              "same": ts.Allocation((("slot-2", 1),))}
+    acts = {a.name: a for a in tp.plan(answer, {"el": 2, "job": 4, "same": 1}, pool,
+                                       {"el": (1, 8), "job": None, "same": None}, {"el": 1, "job": 1})}
+    assert set(acts) == {"el", "job"}
+    assert acts["el"].elastic_replicas == 4 and acts["el"].env == ()
+    assert acts["job"].elastic_replicas is None
+    assert dict(acts["job"].env) == {"AUTOCM_GPUS": "2", "AUTOCM_BATCH_SIZE": "128"}
+    outside = tp.plan({"el": ts.Allocation((("slot-0", 4), ("slot-1", 4)))}, {"el": 2}, pool, {"el": (1, 4)}, {})
+    assert outside[0].elastic_replicas is None  # beyond maxReplicas: recreate, never patch outside the policy
+    with pytest.raises(ValueError, match="oversubscribed"):
+        tp.plan({"a": ts.Allocation((("slot-0", 4),)), "b": ts.Allocation((("slot-0", 1),))}, {}, pool, {}, {})
+    with pytest.raises(ValueError, match="unknown node"):
+        tp.plan({"a": ts.Allocation((("slot-9", 1),))}, {}, pool, {}, {})
