@@ -56,6 +56,32 @@ def _sigmoid(z: Array) -> Array:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
+def laplace_logistic_update(Phi: Array, y: Array, mean: Array, precision: Array, iters: int,
+                            tol: float) -> tuple[Array, Array]:
+    """Newton's method to the MAP of a logistic likelihood under the Gaussian prior ``(mean, precision)``;
+    returns the Laplace posterior's mean and precision. ``y`` may be soft labels in [0, 1]. Shared by the
+    violation forecaster and slo-rl's capacity model, which differ only in their features and labels."""
+    w = mean.copy()
+    for _ in range(iters):
+        p = _sigmoid(Phi @ w)
+        grad = Phi.T @ (p - y) + precision @ (w - mean)
+        hess = (Phi * (p * (1 - p))[:, None]).T @ Phi + precision
+        step = np.linalg.solve(hess, grad)
+        w = w - step
+        if np.max(np.abs(step)) < tol:
+            break
+    p = _sigmoid(Phi @ w)
+    return w, (Phi * (p * (1 - p))[:, None]).T @ Phi + precision
+
+
+def moderated_probability(Phi: Array, mean: Array, covariance: Array) -> Array:
+    """Posterior predictive probability with the probit approximation (MacKay): the weights' uncertainty
+    pulls predictions towards 0.5."""
+    mu = Phi @ mean
+    var = np.einsum("ij,jk,ik->i", Phi, covariance, Phi)
+    return _sigmoid(mu / np.sqrt(1.0 + math.pi * var / 8.0))
+
+
 class BayesianLogisticRegression:
     """Logistic regression with a Gaussian prior, Laplace posterior and sequential updates."""
 
@@ -85,28 +111,13 @@ class BayesianLogisticRegression:
             raise ValueError("labels must be 0 or 1")
         if Phi.shape[1] != self.dim + 1:
             raise ValueError(f"expected {self.dim} features, got {Phi.shape[1] - 1}")
-        m0, S0inv = self.mean, self.precision
-        w = m0.copy()
-        for _ in range(self.newton_iters):
-            p = _sigmoid(Phi @ w)
-            grad = Phi.T @ (p - y) + S0inv @ (w - m0)
-            hess = (Phi * (p * (1 - p))[:, None]).T @ Phi + S0inv
-            step = np.linalg.solve(hess, grad)
-            w = w - step
-            if np.max(np.abs(step)) < 1e-9:
-                break
-        p = _sigmoid(Phi @ w)
-        self.mean = w
-        self.precision = (Phi * (p * (1 - p))[:, None]).T @ Phi + S0inv
+        self.mean, self.precision = laplace_logistic_update(Phi, y, self.mean, self.precision, self.newton_iters, 1e-9)
         self.samples += len(y)
         return self
 
     def predict_proba(self, X: Array) -> Array:
         """Posterior predictive probability, moderated by the weights' uncertainty."""
-        Phi = self._design(X)
-        mu = Phi @ self.mean
-        var = np.einsum("ij,jk,ik->i", Phi, self.covariance, Phi)
-        return _sigmoid(mu / np.sqrt(1.0 + math.pi * var / 8.0))
+        return moderated_probability(self._design(X), self.mean, self.covariance)
 
 
 def violation_features(history: Sequence[Observation], objective: Objective) -> Array:

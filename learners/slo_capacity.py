@@ -44,11 +44,11 @@ from typing import Any
 
 import numpy as np
 
+from learners.predict import _sigmoid, laplace_logistic_update, moderated_probability
+
 Array = np.ndarray
 
 
-def _sigmoid(z: Array) -> Array:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 @dataclass(frozen=True)
@@ -104,19 +104,8 @@ class CapacityModel:
         y = np.clip(np.asarray(y, float).ravel(), 0.0, 1.0)
         if Phi.shape != (y.size, self.dim + 1):
             raise ValueError(f"expected {y.size} rows of {self.dim} features, got {Phi.shape[0]} x {Phi.shape[1] - 1}")
-        m0, P0 = self.mean, self.forgotten_precision(y.size)
-        w = m0.copy()
-        for _ in range(self.s.newton_iters):
-            p = _sigmoid(Phi @ w)
-            grad = Phi.T @ (p - y) + P0 @ (w - m0)
-            hess = (Phi * (p * (1 - p))[:, None]).T @ Phi + P0
-            step = np.linalg.solve(hess, grad)
-            w = w - step
-            if np.max(np.abs(step)) < 1e-8:
-                break
-        p = _sigmoid(Phi @ w)
-        self.mean = w
-        self.precision = (Phi * (p * (1 - p))[:, None]).T @ Phi + P0
+        self.mean, self.precision = laplace_logistic_update(Phi, y, self.mean, self.forgotten_precision(y.size),
+                                                            self.s.newton_iters, 1e-8)
         self._cov = np.linalg.inv(self.precision)
         self.samples += y.size
 
@@ -132,10 +121,7 @@ class CapacityModel:
 
     def predict(self, X: Array) -> Array:
         """Posterior predictive P(above target), moderated by the weights' uncertainty."""
-        Phi = self._design(X)
-        mu = Phi @ self.mean
-        var = np.einsum("ij,jk,ik->i", Phi, self._cov, Phi)
-        return _sigmoid(mu / np.sqrt(1.0 + math.pi * var / 8.0))
+        return moderated_probability(self._design(X), self.mean, self._cov)
 
     def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "precision": self.precision.tolist(), "samples": self.samples}
