@@ -98,14 +98,19 @@ class CapacityModel:
             return 1.0 if not math.isfinite(tail) else 0.0
         return float(_sigmoid(np.array(self.s.sharpness * math.log(tail / target))))
 
-    def update(self, X: Array, y: Array) -> None:
-        """Laplace posterior after ``(X, y)`` with the current posterior as the prior (y in [0, 1])."""
+    def update(self, X: Array, y: Array, *, elapsed: int | None = None) -> None:
+        """Laplace posterior after ``(X, y)`` with the current posterior as the prior (y in [0, 1]).
+
+        ``elapsed``: how many intervals of this workload's time the rows cover, for forgetting (default:
+        one per row). Rows a peer of the workload class observed while this workload's own intervals went
+        by cover none: its own updates already forgot that time, and forgetting per peer row would make
+        a member of a class of k forget k times as fast as one alone."""
         Phi = self._design(X)
         y = np.clip(np.asarray(y, float).ravel(), 0.0, 1.0)
         if Phi.shape != (y.size, self.dim + 1):
             raise ValueError(f"expected {y.size} rows of {self.dim} features, got {Phi.shape[0]} x {Phi.shape[1] - 1}")
-        self.mean, self.precision = laplace_logistic_update(Phi, y, self.mean, self.forgotten_precision(y.size),
-                                                            self.s.newton_iters, 1e-8)
+        prior = self.forgotten_precision(y.size if elapsed is None else elapsed)
+        self.mean, self.precision = laplace_logistic_update(Phi, y, self.mean, prior, self.s.newton_iters, 1e-8)
         self._cov = np.linalg.inv(self.precision)
         self.samples += y.size
 

@@ -416,7 +416,8 @@ class SloRl:
         rows and the cold start are taken; this workload's own demand forecast and burst state stay."""
         cx = [row for b in batches for row in b["capacity_x"]]
         if cx:
-            self.capacity.update(np.asarray(cx, float), np.asarray([y for b in batches for y in b["capacity_y"]]))
+            self.capacity.update(np.asarray(cx, float), np.asarray([y for b in batches for y in b["capacity_y"]]),
+                                 elapsed=None if demand else 0)
         ax = [row for b in batches for row in b["alarm_x"]]
         if ax:
             model = self.alarm_model.model

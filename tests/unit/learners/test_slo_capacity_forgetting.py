@@ -111,3 +111,20 @@ def test_a_checkpoint_trained_before_forgetting_loads_and_starts_forgetting():
     assert np.all(np.linalg.eigvalsh(loaded - forgotten) >= -1e-9)
     assert np.trace(forgotten) < 0.5 * np.trace(loaded)  # a memory's worth of intervals halves it at least
     assert np.all(np.isfinite(model.predict(np.zeros((1, model.dim)))))
+
+
+def test_rows_that_cover_no_elapsed_time_are_not_forgotten_for():
+    """A class peer's rows (``elapsed=0``, :mod:`learners.sharing`) add evidence without ageing the
+    posterior: the update equals one without forgetting, and differs from one that ages per row."""
+    rng = np.random.default_rng(0)
+    base_x, base_y = _rows(rng, 500, 0.2)
+    peer_x, peer_y = _rows(rng, 200, 0.2)
+    models = [CapacityModel(1, CapacitySettings(forgetting=f)) for f in (0.99, 1.0, 0.99)]
+    for m in models:
+        m.update(base_x, base_y, elapsed=0)
+    models[0].update(peer_x, peer_y, elapsed=0)
+    models[1].update(peer_x, peer_y)
+    models[2].update(peer_x, peer_y)
+    np.testing.assert_allclose(models[0].precision, models[1].precision)
+    np.testing.assert_allclose(models[0].mean, models[1].mean)
+    assert np.trace(models[2].precision) < 0.9 * np.trace(models[0].precision)
