@@ -3,15 +3,29 @@ interval and the 10% verdict are those of the seeds' spread."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 
-from scripts.fidelity import interval, read_rows, summarise_pollux, within_band
 from simulator.datasets import data_path
 from simulator.training import load_paper_result
 
 POLLUX = data_path("pollux")
+
+def _load_script(name: str):
+    """scripts/ is not an installed package (CI runs from a clean clone without PYTHONPATH): load by path."""
+    path = Path(__file__).resolve().parents[3] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"autocm_scripts_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_fidelity = _load_script("fidelity")
+interval, read_rows, summarise_pollux, within_band = (
+    _fidelity.interval, _fidelity.read_rows, _fidelity.summarise_pollux, _fidelity.within_band)
 HEADER = " load  workload  seed   ours_s  paper_s  ratio  wall_s\n"
 SUMMARY = (" load  workload seeds   mean_s  +-95%  paper_s  ratio\n"
            "  0.5         6     1     1317    nan     1288  1.023\n")  # 7 fields too: must not be read as a run
