@@ -86,12 +86,20 @@ PRETRAINED = " (pretrained)"
 
 
 def pretrained_plans(plan: list[Plan], folder: Path, scenario: str) -> list[Plan]:
-    """``P (pretrained)`` for every policy P of ``plan`` with ``folder/<P>-<scenario>.ckpt``."""
+    """``P (pretrained)`` for every policy P of ``plan`` with ``folder/<P>-<scenario>.ckpt``, run with the
+    settings the checkpoint was trained with (its provenance's ``settings``; default settings if none)."""
+    from controller.checkpoint import CheckpointError, decode
+
     out = []
     for name in dict.fromkeys(p.learner for p in plan if p.group == p.learner and p.group not in RULE_SWEEPS):
         path = folder / checkpoint_name(name, scenario)
         if path.is_file():
-            out.append(Plan(name + PRETRAINED, name, {}, name + PRETRAINED, str(path.resolve())))
+            try:
+                prov = decode(path.read_bytes(), name).state.get("provenance") or {}
+            except CheckpointError as exc:
+                raise ValueError(f"--pretrained: {path}: {exc}") from None
+            settings = dict(prov.get("settings") or {})
+            out.append(Plan(name + PRETRAINED, name, settings, name + PRETRAINED, str(path.resolve())))
     return out
 
 
@@ -111,7 +119,7 @@ def check_checkpoints(scen: Scenario, extra: list[Plan]) -> dict[str, dict[str, 
                 decode(blob, p.learner, space)
             except CheckpointError as exc:
                 raise ValueError(f"--pretrained: {p.checkpoint} does not fit scenario {scen.name}: {exc}") from None
-        out[p.group] = {"path": p.checkpoint, "sha256": hashlib.sha256(blob).hexdigest()}
+        out[p.group] = {"path": p.checkpoint, "sha256": hashlib.sha256(blob).hexdigest(), "settings": p.settings}
     return out
 
 

@@ -56,7 +56,8 @@ def test_pretrained_row_runs_from_the_checkpoint_and_records_its_hash(tmp_path):
     assert {"slo-rl", "slo-rl (pretrained)", "static"} == set(pols)  # static has no checkpoint: no extra row
     path = ckpt / "slo-rl-step.ckpt"
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert pols["slo-rl (pretrained)"]["checkpoint"] == {"path": str(path.resolve()), "sha256": sha}
+    assert pols["slo-rl (pretrained)"]["checkpoint"] == {"path": str(path.resolve()), "sha256": sha,
+                                                        "settings": {}}
     assert suite["pretrained"]["checkpoints"]["step"]["slo-rl (pretrained)"]["sha256"] == sha
     assert "checkpoint" not in pols["slo-rl"]
     scratch, pre = pols["slo-rl"], pols["slo-rl (pretrained)"]
@@ -64,6 +65,18 @@ def test_pretrained_row_runs_from_the_checkpoint_and_records_its_hash(tmp_path):
     assert (scratch["gpu_hours_per_seed"], scratch["attainment_per_seed"]) != \
         (pre["gpu_hours_per_seed"], pre["attainment_per_seed"])
     assert "slo-rl (pretrained)" in (tmp_path / "b" / "summary.md").read_text()
+
+
+def test_the_pretrained_row_runs_with_the_settings_it_was_trained_with(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    r = CliRunner().invoke(main, ["bench", "pretrain", "--quick", "--seeds", "1", "--scenarios", "knob-tp",
+                                  "--set", "risk=0.1", "--out", str(ckpt), "-q"])
+    assert r.exit_code == 0, r.output
+    assert decode((ckpt / "slo-rl-knob-tp.ckpt").read_bytes()).state["provenance"]["settings"] == {"risk": 0.1}
+    res = _bench(tmp_path / "b", ckpt, scenario="knob-tp")
+    assert res.exit_code == 0, res.output
+    pols = json.loads((tmp_path / "b" / "suite.json").read_text())["scenarios"]["knob-tp"]["policies"]
+    assert pols["slo-rl (pretrained)"]["checkpoint"]["settings"] == {"risk": 0.1}
 
 
 def _one_error_line(res) -> str:
