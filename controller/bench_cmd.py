@@ -113,12 +113,17 @@ def split_cmd(out: Path, seeds: int, quick: bool, debug: bool) -> None:
 @click.option("--scenarios", default=None, metavar="A,B,...",
               help="Only these suite scenarios (those with a training side: all but cluster).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A learner setting (repeatable).")
+@click.option("--choose", "choose_spec", default=None, metavar="KEY=V1,V2,...",
+              help="Per scenario, the first of these values of one setting whose --validate further TRAINING "
+                   "seeds all meet the SLO (training side only).")
+@click.option("--validate", type=click.IntRange(min=1, max=50), default=3, show_default=True,
+              help="With --choose: validation episodes on training seeds K+1, K+2, ...")
 @click.option("--quick", is_flag=True, help="Train on the short (--quick) training scenarios.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-episode lines.")
 @click.option("--debug", is_flag=True, hidden=True)
 @friendly_errors
-def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None, sets: tuple[str, ...], quick: bool,
-                 quiet: bool, debug: bool) -> None:
+def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None, sets: tuple[str, ...],
+                 choose_spec: str | None, validate: int, quick: bool, quiet: bool, debug: bool) -> None:
     """Pretrain a learner per suite scenario on the TRAINING side only, for `bench inference --pretrained`.
 
     \b
@@ -130,5 +135,21 @@ def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None
 
     names = [s.strip() for s in scenarios.split(",")] if scenarios else None
     say = (lambda _m: None) if quiet else click.echo
-    for t in pretrain_suite(out, learner_name, seeds, names, quick, _parse_sets(sets), say):
-        click.echo(f"checkpoint: {t.path} (from {', '.join(p.name for p in t.files)})")
+    chooser = None
+    if choose_spec:
+        key, _sep, raw = choose_spec.partition("=")
+        key = key.strip()
+        if not key or not raw:
+            raise ValueError(f"--choose: expected KEY=V1,V2,..., got {choose_spec!r}")
+        values = [_parse_sets((f"{key}={v}",))[key] for v in raw.split(",")]
+        chooser = (key, values, validate)
+    for t in pretrain_suite(out, learner_name, seeds, names, quick, _parse_sets(sets), say, chooser):
+        chosen = t.validation and decode_settings(t.path)
+        click.echo(f"checkpoint: {t.path} (from {', '.join(p.name for p in t.files)})"
+                   + (f", settings {chosen}" if chosen else ""))
+
+
+def decode_settings(path: Path) -> dict[str, Any]:
+    from controller.checkpoint import decode
+
+    return dict(decode(path.read_bytes()).state.get("provenance", {}).get("settings") or {})

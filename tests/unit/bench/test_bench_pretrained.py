@@ -100,3 +100,21 @@ def test_a_missing_or_empty_folder_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     line = _one_error_line(_bench(tmp_path / "b", tmp_path / "empty"))
     assert "--pretrained" in line and "slo-rl-step.ckpt" not in line and "<policy>-<scenario>.ckpt" in line
+
+
+def test_choose_validates_on_later_training_seeds_and_keeps_the_checkpoint_of_seed_k(tmp_path):
+    from simulator.bench.pretrain import choose
+
+    seen = []
+    t = choose(by_name(["knob-tp"])[0], tmp_path, "slo-rl", 2, "risk", [0.2, 0.05], validate=2, quick=True,
+               say=seen.append)
+    assert [e["seed"] for e in t.episodes] == [1, 2] and [e["seed"] for e in t.validation] == [3, 4]
+    prov = decode(t.path.read_bytes(), "slo-rl").state["provenance"]
+    assert [e["seed"] for e in prov["episodes"]] == [1, 2]  # the checkpoint is taken before validation
+    assert prov["sources_sha256"] == sources_digest(t.sources)
+    kept = prov["settings"]["risk"]
+    verdicts = [line for line in seen if "validation" in line]
+    # the first value whose validation meets the SLO, or the last one tried
+    assert verdicts[-1].startswith(f"knob-tp: risk={kept}:")
+    assert all("misses" in line for line in verdicts[:-1])
+    assert t.path == tmp_path / "slo-rl-knob-tp.ckpt"
