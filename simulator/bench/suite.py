@@ -103,7 +103,7 @@ def pretrained_plans(plan: list[Plan], folder: Path, scenario: str) -> list[Plan
     return out
 
 
-def check_checkpoints(scen: Scenario, extra: list[Plan]) -> dict[str, dict[str, str]]:
+def check_checkpoints(scen: Scenario, extra: list[Plan]) -> dict[str, dict[str, Any]]:
     """Refuse (ValueError, one line naming the file) a checkpoint that is not for its policy or whose knob
     grid is not every service's of ``scen``; the provenance (path, SHA-256) of those that are."""
     from controller.checkpoint import CheckpointError, decode
@@ -230,7 +230,7 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
                      None))
     plan = plans(quick, only)
     per_scenario = {name: plan for name, *_ in work}
-    provenance: dict[str, dict[str, dict[str, str]]] = {}
+    provenance: dict[str, dict[str, dict[str, Any]]] = {}
     if pretrained is not None:
         if not pretrained.is_dir():
             raise ValueError(f"--pretrained: {pretrained} is not a folder")
