@@ -41,11 +41,14 @@ def bench() -> None:
                    "suite's. Repeatable. With --scenarios none, only yours run.")
 @click.option("--policies", default=None, metavar="A,B,...", help="Only these registered policies.")
 @click.option("--no-oracle", is_flag=True, help="Skip the oracle's bound and replay.")
+@click.option("--pretrained", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Also run each policy P from DIR/<P>-<scenario>.ckpt where that file exists, as the row "
+                   "'P (pretrained)' (autocm bench pretrain writes such a folder from the training side).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, hidden=True)
 @friendly_errors
 def inference(out: Path, quick: bool, seeds: int, scenarios: str | None, user: tuple[str, ...],
-              policies: str | None, no_oracle: bool, quiet: bool, debug: bool) -> None:
+              policies: str | None, no_oracle: bool, pretrained: Path | None, quiet: bool, debug: bool) -> None:
     """Run every registered inference policy on the held-out suite and write a report to --out.
 
     \b
@@ -53,6 +56,7 @@ def inference(out: Path, quick: bool, seeds: int, scenarios: str | None, user: t
       autocm bench inference --quick --out reports/bench-quick
       autocm bench inference --seeds 3 --out reports/bench
       autocm bench inference --scenarios none --scenario my.yaml --out reports/mine
+      autocm bench pretrain --out ckpt/ && autocm bench inference --pretrained ckpt/ --out reports/bench
     """
     from simulator.bench.suite import inference_policies, run_suite
     from simulator.bench.summary import markdown_table
@@ -68,7 +72,7 @@ def inference(out: Path, quick: bool, seeds: int, scenarios: str | None, user: t
         if unknown:
             raise ValueError(f"--policies: {unknown} not registered for inference; known: {inference_policies()}")
     report = run_suite(out, quick=quick, seeds=seeds, names=names, user=user, only=only, progress=not quiet,
-                       oracle=not no_oracle)
+                       oracle=not no_oracle, pretrained=pretrained)
     for name, scn in report["scenarios"].items():
         click.echo(f"\n{name}\n{markdown_table(scn)}")
     click.echo(f"\nreport: {out}/summary.md  ({report['wall_s']:.0f} s)")
@@ -97,3 +101,55 @@ def split_cmd(out: Path, seeds: int, quick: bool, debug: bool) -> None:
         for seed in range(TRAIN_SEED0, TRAIN_SEED0 + seeds):
             path, _ = b.write(out, TRAIN, seed, quick)
             click.echo(str(path))
+
+
+@bench.command("pretrain")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the checkpoints (<learner>-<scenario>.ckpt) and, under train/, the training "
+                   "scenarios they came from.")
+@click.option("--learner", "learner_name", default="slo-rl", show_default=True, help="Registered learner to train.")
+@click.option("--seeds", type=click.IntRange(min=1, max=99), default=3, show_default=True,
+              help="Training seeds 1..K: one episode on each training scenario, in order.")
+@click.option("--scenarios", default=None, metavar="A,B,...",
+              help="Only these suite scenarios (those with a training side: all but cluster).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A learner setting (repeatable).")
+@click.option("--choose", "choose_spec", default=None, metavar="KEY=V1,V2,...",
+              help="Per scenario, the first of these values of one setting whose --validate further TRAINING "
+                   "seeds all meet the SLO (training side only).")
+@click.option("--validate", type=click.IntRange(min=1, max=50), default=3, show_default=True,
+              help="With --choose: validation episodes on training seeds K+1, K+2, ...")
+@click.option("--quick", is_flag=True, help="Train on the short (--quick) training scenarios.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-episode lines.")
+@click.option("--debug", is_flag=True, hidden=True)
+@friendly_errors
+def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None, sets: tuple[str, ...],
+                 choose_spec: str | None, validate: int, quick: bool, quiet: bool, debug: bool) -> None:
+    """Pretrain a learner per suite scenario on the TRAINING side only, for `bench inference --pretrained`.
+
+    \b
+      autocm bench pretrain --out ckpt/ --seeds 3
+      autocm bench inference --pretrained ckpt/ --out reports/bench
+    """
+    from controller.cli import _parse_sets
+    from simulator.bench.pretrain import pretrain_suite
+
+    names = [s.strip() for s in scenarios.split(",")] if scenarios else None
+    say = (lambda _m: None) if quiet else click.echo
+    chooser = None
+    if choose_spec:
+        key, _sep, raw = choose_spec.partition("=")
+        key = key.strip()
+        if not key or not raw:
+            raise ValueError(f"--choose: expected KEY=V1,V2,..., got {choose_spec!r}")
+        values = [_parse_sets((f"{key}={v}",))[key] for v in raw.split(",")]
+        chooser = (key, values, validate)
+    for t in pretrain_suite(out, learner_name, seeds, names, quick, _parse_sets(sets), say, chooser):
+        chosen = t.validation and decode_settings(t.path)
+        click.echo(f"checkpoint: {t.path} (from {', '.join(p.name for p in t.files)})"
+                   + (f", settings {chosen}" if chosen else ""))
+
+
+def decode_settings(path: Path) -> dict[str, Any]:
+    from controller.checkpoint import decode
+
+    return dict(decode(path.read_bytes()).state.get("provenance", {}).get("settings") or {})

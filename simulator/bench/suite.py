@@ -12,13 +12,18 @@ Per scenario and seed it runs
   scenario's 60 s grid) and its schedule replayed in the simulator, with the cheapest headroom that
   makes the replay pass (:mod:`simulator.inference.oracle_replay`).
 
-and writes ``suite.json`` and ``summary.md`` (with plots) to the output folder. Ratios are of mean
+With ``pretrained=DIR``, every policy P that has a checkpoint ``DIR/<P>-<scenario>.ckpt`` also runs
+from it, as the extra row ``P (pretrained)`` (the from-scratch row stays); the checkpoint's path and
+SHA-256 go into ``suite.json``. ``autocm bench pretrain`` writes such a folder from the training side.
+
+It writes ``suite.json`` and ``summary.md`` (with plots) to the output folder. Ratios are of mean
 GPU-hours over seeds. The bound's ratio is shown only for policies on its grid (those that change
 the configuration at most once per control interval); faster rules get ``off-grid``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -27,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from simulator.bench.pretrain import checkpoint_name
 from simulator.bench.scenarios import BenchScenario, by_name
 from simulator.bench.split import EVAL, EVAL_SEED0
 from simulator.results import RunResult
@@ -59,6 +65,7 @@ class Plan:
     learner: str
     settings: dict[str, Any]
     label: str
+    checkpoint: str | None = None
 
 
 def plans(quick: bool, only: Sequence[str] | None = None) -> list[Plan]:
@@ -72,6 +79,47 @@ def plans(quick: bool, only: Sequence[str] | None = None) -> list[Plan]:
             out += [Plan(name, name, {**base, key: v}, f"{name} ({key}={v:g})") for v in values]
         else:
             out.append(Plan(name, name, {}, name))
+    return out
+
+
+PRETRAINED = " (pretrained)"
+
+
+def pretrained_plans(plan: list[Plan], folder: Path, scenario: str) -> list[Plan]:
+    """``P (pretrained)`` for every policy P of ``plan`` with ``folder/<P>-<scenario>.ckpt``, run with the
+    settings the checkpoint was trained with (its provenance's ``settings``; default settings if none)."""
+    from controller.checkpoint import CheckpointError, decode
+
+    out = []
+    for name in dict.fromkeys(p.learner for p in plan if p.group == p.learner and p.group not in RULE_SWEEPS):
+        path = folder / checkpoint_name(name, scenario)
+        if path.is_file():
+            try:
+                prov = decode(path.read_bytes(), name).state.get("provenance") or {}
+            except CheckpointError as exc:
+                raise ValueError(f"--pretrained: {path}: {exc}") from None
+            settings = dict(prov.get("settings") or {})
+            out.append(Plan(name + PRETRAINED, name, settings, name + PRETRAINED, str(path.resolve())))
+    return out
+
+
+def check_checkpoints(scen: Scenario, extra: list[Plan]) -> dict[str, dict[str, Any]]:
+    """Refuse (ValueError, one line naming the file) a checkpoint that is not for its policy or whose knob
+    grid is not every service's of ``scen``; the provenance (path, SHA-256) of those that are."""
+    from controller.checkpoint import CheckpointError, decode
+    from simulator.workloads import _build_service
+
+    spaces = [_build_service(scen, spec, scen.seed).space for spec in scen.inference]
+    out = {}
+    for p in extra:
+        assert p.checkpoint is not None
+        blob = Path(p.checkpoint).read_bytes()
+        for space in spaces:
+            try:
+                decode(blob, p.learner, space)
+            except CheckpointError as exc:
+                raise ValueError(f"--pretrained: {p.checkpoint} does not fit scenario {scen.name}: {exc}") from None
+        out[p.group] = {"path": p.checkpoint, "sha256": hashlib.sha256(blob).hexdigest(), "settings": p.settings}
     return out
 
 
@@ -155,7 +203,7 @@ def _user_scenario(path: str) -> Scenario:
 
 def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[str] | None = None,
               user: Sequence[str] = (), only: Sequence[str] | None = None, progress: bool = True,
-              oracle: bool = True, premises: bool | None = None) -> dict[str, Any]:
+              oracle: bool = True, premises: bool | None = None, pretrained: Path | None = None) -> dict[str, Any]:
     """Run the suite; write ``suite.json`` and ``summary.md`` under ``out``; return the JSON.
 
     ``premises`` (default: not in quick mode): on the first seed of scenarios up to 2 h, check the oracle's
@@ -181,10 +229,24 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
         work.append((s.name, s.raw["description"].strip(), [replace(s, raw={**s.raw, "seed": sd}) for sd in seed_list],
                      None))
     plan = plans(quick, only)
-    total = len(work) * len(seed_list) * (len(plan) + (1 if oracle else 0))
+    per_scenario = {name: plan for name, *_ in work}
+    provenance: dict[str, dict[str, dict[str, Any]]] = {}
+    if pretrained is not None:
+        if not pretrained.is_dir():
+            raise ValueError(f"--pretrained: {pretrained} is not a folder")
+        for name, _d, scens, _b in work:  # every checkpoint is checked before the first run
+            extra = pretrained_plans(plan, pretrained, name)
+            provenance[name] = check_checkpoints(scens[0], extra)
+            per_scenario[name] = plan + extra
+        if not any(provenance.values()):
+            raise ValueError(f"--pretrained: {pretrained} holds no <policy>-<scenario>.ckpt for these policies and "
+                             f"scenarios (names: {checkpoint_name('<policy>', '<scenario>')})")
+    total = sum(len(per_scenario[name]) + (1 if oracle else 0) for name, *_ in work) * len(seed_list)
     bar = _Bar(total, progress)
     report: dict[str, Any] = {"quick": quick, "seeds": seed_list, "policies": inference_policies(),
-                              "rule_sweeps": {k: list(v[2]) for k, v in RULE_SWEEPS.items()}, "scenarios": {}}
+                              "rule_sweeps": {k: list(v[2]) for k, v in RULE_SWEEPS.items()}, "scenarios": {},
+                              "pretrained": ({"folder": str(pretrained.resolve()), "checkpoints": provenance}
+                                             if pretrained is not None else None)}
     t_suite = time.perf_counter()
     checks: dict[str, Any] = {}
     try:
@@ -193,9 +255,9 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
             skipped: dict[str, str] = {}
             brackets = []
             for scen in scens:
-                for p in plan:
+                for p in per_scenario[name]:
                     bar.step(f"{name} s{scen.seed} {p.label}")
-                    prun = PolicyRun(p.label, p.learner, p.settings, group=p.group)
+                    prun = PolicyRun(p.label, p.learner, p.settings, group=p.group, checkpoint=p.checkpoint)
                     if p.group in skipped:
                         bar.done()
                         continue
@@ -225,7 +287,10 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
                     if premises and scen is scens[0] and float(scen.raw.get("duration_s", 0)) <= 7200:
                         checks[name] = premise_report(scen, scen.seed, oracles)
                     bar.done()
-            report["scenarios"][name] = _summarise(name, description, scens, runs, brackets, plan)
+            report["scenarios"][name] = _summarise(name, description, scens, runs, brackets, per_scenario[name])
+            for group, ck in provenance.get(name, {}).items():
+                if group in report["scenarios"][name]["policies"]:
+                    report["scenarios"][name]["policies"][group]["checkpoint"] = ck
             report["scenarios"][name]["not_applicable"] = skipped
             report["scenarios"][name]["oracle"]["premise_check"] = checks.get(name)
     finally:

@@ -112,6 +112,12 @@ def write_summary(out: Path, report: dict[str, Any]) -> Path:
         parts += [f"## {name}", "", scn["description"], "",
                   f"Best tuned reactive rule: {scn['best_rule_setting'] or 'none met the SLO on every seed'}.", "",
                   oracle_line(scn), "", markdown_table(scn), ""]
+        for group, p in scn["policies"].items():
+            ck = p.get("checkpoint")
+            if ck:
+                parts += [f"- {group}: checkpoint {ck['path']} (SHA-256 {ck['sha256']}), settings {ck['settings']}"]
+        if any(p.get("checkpoint") for p in scn["policies"].values()):
+            parts += [""]
         for group, why in scn.get("not_applicable", {}).items():
             parts += [f"- {group}: not applicable here ({why})"]
         if scn.get("not_applicable"):

@@ -1,0 +1,139 @@
+"""``autocm bench pretrain``: one checkpoint per suite scenario, trained on its TRAINING side only.
+
+For each scenario of :data:`simulator.bench.scenarios.TRAINING` it writes the training scenarios
+(first halves of the trace and shapes, training seeds 1..K: the files ``autocm bench split`` writes)
+and runs one learner through them in order, one episode per file, keeping what it learned between
+files; the result is ``DIR/<learner>-<scenario>.ckpt``, the name ``autocm bench inference
+--pretrained DIR`` looks for. The checkpoint's provenance names every training file, its SHA-256 and
+the SHA-256 of the source rows and shape seconds its traces used, so a reader (and a test) can check
+that no evaluation data went in.
+
+``--choose KEY=V1,V2,...`` picks one learner setting per scenario on the training side only: for each
+value in order, train on seeds 1..K and run ``--validate`` more training seeds (K+1, ...) from there,
+as an evaluation run would (learning online); the first value whose validation episodes all meet the
+scenario's SLO is kept (the last value if none does), and its checkpoint is the one after seed K.
+
+``cluster`` has no training side (its services' knob grids differ from every training scenario's, so
+no checkpoint trained elsewhere would load there): it gets no checkpoint and no pretrained row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simulator.bench.scenarios import TRAINING, BenchScenario
+from simulator.bench.split import TRAIN, TRAIN_SEED0
+
+
+def checkpoint_name(policy: str, scenario: str) -> str:
+    """The file ``--pretrained DIR`` looks for: ``<policy>-<scenario>.ckpt``."""
+    return f"{policy}-{scenario}.ckpt"
+
+
+def sources_digest(sources: frozenset[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(sources)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Trained:
+    scenario: str
+    path: Path
+    files: tuple[Path, ...]
+    sources: frozenset[str]
+    """Every source row / shape second the training traces used (the split's provenance hashes)."""
+    episodes: tuple[dict[str, Any], ...]
+    validation: tuple[dict[str, Any], ...] = ()
+    """Episodes on training seeds K+1.. after the checkpoint was taken (not in it)."""
+
+
+def pretrain_one(b: BenchScenario, out: Path, learner_name: str, seeds: int, quick: bool = False,
+                 settings: Mapping[str, Any] | None = None,
+                 say: Callable[[str], None] = lambda _m: None, validate: int = 0) -> Trained:
+    """Train ``learner_name`` on ``b``'s training scenarios (seeds 1..``seeds``), one episode each; then,
+    with ``validate``, run that many further training seeds (their results in ``Trained.validation``)."""
+    from simulator.pretrain import make_learner, run_episode
+    from simulator.scenario import load
+
+    all_seeds = range(TRAIN_SEED0, TRAIN_SEED0 + seeds + validate)
+    written = [b.write(out / "train", TRAIN, seed, quick) for seed in all_seeds]
+    learner = space = None
+    sources: frozenset[str] = frozenset()
+    episodes = []
+    target = out / checkpoint_name(learner_name, b.name)
+    for k, ((path, used), seed) in enumerate(zip(written, all_seeds, strict=True)):
+        if k == seeds:
+            _save(learner, space, learner_name, b, settings, quick, episodes, sources, target)
+        scen = load(path)
+        if learner is None:
+            learner, space, _ = make_learner(scen, learner_name, settings, seed)
+        t0 = time.perf_counter()
+        s = run_episode(scen, learner, learner_name, seed)
+        ep = {"file": path.name, "file_sha256": scen.digest, "seed": seed, "sources_sha256": sources_digest(used),
+              "slo_attainment": s["slo_attainment"], "gpu_hours": s["gpu_hours"], "wall_s": time.perf_counter() - t0}
+        episodes.append(ep)
+        if k < seeds:
+            sources |= used
+        say(f"{b.name}: {path.name} attainment {ep['slo_attainment']:.4f}, {ep['gpu_hours']:.1f} GPU-h, "
+            f"{ep['wall_s']:.0f} s")
+    if not validate:
+        _save(learner, space, learner_name, b, settings, quick, episodes, sources, target)
+    return Trained(b.name, target, tuple(p for p, _ in written[:seeds]), sources, tuple(episodes[:seeds]),
+                   tuple(episodes[seeds:]))
+
+
+def _save(learner: Any, space: Any, learner_name: str, b: BenchScenario, settings: Mapping[str, Any] | None,
+          quick: bool, episodes: list[dict[str, Any]], sources: frozenset[str], target: Path) -> None:
+    from controller.checkpoint import encode
+    from simulator.pretrain import Pretrained, save
+
+    state = dict(learner.state_dict())
+    state["provenance"] = {"bench_scenario": b.name, "side": TRAIN, "learner": learner_name,
+                           "settings": dict(settings or {}), "quick": quick, "episodes": list(episodes),
+                           "sources_sha256": sources_digest(sources)}
+    save(Pretrained(learner_name, encode(learner_name, space, state, samples=len(episodes))), target)
+
+
+def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, key: str, values: Sequence[Any],
+           validate: int, quick: bool = False, settings: Mapping[str, Any] | None = None,
+           say: Callable[[str], None] = lambda _m: None) -> Trained:
+    """The first of ``values`` for setting ``key`` whose ``validate`` held-out TRAINING episodes all meet
+    ``b``'s SLO (the last value if none does); its checkpoint is copied to ``out``."""
+    from simulator.scenario import load
+
+    result = None
+    for v in values:
+        folder = out / "candidates" / f"{b.name}-{key}={v}"
+        result = pretrain_one(b, folder, learner_name, seeds, quick, {**(settings or {}), key: v}, say, validate)
+        aim = float(load(result.files[0]).inference[0]["slo"]["attainment"])
+        ok = all(e["slo_attainment"] >= aim for e in result.validation)
+        say(f"{b.name}: {key}={v}: validation (training seeds {[e['seed'] for e in result.validation]}) "
+            f"attainment {[round(e['slo_attainment'], 4) for e in result.validation]} "
+            f"{'meets' if ok else 'misses'} {aim}")
+        if ok:
+            break
+    assert result is not None
+    target = out / result.path.name
+    shutil.copyfile(result.path, target)
+    return Trained(result.scenario, target, result.files, result.sources, result.episodes, result.validation)
+
+
+def pretrain_suite(out: Path, learner_name: str = "slo-rl", seeds: int = 3, names: Sequence[str] | None = None,
+                   quick: bool = False, settings: Mapping[str, Any] | None = None,
+                   say: Callable[[str], None] = lambda _m: None,
+                   chooser: tuple[str, Sequence[Any], int] | None = None) -> list[Trained]:
+    """``chooser``: (setting, values, validation seeds) for :func:`choose`, per scenario."""
+    known = {b.name: b for b in TRAINING}
+    chosen = list(names) if names else list(known)
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        raise ValueError(f"--scenarios: {unknown} have no training side; these do: {list(known)}")
+    if chooser is None:
+        return [pretrain_one(known[n], out, learner_name, seeds, quick, settings, say) for n in chosen]
+    key, values, validate = chooser
+    return [choose(known[n], out, learner_name, seeds, key, values, validate, quick, settings, say) for n in chosen]

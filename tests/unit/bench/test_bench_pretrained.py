@@ -1,0 +1,120 @@
+"""`autocm bench pretrain` trains on the training side only, and `autocm bench inference --pretrained DIR`
+adds a row that runs from the checkpoint, records its hash, and refuses one that does not fit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+from click.testing import CliRunner
+
+from controller.checkpoint import decode
+from controller.cli import main
+from simulator.bench.pretrain import checkpoint_name, pretrain_suite, sources_digest
+from simulator.bench.scenarios import SCENARIOS, by_name
+from simulator.bench.split import EVAL, EVAL_SEED0, TRAIN, TRAIN_SEED0
+
+
+def test_pretraining_reads_only_training_side_files(tmp_path):
+    trained = pretrain_suite(tmp_path / "ckpt", "slo-rl", seeds=2, names=["code-trace", "knob-tp"], quick=True)
+    eval_sources: set[str] = set()
+    for b in SCENARIOS:
+        for seed in (EVAL_SEED0, EVAL_SEED0 + 1):
+            eval_sources |= b.write(tmp_path / "eval", EVAL, seed, quick=True)[1]
+    for t in trained:
+        b = by_name([t.scenario])[0]
+        assert t.path.name == checkpoint_name("slo-rl", t.scenario)
+        assert t.sources and not t.sources & eval_sources
+        # exactly what the split's training side is made of, seed by seed
+        expected = frozenset().union(*(b.write(tmp_path / "again", TRAIN, s, quick=True)[1]
+                                       for s in (TRAIN_SEED0, TRAIN_SEED0 + 1)))
+        assert t.sources == expected
+        assert all(f.name.startswith(f"{t.scenario}-{TRAIN}-") for f in t.files)
+        prov = decode(t.path.read_bytes(), "slo-rl").state["provenance"]
+        assert prov["side"] == TRAIN and prov["bench_scenario"] == t.scenario
+        assert prov["sources_sha256"] == sources_digest(t.sources)
+        assert [e["seed"] for e in prov["episodes"]] == [1, 2]
+        assert all(e["seed"] < EVAL_SEED0 and "-train-" in e["file"] for e in prov["episodes"])
+
+
+def _bench(out, ckpt, scenario="step", policies="slo-rl"):
+    return CliRunner().invoke(main, ["bench", "inference", "--quick", "--seeds", "2", "--scenarios", scenario,
+                                     "--policies", policies, "--no-oracle", "--pretrained", str(ckpt),
+                                     "--out", str(out), "-q"])
+
+
+def test_pretrained_row_runs_from_the_checkpoint_and_records_its_hash(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    r = CliRunner().invoke(main, ["bench", "pretrain", "--quick", "--seeds", "2", "--scenarios", "step",
+                                  "--out", str(ckpt), "-q"])
+    assert r.exit_code == 0, r.output
+    res = _bench(tmp_path / "b", ckpt, policies="slo-rl,static")
+    assert res.exit_code == 0, res.output
+    suite = json.loads((tmp_path / "b" / "suite.json").read_text())
+    pols = suite["scenarios"]["step"]["policies"]
+    assert {"slo-rl", "slo-rl (pretrained)", "static"} == set(pols)  # static has no checkpoint: no extra row
+    path = ckpt / "slo-rl-step.ckpt"
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert pols["slo-rl (pretrained)"]["checkpoint"] == {"path": str(path.resolve()), "sha256": sha,
+                                                        "settings": {}}
+    assert suite["pretrained"]["checkpoints"]["step"]["slo-rl (pretrained)"]["sha256"] == sha
+    assert "checkpoint" not in pols["slo-rl"]
+    scratch, pre = pols["slo-rl"], pols["slo-rl (pretrained)"]
+    # the learned state changes what the policy does on at least one of the two seeds
+    assert (scratch["gpu_hours_per_seed"], scratch["attainment_per_seed"]) != \
+        (pre["gpu_hours_per_seed"], pre["attainment_per_seed"])
+    assert "slo-rl (pretrained)" in (tmp_path / "b" / "summary.md").read_text()
+
+
+def test_the_pretrained_row_runs_with_the_settings_it_was_trained_with(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    r = CliRunner().invoke(main, ["bench", "pretrain", "--quick", "--seeds", "1", "--scenarios", "knob-tp",
+                                  "--set", "risk=0.1", "--out", str(ckpt), "-q"])
+    assert r.exit_code == 0, r.output
+    assert decode((ckpt / "slo-rl-knob-tp.ckpt").read_bytes()).state["provenance"]["settings"] == {"risk": 0.1}
+    res = _bench(tmp_path / "b", ckpt, scenario="knob-tp")
+    assert res.exit_code == 0, res.output
+    pols = json.loads((tmp_path / "b" / "suite.json").read_text())["scenarios"]["knob-tp"]["policies"]
+    assert pols["slo-rl (pretrained)"]["checkpoint"]["settings"] == {"risk": 0.1}
+
+
+def _one_error_line(res) -> str:
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert res.exit_code == 2 and len(lines) == 1 and "Traceback" not in res.output, res.output
+    return lines[0]
+
+
+def test_a_checkpoint_for_other_knobs_is_refused_naming_the_file(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    pretrain_suite(ckpt, "slo-rl", seeds=1, names=["knob-tp"], quick=True)  # TP 2/4/8; code-trace has 4/8
+    shutil.copy(ckpt / "slo-rl-knob-tp.ckpt", ckpt / "slo-rl-code-trace.ckpt")
+    line = _one_error_line(_bench(tmp_path / "b", ckpt, scenario="code-trace"))
+    assert "slo-rl-code-trace.ckpt" in line and "knobs" in line
+    assert not (tmp_path / "b" / "suite.json").exists()
+
+
+def test_a_missing_or_empty_folder_is_refused(tmp_path):
+    line = _one_error_line(_bench(tmp_path / "b", tmp_path / "nope"))
+    assert "--pretrained" in line and "nope" in line
+    (tmp_path / "empty").mkdir()
+    line = _one_error_line(_bench(tmp_path / "b", tmp_path / "empty"))
+    assert "--pretrained" in line and "slo-rl-step.ckpt" not in line and "<policy>-<scenario>.ckpt" in line
+
+
+def test_choose_validates_on_later_training_seeds_and_keeps_the_checkpoint_of_seed_k(tmp_path):
+    from simulator.bench.pretrain import choose
+
+    seen = []
+    t = choose(by_name(["knob-tp"])[0], tmp_path, "slo-rl", 2, "risk", [0.2, 0.05], validate=2, quick=True,
+               say=seen.append)
+    assert [e["seed"] for e in t.episodes] == [1, 2] and [e["seed"] for e in t.validation] == [3, 4]
+    prov = decode(t.path.read_bytes(), "slo-rl").state["provenance"]
+    assert [e["seed"] for e in prov["episodes"]] == [1, 2]  # the checkpoint is taken before validation
+    assert prov["sources_sha256"] == sources_digest(t.sources)
+    kept = prov["settings"]["risk"]
+    verdicts = [line for line in seen if "validation" in line]
+    # the first value whose validation meets the SLO, or the last one tried
+    assert verdicts[-1].startswith(f"knob-tp: risk={kept}:")
+    assert all("misses" in line for line in verdicts[:-1])
+    assert t.path == tmp_path / "slo-rl-knob-tp.ckpt"
