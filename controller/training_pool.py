@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller import train_metrics as tm
+from controller.loop import Mode
+from controller.policy import LIMITS, PolicyError
 from learners import training_scheduler as ts
 from learners.pollux import BatchLimits
 
@@ -37,8 +39,9 @@ _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
-class PoolSpecError(ValueError):
-    """``spec.trainingPool`` is unusable; the message names the field."""
+class PoolSpecError(PolicyError):
+    """``spec.trainingPool`` is unusable; the message names the field (a :class:`PolicyError`, so the
+    operator reports it like any invalid spec)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,73 @@ def parse_pool(policy: Mapping[str, Any]) -> PoolSpec | None:
             raise PoolSpecError(f"spec.trainingPool.selector: bad label value {v!r} for {k}")
         pairs.append((k, v))
     return PoolSpec(namespace, scheduler, quota, per_node, tuple(sorted(pairs)))
+
+
+@dataclass(frozen=True)
+class PoolPolicy:
+    """A SizingPolicy that runs a training pool: the pool and the few policy-wide fields that apply to it."""
+
+    name: str
+    pool: PoolSpec
+    mode: Mode
+    paused: bool
+    interval_s: float
+    window_s: float
+
+    @property
+    def namespace(self) -> str:
+        return self.pool.namespace
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+POOL_POLICY_FIELDS = frozenset({"trainingPool", "mode", "paused", "intervalSeconds", "metrics",
+                                "workload", "learner"})
+"""What a pool policy may carry. ``workload`` and ``learner`` are accepted and ignored because the CRD
+defaults them on every SizingPolicy; ``targetRef``, ``knobs``, ``objective`` and the rest are refused."""
+
+
+def _seconds(field: str, value: Any, default: float) -> float:
+    value = default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not 1 <= value <= LIMITS.interval_s:
+        raise PoolSpecError(f"{field}: must be a number of seconds in 1..{LIMITS.interval_s:g}, got {value!r}")
+    return float(value)
+
+
+def parse_pool_policy(policy: Mapping[str, Any]) -> PoolPolicy | None:
+    """The policy as a training pool, None when it has no ``spec.trainingPool`` (a targetRef policy).
+
+    A policy either sizes one workload (``targetRef``) or runs a pool (``trainingPool``), never both:
+    the pool decides GPUs and batch size itself, so knobs and an objective would mean nothing.
+    """
+    spec = policy.get("spec")
+    if not isinstance(spec, Mapping) or "trainingPool" not in spec:
+        return None
+    pool = parse_pool(policy)
+    assert pool is not None
+    extra = sorted(set(spec) - POOL_POLICY_FIELDS)
+    if extra:
+        raise PoolSpecError(f"spec.trainingPool: a pool policy has no {extra} (a policy has either a "
+                            "targetRef with knobs and an objective, or a trainingPool)")
+    mode = spec.get("mode", "recommend")
+    if mode not in ("recommend", "apply"):
+        raise PoolSpecError(f"spec.mode: must be recommend or apply, got {mode!r}")
+    paused = spec.get("paused", False)
+    if not isinstance(paused, bool):
+        raise PoolSpecError(f"spec.paused: expected true or false, got {paused!r}")
+    interval = _seconds("spec.intervalSeconds", spec.get("intervalSeconds"), 60.0)
+    metrics = spec.get("metrics") or {}
+    if not isinstance(metrics, Mapping) or set(metrics) - {"windowSeconds"}:
+        raise PoolSpecError("spec.metrics: a pool policy takes only windowSeconds (its queries are the "
+                            "autocm_train_* contract)")
+    window = _seconds("spec.metrics.windowSeconds", metrics.get("windowSeconds"), 120.0)
+    name = (policy.get("metadata") or {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise PoolSpecError(f"metadata.name: not a name: {name!r}")
+    return PoolPolicy(name, pool, Mode(mode), paused, interval, window)
 
 
 def queries(namespace: str, job: str, window: str = "2m") -> dict[str, str]:
