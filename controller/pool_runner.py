@@ -190,7 +190,7 @@ class PoolRunner:
         self.kube = kube
         self.prometheus = prometheus
         self.clock = clock
-        self.scheduler = ts.make(policy.pool.scheduler)
+        self.scheduler = ts.make(policy.pool.scheduler, **policy.pool.scheduler_kwargs())
         self.records: dict[str, tp.JobRecord] = {}
         self.placements: dict[str, tuple[tuple[str, int], ...]] = {}
         self.batch: dict[str, int] = {}
@@ -298,14 +298,14 @@ class PoolRunner:
                 done.append(action.name)
                 if not action.elastic_replicas:
                     self.records[action.name].restarts += 1
+                if action.batch_size:  # what the job runs with from now on (it reads it on restart)
+                    self.batch[action.name] = action.batch_size
                 text = f"{action.name}: {current.get(action.name, 0)} -> {action.gpus} GPUs" + (
                     f", batch size {action.batch_size}" if action.gpus and action.batch_size else "")
                 events.append(("Normal", "AutocmPoolAllocated", f"{text} ({pool.scheduler})"))
         for name, alloc in answer.items():
             if applied or not actions:
                 self.placements[name] = alloc.placement
-                if alloc.batch_size:
-                    self.batch[name] = alloc.batch_size
         held = {n: (self.placements.get(n, ()) if applied else ()) for n in active}
         if applied:
             verb = "applied" if done else "unchanged"
@@ -377,8 +377,10 @@ class PoolRunner:
                                                                       if name in self.records else job.restarts)}
             if placement:
                 row["placement"] = ",".join(f"{n}:{c}" for n, c in placement)
-            if self.batch.get(name) and gpus:
-                row["batchSize"] = int(self.batch[name])
+            batch = recommended[name].batch_size if recommended is not None and name in recommended \
+                else self.batch.get(name)
+            if batch and gpus:
+                row["batchSize"] = int(batch)
             rows[name] = row
         pool = self.policy.pool
         return {"trainingPool": {"scheduler": pool.scheduler, "gpuQuota": pool.gpu_quota,

@@ -14,6 +14,8 @@ for Jobs and non-elastic PyTorchJobs). The scheduler is any name in :mod:`learne
       gpuQuota: 16                 # GPUs all jobs together may hold, 1..MAX_QUOTA
       gpusPerNode: 4               # how the quota is cut into nodes for placement, 1..64
       selector: {team: vision}     # matchLabels choosing the jobs, in the policy's own namespace only
+      restartSeconds: 30           # what one restart costs (Pollux's restart penalty), 0..3600
+      fixedGpusPerJob: 4           # GPUs per job under the fixed scheduler, 1..64
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from controller import train_metrics as tm
 from controller.loop import Mode
 from controller.policy import LIMITS, PolicyError
 from learners import training_scheduler as ts
-from learners.pollux import BatchLimits
+from learners.pollux import BatchLimits, SearchSettings
 
 MAX_QUOTA = 1024
 MAX_GPUS_PER_NODE = 64
@@ -51,6 +53,18 @@ class PoolSpec:
     gpu_quota: int
     gpus_per_node: int
     selector: tuple[tuple[str, str], ...]
+    restart_s: float = 30.0
+    """What one restart of a job costs (checkpoint, rescheduling, restore): Pollux's restart penalty."""
+    fixed_gpus: int = 4
+    """GPUs per job under the ``fixed`` scheduler."""
+
+    def scheduler_kwargs(self) -> dict[str, Any]:
+        """The registered scheduler's constructor arguments that the pool spec sets."""
+        if self.scheduler == "pollux":
+            return {"settings": SearchSettings(restart_delay_s=self.restart_s)}
+        if self.scheduler == "fixed":
+            return {"gpus": self.fixed_gpus}
+        return {}
 
     def nodes(self) -> dict[str, int]:
         """The quota cut into placement slots of ``gpusPerNode`` (the last one may be smaller)."""
@@ -81,7 +95,7 @@ def parse_pool(policy: Mapping[str, Any]) -> PoolSpec | None:
         return None
     if not isinstance(raw, Mapping):
         raise PoolSpecError("spec.trainingPool: must be an object")
-    unknown = set(raw) - {"scheduler", "gpuQuota", "gpusPerNode", "selector"}
+    unknown = set(raw) - {"scheduler", "gpuQuota", "gpusPerNode", "selector", "restartSeconds", "fixedGpusPerJob"}
     if unknown:
         raise PoolSpecError(f"spec.trainingPool: unknown fields {sorted(unknown)}")
     scheduler = raw.get("scheduler", "pollux")
@@ -100,7 +114,12 @@ def parse_pool(policy: Mapping[str, Any]) -> PoolSpec | None:
         if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE.fullmatch(v):
             raise PoolSpecError(f"spec.trainingPool.selector: bad label value {v!r} for {k}")
         pairs.append((k, v))
-    return PoolSpec(namespace, scheduler, quota, per_node, tuple(sorted(pairs)))
+    restart = raw.get("restartSeconds", 30)
+    if isinstance(restart, bool) or not isinstance(restart, int | float) or not math.isfinite(restart) \
+            or not 0 <= restart <= 3600:
+        raise PoolSpecError(f"spec.trainingPool.restartSeconds: must be a number in 0..3600, got {restart!r}")
+    fixed = _int("fixedGpusPerJob", raw.get("fixedGpusPerJob", 4), 1, MAX_GPUS_PER_NODE)
+    return PoolSpec(namespace, scheduler, quota, per_node, tuple(sorted(pairs)), float(restart), fixed)
 
 
 @dataclass(frozen=True)

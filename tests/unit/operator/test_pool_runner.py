@@ -34,11 +34,11 @@ def job(name: str, ns: str = "ml", labels: dict | None = None, suspend: bool = T
                              "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}
 
 
-def pool_policy(scheduler: str = "fixed", mode: str = "apply", quota: int = 8) -> dict:
+def pool_policy(scheduler: str = "fixed", mode: str = "apply", quota: int = 8, **pool) -> dict:
     return {"apiVersion": "autocm.io/v1alpha1", "kind": "SizingPolicy",
             "metadata": {"name": "vision", "namespace": "ml", "uid": "pol-uid", "generation": 1},
             "spec": {"trainingPool": {"scheduler": scheduler, "gpuQuota": quota, "gpusPerNode": 4,
-                                      "selector": {"autocm.io/pool": "vision"}},
+                                      "selector": {"autocm.io/pool": "vision"}, **pool},
                      "mode": mode, "intervalSeconds": 5, "metrics": {"windowSeconds": 10},
                      "learner": {"name": "vconf"}}}
 
@@ -125,7 +125,8 @@ def training_metrics(kube: FakeKube):
 
 
 def test_pollux_pool_reallocates_as_jobs_arrive_and_never_holds_more_than_the_quota():
-    kube = cluster(job("b-0"), job("b-1"), policy=pool_policy("pollux"))
+    # Rounds 5 s apart: a restart that costs 1 s is worth making (30 s would be, for jobs this young, not).
+    kube = cluster(job("b-0"), job("b-1"), policy=pool_policy("pollux", restartSeconds=1))
     clock = Clock()
     with fake_prometheus(training_metrics(kube)) as prom:
         eng = engine_for(prom.url, kube, clock)
