@@ -168,3 +168,17 @@ def test_pollux_pool_reallocates_within_the_quota_and_beats_a_fixed_allocation(
     assert all(v == 0 for v in fixed["restarts"].values())  # fixed: started once, never moved
     # Sooner under pollux.
     assert pollux["mean_jct"] < fixed["mean_jct"], (pollux["jct"], fixed["jct"])
+
+
+def test_the_apiserver_admits_a_pool_policy_and_refuses_one_with_a_target_too(
+        crd, control_plane: ControlPlane, namespace: str) -> None:  # noqa: F811
+    objects = custom(control_plane)
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, pool_policy("ok", "pollux"))
+    both = pool_policy("both", "pollux")
+    both["spec"]["targetRef"] = {"kind": "Job", "name": "x"}
+    bad_quota = pool_policy("big", "pollux")
+    bad_quota["spec"]["trainingPool"]["gpuQuota"] = 5000
+    for body, words in ((both, "either a targetRef or a trainingPool"), (bad_quota, "gpuQuota")):
+        with pytest.raises(kubernetes.client.ApiException) as err:
+            objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        assert err.value.status == 422 and words in str(err.value.body), err.value.body

@@ -85,6 +85,9 @@ def test_a_pool_policy_has_a_pool_and_no_target() -> None:
                                            workload="inference"))  # CRD defaults are ignored
     assert pp is not None and pp.key == "team-a/vision" and pp.pool.gpu_quota == 16
     assert pp.mode.value == "apply" and pp.interval_s == 5 and pp.window_s == 20 and not pp.paused
+    assert pp.pool.scheduler_kwargs()["settings"].restart_delay_s == 30.0
+    fixed = tp.parse_pool_policy(_pool_policy(trainingPool={**GOOD, "scheduler": "fixed", "fixedGpusPerJob": 2}))
+    assert fixed is not None and fixed.pool.scheduler_kwargs() == {"gpus": 2}
     assert tp.parse_pool_policy({"metadata": {"name": "x", "namespace": "a"}, "spec": {"targetRef": {}}}) is None
     with pytest.raises(PolicyError, match=r"^spec\.trainingPool: a training pool policy has no targetRef"):
         parse({"trainingPool": GOOD}, "team-a", "vision")
@@ -102,6 +105,10 @@ def test_a_pool_policy_has_a_pool_and_no_target() -> None:
     ({"trainingPool": {**GOOD, "gpusPerNode": 65}}, "spec.trainingPool.gpusPerNode"),
     ({"trainingPool": {**GOOD, "selector": {f"k{i}": "v" for i in range(17)}}}, "spec.trainingPool.selector"),
     ({"trainingPool": {**GOOD, "selector": {"a": "x" * 64}}}, "spec.trainingPool.selector"),
+    ({"trainingPool": {**GOOD, "restartSeconds": -1}}, "spec.trainingPool.restartSeconds"),
+    ({"trainingPool": {**GOOD, "restartSeconds": float("inf")}}, "spec.trainingPool.restartSeconds"),
+    ({"trainingPool": {**GOOD, "fixedGpusPerJob": 0}}, "spec.trainingPool.fixedGpusPerJob"),
+    ({"trainingPool": {**GOOD, "fixedGpusPerJob": 1.5}}, "spec.trainingPool.fixedGpusPerJob"),
 ])
 def test_hostile_pool_policies_are_refused_with_the_field_named(spec, field) -> None:
     with pytest.raises(PolicyError) as err:
