@@ -658,73 +658,17 @@ class WorkloadActuator:
     def _delete_for_recreation(self, obj: Mapping[str, Any]) -> int:
         """Delete the workload (pods get SIGTERM and their grace period to checkpoint), wait until it is
         gone, and return the restart count the new one carries."""
-        t = self.policy.target
-        restarts = int(obj["metadata"].get("annotations", {}).get(RESTARTS_ANNOTATION, "0")) + 1
-        self.kube.request("DELETE", self.path, body=_delete_body(obj, t))
-        deadline = self.clock() + self.kube.settings.job_delete_timeout_s
-        while True:
-            try:
-                self.kube.get(self.path)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return restarts
-                raise
-            if self.clock() > deadline:
-                raise TimeoutError(f"{t.kind} {t.namespace}/{t.name} still exists after "
-                                   f"{self.kube.settings.job_delete_timeout_s:.0f}s; not recreating it")
-            time.sleep(0.5)
+        return delete_and_wait(self.kube, obj, self.policy.target, self.clock)
 
     def _recreate_job(self, obj: Mapping[str, Any], target: Config) -> None:
         """Delete the Job (pods get SIGTERM and their grace period to checkpoint) and apply it anew."""
         t = self.policy.target
-        meta = obj["metadata"]
-        restarts = int(meta.get("annotations", {}).get(RESTARTS_ANNOTATION, "0")) + 1
-        self.kube.request("DELETE", self.path, body=_delete_body(obj, t))
-        deadline = self.clock() + self.kube.settings.job_delete_timeout_s
-        while True:
-            try:
-                self.kube.get(self.path)
-            except ApiException as exc:
-                if exc.status == 404:
-                    break
-                raise
-            if self.clock() > deadline:
-                raise TimeoutError(f"Job {t.namespace}/{t.name} still exists after "
-                                   f"{self.kube.settings.job_delete_timeout_s:.0f}s; not recreating it")
-            time.sleep(0.5)
-        spec = json.loads(json.dumps(obj["spec"]))
-        for key in ("selector", "manualSelector"):
-            spec.pop(key, None)
-        tmeta = spec.get("template", {}).get("metadata", {})
-        labels = {k: v for k, v in tmeta.get("labels", {}).items()
-                  if k not in ("controller-uid", "batch.kubernetes.io/controller-uid",
-                               "job-name", "batch.kubernetes.io/job-name")}
-        tmeta["labels"] = labels
+        restarts = delete_and_wait(self.kube, obj, t, self.clock)
         container = container_of(obj, t.container)
         mine = template_fields(self.policy, target, container, in_place=False)
-        merged = dict(container)
-        if "resources" in mine:
-            res = {k: dict(v) for k, v in container.get("resources", {}).items()}
-            for k, v in mine["resources"].items():
-                res.setdefault(k, {}).update(v)
-            merged["resources"] = res
-        if "env" in mine:
-            ours = {e["name"] for e in mine["env"]}
-            merged["env"] = [e for e in container.get("env", []) if e.get("name") not in ours] + mine["env"]
-        containers = spec["template"]["spec"]["containers"]
-        spec["template"]["spec"]["containers"] = [
-            merged if c.get("name") == container["name"] else c for c in containers]
-        if "replicas" in knob_names(self.policy):
-            spec["parallelism"] = round(target[knob_names(self.policy)["replicas"]])
-        annotations = {k: v for k, v in meta.get("annotations", {}).items()
-                       if not k.startswith("kubectl.kubernetes.io/")}
-        annotations[RESTARTS_ANNOTATION] = str(restarts)
-        annotations["autocm.io/recreated-from-uid"] = meta.get("uid", "")
-        body = {"apiVersion": "batch/v1", "kind": "Job",
-                "metadata": {"name": t.name, "namespace": t.namespace, "labels": meta.get("labels", {}),
-                             "annotations": annotations},
-                "spec": spec}
-        self.kube.apply(self.path, body)
+        names = knob_names(self.policy)
+        parallelism = round(target[names["replicas"]]) if "replicas" in names else None
+        self.kube.apply(self.path, recreated_job_body(obj, t, container["name"], mine, parallelism, restarts))
 
     # pods and pending rollback ------------------------------------------------------------------------
     def pods(self, obj: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -768,6 +712,54 @@ def _delete_body(obj: Mapping[str, Any], target: TargetRef) -> dict[str, Any]:
     check_is_target(obj, target)
     uid = (obj.get("metadata") or {}).get("uid")
     return {"propagationPolicy": "Foreground", **({"preconditions": {"uid": uid}} if uid else {})}
+
+
+def delete_and_wait(kube: Kube, obj: Mapping[str, Any], target: TargetRef,
+                    clock: Callable[[], float] = time.time) -> int:
+    """The first half of the checkpoint-aware recreation (docs/operator.md): delete exactly ``obj`` (its
+    pods get SIGTERM and their grace period to checkpoint), wait until it is gone, and return the restart
+    count the new object carries. Used by a policy's actuator and by the training pool."""
+    path = workload_path(target)
+    restarts = int(obj["metadata"].get("annotations", {}).get(RESTARTS_ANNOTATION, "0")) + 1
+    kube.request("DELETE", path, body=_delete_body(obj, target))
+    deadline = clock() + kube.settings.job_delete_timeout_s
+    while True:
+        try:
+            kube.get(path)
+        except ApiException as exc:
+            if exc.status == 404:
+                return restarts
+            raise
+        if clock() > deadline:
+            raise TimeoutError(f"{target.kind} {target.namespace}/{target.name} still exists after "
+                               f"{kube.settings.job_delete_timeout_s:.0f}s; not recreating it")
+        time.sleep(0.5)
+
+
+def recreated_job_body(obj: Mapping[str, Any], target: TargetRef, container: str, mine: Mapping[str, Any],
+                       parallelism: int | None, restarts: int, suspend: bool | None = None) -> dict[str, Any]:
+    """The second half: the Job as it was, less what its controller set, with autocm's container fields
+    (``mine``, :func:`template_fields`), ``parallelism`` and ``suspend`` when given, and the restart count."""
+    meta = obj["metadata"]
+    spec = json.loads(json.dumps(obj["spec"]))
+    for key in ("selector", "manualSelector"):
+        spec.pop(key, None)
+    tmeta = spec.get("template", {}).get("metadata", {})
+    labels = {k: v for k, v in tmeta.get("labels", {}).items()
+              if k not in ("controller-uid", "batch.kubernetes.io/controller-uid",
+                           "job-name", "batch.kubernetes.io/job-name")}
+    tmeta["labels"] = labels
+    containers = spec["template"]["spec"]["containers"]
+    spec["template"]["spec"]["containers"] = [pytorchjob.merge_container(c, mine) if c.get("name") == container
+                                              else c for c in containers]
+    if parallelism is not None:
+        spec["parallelism"] = parallelism
+    if suspend is not None:
+        spec["suspend"] = suspend
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": target.name, "namespace": target.namespace, "labels": meta.get("labels", {}),
+                         "annotations": _recreation_annotations(meta, restarts)},
+            "spec": spec}
 
 
 def _recreation_annotations(meta: Mapping[str, Any], restarts: int) -> dict[str, str]:

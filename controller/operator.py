@@ -34,6 +34,7 @@ from kubernetes.client import ApiException
 
 from controller import checkpoint as ckpt
 from controller import pytorchjob
+from controller import training_pool as tp
 from controller.kube import (
     PAUSE_ANNOTATION,
     AutoscalerIndex,
@@ -47,6 +48,7 @@ from controller.kube import (
 )
 from controller.loop import ControlLoop, Mode, StepRecord
 from controller.policy import GROUP, LIMITS, PLURAL, VERSION, Policy, PolicyError, parse
+from controller.pool_runner import PoolRunner
 from controller.prometheus import PrometheusClient, PrometheusSettings, Registration, SharedMetrics
 from controller.telemetry import Telemetry
 from controller.workload_cache import WorkloadCache
@@ -418,7 +420,7 @@ class Engine:
         self.shared = SharedMetrics(client, clock=clock, on_query=self.telemetry.record_query)
         self.autoscalers = AutoscalerIndex(kube, settings.conflict_check_s, clock)
         self.workloads = WorkloadCache(kube, clock=clock)
-        self.runners: dict[str, PolicyRunner] = {}
+        self.runners: dict[str, PolicyRunner | PoolRunner] = {}
         self.bodies: dict[str, dict[str, Any]] = {}
         self.invalid: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
@@ -499,12 +501,14 @@ class Engine:
             return 60.0
         return min(max(1.0, value), LIMITS.interval_s) if math.isfinite(value) else 60.0
 
-    def _runner(self, key: str, body: Mapping[str, Any]) -> PolicyRunner | None:
+    def _runner(self, key: str, body: Mapping[str, Any]) -> PolicyRunner | PoolRunner | None:
         generation = int(body["metadata"].get("generation", 0))
         runner = self.runners.get(key)
         if runner is not None and runner.generation == generation:
             return runner
         meta = body["metadata"]
+        if isinstance(body.get("spec"), Mapping) and "trainingPool" in body["spec"]:
+            return self._pool_runner(key, body)
         try:
             raw = body.get("spec")
             if not isinstance(raw, Mapping):
@@ -539,8 +543,8 @@ class Engine:
             runner.loop.sharing = ShareMember(self.board, share_key, key, runner.learner,  # type: ignore[arg-type]
                                               self.settings.share_every_s)
         self.invalid.pop(key, None)
-        if key in self.runners:  # a spec change: keep learning if the knobs and learner are unchanged
-            old = self.runners[key]
+        old = self.runners.get(key)
+        if isinstance(old, PolicyRunner):  # a spec change: keep learning if the knobs and learner are unchanged
             if old.policy.space == policy.space and old.policy.learner == policy.learner:
                 runner.learner.load_state_dict(old.learner.state_dict())
                 runner.loop.guards.state = old.loop.guards.state
@@ -553,6 +557,59 @@ class Engine:
         self.runners[key] = runner
         self.telemetry.managed.set(len(self.runners))
         return runner
+
+    def _pool_runner(self, key: str, body: Mapping[str, Any]) -> PoolRunner | None:
+        """A training-pool policy's runner (controller/pool_runner.py); a new generation keeps what the
+        old runner learned about the jobs when the scheduler is the same."""
+        spec = dict(body["spec"])
+        if self.settings.interval_override_s is not None:
+            spec["intervalSeconds"] = self.settings.interval_override_s
+        self._unregister(key)
+        try:
+            policy = tp.parse_pool_policy({**body, "spec": spec})
+            assert policy is not None
+            runner = PoolRunner(policy, body, self.kube, self.shared.client, self.clock)
+        except PolicyError as exc:
+            self.invalid[key] = str(exc)
+            self.runners.pop(key, None)
+            return None
+        old = self.runners.get(key)
+        if isinstance(old, PoolRunner) and old.policy.pool.scheduler == policy.pool.scheduler:
+            runner.scheduler, runner.records, runner.placements = old.scheduler, old.records, old.placements
+            runner.batch, runner.last_round_s = old.batch, old.last_round_s
+        self.invalid.pop(key, None)
+        self.runners[key] = runner
+        self.telemetry.managed.set(len(self.runners))
+        return runner
+
+    def _pool_step(self, runner: PoolRunner, body: Mapping[str, Any], now: float) -> StepResult:
+        """One round of a training pool, with the same error handling and status writing as a policy step."""
+        ns, name = runner.policy.key.split("/", 1)
+        try:
+            got = runner.step(now, self.paused_by(body))
+            result = StepResult(got.outcome, [Condition(*c) for c in got.conditions], got.status, got.events)
+        except ApiException as exc:
+            self.telemetry.errors.labels("kubernetes").inc()
+            msg = f"Kubernetes API error {exc.status}: {exc.reason}"
+            result = StepResult("error", [Condition("Applied", "False", "ApplyFailed", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "ApplyFailed", msg)])
+        except (TimeoutError, OSError, UnsafeTarget) as exc:
+            self.telemetry.errors.labels("kubernetes").inc()
+            msg = f"{type(exc).__name__}: {exc}"
+            result = StepResult("error", [Condition("Applied", "False", "ApplyFailed", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "ApplyFailed", msg)])
+        except Exception as exc:  # the scheduler (or a bug) failed: said in the status, never a dead loop
+            self.telemetry.errors.labels("learner").inc()
+            log.exception("training pool round of %s failed", runner.policy.key)
+            msg = f"spec.trainingPool.scheduler: {runner.policy.pool.scheduler} failed ({type(exc).__name__}: {exc})"
+            result = StepResult("refused", [Condition("Ready", "False", "SchedulerFailed", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "SchedulerFailed", msg)])
+        self.telemetry.decisions.labels(ns, name, result.outcome).inc()
+        self._write(body, result, int(body["metadata"].get("generation", 0)), now)
+        return result
 
     def paused_by(self, body: Mapping[str, Any]) -> str | None:
         if self.settings.paused:
@@ -588,6 +645,8 @@ class Engine:
                                 [("Warning", "InvalidSpec", msg)])
             self._write(body, result, generation, now)
             return result
+        if isinstance(runner, PoolRunner):
+            return self._pool_step(runner, body, now)
         missing = self._crd_missing(runner.policy.target.kind, now)
         if missing is not None:
             t = runner.policy.target

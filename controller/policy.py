@@ -427,6 +427,9 @@ def parse(spec: Mapping[str, Any], namespace: str, name: str) -> Policy:
     """
     if not isinstance(spec, Mapping):
         raise PolicyError("spec: expected an object")
+    if "trainingPool" in spec:  # a pool policy: controller.training_pool.parse_pool_policy reads it
+        raise PolicyError("spec.trainingPool: a training pool policy has no targetRef; it is parsed by "
+                          "controller.training_pool.parse_pool_policy")
     target = _target(spec.get("targetRef"), namespace)
     kind = target.kind
 
@@ -548,11 +551,29 @@ def crd_learner_enum(text: str | None = None) -> list[str]:
     return [s.strip() for s in inner.split(",") if s.strip()]
 
 
+_POOL_ENUM_LINE = re.compile(
+    r"^(\s*enum: )\[[^\]]*\](\s*# generated from learners\.training_scheduler\.names\(\))$", re.MULTILINE)
+
+
+def crd_scheduler_enum(text: str | None = None) -> list[str]:
+    """The training scheduler names the CRD's spec.trainingPool.scheduler admits."""
+    text = CRD_PATH.read_text() if text is None else text
+    m = _POOL_ENUM_LINE.search(text)
+    if m is None:
+        raise RuntimeError(f"{CRD_PATH}: generated training scheduler enum line not found")
+    inner = m.group(0)[m.group(0).index("[") + 1: m.group(0).index("]")]
+    return [s.strip() for s in inner.split(",") if s.strip()]
+
+
 def sync_crd(path: Path = CRD_PATH) -> bool:
-    """Rewrite the CRD's learner enum from the registry; True when the file changed."""
+    """Rewrite the CRD's learner and training-scheduler enums from the registries; True when the file changed."""
+    from learners import training_scheduler
+
     text = path.read_text()
     names = ", ".join(registered())
     new = _ENUM_LINE.sub(lambda m: f"{m.group(1)}[{names}]{m.group(2)}", text)
+    pools = ", ".join(training_scheduler.names())
+    new = _POOL_ENUM_LINE.sub(lambda m: f"{m.group(1)}[{pools}]{m.group(2)}", new)
     if new != text:
         path.write_text(new)
     return new != text

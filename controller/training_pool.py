@@ -14,6 +14,8 @@ for Jobs and non-elastic PyTorchJobs). The scheduler is any name in :mod:`learne
       gpuQuota: 16                 # GPUs all jobs together may hold, 1..MAX_QUOTA
       gpusPerNode: 4               # how the quota is cut into nodes for placement, 1..64
       selector: {team: vision}     # matchLabels choosing the jobs, in the policy's own namespace only
+      restartSeconds: 30           # what one restart costs (Pollux's restart penalty), 0..3600
+      fixedGpusPerJob: 4           # GPUs per job under the fixed scheduler, 1..64
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller import train_metrics as tm
+from controller.loop import Mode
+from controller.policy import LIMITS, PolicyError
 from learners import training_scheduler as ts
-from learners.pollux import BatchLimits
+from learners.pollux import BatchLimits, SearchSettings
 
 MAX_QUOTA = 1024
 MAX_GPUS_PER_NODE = 64
@@ -37,8 +41,9 @@ _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
-class PoolSpecError(ValueError):
-    """``spec.trainingPool`` is unusable; the message names the field."""
+class PoolSpecError(PolicyError):
+    """``spec.trainingPool`` is unusable; the message names the field (a :class:`PolicyError`, so the
+    operator reports it like any invalid spec)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,18 @@ class PoolSpec:
     gpu_quota: int
     gpus_per_node: int
     selector: tuple[tuple[str, str], ...]
+    restart_s: float = 30.0
+    """What one restart of a job costs (checkpoint, rescheduling, restore): Pollux's restart penalty."""
+    fixed_gpus: int = 4
+    """GPUs per job under the ``fixed`` scheduler."""
+
+    def scheduler_kwargs(self) -> dict[str, Any]:
+        """The registered scheduler's constructor arguments that the pool spec sets."""
+        if self.scheduler == "pollux":
+            return {"settings": SearchSettings(restart_delay_s=self.restart_s)}
+        if self.scheduler == "fixed":
+            return {"gpus": self.fixed_gpus}
+        return {}
 
     def nodes(self) -> dict[str, int]:
         """The quota cut into placement slots of ``gpusPerNode`` (the last one may be smaller)."""
@@ -78,7 +95,7 @@ def parse_pool(policy: Mapping[str, Any]) -> PoolSpec | None:
         return None
     if not isinstance(raw, Mapping):
         raise PoolSpecError("spec.trainingPool: must be an object")
-    unknown = set(raw) - {"scheduler", "gpuQuota", "gpusPerNode", "selector"}
+    unknown = set(raw) - {"scheduler", "gpuQuota", "gpusPerNode", "selector", "restartSeconds", "fixedGpusPerJob"}
     if unknown:
         raise PoolSpecError(f"spec.trainingPool: unknown fields {sorted(unknown)}")
     scheduler = raw.get("scheduler", "pollux")
@@ -97,7 +114,79 @@ def parse_pool(policy: Mapping[str, Any]) -> PoolSpec | None:
         if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE.fullmatch(v):
             raise PoolSpecError(f"spec.trainingPool.selector: bad label value {v!r} for {k}")
         pairs.append((k, v))
-    return PoolSpec(namespace, scheduler, quota, per_node, tuple(sorted(pairs)))
+    restart = raw.get("restartSeconds", 30)
+    if isinstance(restart, bool) or not isinstance(restart, int | float) or not math.isfinite(restart) \
+            or not 0 <= restart <= 3600:
+        raise PoolSpecError(f"spec.trainingPool.restartSeconds: must be a number in 0..3600, got {restart!r}")
+    fixed = _int("fixedGpusPerJob", raw.get("fixedGpusPerJob", 4), 1, MAX_GPUS_PER_NODE)
+    return PoolSpec(namespace, scheduler, quota, per_node, tuple(sorted(pairs)), float(restart), fixed)
+
+
+@dataclass(frozen=True)
+class PoolPolicy:
+    """A SizingPolicy that runs a training pool: the pool and the few policy-wide fields that apply to it."""
+
+    name: str
+    pool: PoolSpec
+    mode: Mode
+    paused: bool
+    interval_s: float
+    window_s: float
+
+    @property
+    def namespace(self) -> str:
+        return self.pool.namespace
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+POOL_POLICY_FIELDS = frozenset({"trainingPool", "mode", "paused", "intervalSeconds", "metrics",
+                                "workload", "learner"})
+"""What a pool policy may carry. ``workload`` and ``learner`` are accepted and ignored because the CRD
+defaults them on every SizingPolicy; ``targetRef``, ``knobs``, ``objective`` and the rest are refused."""
+
+
+def _seconds(field: str, value: Any, default: float) -> float:
+    value = default if value is None else value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not 1 <= value <= LIMITS.interval_s:
+        raise PoolSpecError(f"{field}: must be a number of seconds in 1..{LIMITS.interval_s:g}, got {value!r}")
+    return float(value)
+
+
+def parse_pool_policy(policy: Mapping[str, Any]) -> PoolPolicy | None:
+    """The policy as a training pool, None when it has no ``spec.trainingPool`` (a targetRef policy).
+
+    A policy either sizes one workload (``targetRef``) or runs a pool (``trainingPool``), never both:
+    the pool decides GPUs and batch size itself, so knobs and an objective would mean nothing.
+    """
+    spec = policy.get("spec")
+    if not isinstance(spec, Mapping) or "trainingPool" not in spec:
+        return None
+    pool = parse_pool(policy)
+    assert pool is not None
+    extra = sorted(set(spec) - POOL_POLICY_FIELDS)
+    if extra:
+        raise PoolSpecError(f"spec.trainingPool: a pool policy has no {extra} (a policy has either a "
+                            "targetRef with knobs and an objective, or a trainingPool)")
+    mode = spec.get("mode", "recommend")
+    if mode not in ("recommend", "apply"):
+        raise PoolSpecError(f"spec.mode: must be recommend or apply, got {mode!r}")
+    paused = spec.get("paused", False)
+    if not isinstance(paused, bool):
+        raise PoolSpecError(f"spec.paused: expected true or false, got {paused!r}")
+    interval = _seconds("spec.intervalSeconds", spec.get("intervalSeconds"), 60.0)
+    metrics = spec.get("metrics") or {}
+    if not isinstance(metrics, Mapping) or set(metrics) - {"windowSeconds"}:
+        raise PoolSpecError("spec.metrics: a pool policy takes only windowSeconds (its queries are the "
+                            "autocm_train_* contract)")
+    window = _seconds("spec.metrics.windowSeconds", metrics.get("windowSeconds"), 120.0)
+    name = (policy.get("metadata") or {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise PoolSpecError(f"metadata.name: not a name: {name!r}")
+    return PoolPolicy(name, pool, Mode(mode), paused, interval, window)
 
 
 def queries(namespace: str, job: str, window: str = "2m") -> dict[str, str]:

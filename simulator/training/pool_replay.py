@@ -44,7 +44,7 @@ def _observe(job: TrainingJob, samples: dict[tuple[int, int, int], StepSample], 
                           attained_gpu_s=job.attained_service_gpu_s)
 
 
-def _fit_batch(job: TrainingJob) -> None:
+def fit_batch(job: TrainingJob) -> None:
     """Keep the micro-batch inside what the profile measured for this placement (the profiles cannot say how
     fast an unmeasured micro-batch runs): the largest measured batch not above the asked one, else the
     application's default."""
@@ -82,7 +82,7 @@ def run_pool(scheduler: TrainingScheduler, specs: Sequence[JobSpec], profiles: M
                 if tuple(sorted(new.placement)) != tuple(sorted(allocs[j.name])):
                     allocs[j.name] = tuple(sorted(new.placement))
                     j.reallocate(tuple(c for _, c in allocs[j.name]), new.batch_size)
-                    _fit_batch(j)
+                    fit_batch(j)
                 if j.config is not None:
                     st = j.step_time()
                     key = (len(j.placement), j.gpus, j.config.atomic_bsz)

@@ -48,10 +48,15 @@ OPERATOR_CALLS: dict[tuple[str, str, str], list[Need]] = {
         ("batch", "jobs", "get"), ("kubeflow.org", "pytorchjobs", "get")],
     ("kube", "WorkloadActuator._actuate_pytorchjob", "apply"): [
         ("kubeflow.org", "pytorchjobs", "patch"), ("kubeflow.org", "pytorchjobs", "create")],
-    ("kube", "WorkloadActuator._delete_for_recreation", "get"): [
-        ("batch", "jobs", "get"), ("kubeflow.org", "pytorchjobs", "get")],
-    ("kube", "WorkloadActuator._delete_for_recreation", "request"): [
-        ("batch", "jobs", "delete"), ("kubeflow.org", "pytorchjobs", "delete")],
+    # The checkpoint-aware recreation's delete-and-wait, shared by a policy's actuator and the training pool.
+    ("kube", "delete_and_wait", "get"): [("batch", "jobs", "get"), ("kubeflow.org", "pytorchjobs", "get")],
+    ("kube", "delete_and_wait", "request"): [("batch", "jobs", "delete"), ("kubeflow.org", "pytorchjobs", "delete")],
+    # A training pool lists its jobs by selector in its own namespace, and applies them resized or recreated.
+    ("pool_runner", "PoolRunner._list_jobs", "get"): [
+        ("batch", "jobs", "list"), ("kubeflow.org", "pytorchjobs", "list")],
+    ("pool_runner", "PoolRunner._apply", "apply"): [
+        ("batch", "jobs", "create"), ("batch", "jobs", "patch"),
+        ("kubeflow.org", "pytorchjobs", "create"), ("kubeflow.org", "pytorchjobs", "patch")],
     # After a 404 from pods/resize: is the pod gone (skip it) or is in-place resize unsupported?
     ("kube", "WorkloadActuator._resize_in_place", "get"): [("", "pods", "get")],
     # Discovery (GET /apis/kubeflow.org/v1) is a non-resource URL every authenticated user may read.
@@ -64,8 +69,6 @@ OPERATOR_CALLS: dict[tuple[str, str, str], list[Need]] = {
     ("kube", "WorkloadActuator._resize_in_place", "strategic_patch"): [("", "pods/resize", "patch")],
     ("kube", "WorkloadActuator._resize_in_place", "apply"): [
         ("apps", "deployments", "patch"), ("apps", "statefulsets", "patch"), ("batch", "jobs", "patch")],
-    ("kube", "WorkloadActuator._recreate_job", "request"): [("batch", "jobs", "delete")],
-    ("kube", "WorkloadActuator._recreate_job", "get"): [("batch", "jobs", "get")],
     ("kube", "WorkloadActuator._recreate_job", "apply"): [("batch", "jobs", "create"), ("batch", "jobs", "patch")],
     ("kube", "WorkloadActuator.pods", "get"): [("", "pods", "list")],
     ("kube", "_list_autoscalers.listing", "get"): [
@@ -79,7 +82,7 @@ OPERATOR_CALLS: dict[tuple[str, str, str], list[Need]] = {
 }
 OPERATOR_MODULES = (
     "kube", "workload_cache", "pytorchjob", "operator", "checkpoint", "prometheus", "policy", "loop", "guards",
-    "telemetry",
+    "telemetry", "pool_runner",
 )
 KUBE_METHODS = {"get", "apply", "request", "merge_patch", "strategic_patch", "server_minor_version"}
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
 
 from controller import training_pool as tp
+from controller.policy import PolicyError, crd_scheduler_enum, load_crd, parse
 from learners import training_scheduler as ts
 from learners.pollux import BatchLimits
 
@@ -71,3 +73,61 @@ def test_plan_resizes_elastic_jobs_in_place_recreates_others_and_refuses_over_qu
         tp.plan({"a": ts.Allocation((("slot-0", 4),)), "b": ts.Allocation((("slot-0", 1),))}, {}, pool, {}, {})
     with pytest.raises(ValueError, match="unknown node"):
         tp.plan({"a": ts.Allocation((("slot-9", 1),))}, {}, pool, {}, {})
+
+
+def _pool_policy(**spec) -> dict:
+    return {"metadata": {"name": "vision", "namespace": "team-a"},
+            "spec": {"trainingPool": GOOD, "mode": "apply", "intervalSeconds": 5, **spec}}
+
+
+def test_a_pool_policy_has_a_pool_and_no_target() -> None:
+    pp = tp.parse_pool_policy(_pool_policy(metrics={"windowSeconds": 20}, learner={"name": "vconf"},
+                                           workload="inference"))  # CRD defaults are ignored
+    assert pp is not None and pp.key == "team-a/vision" and pp.pool.gpu_quota == 16
+    assert pp.mode.value == "apply" and pp.interval_s == 5 and pp.window_s == 20 and not pp.paused
+    assert pp.pool.scheduler_kwargs()["settings"].restart_delay_s == 30.0
+    fixed = tp.parse_pool_policy(_pool_policy(trainingPool={**GOOD, "scheduler": "fixed", "fixedGpusPerJob": 2}))
+    assert fixed is not None and fixed.pool.scheduler_kwargs() == {"gpus": 2}
+    assert tp.parse_pool_policy({"metadata": {"name": "x", "namespace": "a"}, "spec": {"targetRef": {}}}) is None
+    with pytest.raises(PolicyError, match=r"^spec\.trainingPool: a training pool policy has no targetRef"):
+        parse({"trainingPool": GOOD}, "team-a", "vision")
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"targetRef": {"kind": "Job", "name": "a"}}, "spec.trainingPool"),
+    ({"knobs": {"replicas": {"min": 1, "max": 2}}}, "spec.trainingPool"),
+    ({"objective": {"metric": "ttft_p99_seconds", "target": 1}}, "spec.trainingPool"),
+    ({"mode": "yolo"}, "spec.mode"), ({"paused": "no"}, "spec.paused"),
+    ({"intervalSeconds": 0}, "spec.intervalSeconds"), ({"intervalSeconds": float("nan")}, "spec.intervalSeconds"),
+    ({"intervalSeconds": 10**9}, "spec.intervalSeconds"), ({"intervalSeconds": True}, "spec.intervalSeconds"),
+    ({"metrics": {"queries": {"x": "up"}}}, "spec.metrics"), ({"metrics": {"windowSeconds": -1}},
+                                                              "spec.metrics.windowSeconds"),
+    ({"trainingPool": {**GOOD, "gpusPerNode": 65}}, "spec.trainingPool.gpusPerNode"),
+    ({"trainingPool": {**GOOD, "selector": {f"k{i}": "v" for i in range(17)}}}, "spec.trainingPool.selector"),
+    ({"trainingPool": {**GOOD, "selector": {"a": "x" * 64}}}, "spec.trainingPool.selector"),
+    ({"trainingPool": {**GOOD, "restartSeconds": -1}}, "spec.trainingPool.restartSeconds"),
+    ({"trainingPool": {**GOOD, "restartSeconds": float("inf")}}, "spec.trainingPool.restartSeconds"),
+    ({"trainingPool": {**GOOD, "fixedGpusPerJob": 0}}, "spec.trainingPool.fixedGpusPerJob"),
+    ({"trainingPool": {**GOOD, "fixedGpusPerJob": 1.5}}, "spec.trainingPool.fixedGpusPerJob"),
+])
+def test_hostile_pool_policies_are_refused_with_the_field_named(spec, field) -> None:
+    with pytest.raises(PolicyError) as err:
+        tp.parse_pool_policy(_pool_policy(**spec))
+    assert str(err.value).startswith(field), str(err.value)
+
+
+def test_the_crd_admits_a_pool_policy_and_its_scheduler_enum_is_the_registry() -> None:
+    schema = load_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    spec = schema["properties"]["spec"]
+    assert "required" not in spec  # a pool policy has no targetRef; CEL says "exactly one"
+    assert any("either a targetRef or a trainingPool" in r["message"] for r in spec["x-kubernetes-validations"])
+    pool = spec["properties"]["trainingPool"]
+    assert crd_scheduler_enum() == ts.names() == pool["properties"]["scheduler"]["enum"]
+    validator = jsonschema.Draft4Validator(schema)
+    validator.validate({"spec": _pool_policy()["spec"]})
+    for bad in ({**GOOD, "gpuQuota": 2000}, {**GOOD, "selector": {}}, {**GOOD, "gpusPerNode": 0},
+                {**GOOD, "scheduler": "nope"}):
+        with pytest.raises(jsonschema.ValidationError):
+            validator.validate({"spec": {"trainingPool": bad}})
+    jobs = schema["properties"]["status"]["properties"]["trainingPool"]["properties"]["jobs"]
+    assert {"gpus", "batchSize", "placement", "restarts"} <= set(jobs["additionalProperties"]["properties"])

@@ -1,0 +1,389 @@
+"""One training-pool SizingPolicy in the operator: list the pool's jobs, read their metrics, ask the scheduler
+for all of them at once, apply the changed allocations.
+
+Each round (every ``spec.intervalSeconds``):
+
+1. list the Jobs and PyTorchJobs that match ``spec.trainingPool.selector`` in the policy's own namespace
+   (never another: the namespace is the policy's, every object read back is checked to be in it);
+2. read each running job's ``autocm_train_*`` series through the Prometheus client, with
+   :func:`controller.training_pool.queries` (scoped to the namespace and the job's name);
+3. fold them into :class:`~learners.training_scheduler.JobObservation` s and call the registered scheduler
+   once for all jobs (:func:`~controller.training_pool.run_round`);
+4. :func:`~controller.training_pool.plan` refuses an answer over the quota or oversubscribing a slot;
+5. in apply mode, the changed jobs are actuated, the shrinking ones first (so that GPUs held never exceed
+   the quota in between): an elastic PyTorchJob inside its ``elasticPolicy`` is resized in place
+   (:func:`controller.pytorchjob.replicas_body`), anything else goes through the checkpoint-aware recreation
+   of :mod:`controller.kube` (:func:`~controller.kube.delete_and_wait`, then the object applied again with
+   ``AUTOCM_GPUS`` / ``AUTOCM_BATCH_SIZE``); a job given no GPUs is recreated suspended.
+
+What a pool job declares (annotations on the Job / PyTorchJob; all optional, bounded):
+``autocm.io/init-batch-size`` (default: the container's ``AUTOCM_BATCH_SIZE``), ``autocm.io/max-batch-size``
+(default: the initial batch), ``autocm.io/min-local-batch-size`` (default 1), ``autocm.io/max-local-batch-size``
+(default: the max batch), ``autocm.io/max-gpus``. GPUs per pod are the managed container's ``nvidia.com/gpu``
+limit (default 1). A PyTorchJob in a pool has one replica type (Worker or Master), so every pod is a worker.
+Jobs should be created suspended (``spec.suspend`` / ``spec.runPolicy.suspend``): the pool starts them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client import ApiException
+
+from controller import pytorchjob
+from controller import training_pool as tp
+from controller.kube import (
+    GPU,
+    RESTARTS_ANNOTATION,
+    Kube,
+    UnsafeTarget,
+    container_of,
+    delete_and_wait,
+    involved_ref,
+    parse_quantity,
+    path_segment,
+    post_event,
+    recreated_job_body,
+    workload_path,
+)
+from controller.loop import Mode
+from controller.policy import TargetRef
+from controller.prometheus import PrometheusClient, PrometheusError, format_window
+from learners import training_scheduler as ts
+from learners.pollux import BatchLimits
+
+MAX_BATCH = 1 << 20
+ANNOTATION_PREFIX = "autocm.io/"
+
+
+class JobSpecError(ValueError):
+    """A pool job whose annotations or shape the pool cannot use; it is left alone and reported."""
+
+
+@dataclass(frozen=True)
+class PoolJob:
+    """One Job or PyTorchJob of the pool as read this round."""
+
+    obj: Mapping[str, Any]
+    target: TargetRef
+    limits: BatchLimits
+    gpus_per_worker: int
+    workers: int
+    suspended: bool
+    finished: bool
+    elastic: tuple[int, float] | None
+    max_gpus: int | None
+    restarts: int
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def gpus(self) -> int:
+        """GPUs the job holds now (0 while suspended or finished)."""
+        return 0 if self.suspended or self.finished else self.workers * self.gpus_per_worker
+
+
+def _annotation_int(meta: Mapping[str, Any], key: str, default: int | None, low: int = 1,
+                    high: int = MAX_BATCH) -> int | None:
+    raw = (meta.get("annotations") or {}).get(ANNOTATION_PREFIX + key)
+    if raw is None:
+        return default
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise JobSpecError(f"annotation {ANNOTATION_PREFIX}{key}: not an integer: {raw!r}") from None
+    if not low <= value <= high:
+        raise JobSpecError(f"annotation {ANNOTATION_PREFIX}{key}: must be in {low}..{high}, got {value}")
+    return value
+
+
+def _finished(obj: Mapping[str, Any]) -> bool:
+    done = {"Complete", "Failed", "Succeeded"}
+    return any(c.get("type") in done and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or [])
+
+
+def read_job(obj: Mapping[str, Any], namespace: str) -> PoolJob:
+    """A listed object as a pool job; raises :class:`JobSpecError` (or UnsafeTarget) when it cannot be one."""
+    meta = obj.get("metadata") or {}
+    kind = obj.get("kind")
+    if meta.get("namespace") != namespace:
+        raise UnsafeTarget(f"refusing {kind} {meta.get('namespace')}/{meta.get('name')}: not in the pool's "
+                           f"namespace {namespace}")
+    name = meta.get("name")
+    path_segment("job name", name)
+    if kind == pytorchjob.KIND:
+        specs = pytorchjob.replica_specs(obj)
+        if len(specs) != 1:
+            raise JobSpecError("a pool PyTorchJob has exactly one replica type (Worker or Master), got "
+                               f"{sorted(specs)}")
+        target = TargetRef(kind, name, namespace, pytorchjob.API_VERSION)
+        workers = pytorchjob.replicas(obj)
+        suspended = bool(((obj.get("spec") or {}).get("runPolicy") or {}).get("suspend", False))
+        elastic = pytorchjob.elastic_bounds(obj)
+    else:
+        target = TargetRef("Job", name, namespace, "batch/v1")
+        spec = obj.get("spec") or {}
+        workers = int(spec.get("parallelism", 1))
+        suspended = bool(spec.get("suspend", False))
+        elastic = None
+    try:
+        container = container_of(obj, None)
+    except (ValueError, KeyError) as exc:
+        raise JobSpecError(str(exc)) from None
+    res = container.get("resources") or {}
+    raw_gpus = (res.get("limits") or {}).get(GPU, (res.get("requests") or {}).get(GPU, 1))
+    try:
+        per = int(parse_quantity(raw_gpus))
+    except ValueError:
+        raise JobSpecError(f"container {container.get('name')}: {GPU} {raw_gpus!r} is not a quantity") from None
+    if not 1 <= per <= tp.MAX_GPUS_PER_NODE:
+        raise JobSpecError(f"container {container.get('name')}: {GPU} must be 1..{tp.MAX_GPUS_PER_NODE} per pod")
+    env = {e.get("name"): e.get("value") for e in container.get("env") or [] if "value" in e}
+    try:
+        env_batch = int(str(env.get("AUTOCM_BATCH_SIZE"))) if env.get("AUTOCM_BATCH_SIZE") else None
+    except ValueError:
+        env_batch = None
+    init = _annotation_int(meta, "init-batch-size", env_batch if env_batch and env_batch >= 1 else None)
+    if init is None:
+        raise JobSpecError("no initial batch size: set annotation autocm.io/init-batch-size or AUTOCM_BATCH_SIZE")
+    most = _annotation_int(meta, "max-batch-size", init)
+    low = _annotation_int(meta, "min-local-batch-size", 1)
+    high = _annotation_int(meta, "max-local-batch-size", most)
+    assert most is not None and low is not None and high is not None
+    if not (init <= most and low <= high):
+        raise JobSpecError(f"batch limits: need init {init} <= max {most} and min local {low} <= max local {high}")
+    max_gpus = _annotation_int(meta, "max-gpus", None, 1, tp.MAX_QUOTA)
+    if elastic is not None and math.isfinite(elastic[1]):
+        cap = int(elastic[1]) * per
+        max_gpus = min(max_gpus, cap) if max_gpus else cap
+    restarts = _annotation_int(meta, "restarts", 0, 0, 1 << 30) or 0
+    return PoolJob(obj, target, BatchLimits(init, most, low, high), per, workers, suspended, _finished(obj),
+                   elastic, max_gpus, restarts)
+
+
+@dataclass
+class PoolStep:
+    """What a round did, for the engine to write: outcome, conditions (type, status, reason, message),
+    status fields and events (type, reason, message)."""
+
+    outcome: str
+    conditions: list[tuple[str, str, str, str]]
+    status: dict[str, Any]
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+class PoolRunner:
+    """One pool policy: the scheduler, what the pool remembers of each job, and one round per interval."""
+
+    def __init__(self, policy: tp.PoolPolicy, body: Mapping[str, Any], kube: Kube, prometheus: PrometheusClient,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.policy = policy
+        self.generation = int((body.get("metadata") or {}).get("generation", 0))
+        self.kube = kube
+        self.prometheus = prometheus
+        self.clock = clock
+        self.scheduler = ts.make(policy.pool.scheduler, **policy.pool.scheduler_kwargs())
+        self.records: dict[str, tp.JobRecord] = {}
+        self.placements: dict[str, tuple[tuple[str, int], ...]] = {}
+        self.batch: dict[str, int] = {}
+        self.last_round_s: float | None = None
+        self._restore(body)
+
+    def _restore(self, body: Mapping[str, Any]) -> None:
+        """Placements from the last status, so that a restarted operator does not reshuffle running jobs."""
+        jobs = (((body.get("status") or {}).get("trainingPool") or {}).get("jobs")) or {}
+        slots = self.policy.pool.nodes()
+        for name, row in jobs.items():
+            if not isinstance(row, Mapping) or not isinstance(row.get("placement"), str) or not row["placement"]:
+                continue
+            try:
+                pairs = tuple((n, int(c)) for n, c in (p.split(":") for p in row["placement"].split(",")))
+            except ValueError:
+                continue
+            if all(n in slots for n, _ in pairs):
+                self.placements[name] = pairs
+
+    # reading ----------------------------------------------------------------------------------------
+    def _list_jobs(self) -> list[Mapping[str, Any]]:
+        ns = path_segment("namespace", self.policy.namespace)
+        sel = self.policy.pool.label_selector()
+        items = [{"apiVersion": "batch/v1", "kind": "Job", **o} for o in
+                 self.kube.get(f"/apis/batch/v1/namespaces/{ns}/jobs", labelSelector=sel).get("items", [])]
+        try:
+            items += [{"apiVersion": pytorchjob.API_VERSION, "kind": pytorchjob.KIND, **o} for o in self.kube.get(
+                f"/apis/kubeflow.org/v1/namespaces/{ns}/pytorchjobs",  # pytorchjob.API_VERSION, PLURAL
+                labelSelector=sel).get("items", [])]
+        except ApiException as exc:
+            if exc.status != 404:  # 404: the PyTorchJob CRD is not installed; a pool of Jobs is fine
+                raise
+        return items[: tp.MAX_JOBS * 2]
+
+    def _metrics(self, job: str) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for key, promql in tp.queries(self.policy.namespace, job, format_window(self.policy.window_s)).items():
+            samples = self.prometheus.query(promql)
+            out[key] = samples[0].value if samples else None
+        return out
+
+    # one round --------------------------------------------------------------------------------------
+    def step(self, now: float, paused_by: str | None) -> PoolStep:
+        pool = self.policy.pool
+        events: list[tuple[str, str, str]] = []
+        jobs: dict[str, PoolJob] = {}
+        for obj in self._list_jobs():
+            name = (obj.get("metadata") or {}).get("name")
+            try:
+                jobs[str(name)] = read_job(obj, pool.namespace)
+            except (JobSpecError, UnsafeTarget) as exc:
+                events.append(("Warning", "PoolJobRefused", f"{obj.get('kind')} {name}: {exc}"))
+        dt = 0.0 if self.last_round_s is None else max(0.0, now - self.last_round_s)
+        self.last_round_s = now
+        active = {n: j for n, j in jobs.items() if not j.finished}
+        for name in list(self.records):
+            if name not in active:
+                self.records.pop(name)
+                self.placements.pop(name, None)
+        try:
+            metrics = {n: self._metrics(n) for n in active}
+        except PrometheusError as exc:
+            msg = f"no allocation this round: {exc}"
+            return PoolStep("frozen", [("Ready", "True", "Managing", self._managing(active)),
+                                       ("MetricsAvailable", "False", "PrometheusUnavailable", str(exc)),
+                                       ("Applied", "False", "Frozen", msg)],
+                            self._status(jobs, {}, now, msg), events)
+        observations = []
+        for name, job in active.items():
+            rec = self.records.get(name)
+            if rec is None:
+                rec = self.records[name] = tp.JobRecord(name, job.limits, now, {})
+            rec.limits, rec.max_gpus, rec.restarts = job.limits, job.max_gpus, job.restarts
+            rec.attained_gpu_s += job.gpus * dt
+            placement = self.placements.get(name, ()) if job.gpus else ()
+            if sum(c for _, c in placement) != job.gpus:
+                placement = ()  # what it holds is not what we placed (created running, or changed by hand)
+            observations.append(tp.observe(rec, metrics[name], placement, now))
+        current = {n: j.gpus for n, j in active.items()}
+        try:
+            answer = tp.run_round(self.scheduler, observations, pool, now) if observations else {}
+            # A scheduler that keeps the batch (fixed) answers None: the job keeps its initial batch.
+            answer = {n: ts.Allocation(a.placement, a.batch_size or (active[n].limits.init_batch_size
+                                                                     if a.gpus else None))
+                      for n, a in answer.items() if n in active}
+            actions = tp.plan(answer, current, pool, {n: j.elastic for n, j in active.items()},
+                              {n: j.gpus_per_worker for n, j in active.items()})
+        except ValueError as exc:
+            msg = f"scheduler {pool.scheduler} answer refused: {exc}"
+            return PoolStep("refused", [("Ready", "True", "Managing", self._managing(active)),
+                                        ("MetricsAvailable", "True", "MetricsRead", "metrics read"),
+                                        ("Applied", "False", "OverQuota", msg)],
+                            self._status(jobs, {}, now, msg), [*events, ("Warning", "PoolAnswerRefused", msg)])
+        applied = self.policy.mode is Mode.APPLY and paused_by is None
+        words = [f"{a.name}: {current.get(a.name, 0)} -> {a.gpus} GPUs"
+                 + (f", batch {a.batch_size}" if a.gpus and a.batch_size else "")
+                 + (" (elastic resize)" if a.elastic_replicas else " (recreated)" if a.gpus else " (suspended)")
+                 for a in actions]
+        done: list[str] = []
+        if applied:
+            # Shrink first: GPUs a job gives up are gone (pods deleted) before another job is given them.
+            for action in sorted(actions, key=lambda a: a.gpus - current.get(a.name, 0)):
+                self._apply(active[action.name], action)
+                done.append(action.name)
+                if not action.elastic_replicas:
+                    self.records[action.name].restarts += 1
+                if action.batch_size:  # what the job runs with from now on (it reads it on restart)
+                    self.batch[action.name] = action.batch_size
+                text = f"{action.name}: {current.get(action.name, 0)} -> {action.gpus} GPUs" + (
+                    f", batch size {action.batch_size}" if action.gpus and action.batch_size else "")
+                events.append(("Normal", "AutocmPoolAllocated", f"{text} ({pool.scheduler})"))
+        for name, alloc in answer.items():
+            if applied or not actions:
+                self.placements[name] = alloc.placement
+        held = {n: (self.placements.get(n, ()) if applied else ()) for n in active}
+        if applied:
+            verb = "applied" if done else "unchanged"
+            msg = f"{pool.scheduler}: " + ("; ".join(words) if words else "keep every allocation")
+            applied_cond = ("Applied", "True", "Applied" if done else "UpToDate", msg)
+        else:
+            verb = "paused" if paused_by else ("recommended" if actions else "unchanged")
+            msg = (paused_by + "; " if paused_by else "") + f"{pool.scheduler} would: " + (
+                "; ".join(words) if words else "keep every allocation") + " (not applied)"
+            applied_cond = ("Applied", "False", "Paused" if paused_by else "RecommendOnly", msg)
+        status = self._status(jobs, held, now, msg, answer if not applied else None)
+        return PoolStep(verb, [("Ready", "True", "Paused" if paused_by else "Managing", self._managing(active)),
+                               ("MetricsAvailable", "True", "MetricsRead",
+                                f"autocm_train_* read for {len(active)} job(s)"),
+                               applied_cond], status, events)
+
+    def _managing(self, active: Mapping[str, PoolJob]) -> str:
+        pool = self.policy.pool
+        return (f"training pool of {len(active)} running job(s) matching {pool.label_selector()}, "
+                f"{pool.gpu_quota} GPUs, scheduler {pool.scheduler}")
+
+    def _apply(self, job: PoolJob, action: tp.JobAction) -> None:
+        """An elastic resize in place, or the checkpoint-aware recreation with the new AUTOCM_* values."""
+        t = job.target
+        path = workload_path(t)
+        obj = job.obj
+        if action.elastic_replicas:
+            self.kube.apply(path, pytorchjob.replicas_body(obj, t.namespace, t.name, action.elastic_replicas))
+            post_event(self.kube, involved_ref(obj), "Normal", "AutocmResized",
+                       f"workers {job.workers} -> {action.elastic_replicas} (training pool {self.policy.name})")
+            return
+        workers = action.gpus // job.gpus_per_worker
+        container = container_of(obj, None)
+        mine = {"name": container["name"], "env": [{"name": k, "value": v} for k, v in action.env]}
+        restarts = delete_and_wait(self.kube, obj, t, self.clock)
+        if t.kind == pytorchjob.KIND:
+            spec = pytorchjob.recreated_spec(obj, container["name"], mine, workers or None)
+            spec.setdefault("runPolicy", {})["suspend"] = workers == 0
+            meta = obj["metadata"]
+            annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                           if not k.startswith("kubectl.kubernetes.io/")}
+            annotations[RESTARTS_ANNOTATION] = str(restarts)
+            annotations["autocm.io/recreated-from-uid"] = meta.get("uid", "")
+            body = {"apiVersion": pytorchjob.API_VERSION, "kind": pytorchjob.KIND,
+                    "metadata": {"name": t.name, "namespace": t.namespace, "labels": meta.get("labels", {}),
+                                 "annotations": annotations}, "spec": spec}
+        else:
+            body = recreated_job_body(obj, t, container["name"], mine, workers or None, restarts,
+                                      suspend=workers == 0)
+            if workers and "completions" in body["spec"]:
+                body["spec"]["completions"] = workers
+        self.kube.apply(path, body)
+        post_event(self.kube, involved_ref(obj), "Normal", "AutocmRecreated",
+                   f"{job.gpus} -> {action.gpus} GPUs, batch size {action.batch_size} "
+                   f"(training pool {self.policy.name}; restart {restarts})")
+
+    def _status(self, jobs: Mapping[str, PoolJob], held: Mapping[str, tuple[tuple[str, int], ...]], now: float,
+                message: str, recommended: Mapping[str, ts.Allocation] | None = None) -> dict[str, Any]:
+        rows: dict[str, Any] = {}
+        for name, job in sorted(jobs.items())[: tp.MAX_JOBS]:
+            if job.finished:
+                rows[name] = {"gpus": 0, "finished": True, "restarts": job.restarts}
+                continue
+            placement = held.get(name) or ()
+            gpus = sum(c for _, c in placement) if placement else job.gpus
+            if recommended is not None and name in recommended:
+                placement, gpus = recommended[name].placement, recommended[name].gpus
+            row: dict[str, Any] = {"gpus": int(gpus), "restarts": int(self.records[name].restarts
+                                                                      if name in self.records else job.restarts)}
+            if placement:
+                row["placement"] = ",".join(f"{n}:{c}" for n, c in placement)
+            batch = recommended[name].batch_size if recommended is not None and name in recommended \
+                else self.batch.get(name)
+            if batch and gpus:
+                row["batchSize"] = int(batch)
+            rows[name] = row
+        pool = self.policy.pool
+        return {"trainingPool": {"scheduler": pool.scheduler, "gpuQuota": pool.gpu_quota,
+                                 "gpusAllocated": int(sum(r["gpus"] for r in rows.values())), "jobs": rows},
+                "lastDecision": {"time": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                 "message": message[:4096]}}

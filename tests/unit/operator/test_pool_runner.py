@@ -1,0 +1,217 @@
+"""A training-pool SizingPolicy through the operator's Engine: jobs listed by selector in the policy's namespace
+only, metrics read with the contract's queries, all jobs allocated at once, changes applied shrink-first through
+the elastic resize or the checkpoint-aware recreation, over-quota answers refused, status and events written."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from operator_fakes import FakeKube, fake_prometheus, vector
+from test_engine import Clock, engine_for
+
+from controller import pool_runner as pr
+from controller.kube import RESTARTS_ANNOTATION, UnsafeTarget
+from learners import training_scheduler as ts
+
+POLICY = "/apis/autocm.io/v1alpha1/namespaces/ml/sizingpolicies/vision"
+JOBS = "/apis/batch/v1/namespaces/ml/jobs"
+PTJ = "/apis/kubeflow.org/v1/namespaces/ml/pytorchjobs"
+
+
+def job(name: str, ns: str = "ml", labels: dict | None = None, suspend: bool = True, parallelism: int = 1,
+        annotations: dict | None = None) -> dict:
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": ns, "uid": f"uid-{name}",
+                         "labels": {"autocm.io/pool": "vision"} if labels is None else labels,
+                         "annotations": annotations or {"autocm.io/max-batch-size": "1024"}},
+            "spec": {"suspend": suspend, "parallelism": parallelism,
+                     "selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": f"uid-{name}"}},
+                     "template": {"metadata": {"labels": {"batch.kubernetes.io/job-name": name}}, "spec": {
+                         "restartPolicy": "Never", "containers": [{
+                             "name": "trainer", "image": "trainer:1",
+                             "env": [{"name": "AUTOCM_BATCH_SIZE", "value": "64"}],
+                             "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}
+
+
+def pool_policy(scheduler: str = "fixed", mode: str = "apply", quota: int = 8, **pool) -> dict:
+    return {"apiVersion": "autocm.io/v1alpha1", "kind": "SizingPolicy",
+            "metadata": {"name": "vision", "namespace": "ml", "uid": "pol-uid", "generation": 1},
+            "spec": {"trainingPool": {"scheduler": scheduler, "gpuQuota": quota, "gpusPerNode": 4,
+                                      "selector": {"autocm.io/pool": "vision"}, **pool},
+                     "mode": mode, "intervalSeconds": 5, "metrics": {"windowSeconds": 10},
+                     "learner": {"name": "vconf"}}}
+
+
+def cluster(*objs: dict, policy: dict | None = None) -> FakeKube:
+    kube = FakeKube()
+    for o in objs:
+        base = JOBS if o["kind"] == "Job" else PTJ
+        kube.put(base.replace("/ml/", f"/{o['metadata']['namespace']}/") + "/" + o["metadata"]["name"], o)
+    kube.put(POLICY, policy or pool_policy())
+    return kube
+
+
+def no_metrics(q: str):
+    return vector([])
+
+
+def env(obj: dict) -> dict:
+    c = obj["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in c["env"]}
+
+
+def held(kube: FakeKube) -> int:
+    """GPUs the pool's Jobs hold according to the objects (unsuspended parallelism x 1 GPU)."""
+    return sum(o["spec"]["parallelism"] for p, o in kube.objects.items()
+               if p.startswith(JOBS + "/") and not o["spec"].get("suspend") and not o.get("status"))
+
+
+def step(eng, kube: FakeKube):
+    eng.observe_body(kube.objects[POLICY])
+    return eng.step("ml/vision")
+
+
+def test_fixed_pool_admits_jobs_up_to_the_quota_in_its_namespace_only_and_refills_when_one_finishes():
+    outsider = job("a-x", ns="other")
+    kube = cluster(job("a-0"), job("a-1"), job("a-2"), job("unlabelled", labels={"team": "x"}), outsider)
+    clock = Clock()
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        assert step(eng, kube).outcome == "applied"
+        assert held(kube) == 8  # two jobs of 4, the third waits: never more than the quota
+        started = [n for n in ("a-0", "a-1", "a-2") if not kube.objects[f"{JOBS}/{n}"]["spec"]["suspend"]]
+        assert len(started) == 2
+        for n in started:
+            o = kube.objects[f"{JOBS}/{n}"]
+            assert o["spec"]["parallelism"] == 4 and env(o) == {"AUTOCM_BATCH_SIZE": "64", "AUTOCM_GPUS": "4"}
+            assert o["metadata"]["annotations"][RESTARTS_ANNOTATION] == "1"
+            assert o["metadata"]["annotations"]["autocm.io/recreated-from-uid"] == f"uid-{n}"
+            assert "selector" not in o["spec"]  # the Job controller sets a new one
+        assert kube.objects["/apis/batch/v1/namespaces/other/jobs/a-x"] == outsider
+        assert all("/namespaces/other/" not in p for m, p, _ in kube.calls)
+        st = kube.objects[POLICY]["status"]
+        assert st["trainingPool"]["gpusAllocated"] == 8 and st["trainingPool"]["jobs"]["a-2"]["gpus"] == 0
+        assert "unlabelled" not in st["trainingPool"]["jobs"]
+        assert sum(e["reason"] == "AutocmPoolAllocated" for e in kube.events) == 2
+        # Every metric query of the contract, scoped to the namespace and the job.
+        assert any('namespace="ml",job_name="a-0"' in q and "autocm_train_step_seconds" in q for q in prom.queries)
+        assert not any("a-x" in q for q in prom.queries)
+
+        kube.objects[f"{JOBS}/{started[0]}"]["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+        clock.t += 5
+        assert step(eng, kube).outcome == "applied"
+        waiting = next(n for n in ("a-0", "a-1", "a-2") if n not in started)
+        assert kube.objects[f"{JOBS}/{waiting}"]["spec"]["parallelism"] == 4
+        assert held(kube) == 8
+        rows = kube.objects[POLICY]["status"]["trainingPool"]["jobs"]
+        assert rows[started[0]] == {"gpus": 0, "finished": True, "restarts": 1}
+        assert rows[waiting]["gpus"] == 4 and rows[waiting]["batchSize"] == 64
+
+
+def training_metrics(kube: FakeKube):
+    def answer(q: str):
+        name = re.search(r'job_name="([^"]+)"', q).group(1)
+        obj = kube.objects.get(f"{JOBS}/{name}")
+        if obj is None or obj["spec"].get("suspend"):
+            return vector([])
+        gpus = float(env(obj).get("AUTOCM_GPUS", 1))
+        batch = float(env(obj)["AUTOCM_BATCH_SIZE"])
+        values = {"step_seconds": 0.2 + batch / gpus / 400, "batch_size": batch, "local_batch_size": batch / gpus,
+                  "gpus": gpus, "grad_sqr": 1.0, "grad_var": 50.0, "progress": 0.1}
+        key = next(k for k in values if f"autocm_train_{k}" in q)
+        return vector([({}, values[key])])
+    return answer
+
+
+def test_pollux_pool_reallocates_as_jobs_arrive_and_never_holds_more_than_the_quota():
+    # Rounds 5 s apart: a restart that costs 1 s is worth making (30 s would be, for jobs this young, not).
+    kube = cluster(job("b-0"), job("b-1"), policy=pool_policy("pollux", restartSeconds=1))
+    clock = Clock()
+    with fake_prometheus(training_metrics(kube)) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        runner_seen = []
+        for round_ in range(8):
+            if round_ == 3:
+                kube.put(f"{JOBS}/b-2", job("b-2"))
+                kube.put(f"{JOBS}/b-3", job("b-3"))
+            result = step(eng, kube)
+            assert result.outcome in ("applied", "unchanged"), result.status
+            assert held(kube) <= 8
+            st = kube.objects[POLICY]["status"]["trainingPool"]
+            assert st["gpusAllocated"] <= 8
+            runner_seen.append({n: r["gpus"] for n, r in st["jobs"].items()})
+            clock.t += 5
+        assert all(runner_seen[-1].get(n, 0) >= 1 for n in ("b-2", "b-3"))  # the newcomers got GPUs
+        assert runner_seen[0] == {"b-0": 0, "b-1": 0}  # no allocation before the first answer is applied
+        assert max(sum(s.values()) for s in runner_seen) > sum(runner_seen[2].values())  # the pool grew
+
+
+class _Greedy:
+    name = "greedy"
+
+    def allocate(self, jobs, nodes, now):
+        return {j.name: ts.Allocation((("slot-0", 4),)) for j in jobs}
+
+
+def test_an_answer_that_oversubscribes_is_refused_and_nothing_changes():
+    kube = cluster(job("c-0"), job("c-1"))
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, Clock())
+        eng.observe_body(kube.objects[POLICY])
+        eng._runner("ml/vision", kube.objects[POLICY]).scheduler = _Greedy()
+        result = eng.step("ml/vision")
+    assert result.outcome == "refused"
+    assert not kube.writes("DELETE") and held(kube) == 0
+    applied = next(c for c in kube.objects[POLICY]["status"]["conditions"] if c["type"] == "Applied")
+    assert applied["reason"] == "OverQuota" and "oversubscribed" in applied["message"]
+    assert any(e["reason"] == "PoolAnswerRefused" for e in kube.events)
+
+
+def test_an_elastic_pytorchjob_is_resized_in_place_and_recommend_mode_changes_nothing():
+    ptj = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+           "metadata": {"name": "e-0", "namespace": "ml", "uid": "uid-e", "labels": {"autocm.io/pool": "vision"},
+                        "annotations": {"autocm.io/init-batch-size": "32"}},
+           "spec": {"elasticPolicy": {"minReplicas": 1, "maxReplicas": 8},
+                    "pytorchReplicaSpecs": {"Worker": {"replicas": 2, "template": {"spec": {"containers": [{
+                        "name": "pytorch", "image": "t:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}}}
+    kube = cluster(ptj, job("unlabelled", labels={"team": "x"}), policy=pool_policy(mode="recommend"))
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, Clock())
+        assert step(eng, kube).outcome == "recommended"
+        assert not kube.writes("APPLY") or all(p.endswith("/status") for _, p, _ in kube.writes("APPLY"))
+        assert "e-0: 2 -> 4 GPUs" in kube.objects[POLICY]["status"]["lastDecision"]["message"]
+        kube.objects[POLICY]["spec"]["mode"] = "apply"
+        kube.objects[POLICY]["metadata"]["generation"] = 2
+        assert step(eng, kube).outcome == "applied"
+    obj = kube.objects[f"{PTJ}/e-0"]
+    assert obj["metadata"]["uid"] == "uid-e"  # in place, not recreated
+    assert obj["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 4
+    assert not kube.writes("DELETE")
+
+
+def test_jobs_the_pool_cannot_use_are_reported_and_left_alone():
+    bad = job("d-0", annotations={"autocm.io/max-batch-size": "lots"})
+    kube = cluster(bad, job("d-1"))
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, Clock())
+        assert step(eng, kube).outcome == "applied"
+    assert kube.objects[f"{JOBS}/d-0"] == bad
+    assert any(e["reason"] == "PoolJobRefused" and "max-batch-size" in e["message"] for e in kube.events)
+    with pytest.raises(UnsafeTarget):
+        pr.read_job(job("z", ns="other"), "ml")
+    with pytest.raises(pr.JobSpecError, match="min local"):
+        pr.read_job(job("z", annotations={"autocm.io/min-local-batch-size": "64",
+                                          "autocm.io/max-local-batch-size": "8"}), "ml")
+
+
+def test_an_invalid_pool_policy_is_reported_not_run():
+    body = pool_policy()
+    body["spec"]["targetRef"] = {"kind": "Job", "name": "x"}
+    kube = cluster(job("f-0"), policy=body)
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, Clock())
+        assert step(eng, kube).outcome == "refused"
+    ready = next(c for c in kube.objects[POLICY]["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "InvalidSpec" and ready["message"].startswith("spec.trainingPool")
+    assert not kube.writes("DELETE")
