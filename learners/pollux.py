@@ -475,6 +475,25 @@ def search(problem: SearchProblem, initial: np.ndarray | None, rng: np.random.Ge
     return pop[0].copy(), pop[: s.keep].copy()
 
 
+def carry_states(prev: tuple[np.ndarray, Sequence[str], Sequence[str]] | None, jobs: Sequence[str],
+                 nodes: Sequence[str]) -> np.ndarray | None:
+    """Last round's kept allocations ``(states, jobs, nodes)`` mapped onto this round's jobs and nodes, to
+    seed the search (the artifact's ``PolluxPolicy._adapt_prev_states``): rows of jobs that finished are
+    dropped, new jobs and new nodes start with nothing."""
+    if prev is None:
+        return None
+    states, prev_jobs, prev_nodes = prev
+    out = np.zeros((len(states), len(jobs), len(nodes)), dtype=np.int64)
+    pj = {n: i for i, n in enumerate(prev_jobs)}
+    pn = {n: i for i, n in enumerate(prev_nodes)}
+    dst_j = [i for i, n in enumerate(jobs) if n in pj]
+    src_j = [pj[jobs[i]] for i in dst_j]
+    for i, node in enumerate(nodes):
+        if node in pn and dst_j:
+            out[:, dst_j, i] = states[:, src_j, pn[node]]
+    return out
+
+
 def _unique(states: np.ndarray) -> np.ndarray:
     """Drop duplicate states, keeping first occurrences in order (pymoo's ``eliminate_duplicates``)."""
     # A dict of row bytes, not ``np.unique(axis=0)``: the same first occurrences in the same order, without a

@@ -23,6 +23,7 @@ from learners.pollux import (
     SearchJob,
     SearchProblem,
     SearchSettings,
+    carry_states,
     fair_share_goodput,
     fit_perf_params,
     goodput_table,
@@ -234,7 +235,7 @@ class PolluxPool:
                 if node in index:
                     base_state[j, index[node]] += count
         problem = SearchProblem(search_jobs, capacity, base_state, self.settings)
-        best, keep = search(problem, self._adapt(names_, node_names), self.rng)
+        best, keep = search(problem, carry_states(self._prev, names_, node_names), self.rng)
         self._prev = (keep, names_, node_names)
         for name in list(self._models):
             if name not in names_:
@@ -259,20 +260,6 @@ class PolluxPool:
         _, atomic, accum = model.optimize(len(placement), replicas)
         return int(min(atomic[0] * (accum[0] + 1) * replicas, lim.max_batch_size))
 
-    def _adapt(self, jobs: list[str], nodes: list[str]) -> np.ndarray | None:
-        """Last round's kept answers on this round's jobs and nodes; new jobs start with nothing."""
-        if self._prev is None:
-            return None
-        states, prev_jobs, prev_nodes = self._prev
-        out = np.zeros((len(states), len(jobs), len(nodes)), dtype=np.int64)
-        pj = {n: i for i, n in enumerate(prev_jobs)}
-        pn = {n: i for i, n in enumerate(prev_nodes)}
-        dst_j = [i for i, n in enumerate(jobs) if n in pj]
-        src_j = [pj[jobs[i]] for i in dst_j]
-        for i, node in enumerate(nodes):
-            if node in pn and dst_j:
-                out[:, dst_j, i] = states[:, src_j, pn[node]]
-        return out
 
 
 register("pollux", PolluxPool)

@@ -32,6 +32,7 @@ from learners.pollux import (
     SearchJob,
     SearchProblem,
     SearchSettings,
+    carry_states,
     fair_share_goodput,
     fit_perf_params,
     goodput_table,
@@ -174,7 +175,7 @@ class PolluxScheduler:
                 if node in index:
                     base_state[j, index[node]] += count
         problem = SearchProblem(search_jobs, capacity, base_state, self.settings)
-        best, keep = search(problem, self._adapt(names, node_names), self.rng)
+        best, keep = search(problem, carry_states(self._prev, names, node_names), self.rng)
         self._prev = (keep, names, node_names)
         answer: dict[str, Decision] = {}
         for j, name in enumerate(names):
@@ -182,18 +183,3 @@ class PolluxScheduler:
             answer[name] = Decision(tuple(c for _, c in share), None, share) if share else Decision(())
         return answer
 
-    def _adapt(self, jobs: list[str], nodes: list[str]) -> np.ndarray | None:
-        """Last round's answers on this round's jobs and nodes (``PolluxPolicy._adapt_prev_states``): rows of
-        jobs that finished are dropped, new jobs start with nothing."""
-        if self._prev is None:
-            return None
-        states, prev_jobs, prev_nodes = self._prev
-        out = np.zeros((len(states), len(jobs), len(nodes)), dtype=np.int64)
-        pj = {n: i for i, n in enumerate(prev_jobs)}
-        pn = {n: i for i, n in enumerate(prev_nodes)}
-        dst_j = [i for i, n in enumerate(jobs) if n in pj]
-        src_j = [pj[jobs[i]] for i in dst_j]
-        for i, node in enumerate(nodes):
-            if node in pn and dst_j:
-                out[:, dst_j, i] = states[:, src_j, pn[node]]
-        return out
