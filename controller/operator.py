@@ -214,8 +214,10 @@ class PolicyRunner:
         # The engine shares one index among all policies; a runner built alone lists for itself.
         self.autoscalers = autoscalers or AutoscalerIndex(kube, settings.conflict_check_s, clock)
         self.last_recommended: Config | None = None
-        shared.register(policy.key, Registration(policy.target, policy.workload, policy.window_s,
-                                                 policy.interval_s, policy.queries))
+        objective = policy.objective
+        shared.register(policy.key, Registration(
+            policy.target, policy.workload, policy.window_s, policy.interval_s, policy.queries,
+            slo=None if objective.higher_is_better else (objective.metric, objective.target)))
         self.workloads.register(policy.key, policy.target, policy.interval_s)
 
     def _current_config(self) -> Config:

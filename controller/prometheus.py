@@ -271,16 +271,52 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     return start + (end - start) * ((rank - below) / count)
 
 
+def histogram_fraction(upper: float, buckets: Sequence[tuple[float, float]]) -> float:
+    """The share of observations at or under ``upper`` from (upper bound, cumulative count) pairs.
+
+    Classic buckets only say how many observations fell under each bound, so inside the bucket that
+    holds ``upper`` the count is interpolated linearly, as :func:`histogram_quantile` does for a rank
+    (and as ``bucket{le="5.0"} / count`` would give exactly when ``upper`` is a bound). NaN without
+    observations or without the +Inf bucket.
+    """
+    if not buckets or math.isnan(upper):
+        return math.nan
+    ordered = sorted(buckets)
+    if not math.isinf(ordered[-1][0]):
+        return math.nan
+    counts, running = [], 0.0
+    for _, c in ordered:
+        running = max(running, c)
+        counts.append(running)
+    total = counts[-1]
+    if total <= 0:
+        return math.nan
+    below_bound, below_count = 0.0, 0.0
+    for (bound, _), count in zip(ordered, counts, strict=True):
+        if upper < bound:
+            if math.isinf(bound):  # past the largest finite bound: nothing more is known
+                return below_count / total
+            share = (upper - below_bound) / (bound - below_bound) if bound > below_bound else 1.0
+            return (below_count + (count - below_count) * max(0.0, share)) / total
+        below_bound, below_count = bound, count
+    return below_count / total
+
+
+def histogram_buckets(samples: Sequence[Sample]) -> list[tuple[float, float]]:
+    """Per-pod bucket samples summed by ``le`` (the workload's histogram)."""
+    per_le: dict[float, float] = defaultdict(float)
+    for s in samples:
+        if "le" in s.labels and math.isfinite(s.value):
+            per_le[float(s.labels["le"])] += s.value
+    return list(per_le.items())
+
+
 def reduce_values(how: str, samples: Sequence[Sample], quantile: float) -> float:
     """Combine one workload's per-pod samples into one number."""
     if not samples:
         return math.nan
     if how == "quantile" and any("le" in s.labels for s in samples):
-        per_le: dict[float, float] = defaultdict(float)
-        for s in samples:
-            if "le" in s.labels and math.isfinite(s.value):
-                per_le[float(s.labels["le"])] += s.value
-        return histogram_quantile(quantile, list(per_le.items()))
+        return histogram_quantile(quantile, histogram_buckets(samples))
     values = [s.value for s in samples]
     if how == "sum":
         return math.fsum(values)
@@ -302,6 +338,11 @@ class Registration:
     invalid: Mapping[str, str] = field(default_factory=dict)
     """metric -> why its override template was refused (set by :meth:`SharedMetrics.register`): that
     metric is not queried for this workload and its problem is reported, nobody else is affected."""
+    slo: tuple[str, float] | None = None
+    """(latency metric, target) of the policy's objective, e.g. ("ttft_p99_seconds", 5.0): when that
+    metric is a histogram and no ``slo_attainment`` query is given, the share of the window's requests
+    at or under the target is derived from the same buckets (:func:`histogram_fraction`). Without it a
+    learner that prices SLO misses (slo-rl's dual variable) would never see one in the operator."""
 
 
 @dataclass(frozen=True)
@@ -397,7 +438,9 @@ class SharedMetrics:
         for key, reg in self._workloads.items():
             for metric, text in self._queries_of(reg).items():
                 if text is None:
-                    template = reg.overrides.get(metric, DEFAULT_QUERIES[metric].template)
+                    # Not .get(metric, DEFAULT_QUERIES[metric]...): a shared override for a metric with no
+                    # default (slo_attainment) would raise KeyError in everyone's refresh.
+                    template = reg.overrides[metric] if metric in reg.overrides else DEFAULT_QUERIES[metric].template
                     groups[(metric, template, reg.window_s)].append(key)
                 else:
                     plan[text] = metric
@@ -504,6 +547,11 @@ class SharedMetrics:
                     continue
                 how = DEFAULT_QUERIES[metric].reduce if metric in DEFAULT_QUERIES else "mean"
                 values[metric] = reduce_values(how, mine, self.settings.quantile)
+                if reg.slo is not None and metric == reg.slo[0] and "slo_attainment" not in reg.overrides \
+                        and any("le" in s.labels for s in mine):
+                    share = histogram_fraction(reg.slo[1], histogram_buckets(mine))
+                    if math.isfinite(share):
+                        values["slo_attainment"] = share
             return WorkloadMetrics(values, self._evaluated_at, tuple(problems))
 
 

@@ -17,6 +17,7 @@ from controller.prometheus import (
     SharedMetrics,
     escape_regex,
     escape_string,
+    histogram_fraction,
     histogram_quantile,
     pod_regex,
 )
@@ -61,6 +62,35 @@ def test_histogram_quantile_repairs_non_monotonic_counts():
     # Rates of buckets scraped at slightly different times can decrease; Prometheus takes the max.
     assert histogram_quantile(0.5, [(1.0, 4.0), (2.0, 3.0), (math.inf, 8.0)]) == pytest.approx(
         histogram_quantile(0.5, [(1.0, 4.0), (2.0, 4.0), (math.inf, 8.0)]))
+
+
+def test_histogram_fraction_is_the_bucket_ratio_at_a_bound_and_interpolates_between():
+    buckets = [(0.1, 5.0), (0.2, 7.0), (1.0, 11.0), (math.inf, 12.0)]
+    assert histogram_fraction(0.2, buckets) == pytest.approx(7 / 12)  # bucket{le="0.2"} / count
+    assert histogram_fraction(0.6, buckets) == pytest.approx(9 / 12)  # halfway from 7 to 11
+    assert histogram_fraction(0.05, buckets) == pytest.approx(2.5 / 12)  # from 0 in the first bucket
+    assert histogram_fraction(5.0, buckets) == pytest.approx(11 / 12)  # nothing known past 1.0
+    assert histogram_fraction(histogram_quantile(0.5, buckets), buckets) == pytest.approx(0.5)
+    assert math.isnan(histogram_fraction(1.0, [(1.0, 0.0), (math.inf, 0.0)]))
+    assert math.isnan(histogram_fraction(1.0, [(1.0, 3.0)]))
+
+
+def test_slo_attainment_is_derived_from_the_objectives_histogram_unless_a_query_is_given():
+    with fake_prometheus(ttft_and_rate) as prom:
+        shared = SharedMetrics(PrometheusClient(prom.url), clock=Clock())
+        target = deployment("a", "web")
+        shared.register("a/web", Registration(target, "inference", 60.0, 10.0, {}, slo=("ttft_p99_seconds", 0.5)))
+        shared.register("a/plain", Registration(deployment("a", "plain"), "inference", 60.0, 10.0, {}))
+        # a/web's pods sum to 9 of 20 requests per s under 0.5 s (see ttft_and_rate).
+        assert shared.metrics_for("a/web").values["slo_attainment"] == pytest.approx(9 / 20)
+        assert "slo_attainment" not in shared.metrics_for("a/plain").values  # no SLO stated: nothing made up
+    answers = {"my_attainment": 0.97}
+    with fake_prometheus(lambda q: vector([({"namespace": "a", "pod": "web-5d8f7c9b4-aaaaa"}, answers["my_attainment"])])
+                         if "my_attainment" in q else ttft_and_rate(q)) as prom:
+        shared = SharedMetrics(PrometheusClient(prom.url), clock=Clock())
+        shared.register("a/web", Registration(target, "inference", 60.0, 10.0, {"slo_attainment": "my_attainment{{{selector}}}"},
+                                              slo=("ttft_p99_seconds", 0.5)))
+        assert shared.metrics_for("a/web").values["slo_attainment"] == pytest.approx(0.97)  # the user's query wins
 
 
 # --- escaping -----------------------------------------------------------------------------------

@@ -134,3 +134,18 @@ def test_a_per_workload_template_never_returns_another_namespaces_series():
         got = shared.metrics_for("tenant/api")
     assert "queue_length" not in leaked.values  # refused at registration: the query is never sent
     assert got.values["kv_cache_usage"] == 1.0  # the fake answers victim's series too: they are dropped
+
+
+def test_a_shared_template_for_a_metric_without_a_default_breaks_nobody():
+    """``slo_attainment`` has no default query. A shared template for it (one that only uses ``{selector}``,
+    which ``parse()`` accepts) made the shared refresh raise KeyError for every policy before the fix."""
+    template = "avg by (namespace, pod) (my_attainment{{{selector}}})"
+    parse(spec({"slo_attainment": template}), "tenant", "p")  # admitted: a legitimate template
+    with fake_prometheus(answers) as prom:
+        shared = SharedMetrics(PrometheusClient(prom.url), clock=Clock())
+        shared.register("good/web", registration("good", "web"))
+        shared.register("tenant/web", registration("tenant", "web", {"slo_attainment": template}))
+        good = shared.metrics_for("good/web")
+        assert shared.metrics_for("tenant/web") is not None
+    assert good is not None and good.values["queue_length"] == 3.0 and good.problems == ()
+    assert any("my_attainment" in q for q in prom.queries)
