@@ -16,6 +16,18 @@ second the histogram buckets grow by ``rate x CDF(le)``: Prometheus' ``histogram
 them returns the model's percentile up to bucket interpolation. An overloaded service (lambda >= c
 mu) reports TTFT at the top bucket. ``emulator_ttft_p99_seconds`` is the model's exact p99, for tests.
 
+Calibrated to the simulator (``--calibrate MODEL:HARDWARE``): the service rate and prefill then follow
+the Deployment's live template (GPUs per pod = TP, ``AUTOCM_BATCH_SIZE`` = max batch) through the
+simulator's own latency model, so that a size the simulator says meets the SLO at a rate also meets it
+here. :func:`calibrated_model`: the prefill is the table's prefill of the mean prompt at batch 1 (TP's
+own), and the per-replica service rate is the one at which this M/M/c queue's capacity at the SLO
+(largest rate with attainment >= the SLO's) equals the simulator's
+(:func:`simulator.inference.capacity.bundled_slo_capacity`) at ``CALIBRATION_REPLICAS`` replicas.
+At 1-4 replicas the two capacities then agree within about 10% (tests/unit/inference/
+test_emulator_calibration.py); the simulator's batching server has a sharper cliff than M/M/c, so
+tail latencies between the SLO and the cliff are not reproduced, only the capacity at the SLO.
+During a rolling update every Running pod counts as the Deployment's current template.
+
 Run: ``python tests/e2e/emulator.py --kubeconfig K --namespace NS --deployment NAME --port P``.
 """
 
@@ -27,6 +39,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BUCKETS_S = (
@@ -102,6 +115,44 @@ class ServiceModel:
         return self.prefill_s + (math.log(wait_p / tail) / decay if wait_p > tail else 0.0)
 
 
+CALIBRATION_REPLICAS = 3
+"""Replicas at which the M/M/c capacity is matched to the simulator's (the e2e segment's peak size)."""
+
+
+def capacity_at_slo(model: ServiceModel, replicas: int, gpus_per_pod: float, slo_s: float,
+                    attainment: float) -> float:
+    """Largest arrival rate at which the share of requests with TTFT <= ``slo_s`` is >= ``attainment``."""
+    lo, hi = 0.0, replicas * model.service_rate * max(gpus_per_pod, 1.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if replace(model, rate=mid).ttft_cdf(slo_s, replicas, gpus_per_pod) >= attainment:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@lru_cache(maxsize=32)
+def calibrated_model(model: str, hardware: str, tp: int, max_batch: int, slo_s: float, attainment: float = 0.99,
+                     sizes: str = "second-half", replicas: int = CALIBRATION_REPLICAS) -> ServiceModel:
+    """The M/M/c service of one (TP, max batch) template whose capacity at the SLO, at ``replicas``
+    replicas, is the simulator's for the same model, hardware, template and request sizes."""
+    from simulator.inference.capacity import bundled_slo_capacity
+    from simulator.inference.perf_model import PerfModel
+    from simulator.inference.traces import azure_code_half
+
+    target = bundled_slo_capacity(model, hardware, tp, max_batch, replicas, slo_s, attainment, sizes)
+    prefill = PerfModel.load(model, hardware).prefill_time_s(float(azure_code_half(sizes).prompt_tokens.mean()), 1, tp)
+    lo, hi = target / replicas / tp, 20.0 * target / replicas / tp  # requests/s per GPU
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if capacity_at_slo(ServiceModel(0.0, mid, prefill), replicas, tp, slo_s, attainment) < target:
+            lo = mid
+        else:
+            hi = mid
+    return ServiceModel(rate=0.0, service_rate=hi, prefill_s=prefill)
+
+
 @dataclass
 class Emulator:
     namespace: str
@@ -123,12 +174,17 @@ class Emulator:
     """GPUs of Running pods integrated over time: the cost a test compares policies by."""
     pod_seconds: float = 0.0
     """Running pods (replicas) integrated over time."""
+    calibrate: tuple[str, str] | None = None
+    """(model, hardware): service rate and prefill follow the live template (:func:`calibrated_model`)."""
+    batch_size: int = 64
 
     def observe_cluster(self, apps, core) -> None:
         dep = apps.read_namespaced_deployment(self.deployment, self.namespace)
         container = dep.spec.template.spec.containers[0]
         limits = (container.resources and container.resources.limits) or {}
         gpus = float(limits.get("nvidia.com/gpu", 1))
+        env = {e.name: e.value for e in (container.env or [])}
+        batch = int(env.get("AUTOCM_BATCH_SIZE") or self.batch_size)
         selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
         pods = core.list_namespaced_pod(self.namespace, label_selector=selector).items
         running = sorted(
@@ -136,8 +192,12 @@ class Emulator:
             for p in pods
             if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
         )
+        calibrated = (calibrated_model(*self.calibrate, int(gpus), batch, self.slo_s)
+                      if self.calibrate is not None else None)  # may simulate for a few seconds: not under the lock
         with self.lock:
-            self.pods, self.gpus_per_pod = running, gpus
+            self.pods, self.gpus_per_pod, self.batch_size = running, gpus, batch
+            if calibrated is not None:
+                self.model = replace(calibrated, rate=self.model.rate)
 
     def tick(self, seconds: float) -> None:
         """Add one interval's worth of requests to the histograms."""
@@ -261,6 +321,9 @@ def main() -> None:
     ap.add_argument("--schedule", default=None,
                     help="Time-varying arrivals, time_s:rate pairs from start, linear between (overrides --rate).")
     ap.add_argument("--slo", type=float, default=5.0, help="TTFT target of the attainment counters.")
+    ap.add_argument("--calibrate", default=None, metavar="MODEL:HARDWARE",
+                    help="Service rate and prefill from the simulator's latency table for the live template "
+                         "(overrides --service-rate and --prefill).")
     args = ap.parse_args()
     schedule = parse_schedule(args.schedule) if args.schedule else None
 
@@ -268,8 +331,11 @@ def main() -> None:
 
     client = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
     apps, core = kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client)
+    calibrate = tuple(args.calibrate.split(":", 1)) if args.calibrate else None
+    if calibrate is not None and len(calibrate) != 2:
+        ap.error(f"--calibrate {args.calibrate!r}: expected MODEL:HARDWARE, e.g. llama2-70b:a100-80gb")
     emu = Emulator(args.namespace, args.deployment, ServiceModel(args.rate, args.service_rate, args.prefill),
-                   slo_s=args.slo)
+                   slo_s=args.slo, calibrate=calibrate)  # type: ignore[arg-type]
     serve(emu, args.port)
     last = start = time.monotonic()
     while True:
