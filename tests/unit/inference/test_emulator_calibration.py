@@ -34,3 +34,17 @@ def test_a_size_the_simulator_passes_passes_the_emulator_and_tp8_serves_less_tha
     assert ServiceModel(1.15 * sim3, model.service_rate, model.prefill_s).ttft_cdf(SLO_S, 3, 8) < 0.99
     # The previous hand-set emulator (0.5 requests/s per GPU, 1 s prefill) served more than the simulator.
     assert capacity_at_slo(ServiceModel(0.0, 0.5, 1.0), 3, 8, SLO_S, 0.99) > 1.1 * sim3
+
+
+def test_counters_advance_exactly_to_each_scrape_on_a_schedule() -> None:
+    """A scrape at any instant reads the schedule's integral up to it (rate() then reads the true rate)."""
+    from tests.e2e.emulator import Emulator, parse_schedule
+
+    emu = Emulator("ns", "d", ServiceModel(0.0, 1.0, 0.1), pods=["a", "b"], gpus_per_pod=8.0,
+                   schedule=parse_schedule("0:1,10:8,20:8"))
+    emu.advance(100.0)  # time 0 of the schedule
+    for t in (0.3, 1.7, 2.0, 4.9, 10.0, 13.1, 20.0):
+        emu.advance(100.0 + t)
+        true = t + 3.5 * t * t / 10 if t <= 10 else 45.0 + 8.0 * (t - 10)  # integral of 1 + 0.7 t, then 8/s
+        assert abs(emu.served - true) <= 0.02 * true + 0.2, (t, emu.served, true)
+    assert emu.pod_seconds == 2 * 20.0 and emu.gpu_seconds == 16 * 20.0
