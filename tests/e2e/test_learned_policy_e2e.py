@@ -66,6 +66,20 @@ CALIBRATE = "llama2-70b:a100-80gb"
 """The checkpoint's model and hardware (the eval scenario's)."""
 HPA_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
 """HPA's gpu_utilization targets swept on this segment; the simulator's sweep found 0.9 cheapest passing."""
+COMPRESSION = 60 / INTERVAL_S
+"""Simulated seconds per second here: the simulator's control interval is 60 s."""
+HPA_TIME = {
+    "sync_period_s": 15 / COMPRESSION,
+    "scale_down_stabilization_s": 300 / COMPRESSION,
+    "scale_up_policies": [["Pods", 4, 15 / COMPRESSION], ["Percent", 100, 15 / COMPRESSION]],
+    "scale_down_policies": [["Percent", 100, 15 / COMPRESSION]],
+}
+"""HPA's Kubernetes time constants compressed as the segment is: in the simulator its 5-minute scale-down
+stabilization is 5 control intervals; uncompressed it would be 150 intervals here, longer than the whole
+segment, and HPA could never scale down after the peak (the first run did exactly that)."""
+HPA_INTERVAL_S = 1
+"""HPA evaluates every 15 s in the simulator, 4 times per 60 s interval (its own period, simulator/runner.py):
+0.5 s here, so as often as the 1 s scrape allows."""
 EXTRA_NODES = 40
 """42 8-GPU nodes in all (336 GPUs): six Deployments start at 4 x TP 8 each (192 GPUs) with room to grow."""
 KNOBS = {
@@ -98,6 +112,7 @@ def extra_gpu_nodes(control_plane: ControlPlane):
 
 
 def sizing_policy(name: str, learner: dict) -> dict:
+    interval = HPA_INTERVAL_S if learner["name"] == "hpa" else INTERVAL_S
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "SizingPolicy",
@@ -109,7 +124,7 @@ def sizing_policy(name: str, learner: dict) -> dict:
             "knobs": KNOBS,
             "learner": learner,
             "mode": "apply",
-            "intervalSeconds": INTERVAL_S,
+            "intervalSeconds": interval,
             "metrics": {"windowSeconds": WINDOW_S},
         },
     }
@@ -196,6 +211,10 @@ def run_side_by_side(plane: ControlPlane, prometheus: PrometheusServer, promethe
         got["gpu_min"] = got["emulator_gpu_seconds_total"] / 60
         got["replica_min"] = got["emulator_pod_seconds_total"] / 60
         got["restored"] = restored if name == ckpt_policy else ""
+        if name == ckpt_policy:
+            print("\n".join(f"  {e.message}" for e in sorted(
+                (e for e in events if e.reason == "AutocmResized" and e.involved_object.name == name),
+                key=lambda e: e.first_timestamp or e.event_time)))
         print(f"\n{name}: attainment {got['attainment']:.4f} over {got['emulator_requests_total']:.0f} requests, "
               f"{got['gpu_min']:.1f} GPU-min, {got['replica_min']:.1f} replica-min, {got['resizes']:.0f} resizes, "
               f"size every 4 s {sizes[name]}")
@@ -216,7 +235,7 @@ def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
     tmp_path: Path,
 ) -> None:
     policies = {"rl": {"name": "slo-rl", "checkpoint": "configmap/slo-rl-diurnal"}}
-    policies |= {hpa_name(t): {"name": "hpa", "settings": {"metric": "gpu_utilization", "target": t}}
+    policies |= {hpa_name(t): {"name": "hpa", "settings": {"metric": "gpu_utilization", "target": t, **HPA_TIME}}
                  for t in HPA_TARGETS}
     seen = run_side_by_side(control_plane, prometheus, prometheus_scrape, namespace, policies, tmp_path,
                             ("rl", CHECKPOINT))
