@@ -91,6 +91,14 @@ SLO_RL_COLD_START_S = 60 / COMPRESSION
 time: kwok's pods run within about a second, so one 2 s interval is what 60 s was. Left at 60 s, slo-rl
 forecasts 1 + 60/2 = 31 intervals ahead (a whole ramp) at its upper quantile: the second run planned
 for 29.7 requests/s at a true 8 and went to 9 x TP 8."""
+ATTAINMENT_QUERY = (
+    'sum(rate(vllm:time_to_first_token_seconds_bucket{{namespace="{namespace}", pod=~"{pod_regex}", le="5.0"}}'
+    '[{window}])) / sum(rate(vllm:time_to_first_token_seconds_count{{namespace="{namespace}", '
+    'pod=~"{pod_regex}"}}[{window}]))')
+"""``slo_attainment`` for slo-rl (``spec.metrics.queries``): the share of the window's requests with TTFT
+within the 5 s SLO (the histogram's ``le="5.0"`` bucket over its count). The operator has no default
+query for it, and without it slo-rl's dual price, its own way of holding the SLO after misses, never
+moves (the simulator reports attainment every interval); runs 4 and 5 missed the SLO that way."""
 KNOBS = {
     "replicas": {"min": 1, "max": 16},
     "gpusPerReplica": {"choices": [4, 8]},
@@ -143,7 +151,8 @@ def sizing_policy(name: str, learner: dict) -> dict:
             "learner": learner,
             "mode": "apply",
             "intervalSeconds": interval,
-            "metrics": {"windowSeconds": WINDOW_S},
+            "metrics": {"windowSeconds": WINDOW_S,
+                        **({"queries": {"slo_attainment": ATTAINMENT_QUERY}} if learner["name"] == "slo-rl" else {})},
         },
     }
 
