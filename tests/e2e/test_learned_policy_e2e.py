@@ -19,7 +19,9 @@ run side by side, each on its own Deployment and emulator, under one operator: t
 same machine load. HPA's best is its cheapest target that met the SLO here (hindsight tuning, as the
 simulator's sweep does). Asserted: the checkpoint was restored, slo-rl acted and held the SLO, some HPA
 target held it; the cost comparison against that best is at the end of the test.
-Measured numbers: docs/learned-autoscaler.md, "In the operator, end to end".
+Measured numbers: docs/learned-autoscaler.md, "In the operator, end to end". As committed, the test
+failed 1 of 2 runs on slo-rl's SLO (0.9926, 0.9846; each miss after one 3 -> 2 step at ~7.3 requests/s
+with the dual price still 0): a real shortfall of the policy in the operator, left failing, not loosened.
 """
 
 from __future__ import annotations
@@ -280,6 +282,6 @@ def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
     assert rl["resizes"] >= 1  # the learned policy acted
     assert rl["attainment"] >= ATTAINMENT, rl
     assert best_t is not None, "no HPA target held the SLO on this segment: widen HPA_TARGETS"
-    # NOT asserted: slo-rl below HPA's best. It used 1.09-1.24x the replica- (and GPU-) minutes of HPA 0.8,
+    # NOT asserted: slo-rl below HPA's best. It used 1.09-1.35x the replica- (and GPU-) minutes of HPA 0.8,
     # HPA's cheapest passing target in every run (2026-12-05, docs/learned-autoscaler.md); what remains is
     # its queue-drain term (queue / interval, 2 s here against 60 s in the simulator), in learners/slo_rl.py.
