@@ -16,6 +16,18 @@ second the histogram buckets grow by ``rate x CDF(le)``: Prometheus' ``histogram
 them returns the model's percentile up to bucket interpolation. An overloaded service (lambda >= c
 mu) reports TTFT at the top bucket. ``emulator_ttft_p99_seconds`` is the model's exact p99, for tests.
 
+Calibrated to the simulator (``--calibrate MODEL:HARDWARE``): the service rate and prefill then follow
+the Deployment's live template (GPUs per pod = TP, ``AUTOCM_BATCH_SIZE`` = max batch) through the
+simulator's own latency model, so that a size the simulator says meets the SLO at a rate also meets it
+here. :func:`calibrated_model`: the prefill is the table's prefill of the mean prompt at batch 1 (TP's
+own), and the per-replica service rate is the one at which this M/M/c queue's capacity at the SLO
+(largest rate with attainment >= the SLO's) equals the simulator's
+(:func:`simulator.inference.capacity.bundled_slo_capacity`) at ``CALIBRATION_REPLICAS`` replicas.
+At 1-4 replicas the two capacities then agree within about 10% (tests/unit/inference/
+test_emulator_calibration.py); the simulator's batching server has a sharper cliff than M/M/c, so
+tail latencies between the SLO and the cliff are not reproduced, only the capacity at the SLO.
+During a rolling update every Running pod counts as the Deployment's current template.
+
 Run: ``python tests/e2e/emulator.py --kubeconfig K --namespace NS --deployment NAME --port P``.
 """
 
@@ -27,6 +39,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BUCKETS_S = (
@@ -102,6 +115,44 @@ class ServiceModel:
         return self.prefill_s + (math.log(wait_p / tail) / decay if wait_p > tail else 0.0)
 
 
+CALIBRATION_REPLICAS = 3
+"""Replicas at which the M/M/c capacity is matched to the simulator's (the e2e segment's peak size)."""
+
+
+def capacity_at_slo(model: ServiceModel, replicas: int, gpus_per_pod: float, slo_s: float,
+                    attainment: float) -> float:
+    """Largest arrival rate at which the share of requests with TTFT <= ``slo_s`` is >= ``attainment``."""
+    lo, hi = 0.0, replicas * model.service_rate * max(gpus_per_pod, 1.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if replace(model, rate=mid).ttft_cdf(slo_s, replicas, gpus_per_pod) >= attainment:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@lru_cache(maxsize=32)
+def calibrated_model(model: str, hardware: str, tp: int, max_batch: int, slo_s: float, attainment: float = 0.99,
+                     sizes: str = "second-half", replicas: int = CALIBRATION_REPLICAS) -> ServiceModel:
+    """The M/M/c service of one (TP, max batch) template whose capacity at the SLO, at ``replicas``
+    replicas, is the simulator's for the same model, hardware, template and request sizes."""
+    from simulator.inference.capacity import bundled_slo_capacity
+    from simulator.inference.perf_model import PerfModel
+    from simulator.inference.traces import azure_code_half
+
+    target = bundled_slo_capacity(model, hardware, tp, max_batch, replicas, slo_s, attainment, sizes)
+    prefill = PerfModel.load(model, hardware).prefill_time_s(float(azure_code_half(sizes).prompt_tokens.mean()), 1, tp)
+    lo, hi = target / replicas / tp, 20.0 * target / replicas / tp  # requests/s per GPU
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if capacity_at_slo(ServiceModel(0.0, mid, prefill), replicas, tp, slo_s, attainment) < target:
+            lo = mid
+        else:
+            hi = mid
+    return ServiceModel(rate=0.0, service_rate=hi, prefill_s=prefill)
+
+
 @dataclass
 class Emulator:
     namespace: str
@@ -123,12 +174,21 @@ class Emulator:
     """GPUs of Running pods integrated over time: the cost a test compares policies by."""
     pod_seconds: float = 0.0
     """Running pods (replicas) integrated over time."""
+    calibrate: tuple[str, str] | None = None
+    """(model, hardware): service rate and prefill follow the live template (:func:`calibrated_model`)."""
+    batch_size: int = 64
+    schedule: list[tuple[float, float]] | None = None
+    """Arrival rate over time (:func:`rate_at`), from the first :meth:`advance`; None keeps ``model.rate``."""
+    started_t: float | None = None
+    last_t: float | None = None
 
     def observe_cluster(self, apps, core) -> None:
         dep = apps.read_namespaced_deployment(self.deployment, self.namespace)
         container = dep.spec.template.spec.containers[0]
         limits = (container.resources and container.resources.limits) or {}
         gpus = float(limits.get("nvidia.com/gpu", 1))
+        env = {e.name: e.value for e in (container.env or [])}
+        batch = int(env.get("AUTOCM_BATCH_SIZE") or self.batch_size)
         selector = ",".join(f"{k}={v}" for k, v in sorted(dep.spec.selector.match_labels.items()))
         pods = core.list_namespaced_pod(self.namespace, label_selector=selector).items
         running = sorted(
@@ -136,36 +196,65 @@ class Emulator:
             for p in pods
             if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
         )
+        calibrated = (calibrated_model(*self.calibrate, int(gpus), batch, self.slo_s)
+                      if self.calibrate is not None else None)  # may simulate for a few seconds: not under the lock
         with self.lock:
-            self.pods, self.gpus_per_pod = running, gpus
+            self.pods, self.gpus_per_pod, self.batch_size = running, gpus, batch
+            if calibrated is not None:
+                self.model = replace(calibrated, rate=self.model.rate)
+
+    def advance(self, now: float) -> None:
+        """Account for the time since the last call (the schedule's rate at the gap's midpoint).
+
+        Called every second by the main loop AND by every scrape, so the counters a scrape reads are
+        exact up to that instant: with counters that only moved on the loop's ~1.2 s ticks, Prometheus'
+        1 s scrapes caught 4 ticks in some 3 s spans and rate() over a 4 s window read 9.7 requests/s at
+        a true 8."""
+        with self.lock:
+            if self.last_t is None or self.started_t is None:
+                self.last_t = self.started_t = now
+                return
+            seconds, mid = now - self.last_t, (now + self.last_t) / 2 - self.started_t
+            if seconds <= 0:
+                return
+            self.last_t = now
+            if self.schedule is not None:
+                self.model = replace(self.model, rate=rate_at(self.schedule, mid))
+            self._add(seconds)
 
     def tick(self, seconds: float) -> None:
         """Add one interval's worth of requests to the histograms."""
         with self.lock:
-            self.gpu_seconds += len(self.pods) * self.gpus_per_pod * seconds
-            self.pod_seconds += len(self.pods) * seconds
-            if not self.pods:
-                self.served += self.model.rate * seconds  # nobody serves them: every one misses
-                return
-            self.served += self.model.rate * seconds
-            self.within_slo += self.model.rate * seconds * self.model.ttft_cdf(
-                self.slo_s, len(self.pods), self.gpus_per_pod)
-            n = self.model.rate * seconds / len(self.pods)  # requests spread evenly over the pods
-            cdf = {
-                le: 1.0 if math.isinf(le) else self.model.ttft_cdf(le, len(self.pods), self.gpus_per_pod)
-                for le in (*BUCKETS_S, math.inf)
-            }
-            q50 = self.model.ttft_quantile(0.5, len(self.pods), self.gpus_per_pod)
-            for pod in self.pods:
-                mine = self.buckets.setdefault(pod, dict.fromkeys(cdf, 0.0))
-                for le, f in cdf.items():
-                    mine[le] += n * f
-                self.total[pod] = self.total.get(pod, 0.0) + n
-                self.total_sum[pod] = self.total_sum.get(pod, 0.0) + n * (
-                    q50 if math.isfinite(q50) else BUCKETS_S[-1]
-                )
+            self._add(seconds)
+
+    def _add(self, seconds: float) -> None:
+        """Requests, GPU- and pod-seconds of ``seconds`` at the current state (the caller holds the lock)."""
+        self.gpu_seconds += len(self.pods) * self.gpus_per_pod * seconds
+        self.pod_seconds += len(self.pods) * seconds
+        if not self.pods:
+            self.served += self.model.rate * seconds  # nobody serves them: every one misses
+            return
+        self.served += self.model.rate * seconds
+        self.within_slo += self.model.rate * seconds * self.model.ttft_cdf(
+            self.slo_s, len(self.pods), self.gpus_per_pod)
+        n = self.model.rate * seconds / len(self.pods)  # requests spread evenly over the pods
+        cdf = {
+            le: 1.0 if math.isinf(le) else self.model.ttft_cdf(le, len(self.pods), self.gpus_per_pod)
+            for le in (*BUCKETS_S, math.inf)
+        }
+        q50 = self.model.ttft_quantile(0.5, len(self.pods), self.gpus_per_pod)
+        for pod in self.pods:
+            mine = self.buckets.setdefault(pod, dict.fromkeys(cdf, 0.0))
+            for le, f in cdf.items():
+                mine[le] += n * f
+            self.total[pod] = self.total.get(pod, 0.0) + n
+            self.total_sum[pod] = self.total_sum.get(pod, 0.0) + n * (
+                q50 if math.isfinite(q50) else BUCKETS_S[-1]
+            )
 
     def exposition(self) -> str:
+        if self.last_t is not None:
+            self.advance(time.monotonic())
         with self.lock:
             pods = list(self.pods)
             util, wait_p, decay = self.model.state(len(pods), self.gpus_per_pod)
@@ -261,6 +350,9 @@ def main() -> None:
     ap.add_argument("--schedule", default=None,
                     help="Time-varying arrivals, time_s:rate pairs from start, linear between (overrides --rate).")
     ap.add_argument("--slo", type=float, default=5.0, help="TTFT target of the attainment counters.")
+    ap.add_argument("--calibrate", default=None, metavar="MODEL:HARDWARE",
+                    help="Service rate and prefill from the simulator's latency table for the live template "
+                         "(overrides --service-rate and --prefill).")
     args = ap.parse_args()
     schedule = parse_schedule(args.schedule) if args.schedule else None
 
@@ -268,22 +360,28 @@ def main() -> None:
 
     client = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
     apps, core = kubernetes.client.AppsV1Api(client), kubernetes.client.CoreV1Api(client)
+    calibrate = tuple(args.calibrate.split(":", 1)) if args.calibrate else None
+    if calibrate is not None and len(calibrate) != 2:
+        ap.error(f"--calibrate {args.calibrate!r}: expected MODEL:HARDWARE, e.g. llama2-70b:a100-80gb")
     emu = Emulator(args.namespace, args.deployment, ServiceModel(args.rate, args.service_rate, args.prefill),
-                   slo_s=args.slo)
+                   slo_s=args.slo, calibrate=calibrate)  # type: ignore[arg-type]
+    emu.schedule = schedule
+    for attempt in range(30):  # the first template's calibration before any request is counted
+        try:
+            emu.observe_cluster(apps, core)
+            break
+        except Exception as exc:
+            print(f"emulator: first cluster read failed ({attempt}): {exc}", flush=True)
+            time.sleep(1.0)
+    emu.advance(time.monotonic())  # the schedule's time 0
     serve(emu, args.port)
-    last = start = time.monotonic()
     while True:
+        time.sleep(1.0)
         try:
             emu.observe_cluster(apps, core)
         except Exception as exc:  # the apiserver may be briefly busy; keep serving the last state
             print(f"emulator: cluster read failed: {exc}", flush=True)
-        time.sleep(1.0)
-        now = time.monotonic()
-        if schedule is not None:
-            with emu.lock:
-                emu.model = replace(emu.model, rate=rate_at(schedule, now - start))
-        emu.tick(now - last)
-        last = now
+        emu.advance(time.monotonic())
 
 
 if __name__ == "__main__":

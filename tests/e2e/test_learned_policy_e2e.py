@@ -1,46 +1,44 @@
 """The learned policy in the operator, end to end (issue 11): ``autocm train``'s checkpoint, loaded by
 ``autocm run`` through ``autocm push-checkpoint`` and the SizingPolicy's ``spec.learner.checkpoint``,
 resizes a real Deployment on the real control plane (kube-apiserver, scheduler, kwok GPU nodes) from
-metrics scraped by a real Prometheus, in apply mode.
+metrics scraped by a real Prometheus, in apply mode, and is costed against HPA swept on the same segment.
 
 The workload is tests/e2e/emulator.py replaying a compressed segment of the diurnal evaluation day
 (simulator/scenarios/inference-diurnal-eval.yaml): the same knobs (1-16 replicas, TP 4 or 8, batch
 16-64), SLO (TTFT p99 <= 5 s) and initial size (4 x TP 8), a ramp from 1 to 8 requests/s and back
 (the eval day's range) with one control interval of 2 s standing in for the simulator's 60 s. The
-emulator is an M/M/c queue, not the simulator's latency tables: 0.5 requests/s per GPU (a TP 8
-replica serves 4 requests/s, so the eval peak of 8/s needs about 3 TP 8 or 5 TP 4 replicas) and a
-1 s prefill. It counts attainment exactly (requests whose TTFT CDF is under the SLO) and GPU- and
-pod-seconds of Running pods.
+emulator is calibrated to the simulator (``--calibrate llama2-70b:a100-80gb``): its M/M/c service rate
+per (TP, batch) template is the one whose capacity at the SLO equals the simulator's
+(tests/unit/inference/test_emulator_calibration.py), so the capacity the checkpoint learned in the
+simulator is the capacity it meets here. It counts attainment exactly (requests whose TTFT CDF is under
+the SLO) and GPU- and pod-seconds of Running pods, and its counters advance to each scrape's instant,
+so Prometheus' rate() reads the true arrival rate.
 
-The same segment then runs under HPA at the cheapest TP-8 setting that passed the simulator sweep of
-that scenario (gpu_utilization target 0.9, docs/learned-autoscaler.md). Asserted: the checkpoint was
-restored and the policy acted (resized the Deployment); slo-rl held the SLO. GPU- and replica-minutes
-of both, and HPA's attainment, are printed, not compared in an assertion.
-
-NOT YET SHOWN: fewer replica-minutes than HPA. Measured 2026-12-05 (run 2): slo-rl attainment 1.0000,
-88.0 GPU-min, 11.0 replica-min (up to 10 x TP 8); HPA 0.9 attainment 0.9131, 39.5 GPU-min, 4.9
-replica-min (up to 3 x TP 8); slo-rl / HPA = 2.22. Why: the checkpoint's capacity model learned the
-simulator's llama2-70b/A100 tables (about 0.2 requests/s per GPU at the SLO), the emulator serves 0.5
-per GPU, so slo-rl sizes for a slower service than the one it runs; and it planned for 14.5 requests/s
-(forecast quantile over the cold-start horizon on a 30x compressed ramp) while the operator read
-9.7 requests/s (4 s rate() window) at a true rate of at most 8. Calibrating the emulator to the
-simulator's tables is the next step. Also HPA at 0.9 (cheapest passing in the
-simulator sweep) missed the SLO on this emulator (attainment 0.916 in the first run, 2026-12-05):
-the M/M/c emulator, the 30x time compression (a ramp of 7 requests/s in 40 s = 20 intervals) and the
-4 s metrics window behind a 2 s interval make a reactive rule lag more than in the simulator. The
-emulator-side HPA sweep that would find its cheapest passing target here was not run (no time).
+slo-rl and HPA (gpu_utilization, TP 8 as in the simulator's sweep) at every target of ``HPA_TARGETS``
+run side by side, each on its own Deployment and emulator, under one operator: the same segment, the
+same machine load. HPA's best is its cheapest target that met the SLO here (hindsight tuning, as the
+simulator's sweep does). Asserted: the checkpoint was restored, slo-rl acted and held the SLO, some HPA
+target held it; the cost comparison against that best is at the end of the test.
+Measured numbers: docs/learned-autoscaler.md, "In the operator, end to end". As committed, the test
+failed 1 of 2 runs on slo-rl's SLO (0.9926, 0.9846; each miss after one 3 -> 2 step at ~7.3 requests/s
+with the dual price still 0): a real shortfall of the policy in the operator, left failing, not loosened.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import kubernetes
 import pytest
+
+from controller.checkpoint import inflate
 
 from .conftest import ControlPlane, PrometheusServer, free_port, gpu_node_manifest, http_get, wait_until
 from .test_operator_e2e import (
@@ -62,11 +60,47 @@ pytestmark = pytest.mark.e2e
 CHECKPOINT = REPO / "simulator" / "checkpoints" / "slo-rl-diurnal.ckpt"
 SLO_S, ATTAINMENT = 5.0, 0.99
 INTERVAL_S = 2
-SCHEDULE = "0:1,15:1,55:8,75:8,115:1,125:1"
-"""time_s:requests/s from the emulator's start: flat, ramp up to the eval day's peak, hold, down."""
-SEGMENT_S = 125
-EXTRA_NODES = 8
-"""Ten 8-GPU nodes in all (80 GPUs): room for HPA's TP-8 replicas at the peak with headroom."""
+WINDOW_S = 4
+"""Rate window: two intervals (four 1 s scrapes); exact now that the emulator's counters are continuous."""
+SCHEDULE = "0:1,20:1,80:8,100:8,160:1,180:1"
+"""time_s:requests/s from the emulator's start: flat, ramp up to the eval day's peak over 30 intervals,
+hold, down over 30. The eval day climbs about as far over some 100 intervals, so this ramp is still
+~3x steeper per interval than the day's (it was 30x at 2 s intervals over 20 when the segment ran
+policies one after the other)."""
+SEGMENT_S = 180
+CALIBRATE = "llama2-70b:a100-80gb"
+"""The checkpoint's model and hardware (the eval scenario's)."""
+HPA_TARGETS = (0.5, 0.6, 0.7, 0.8, 0.9)
+"""HPA's gpu_utilization targets swept on this segment; the simulator's sweep found 0.9 cheapest passing."""
+COMPRESSION = 60 / INTERVAL_S
+"""Simulated seconds per second here: the simulator's control interval is 60 s."""
+HPA_TIME = {
+    "sync_period_s": 15 / COMPRESSION,
+    "scale_down_stabilization_s": 300 / COMPRESSION,
+    "scale_up_policies": [["Pods", 4, 15 / COMPRESSION], ["Percent", 100, 15 / COMPRESSION]],
+    "scale_down_policies": [["Percent", 100, 15 / COMPRESSION]],
+}
+"""HPA's Kubernetes time constants compressed as the segment is: in the simulator its 5-minute scale-down
+stabilization is 5 control intervals; uncompressed it would be 150 intervals here, longer than the whole
+segment, and HPA could never scale down after the peak (the first run did exactly that)."""
+HPA_INTERVAL_S = 1
+"""HPA evaluates every 15 s in the simulator, 4 times per 60 s interval (its own period, simulator/runner.py):
+0.5 s here, so as often as the 1 s scrape allows."""
+EXTRA_NODES = 40
+"""42 8-GPU nodes in all (336 GPUs): six Deployments start at 4 x TP 8 each (192 GPUs) with room to grow."""
+SLO_RL_COLD_START_S = 60 / COMPRESSION
+"""The checkpoint's cold start (60 s, one simulated interval, state ``cold_start_s``) in this segment's
+time: kwok's pods run within about a second, so one 2 s interval is what 60 s was. Left at 60 s, slo-rl
+forecasts 1 + 60/2 = 31 intervals ahead (a whole ramp) at its upper quantile: the second run planned
+for 29.7 requests/s at a true 8 and went to 9 x TP 8."""
+ATTAINMENT_QUERY = (
+    'sum(rate(vllm:time_to_first_token_seconds_bucket{{namespace="{namespace}", pod=~"{pod_regex}", le="5.0"}}'
+    '[{window}])) / sum(rate(vllm:time_to_first_token_seconds_count{{namespace="{namespace}", '
+    'pod=~"{pod_regex}"}}[{window}]))')
+"""``slo_attainment`` for slo-rl (``spec.metrics.queries``): the share of the window's requests with TTFT
+within the 5 s SLO (the histogram's ``le="5.0"`` bucket over its count). The operator has no default
+query for it, and without it slo-rl's dual price, its own way of holding the SLO after misses, never
+moves (the simulator reports attainment every interval); runs 4 and 5 missed the SLO that way."""
 KNOBS = {
     "replicas": {"min": 1, "max": 16},
     "gpusPerReplica": {"choices": [4, 8]},
@@ -77,7 +111,7 @@ KNOBS = {
 
 @pytest.fixture(scope="module")
 def extra_gpu_nodes(control_plane: ControlPlane):
-    """More fake GPU nodes for this module only (the session's two hold 16 GPUs; the eval service starts at 32)."""
+    """More fake GPU nodes for this module only (the session's two hold 16 GPUs; each service starts at 32)."""
     core = kubernetes.client.CoreV1Api(control_plane.api_client)
     names = [f"gpu-extra-{i}" for i in range(EXTRA_NODES)]
     for name in names:
@@ -90,13 +124,23 @@ def extra_gpu_nodes(control_plane: ControlPlane):
             for n in names if n in nodes
         ) and all(n in nodes for n in names)
 
-    wait_until(ready, what="extra GPU nodes Ready", timeout_s=60)
+    wait_until(ready, what="extra GPU nodes Ready", timeout_s=120)
     yield names
     for name in names:
         core.delete_node(name)
 
 
+def compressed_checkpoint(src: Path, dst: Path) -> Path:
+    """``src`` with its cold start in this segment's time (:data:`SLO_RL_COLD_START_S`), all else as trained."""
+    doc = json.loads(inflate(src.read_bytes()))
+    doc["state"]["cold_start_s"] = SLO_RL_COLD_START_S
+    doc["state"]["settings"]["cold_start_s"] = SLO_RL_COLD_START_S
+    dst.write_bytes(zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), level=9))
+    return dst
+
+
 def sizing_policy(name: str, learner: dict) -> dict:
+    interval = HPA_INTERVAL_S if learner["name"] == "hpa" else INTERVAL_S
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "SizingPolicy",
@@ -108,8 +152,9 @@ def sizing_policy(name: str, learner: dict) -> dict:
             "knobs": KNOBS,
             "learner": learner,
             "mode": "apply",
-            "intervalSeconds": INTERVAL_S,
-            "metrics": {"windowSeconds": 4},
+            "intervalSeconds": interval,
+            "metrics": {"windowSeconds": WINDOW_S,
+                        **({"queries": {"slo_attainment": ATTAINMENT_QUERY}} if learner["name"] == "slo-rl" else {})},
         },
     }
 
@@ -145,51 +190,67 @@ def counters(port: int) -> dict[str, float]:
             for m in re.finditer(r"^(emulator_\w+_total) (\S+)$", body.decode(), re.M)}
 
 
-def run_segment(plane: ControlPlane, prometheus: PrometheusServer, prometheus_scrape, ns: str, name: str,
-                learner: dict, tmp_path: Path, checkpoint: Path | None = None) -> dict[str, float]:
-    """Run the compressed segment against one policy; returns the emulator's totals and what was seen."""
+def hpa_name(target: float) -> str:
+    return f"hpa-{round(target * 100):03d}"
+
+
+def run_side_by_side(plane: ControlPlane, prometheus: PrometheusServer, prometheus_scrape, ns: str,
+                     policies: dict[str, dict], tmp_path: Path, checkpoint: tuple[str, Path]) -> dict[str, dict]:
+    """Run the segment against every policy at once (one Deployment and emulator each, one operator);
+    returns per policy the emulator's totals, attainment, resizes and the replicas seen over time."""
     apps = kubernetes.client.AppsV1Api(plane.api_client)
-    make_deployment(plane, ns, name)
-    custom(plane).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, sizing_policy(name, learner))
-    if checkpoint is not None:
-        pushed = subprocess.run(
-            [sys.executable, "-m", "controller.run_cmd", "push-checkpoint", str(checkpoint), "--policy", name,
-             "-n", ns, "--kubeconfig", str(plane.kubeconfig)],
-            cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
-        assert pushed.returncode == 0, pushed.stderr + pushed.stdout
-    wait_until(lambda: (apps.read_namespaced_deployment(name, ns).status.ready_replicas or 0) == 4,
-               what=f"{name}: 4 pods Ready", timeout_s=60)
-    emu_port, metrics_port = free_port(), free_port()
-    op_log, emu_log = tmp_path / f"operator-{name}.log", tmp_path / f"emulator-{name}.log"
-    seen: dict[str, float] = {}
-    with process(operator_argv(plane, prometheus.url, metrics_port), op_log):
-        if checkpoint is not None:
-            st = wait_status(plane, ns, name, lambda s: "restoredFrom" in s.get("checkpoint", {}),
-                             "the checkpoint restored", 60, op_log)
-            assert st["checkpoint"]["restoredFrom"].startswith(f"configmap/{learner['checkpoint'].split('/')[1]}")
-        with process([sys.executable, str(EMULATOR), "--kubeconfig", str(plane.kubeconfig), "--namespace", ns,
-                      "--deployment", name, "--port", str(emu_port), "--service-rate", "0.5", "--prefill", "1.0",
-                      "--schedule", SCHEDULE, "--slo", str(SLO_S)], emu_log):
-            prometheus_scrape([f"127.0.0.1:{emu_port}"])
-            wait_until(lambda: bool(counters(emu_port)), what="emulator serving", timeout_s=30)
-            start = time.monotonic()
-            sizes = []
-            while time.monotonic() - start < SEGMENT_S:
-                sizes.append(apps.read_namespaced_deployment(name, ns).spec.replicas)
-                time.sleep(2)
-            seen = counters(emu_port)
+    for name, learner in policies.items():
+        make_deployment(plane, ns, name)
+        custom(plane).create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, sizing_policy(name, learner))
+    ckpt_policy, ckpt_file = checkpoint
+    pushed = subprocess.run(
+        [sys.executable, "-m", "controller.run_cmd", "push-checkpoint", str(ckpt_file), "--policy", ckpt_policy,
+         "-n", ns, "--kubeconfig", str(plane.kubeconfig)],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+    for name in policies:
+        wait_until(lambda name=name: (apps.read_namespaced_deployment(name, ns).status.ready_replicas or 0) == 4,
+                   what=f"{name}: 4 pods Ready", timeout_s=120)
+    ports = {name: free_port() for name in policies}
+    op_log = tmp_path / "operator.log"
+    sizes: dict[str, list[str]] = {name: [] for name in policies}
+    with process(operator_argv(plane, prometheus.url, free_port()), op_log), contextlib.ExitStack() as emulators:
+        st = wait_status(plane, ns, ckpt_policy, lambda s: "restoredFrom" in s.get("checkpoint", {}),
+                         "the checkpoint restored", 60, op_log)
+        restored = st["checkpoint"]["restoredFrom"]
+        for name in policies:
+            emulators.enter_context(process(
+                [sys.executable, str(EMULATOR), "--kubeconfig", str(plane.kubeconfig), "--namespace", ns,
+                 "--deployment", name, "--port", str(ports[name]), "--calibrate", CALIBRATE,
+                 "--schedule", SCHEDULE, "--slo", str(SLO_S)], tmp_path / f"emulator-{name}.log"))
+        prometheus_scrape([f"127.0.0.1:{port}" for port in ports.values()])
+        for name, port in ports.items():
+            wait_until(lambda port=port: bool(counters(port)), what=f"emulator of {name} serving", timeout_s=120)
+        start = time.monotonic()
+        while time.monotonic() - start < SEGMENT_S:
+            for name in policies:
+                dep = apps.read_namespaced_deployment(name, ns)
+                sizes[name].append(f"{dep.spec.replicas}x{dep.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu']}")
+            time.sleep(4)
+        seen = {name: counters(port) for name, port in ports.items()}
     events = kubernetes.client.CoreV1Api(plane.api_client).list_namespaced_event(ns).items
-    resized = [e.message for e in events if e.reason == "AutocmResized" and e.involved_object.name == name]
-    seen["resizes"] = len(resized)
-    seen["attainment"] = seen["emulator_requests_within_slo_total"] / max(seen["emulator_requests_total"], 1e-9)
-    seen["max_replicas"] = max(sizes)
-    print(f"\n{name}: attainment {seen['attainment']:.4f} over {seen['emulator_requests_total']:.0f} requests, "
-          f"{seen['emulator_gpu_seconds_total'] / 60:.1f} GPU-minutes, "
-          f"{seen['emulator_pod_seconds_total'] / 60:.1f} replica-minutes, {len(resized)} resizes, "
-          f"spec.replicas over time {sizes}\n  first resizes: {resized[:4]}")
-    apps.delete_namespaced_deployment(name, ns)
-    wait_until(lambda: not kubernetes.client.CoreV1Api(plane.api_client).list_namespaced_pod(
-        ns, label_selector=f"app={name}").items, what=f"{name}'s pods gone", timeout_s=60)
+    for name, got in seen.items():
+        got["resizes"] = sum(1 for e in events if e.reason == "AutocmResized" and e.involved_object.name == name)
+        got["attainment"] = got["emulator_requests_within_slo_total"] / max(got["emulator_requests_total"], 1e-9)
+        got["gpu_min"] = got["emulator_gpu_seconds_total"] / 60
+        got["replica_min"] = got["emulator_pod_seconds_total"] / 60
+        got["restored"] = restored if name == ckpt_policy else ""
+        if name == ckpt_policy:
+            print("\n".join(f"  {e.message}" for e in sorted(
+                (e for e in events if e.reason == "AutocmResized" and e.involved_object.name == name),
+                key=lambda e: e.first_timestamp or e.event_time)))
+        print(f"\n{name}: attainment {got['attainment']:.4f} over {got['emulator_requests_total']:.0f} requests, "
+              f"{got['gpu_min']:.1f} GPU-min, {got['replica_min']:.1f} replica-min, {got['resizes']:.0f} resizes, "
+              f"size every 4 s {sizes[name]}")
+    for name in policies:
+        apps.delete_namespaced_deployment(name, ns)
+    wait_until(lambda: not kubernetes.client.CoreV1Api(plane.api_client).list_namespaced_pod(ns).items,
+               what="the segment's pods gone", timeout_s=120)
     return seen
 
 
@@ -202,15 +263,25 @@ def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
     prometheus_scrape,
     tmp_path: Path,
 ) -> None:
-    rl = run_segment(control_plane, prometheus, prometheus_scrape, namespace, "rl",
-                     {"name": "slo-rl", "checkpoint": "configmap/slo-rl-diurnal"}, tmp_path, CHECKPOINT)
-    hpa = run_segment(control_plane, prometheus, prometheus_scrape, namespace, "hpa",
-                      {"name": "hpa", "settings": {"metric": "gpu_utilization", "target": 0.9}}, tmp_path)
-    print(f"slo-rl / HPA: GPU-minutes {rl['emulator_gpu_seconds_total'] / hpa['emulator_gpu_seconds_total']:.2f}, "
-          f"replica-minutes {rl['emulator_pod_seconds_total'] / hpa['emulator_pod_seconds_total']:.2f}")
+    policies = {"rl": {"name": "slo-rl", "checkpoint": "configmap/slo-rl-diurnal"}}
+    policies |= {hpa_name(t): {"name": "hpa", "settings": {"metric": "gpu_utilization", "target": t, **HPA_TIME}}
+                 for t in HPA_TARGETS}
+    seen = run_side_by_side(control_plane, prometheus, prometheus_scrape, namespace, policies, tmp_path,
+                            ("rl", compressed_checkpoint(CHECKPOINT, tmp_path / "slo-rl-diurnal.ckpt")))
+    rl = seen["rl"]
+    passing = {t: seen[hpa_name(t)] for t in HPA_TARGETS if seen[hpa_name(t)]["attainment"] >= ATTAINMENT}
+    best_t = min(passing, key=lambda t: passing[t]["replica_min"]) if passing else None
+    sweep = ", ".join(f"{t}: {seen[hpa_name(t)]['attainment']:.4f} / {seen[hpa_name(t)]['replica_min']:.1f} replica-min"
+                      for t in HPA_TARGETS)
+    print(f"HPA sweep: {sweep}; cheapest passing target {best_t}")
+    if best_t is not None:
+        best = passing[best_t]
+        print(f"slo-rl / HPA {best_t}: replica-minutes {rl['replica_min'] / best['replica_min']:.3f}, "
+              f"GPU-minutes {rl['gpu_min'] / best['gpu_min']:.3f}")
+    assert rl["restored"].startswith("configmap/slo-rl-diurnal"), rl
     assert rl["resizes"] >= 1  # the learned policy acted
     assert rl["attainment"] >= ATTAINMENT, rl
-    # HPA's own attainment is printed, not asserted: at 0.9 it passed the simulator's sweep but missed
-    # here (0.916 in the first run; docs/learned-autoscaler.md), so this is not yet "cheaper than a
-    # passing HPA" on the emulator; see the module docstring.
-    # The cost claim (slo-rl below HPA) is NOT asserted: it does not hold yet (module docstring).
+    assert best_t is not None, "no HPA target held the SLO on this segment: widen HPA_TARGETS"
+    # NOT asserted: slo-rl below HPA's best. It used 1.09-1.35x the replica- (and GPU-) minutes of HPA 0.8,
+    # HPA's cheapest passing target in every run (2026-12-05, docs/learned-autoscaler.md); what remains is
+    # its queue-drain term (queue / interval, 2 s here against 60 s in the simulator), in learners/slo_rl.py.
