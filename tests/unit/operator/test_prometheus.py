@@ -84,12 +84,11 @@ def test_slo_attainment_is_derived_from_the_objectives_histogram_unless_a_query_
         # a/web's pods sum to 9 of 20 requests per s under 0.5 s (see ttft_and_rate).
         assert shared.metrics_for("a/web").values["slo_attainment"] == pytest.approx(9 / 20)
         assert "slo_attainment" not in shared.metrics_for("a/plain").values  # no SLO stated: nothing made up
-    answers = {"my_attainment": 0.97}
-    with fake_prometheus(lambda q: vector([({"namespace": "a", "pod": "web-5d8f7c9b4-aaaaa"}, answers["my_attainment"])])
-                         if "my_attainment" in q else ttft_and_rate(q)) as prom:
+    mine = vector([({"namespace": "a", "pod": "web-5d8f7c9b4-aaaaa"}, 0.97)])
+    with fake_prometheus(lambda q: mine if "my_attainment" in q else ttft_and_rate(q)) as prom:
         shared = SharedMetrics(PrometheusClient(prom.url), clock=Clock())
-        shared.register("a/web", Registration(target, "inference", 60.0, 10.0, {"slo_attainment": "my_attainment{{{selector}}}"},
-                                              slo=("ttft_p99_seconds", 0.5)))
+        override = {"slo_attainment": "my_attainment{{{selector}}}"}
+        shared.register("a/web", Registration(target, "inference", 60.0, 10.0, override, slo=("ttft_p99_seconds", 0.5)))
         assert shared.metrics_for("a/web").values["slo_attainment"] == pytest.approx(0.97)  # the user's query wins
 
 
