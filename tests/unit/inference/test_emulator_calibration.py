@@ -9,10 +9,29 @@ match holds at the other sizes the e2e segment uses (1, 2, 4 replicas), for thre
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 
 from simulator.inference.capacity import bundled_slo_capacity
-from tests.e2e.emulator import ServiceModel, calibrated_model, capacity_at_slo
+
+
+def _load_emulator():
+    """tests/e2e/emulator.py by path: ``tests`` is not an importable package where pytest runs without the
+    repository root on sys.path (a fresh clone's CI), so ``from tests.e2e.emulator import ...`` fails there."""
+    path = Path(__file__).resolve().parents[2] / "e2e" / "emulator.py"
+    spec = importlib.util.spec_from_file_location("autocm_e2e_emulator", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+_emulator = _load_emulator()
+ServiceModel, calibrated_model, capacity_at_slo = (_emulator.ServiceModel, _emulator.calibrated_model,
+                                                   _emulator.capacity_at_slo)
 
 MODEL, HARDWARE, SLO_S = "llama2-70b", "a100-80gb", 5.0
 
@@ -38,8 +57,7 @@ def test_a_size_the_simulator_passes_passes_the_emulator_and_tp8_serves_less_tha
 
 def test_counters_advance_exactly_to_each_scrape_on_a_schedule() -> None:
     """A scrape at any instant reads the schedule's integral up to it (rate() then reads the true rate)."""
-    from tests.e2e.emulator import Emulator, parse_schedule
-
+    Emulator, parse_schedule = _emulator.Emulator, _emulator.parse_schedule
     emu = Emulator("ns", "d", ServiceModel(0.0, 1.0, 0.1), pods=["a", "b"], gpus_per_pod=8.0,
                    schedule=parse_schedule("0:1,10:8,20:8"))
     emu.advance(100.0)  # time 0 of the schedule
