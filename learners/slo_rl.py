@@ -115,6 +115,24 @@ class SloRlSettings:
     """Per-interval forgetting factor of the capacity posterior (see :mod:`learners.slo_capacity`):
     it holds about ``1 / (1 - f)`` intervals of evidence, so it re-adapts when the service changes
     (a slower model version, another prompt mix). 1.0 is the old never-forgetting posterior."""
+    tail_floor: bool = False
+    """Label each interval by the tail's excess over its template's floor: ``sigmoid(k log((tail - f) /
+    (target - f)))`` with ``f`` the template's lowest tail seen (see ``floor_*``), instead of
+    ``sigmoid(k log(tail / target))``. The tail at no load (the prefill of the longest prompts) does not
+    shrink with GPUs; with a tight target it alone sat at the risk bound (2 s TTFT, TP 8: p99 1.37 s at
+    any size, label 0.18 against a bound of 0.2), so the model read every interval as near-capacity and
+    held the whole pool. The margin then applies to the part of the tail that capacity controls."""
+    floor_intervals: int = 10
+    """Intervals with enough requests a template must have run before its floor is used."""
+    floor_min_requests: float = 20.0
+    """An interval's tail counts toward the floor only with at least this many requests (a p99 of a few
+    requests is one short prompt's latency, not the template's floor)."""
+    hopeless_intervals: int = 3
+    """Intervals with enough requests whose tails all stayed over the target before a template counts as
+    hopeless (:meth:`SloRl.hopeless`)."""
+    floor_cap: float = 0.75
+    """The floor used is at most this share of the target, so a template seen only under load (its
+    lowest tail already includes queueing) keeps a margin, and ``target - f`` stays positive."""
     learn: bool = True
     """False freezes every model at its prior (or checkpoint): the same policy without learning."""
     converge_error: float = 0.12
@@ -152,6 +170,8 @@ class SloRl:
         self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, self.s.dual_window))
         self.cold_start_s = self.s.cold_start_s
         self.log_burst = 0.0
+        self.floors: dict[tuple[float, float], tuple[float, int]] = {}
+        """template -> (lowest tail seen, intervals counted) for :meth:`label`."""
         self.p_alarm = 0.0
         self.pending: list[tuple[np.ndarray, float]] = []
         self.errors: deque[float] = deque(maxlen=20)
@@ -251,8 +271,16 @@ class SloRl:
         out = {}
         for i, arm in enumerate(self.arms):
             hit = np.flatnonzero(ok[i])
-            out[arm] = float(self.replica_values[hit[0]]) if hit.size else math.inf
+            out[arm] = float(self.replica_values[hit[0]]) if hit.size and not self.hopeless(arm) else math.inf
         return out
+
+    def hopeless(self, template: tuple[float, float]) -> bool:
+        """The template's lowest tail over ``hopeless_intervals`` intervals is over the target: its tail at no
+        load misses the SLO (TP 2 under a 2 s TTFT: 2.7 s with any number of replicas), which the
+        capacity model, smooth in load per GPU, cannot say, and more replicas cannot fix."""
+        low, n = self.floors.get(template, (math.inf, 0))
+        return self.s.tail_floor and not self.objective.higher_is_better and n >= self.s.hopeless_intervals \
+            and low > self.objective.target
 
     def decide(self, obs: Observation) -> Action:
         self.intervals += 1
@@ -275,6 +303,8 @@ class SloRl:
             self.better = (best, count)
         else:
             self.better = (None, 0)
+        if self.hopeless(arm) and pending == 0:
+            return self._rescue(arm, need, load)
         if self.better[1] >= self.s.switch_hold and pending == 0 and self.price < 1.0 and self.p_alarm < self.s.alarm:
             self.better = (None, 0)
             # a switch changes the template, not the capacity: it keeps the GPUs the scale-down window
@@ -303,6 +333,31 @@ class SloRl:
             return Action(dict(current), f"hold {cur_n:g} replicas ({n:g} would do for {load:.2f} req/s; "
                                          f"replicas warming or alarm up; {self._why()})")
         return Action(dict(current), f"keep {cur_n:g} replicas for {load:.2f} req/s ({self._why()})")
+
+    def _rescue(self, arm: tuple[float, float], need: dict[tuple[float, float], float], load: float) -> Action:
+        """Leave a hopeless template at once, whatever the price (the price only rises there, and a high
+        price makes every template's plan infinite, which would block the ordinary switch for good): to
+        the template the plan finds cheapest, else, when no size meets the bound anywhere, to the largest
+        TP degree not known hopeless (the shortest prefill), keeping the GPUs held now."""
+        options = [a for a in self.arms if a != arm and not self.hopeless(a)]
+        if not options:
+            n = float(self.replica_values[-1])
+            return Action(self._config(arm, n), f"every template's tail misses the target at no load; "
+                                                f"holding {n:g} replicas ({self._why()})")
+        best = min(options, key=lambda a: (need[a] * a[0], -a[0], -a[1]))
+        held_gpus = max(self.wanted) * arm[0]
+        n_new = math.ceil(held_gpus / best[0])
+        if math.isfinite(need[best]):
+            n_new = max(need[best], n_new)
+        n_new = min(float(self.replica_values[-1]), float(n_new))
+        self.better = (None, 0)
+        self.wanted.clear()
+        self.wanted.extend([n_new] * (self.wanted.maxlen or 1))
+        low = self.floors[arm][0]
+        return Action(self._config(best, n_new), f"switch to {best[0]:g} GPUs x batch {best[1]:g} at {n_new:g} "
+                                                 f"replicas: at {arm[0]:g} GPUs x batch {arm[1]:g} the tail never fell "
+                                                 f"under the target ({low:.2f} at best) for {load:.2f} req/s "
+                                                 f"({self._why()})")
 
     def _config(self, arm: tuple[float, float], replicas: float) -> Config:
         cfg = {"replicas": replicas}
@@ -351,7 +406,11 @@ class SloRl:
             return
         queue = prev.metric("queue_length", 0.0)
         load = self._rate(obs) + (queue if math.isfinite(queue) else 0.0) / max(obs.interval_s, 1e-9)
-        y = self.capacity.label(obs.metric(self.objective.metric), self.objective.target)
+        tail = obs.metric(self.objective.metric)
+        if self.s.tail_floor and math.isfinite(tail) and self._rate(obs) * obs.interval_s >= self.s.floor_min_requests:
+            low, n = self.floors.get(during, (math.inf, 0))
+            self.floors[during] = (min(low, tail), n + 1)
+        y = self.label(tail, during)
         if not self.objective.meets(obs):
             y = max(y, 0.75)
         x = self.features(np.array([load]), np.array([gpus]), np.array([tp]), np.array([during[1]]), burst)[0]
@@ -364,6 +423,16 @@ class SloRl:
             X = np.stack([p[0] for p in self.pending])
             self.capacity.update(X, np.array([p[1] for p in self.pending]))
             self.pending = []
+
+    def label(self, tail: float, template: tuple[float, float]) -> float:
+        """The capacity model's soft label of one interval's tail at ``template`` (see ``tail_floor``)."""
+        target = self.objective.target
+        low, n = self.floors.get(template, (math.inf, 0))
+        if not self.s.tail_floor or self.objective.higher_is_better or n < self.s.floor_intervals \
+                or not math.isfinite(tail) or tail > target:
+            return self.capacity.label(tail, target)
+        f = min(low, self.s.floor_cap * target)
+        return self.capacity.label(max(tail - f, 0.0), target - f)
 
     def convergence(self) -> Convergence:
         """The live verdict from the prequential error of the capacity model; with a training record
@@ -439,6 +508,7 @@ class SloRl:
                 "alarm": {"mean": self.alarm_model.model.mean.tolist(),
                           "precision": self.alarm_model.model.precision.tolist()},
                 "cold_start_s": self.cold_start_s, "log_burst": self.log_burst,
+                "tail_floors": [[list(t), low, n] for t, (low, n) in self.floors.items()],
                 **({"training": self.training} if self.training else {})}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -453,6 +523,7 @@ class SloRl:
             self.alarm_model.model.precision = np.asarray(alarm["precision"], float)
         self.cold_start_s = float(state.get("cold_start_s", self.cold_start_s))
         self.log_burst = float(state.get("log_burst", 0.0))
+        self.floors = {(float(t[0]), float(t[1])): (float(low), int(n)) for t, low, n in state.get("tail_floors", [])}
         training = state.get("training")
         self.training = dict(training) if training else None
 
