@@ -235,6 +235,21 @@ def render_for(template: str, target: TargetRef, window_s: float) -> str:
     )
 
 
+def _monotonic(buckets: Sequence[tuple[float, float]]) -> tuple[list[tuple[float, float]], list[float]] | None:
+    """Buckets sorted by bound and their counts made monotonic (rates of buckets scraped at slightly
+    different times can decrease; Prometheus takes the running max); None without a +Inf bucket."""
+    if not buckets:
+        return None
+    ordered = sorted(buckets)
+    if not math.isinf(ordered[-1][0]):
+        return None
+    counts, running = [], 0.0
+    for _, c in ordered:
+        running = max(running, c)
+        counts.append(running)
+    return ordered, counts
+
+
 def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
     """Prometheus' ``histogram_quantile`` on (upper bound, cumulative count) pairs.
 
@@ -248,13 +263,10 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
         return -math.inf
     if q > 1:
         return math.inf
-    ordered = sorted(buckets)
-    if not math.isinf(ordered[-1][0]):
+    cumulative = _monotonic(buckets)
+    if cumulative is None:
         return math.nan
-    counts, running = [], 0.0
-    for _, c in ordered:
-        running = max(running, c)
-        counts.append(running)
+    ordered, counts = cumulative
     if len(ordered) < 2 or counts[-1] == 0:
         return math.nan
     rank = q * counts[-1]
@@ -279,15 +291,10 @@ def histogram_fraction(upper: float, buckets: Sequence[tuple[float, float]]) -> 
     (and as ``bucket{le="5.0"} / count`` would give exactly when ``upper`` is a bound). NaN without
     observations or without the +Inf bucket.
     """
-    if not buckets or math.isnan(upper):
+    cumulative = _monotonic(buckets) if not math.isnan(upper) else None
+    if cumulative is None:
         return math.nan
-    ordered = sorted(buckets)
-    if not math.isinf(ordered[-1][0]):
-        return math.nan
-    counts, running = [], 0.0
-    for _, c in ordered:
-        running = max(running, c)
-        counts.append(running)
+    ordered, counts = cumulative
     total = counts[-1]
     if total <= 0:
         return math.nan
