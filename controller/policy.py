@@ -541,14 +541,19 @@ _ENUM_LINE = re.compile(r"^(\s*enum: )\[[^\]]*\](\s*# generated from learners\.b
                         re.MULTILINE)
 
 
-def crd_learner_enum(text: str | None = None) -> list[str]:
-    """The learner names the CRD file admits."""
+def _crd_enum(line: re.Pattern[str], what: str, text: str | None) -> list[str]:
+    """The names on one generated ``enum: [...]`` line of the CRD file."""
     text = CRD_PATH.read_text() if text is None else text
-    m = _ENUM_LINE.search(text)
+    m = line.search(text)
     if m is None:
-        raise RuntimeError(f"{CRD_PATH}: generated learner enum line not found")
+        raise RuntimeError(f"{CRD_PATH}: generated {what} enum line not found")
     inner = m.group(0)[m.group(0).index("[") + 1: m.group(0).index("]")]
     return [s.strip() for s in inner.split(",") if s.strip()]
+
+
+def crd_learner_enum(text: str | None = None) -> list[str]:
+    """The learner names the CRD file admits."""
+    return _crd_enum(_ENUM_LINE, "learner", text)
 
 
 _POOL_ENUM_LINE = re.compile(
@@ -557,12 +562,7 @@ _POOL_ENUM_LINE = re.compile(
 
 def crd_scheduler_enum(text: str | None = None) -> list[str]:
     """The training scheduler names the CRD's spec.trainingPool.scheduler admits."""
-    text = CRD_PATH.read_text() if text is None else text
-    m = _POOL_ENUM_LINE.search(text)
-    if m is None:
-        raise RuntimeError(f"{CRD_PATH}: generated training scheduler enum line not found")
-    inner = m.group(0)[m.group(0).index("[") + 1: m.group(0).index("]")]
-    return [s.strip() for s in inner.split(",") if s.strip()]
+    return _crd_enum(_POOL_ENUM_LINE, "training scheduler", text)
 
 
 def sync_crd(path: Path = CRD_PATH) -> bool:
