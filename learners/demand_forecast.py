@@ -14,6 +14,17 @@ whose dynamics change between morning and evening. The noise variance is a runni
 one-step prediction errors. Multi-step forecasts iterate the mean; the variance adds the noise of
 every step and the weights' posterior uncertainty, so the quantile widens with the horizon and with
 how little the model has seen.
+
+A random walk is the wrong model for on-off traffic (a coding assistant's trace: bursts of 5-9 req/s
+between idle minutes). Its one-step error there is the whole swing between idle and busy, so its noise
+estimate in log space reached 5-8 and every plan sat at ``max_ratio`` times the last burst (22 req/s
+planned for a service that never exceeded 9). Such demand is better read as draws around a level. So a
+second model, a **stationary level** (discounted mean and variance of the recent rates in square-root
+space, the variance-stabilising scale of counts, where an idle minute is not the outlier it is in log
+space), predicts each next rate too, and the two are mixed by Bayesian model averaging: each model's
+weight follows its prequential predictive density of the rates it did not yet see (discounted, so the
+mixture moves to the level model while traffic is stationary and back to the AR model on a ramp or a
+step). The quantile planned for is the mixture's.
 """
 
 from __future__ import annotations
@@ -48,6 +59,27 @@ class ForecastSettings:
     max_ratio: float = 4.0
     """A forecast never exceeds this multiple of the largest rate in the lag window: an AR model fitted
     to a sudden jump would otherwise extrapolate it into thousands of requests per second."""
+    level: bool = True
+    """Mix in the stationary level model (module docstring). False: the AR model alone."""
+    level_discount: float = 0.95
+    """Weight kept per interval by the level's mean and variance (an evidence half-life of about 14
+    intervals: a level is a statement about the last quarter of an hour, not the day)."""
+    level_prior_n: float = 2.0
+    """Pseudo-intervals of ``level_var_init`` variance in the level's variance, so two equal rates do
+    not make a level of zero spread."""
+    level_var_init: float = 0.25
+    """Prior variance of the square root of the rate (Poisson counts over a 60 s interval alone give
+    1/240 per interval; 0.25 is +-1 req/s at 1 req/s: a level starts out vague)."""
+    evidence_discount: float = 0.9
+    """Log evidence kept per interval by the model weights: about 10 intervals decide which model is
+    trusted, so a step change moves the weight to the AR model within a few intervals."""
+    level_log_odds: float = -3.0
+    """Prior log odds of the level model against the AR model: the level model takes over only where its
+    predictions were clearly better (by a likelihood ratio of about 20 over the evidence's memory). On a
+    smooth day the two predict about equally well, and the level's narrower quantile lags a ramp; on
+    on-off traffic it wins by far more than this."""
+    level_memory: int = 30
+    """Intervals of log rates whose maximum bounds the level model's forecasts (times ``max_ratio``)."""
 
 
 class DemandForecaster:
@@ -63,10 +95,30 @@ class DemandForecaster:
         self.history: deque[float] = deque(maxlen=self.s.lags)
         self.errors: deque[float] = deque(maxlen=50)
         self.samples = 0
+        self.level_sums = np.zeros(3)
+        """Discounted (count, sum, sum of squares) of sqrt(rate + floor): the level model's statistics."""
+        self.evidence = np.zeros(2)
+        """Discounted log predictive density of the observed log rates: (AR model, level model)."""
+        self.recent: deque[float] = deque(maxlen=self.s.level_memory)
 
     def _x(self, lags: list[float]) -> np.ndarray:
         diffs = np.diff(np.asarray(lags, float))[::-1]  # newest change first
         return np.array([1.0, *diffs])
+
+    def level(self) -> tuple[float, float]:
+        """The level model's predictive (mean, variance) of the next sqrt(rate + floor)."""
+        n, s1, s2 = self.level_sums
+        mean = s1 / n if n > 0 else (math.exp(0.5 * self.history[-1]) if self.history else 0.0)
+        var = (max(s2 - s1 * s1 / n, 0.0) if n > 0 else 0.0) + self.s.level_prior_n * self.s.level_var_init
+        var /= n + self.s.level_prior_n
+        return mean, var * (1.0 + 1.0 / max(n, 1.0))
+
+    def level_weight(self) -> float:
+        """Posterior probability of the level model (0 when mixing is off or before evidence)."""
+        if not self.s.level or self.level_sums[0] < 3.0:
+            return 0.0
+        d = float(np.clip(self.evidence[1] - self.evidence[0] + self.s.level_log_odds, -50.0, 50.0))
+        return 1.0 / (1.0 + math.exp(-d))
 
     def observe(self, rate: float) -> None:
         z = math.log(max(rate, 0.0) + _FLOOR)
@@ -74,6 +126,12 @@ class DemandForecaster:
             x = self._x(list(self.history))
             z_change = z - self.history[-1]
             err = z_change - float(x @ self.mean)
+            if self.level_sums[0] >= 1.0:  # both models predicted z before seeing it: score them
+                var_ar = self.noise + float(x @ np.linalg.solve(self.precision, x))
+                mean_lv, var_lv = self.level()
+                u = math.exp(0.5 * z)  # the level's density of z: its density of u times du/dz = u/2
+                dens = [_log_t(err, var_ar), _log_t(u - mean_lv, var_lv) + math.log(0.5 * u)]
+                self.evidence = self.s.evidence_discount * self.evidence + np.asarray(dens)
             self.errors.append(err)
             self.noise = self.s.noise_memory * self.noise + (1 - self.s.noise_memory) * err * err
             # forget towards the prior (not towards nothing), so directions the data never excites
@@ -84,6 +142,9 @@ class DemandForecaster:
             self.mean = np.linalg.solve(self.precision, info + x * z_change / self.noise)
             self.samples += 1
         self.history.append(z)
+        self.recent.append(z)
+        u = math.exp(0.5 * z)
+        self.level_sums = self.s.level_discount * self.level_sums + np.array([1.0, u, u * u])
 
     def quantile(self, horizon: int, z: float) -> float:
         """The request rate that the next ``horizon`` intervals stay under with one-sided normal
@@ -95,12 +156,18 @@ class DemandForecaster:
             lags.insert(0, lags[0])
         cov = np.linalg.inv(self.precision)
         best, var = -math.inf, 0.0
-        ceiling = max(lags) + math.log(self.s.max_ratio)  # no extrapolated ramp beyond this
+        w = self.level_weight()
+        mean_lv, var_lv = self.level()
+        # no extrapolated ramp beyond this; the level model's bound is its longer memory's maximum
+        ceiling = (max(self.recent) if w > 0.5 and self.recent else max(lags)) + math.log(self.s.max_ratio)
         for _ in range(max(1, horizon)):
             x = self._x(lags)
             mu = lags[-1] + float(x @ self.mean)
             var += self.noise + float(x @ cov @ x)
-            best = max(best, mu + z * math.sqrt(var))
+            q = mu + z * math.sqrt(var)
+            if w > 0.0:
+                q = _mixture_quantile(1 - w, mu, var, mean_lv, var_lv, z)
+            best = max(best, q)
             lags = [*lags[1:], mu]
         return max(math.exp(min(best, ceiling)) - _FLOOR, 0.0)
 
@@ -110,7 +177,8 @@ class DemandForecaster:
 
     def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "precision": self.precision.tolist(), "noise": self.noise,
-                "samples": self.samples}
+                "samples": self.samples, "level_sums": self.level_sums.tolist(),
+                "evidence": self.evidence.tolist(), "recent": list(self.recent)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         mean = np.asarray(state["mean"], float)
@@ -120,3 +188,43 @@ class DemandForecaster:
         self.precision = np.asarray(state["precision"], float)
         self.noise = float(state["noise"])
         self.samples = int(state.get("samples", 0))
+        # checkpoints from before the level model: it starts empty and earns its weight online
+        self.level_sums = np.asarray(state.get("level_sums", [0.0, 0.0, 0.0]), float)
+        self.evidence = np.asarray(state.get("evidence", [0.0, 0.0]), float)
+        if self.level_sums.shape != (3,) or self.evidence.shape != (2,):
+            raise ValueError("forecaster's level statistics in the checkpoint have the wrong shape")
+        self.recent = deque((float(v) for v in state.get("recent", [])), maxlen=self.s.level_memory)
+
+
+_T_DOF = 4.0
+"""Degrees of freedom of the Student-t the models are scored with: one surprise (a step that both models
+missed by many standard deviations) must not hand the weight to whichever was less surprised for the
+next several intervals (with normal densities the level model took the weight at a tripling and lagged
+it by 4-6 intervals); heavy tails make the score a matter of many intervals, not of one."""
+
+
+def _log_t(err: float, var: float, nu: float = _T_DOF) -> float:
+    """Log density of ``err`` under a Student-t with ``nu`` degrees of freedom and variance ``var``."""
+    scale2 = var * (nu - 2.0) / nu
+    return (math.lgamma(0.5 * (nu + 1)) - math.lgamma(0.5 * nu) - 0.5 * math.log(nu * math.pi * scale2)
+            - 0.5 * (nu + 1) * math.log1p(err * err / (nu * scale2)))
+
+
+def _phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _mixture_quantile(w_ar: float, mu: float, var: float, mean_u: float, var_u: float, z: float) -> float:
+    """The log rate under which the mixture holds probability ``Phi(z)``: weight ``w_ar`` on the AR
+    model's normal (``mu``, ``var``) of the log rate, the rest on the level's normal of its square root,
+    by bisection (the mixture's CDF is monotone in the log rate)."""
+    level = _phi(z)
+    sd, sd_u = math.sqrt(max(var, 1e-12)), math.sqrt(max(var_u, 1e-12))
+    hi_u = mean_u + 10 * sd_u
+    lo = min(mu - 10 * sd, math.log(_FLOOR))
+    hi = max(mu + 10 * sd, 2 * math.log(max(hi_u, 1e-6)))
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        cdf = w_ar * _phi((mid - mu) / sd) + (1 - w_ar) * _phi((math.exp(0.5 * mid) - mean_u) / sd_u)
+        lo, hi = (mid, hi) if cdf < level else (lo, mid)
+    return 0.5 * (lo + hi)

@@ -133,6 +133,11 @@ class SloRlSettings:
     floor_cap: float = 0.75
     """The floor used is at most this share of the target, so a template seen only under load (its
     lowest tail already includes queueing) keeps a margin, and ``target - f`` stays positive."""
+    demand_level: bool = True
+    """Mix a stationary level model into the demand forecast (:mod:`learners.demand_forecast`); False
+    plans with the AR model alone, as before the level model existed."""
+    demand_level_log_odds: float = -3.0
+    """Prior log odds of the level model against the AR model (see ``ForecastSettings.level_log_odds``)."""
     learn: bool = True
     """False freezes every model at its prior (or checkpoint): the same policy without learning."""
     converge_error: float = 0.12
@@ -164,7 +169,8 @@ class SloRl:
         self.capacity.mean[-1] = self.s.burst_prior
         if len(self.batches) > 1:
             self.capacity.mean[-2] = self.s.batch_prior
-        self.demand = DemandForecaster(ForecastSettings())
+        self.demand = DemandForecaster(ForecastSettings(level=self.s.demand_level,
+                                                        level_log_odds=self.s.demand_level_log_odds))
         self.alarm_model = ViolationForecaster(objective)
         self.price = 0.0
         self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, self.s.dual_window))
@@ -299,7 +305,7 @@ class SloRl:
         best = min(sampled, key=lambda a: (sampled[a] * a[0], a != arm))
         if best != arm and math.isfinite(need[best]) and \
                 sampled[best] * best[0] <= (1 - self.s.switch_gain) * sampled[arm] * arm[0]:
-            count = self.better[1] + 1 if self.better[0] == best else 1
+            count = self.better[1] + 1 if self.better[0] is not None and self.better[0][0] == best[0] else 1
             self.better = (best, count)
         else:
             self.better = (None, 0)
