@@ -117,6 +117,9 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, key: str,
             f"{'meets' if ok else 'misses'} {aim}")
         if ok:
             break
+    else:
+        say(f"{b.name}: no value of {key} met the SLO on every validation seed; keeping the last, {key}={values[-1]} "
+            f"(order the values from the cheapest to the most cautious)")
     assert result is not None
     target = out / result.path.name
     shutil.copyfile(result.path, target)

@@ -117,4 +117,6 @@ def test_choose_validates_on_later_training_seeds_and_keeps_the_checkpoint_of_se
     # the first value whose validation meets the SLO, or the last one tried
     assert verdicts[-1].startswith(f"knob-tp: risk={kept}:")
     assert all("misses" in line for line in verdicts[:-1])
+    # when even the last value misses, the user is told that none passed, not left to infer it
+    assert ("misses" in verdicts[-1]) == any("no value of risk met the SLO" in line for line in seen)
     assert t.path == tmp_path / "slo-rl-knob-tp.ckpt"
