@@ -95,7 +95,14 @@ class SloRlSettings:
     switch_gain: float = 0.15
     """A TP-degree or batch-size change (restarts every pod) must save at least this share of GPUs."""
     switch_hold: int = 3
-    """Intervals in a row another template must be the cheaper plan before switching to it."""
+    """Intervals in a row another template must be the cheaper plan before switching to it. The count is
+    per TP degree: draws that favour the same degree at alternating batch sizes keep counting (the
+    switch goes to the last draw's batch size)."""
+    switch_after: int = 10
+    """Intervals the learner runs before its first template switch: a switch is a bet that another
+    template is cheaper, and before it has seen the current one under load, a posterior draw is
+    mostly the prior (from scratch on the code trace's hour it switched at interval 2, to a batch size
+    it knew nothing about, and lost the SLO in the next burst on 2 of 3 draws)."""
     alarm: float = 0.6
     """Violation-forecaster probability that raises an alarm."""
     alarm_margin: float = 0.25
@@ -311,7 +318,8 @@ class SloRl:
             self.better = (None, 0)
         if self.hopeless(arm) and pending == 0:
             return self._rescue(arm, need, load)
-        if self.better[1] >= self.s.switch_hold and pending == 0 and self.price < 1.0 and self.p_alarm < self.s.alarm:
+        if self.better[1] >= self.s.switch_hold and pending == 0 and self.price < 1.0 and self.p_alarm < self.s.alarm \
+                and self.intervals > self.s.switch_after:
             self.better = (None, 0)
             # a switch changes the template, not the capacity: it keeps the GPUs the scale-down window
             # still holds (re-expressed in the new template's replicas); savings come through the window
