@@ -24,7 +24,9 @@ space, the variance-stabilising scale of counts, where an idle minute is not the
 space), predicts each next rate too, and the two are mixed by Bayesian model averaging: each model's
 weight follows its prequential predictive density of the rates it did not yet see (discounted, so the
 mixture moves to the level model while traffic is stationary and back to the AR model on a ramp or a
-step). The quantile planned for is the mixture's.
+step). A third model, **seasonal-naive** with a period found online (:mod:`learners.seasonal`), joins
+the mixture the same way, for demand that repeats on a clock. The quantile planned for is the
+mixture's.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from learners.seasonal import SeasonalNaive
 
 _FLOOR = 0.01  # req/s added before the log, so an idle interval has a finite log rate
 
@@ -78,6 +82,11 @@ class ForecastSettings:
     predictions were clearly better (by a likelihood ratio of about 20 over the evidence's memory). On a
     smooth day the two predict about equally well, and the level's narrower quantile lags a ramp; on
     on-off traffic it wins by far more than this."""
+    seasonal: bool = True
+    """Mix in the seasonal-naive model (:mod:`learners.seasonal`). False: without it."""
+    seasonal_log_odds: float = -3.0
+    """Prior log odds of the seasonal model against the AR model (a period found in noise must first
+    predict better than the AR model for a while)."""
     level_memory: int = 30
     """Intervals of log rates whose maximum bounds the level model's forecasts (times ``max_ratio``)."""
 
@@ -99,6 +108,11 @@ class DemandForecaster:
         """Discounted (count, sum, sum of squares) of sqrt(rate + floor): the level model's statistics."""
         self.evidence = np.zeros(2)
         """Discounted log predictive density of the observed log rates: (AR model, level model)."""
+        self.seasonal = SeasonalNaive()
+        self.season_evidence = np.zeros(2)
+        """The same for (AR model, seasonal model), discounted over about two periods instead of 10
+        intervals: the seasonal model's wins come once a period (at a burst's start and end), and
+        with the short memory each win was forgotten before the next burst."""
         self.recent: deque[float] = deque(maxlen=self.s.level_memory)
 
     def _x(self, lags: list[float]) -> np.ndarray:
@@ -113,12 +127,26 @@ class DemandForecaster:
         var /= n + self.s.level_prior_n
         return mean, var * (1.0 + 1.0 / max(n, 1.0))
 
+    def weights(self) -> tuple[float, float, float]:
+        """Posterior probabilities of (AR, level, seasonal): a model that is off, or has no forecast yet
+        (the level before 3 intervals, the seasonal model before it has found a period), gets 0."""
+        logits = [0.0, -math.inf, -math.inf]
+        if self.s.level and self.level_sums[0] >= 3.0:
+            logits[1] = float(self.evidence[1] - self.evidence[0]) + self.s.level_log_odds
+        if self.s.seasonal and self.seasonal.period is not None:
+            logits[2] = float(self.season_evidence[1] - self.season_evidence[0]) + self.s.seasonal_log_odds
+        top = max(logits)
+        e = [math.exp(max(v - top, -50.0)) if v > -math.inf else 0.0 for v in logits]
+        total = sum(e)
+        return e[0] / total, e[1] / total, e[2] / total
+
     def level_weight(self) -> float:
         """Posterior probability of the level model (0 when mixing is off or before evidence)."""
-        if not self.s.level or self.level_sums[0] < 3.0:
-            return 0.0
-        d = float(np.clip(self.evidence[1] - self.evidence[0] + self.s.level_log_odds, -50.0, 50.0))
-        return 1.0 / (1.0 + math.exp(-d))
+        return self.weights()[1]
+
+    def seasonal_weight(self) -> float:
+        """Posterior probability of the seasonal model (0 when off or without a period)."""
+        return self.weights()[2]
 
     def observe(self, rate: float) -> None:
         z = math.log(max(rate, 0.0) + _FLOOR)
@@ -132,6 +160,13 @@ class DemandForecaster:
                 u = math.exp(0.5 * z)  # the level's density of z: its density of u times du/dz = u/2
                 dens = [_log_t(err, var_ar), _log_t(u - mean_lv, var_lv) + math.log(0.5 * u)]
                 self.evidence = self.s.evidence_discount * self.evidence + np.asarray(dens)
+                seasonal = self.seasonal.predict(1)
+                if seasonal is None or self.seasonal.period is None:
+                    self.season_evidence[:] = 0.0  # no period, no record: a new period starts at its prior
+                else:
+                    d = math.exp(-1.0 / (2.0 * self.seasonal.period))
+                    self.season_evidence = d * self.season_evidence + np.array(
+                        [dens[0], _log_t(z - seasonal, self.seasonal.noise)])
             self.errors.append(err)
             self.noise = self.s.noise_memory * self.noise + (1 - self.s.noise_memory) * err * err
             # forget towards the prior (not towards nothing), so directions the data never excites
@@ -143,6 +178,7 @@ class DemandForecaster:
             self.samples += 1
         self.history.append(z)
         self.recent.append(z)
+        self.seasonal.observe(z)
         u = math.exp(0.5 * z)
         self.level_sums = self.s.level_discount * self.level_sums + np.array([1.0, u, u * u])
 
@@ -156,17 +192,27 @@ class DemandForecaster:
             lags.insert(0, lags[0])
         cov = np.linalg.inv(self.precision)
         best, var = -math.inf, 0.0
-        w = self.level_weight()
+        w_ar, w_lv, w_s = self.weights()
         mean_lv, var_lv = self.level()
-        # no extrapolated ramp beyond this; the level model's bound is its longer memory's maximum
-        ceiling = (max(self.recent) if w > 0.5 and self.recent else max(lags)) + math.log(self.s.max_ratio)
-        for _ in range(max(1, horizon)):
+        # no extrapolated ramp beyond this; the level model's bound is its longer memory's maximum, the
+        # seasonal model's the last season's
+        top = max(lags)
+        if w_lv > 0.5 and self.recent:
+            top = max(top, max(self.recent))
+        if w_s > 0.5 and self.seasonal.period:
+            top = max(top, max(list(self.seasonal.z)[-self.seasonal.period:]))
+        ceiling = top + math.log(self.s.max_ratio)
+        for h in range(1, max(1, horizon) + 1):
             x = self._x(lags)
             mu = lags[-1] + float(x @ self.mean)
             var += self.noise + float(x @ cov @ x)
             q = mu + z * math.sqrt(var)
-            if w > 0.0:
-                q = _mixture_quantile(1 - w, mu, var, mean_lv, var_lv, z)
+            season = self.seasonal.predict(h) if w_s > 0.0 else None
+            if w_lv > 0.0 or season is not None:
+                parts = [(w_ar, mu, var, False), (w_lv, mean_lv, var_lv, True)]
+                if season is not None:
+                    parts.append((w_s, season, self.seasonal.noise, False))
+                q = _mixture_quantile(parts, z)
             best = max(best, q)
             lags = [*lags[1:], mu]
         return max(math.exp(min(best, ceiling)) - _FLOOR, 0.0)
@@ -178,7 +224,8 @@ class DemandForecaster:
     def state_dict(self) -> dict[str, Any]:
         return {"mean": self.mean.tolist(), "precision": self.precision.tolist(), "noise": self.noise,
                 "samples": self.samples, "level_sums": self.level_sums.tolist(),
-                "evidence": self.evidence.tolist(), "recent": list(self.recent)}
+                "evidence": self.evidence.tolist(), "recent": list(self.recent),
+                "seasonal": self.seasonal.state_dict(), "season_evidence": self.season_evidence.tolist()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         mean = np.asarray(state["mean"], float)
@@ -191,8 +238,11 @@ class DemandForecaster:
         # checkpoints from before the level model: it starts empty and earns its weight online
         self.level_sums = np.asarray(state.get("level_sums", [0.0, 0.0, 0.0]), float)
         self.evidence = np.asarray(state.get("evidence", [0.0, 0.0]), float)
-        if self.level_sums.shape != (3,) or self.evidence.shape != (2,):
-            raise ValueError("forecaster's level statistics in the checkpoint have the wrong shape")
+        # and from before the seasonal model: it starts empty, without a period
+        self.season_evidence = np.asarray(state.get("season_evidence", [0.0, 0.0]), float)
+        if self.level_sums.shape != (3,) or self.evidence.shape != (2,) or self.season_evidence.shape != (2,):
+            raise ValueError("forecaster's level or seasonal statistics in the checkpoint have the wrong shape")
+        self.seasonal.load_state_dict(state.get("seasonal", {}))
         self.recent = deque((float(v) for v in state.get("recent", [])), maxlen=self.s.level_memory)
 
 
@@ -214,17 +264,17 @@ def _phi(x: float) -> float:
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
-def _mixture_quantile(w_ar: float, mu: float, var: float, mean_u: float, var_u: float, z: float) -> float:
-    """The log rate under which the mixture holds probability ``Phi(z)``: weight ``w_ar`` on the AR
-    model's normal (``mu``, ``var``) of the log rate, the rest on the level's normal of its square root,
-    by bisection (the mixture's CDF is monotone in the log rate)."""
+def _mixture_quantile(parts: list[tuple[float, float, float, bool]], z: float) -> float:
+    """The log rate under which a mixture holds probability ``Phi(z)``, by bisection (its CDF is monotone
+    in the log rate). ``parts``: (weight, mean, variance, in sqrt space); a part in sqrt space is a normal
+    of sqrt(rate + floor), the others normals of the log rate."""
     level = _phi(z)
-    sd, sd_u = math.sqrt(max(var, 1e-12)), math.sqrt(max(var_u, 1e-12))
-    hi_u = mean_u + 10 * sd_u
-    lo = min(mu - 10 * sd, math.log(_FLOOR))
-    hi = max(mu + 10 * sd, 2 * math.log(max(hi_u, 1e-6)))
+    kept = [(w, m, math.sqrt(max(v, 1e-12)), sq) for w, m, v, sq in parts if w > 0.0]
+    lo = min([math.log(_FLOOR)] + [m - 10 * sd for _, m, sd, sq in kept if not sq])
+    hi = max(2 * math.log(max(m + 10 * sd, 1e-6)) if sq else m + 10 * sd for _, m, sd, sq in kept)
     for _ in range(50):
         mid = 0.5 * (lo + hi)
-        cdf = w_ar * _phi((mid - mu) / sd) + (1 - w_ar) * _phi((math.exp(0.5 * mid) - mean_u) / sd_u)
+        u = math.exp(0.5 * mid)
+        cdf = sum(w * _phi(((u if sq else mid) - m) / sd) for w, m, sd, sq in kept)
         lo, hi = (mid, hi) if cdf < level else (lo, mid)
     return 0.5 * (lo + hi)

@@ -145,6 +145,9 @@ class SloRlSettings:
     plans with the AR model alone, as before the level model existed."""
     demand_level_log_odds: float = -3.0
     """Prior log odds of the level model against the AR model (see ``ForecastSettings.level_log_odds``)."""
+    demand_seasonal: bool = True
+    """Mix a seasonal-naive model with a period found online into the demand forecast
+    (:mod:`learners.seasonal`): bursts on a clock are planned for before they come."""
     learn: bool = True
     """False freezes every model at its prior (or checkpoint): the same policy without learning."""
     converge_error: float = 0.12
@@ -177,7 +180,8 @@ class SloRl:
         if len(self.batches) > 1:
             self.capacity.mean[-2] = self.s.batch_prior
         self.demand = DemandForecaster(ForecastSettings(level=self.s.demand_level,
-                                                        level_log_odds=self.s.demand_level_log_odds))
+                                                        level_log_odds=self.s.demand_level_log_odds,
+                                                        seasonal=self.s.demand_seasonal))
         self.alarm_model = ViolationForecaster(objective)
         self.price = 0.0
         self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, self.s.dual_window))
