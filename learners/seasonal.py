@@ -72,7 +72,8 @@ class SeasonalNaive:
         if power <= 1e-12:
             return None
         lags = np.arange(self.s.min_period, top + 1)
-        acf = np.array([float(d[k:] @ d[:-k]) / power * n / (n - k) for k in lags])
+        full = np.correlate(d, d, mode="full")  # full[n - 1 + k] = sum_i d[i + k] d[i]
+        acf = full[n - 1 + lags] / power * n / (n - lags)
         # white noise has an autocorrelation of sd 1/sqrt(n - k): demand three of those as well
         acf[acf < np.maximum(self.s.min_acf, 3.0 / np.sqrt(n - lags))] = 0.0
         best = float(acf.max())
