@@ -117,7 +117,8 @@ def split_cmd(out: Path, seeds: int, quick: bool, debug: bool) -> None:
               help="Per scenario, the first of these values of one setting whose --validate further TRAINING "
                    "seeds all meet the SLO (training side only).")
 @click.option("--validate", type=click.IntRange(min=1, max=50), default=3, show_default=True,
-              help="With --choose: validation episodes on training seeds K+1, K+2, ...")
+              help="With --choose: validation episodes on training seeds K+1, K+2, ..., each from the "
+                   "checkpoint of seed K, as an evaluation seed runs.")
 @click.option("--quick", is_flag=True, help="Train on the short (--quick) training scenarios.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-episode lines.")
 @click.option("--debug", is_flag=True, hidden=True)

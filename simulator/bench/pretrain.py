@@ -9,9 +9,12 @@ the SHA-256 of the source rows and shape seconds its traces used, so a reader (a
 that no evaluation data went in.
 
 ``--choose KEY=V1,V2,...`` picks one learner setting per scenario on the training side only: for each
-value in order, train on seeds 1..K and run ``--validate`` more training seeds (K+1, ...) from there,
-as an evaluation run would (learning online); the first value whose validation episodes all meet the
-scenario's SLO is kept (the last value if none does), and its checkpoint is the one after seed K.
+value in order, train on seeds 1..K and run ``--validate`` more training seeds (K+1, ...), each from the
+checkpoint after seed K, as ``autocm bench inference --pretrained`` runs every evaluation seed (learning
+online within the episode, nothing carried to the next); the first value whose validation episodes all
+meet the scenario's SLO is kept (the last value if none does), and its checkpoint is the one after seed K.
+(Until session 12 the validation episodes were chained, each starting where the previous one ended: a
+protocol no evaluation run follows, and one under which a seed could miss that met alone.)
 
 ``cluster`` has no training side (its services' knob grids differ from every training scenario's, so
 no checkpoint trained elsewhere would load there): it gets no checkpoint and no pretrained row.
@@ -56,7 +59,8 @@ def pretrain_one(b: BenchScenario, out: Path, learner_name: str, seeds: int, qui
                  settings: Mapping[str, Any] | None = None,
                  say: Callable[[str], None] = lambda _m: None, validate: int = 0) -> Trained:
     """Train ``learner_name`` on ``b``'s training scenarios (seeds 1..``seeds``), one episode each; then,
-    with ``validate``, run that many further training seeds (their results in ``Trained.validation``)."""
+    with ``validate``, run that many further training seeds, each from the checkpoint (their results in
+    ``Trained.validation``)."""
     from simulator.pretrain import make_learner, run_episode
     from simulator.scenario import load
 
@@ -70,8 +74,10 @@ def pretrain_one(b: BenchScenario, out: Path, learner_name: str, seeds: int, qui
         if k == seeds:
             _save(learner, space, learner_name, b, settings, quick, episodes, sources, target)
         scen = load(path)
-        if learner is None:
+        if learner is None or k >= seeds:  # every validation episode starts from the checkpoint
             learner, space, _ = make_learner(scen, learner_name, settings, seed)
+            if k >= seeds:
+                learner.load_state_dict(_restore(target, learner_name, space))
         t0 = time.perf_counter()
         s = run_episode(scen, learner, learner_name, seed)
         ep = {"file": path.name, "file_sha256": scen.digest, "seed": seed, "sources_sha256": sources_digest(used),
@@ -85,6 +91,13 @@ def pretrain_one(b: BenchScenario, out: Path, learner_name: str, seeds: int, qui
         _save(learner, space, learner_name, b, settings, quick, episodes, sources, target)
     return Trained(b.name, target, tuple(p for p, _ in written[:seeds]), sources, tuple(episodes[:seeds]),
                    tuple(episodes[seeds:]))
+
+
+def _restore(target: Path, learner_name: str, space: Any) -> Mapping[str, Any]:
+    """The learner state in the checkpoint file, read back as ``--pretrained`` reads it."""
+    from controller.checkpoint import decode
+
+    return decode(target.read_bytes(), learner_name, space).state
 
 
 def _save(learner: Any, space: Any, learner_name: str, b: BenchScenario, settings: Mapping[str, Any] | None,

@@ -120,3 +120,21 @@ def test_choose_validates_on_later_training_seeds_and_keeps_the_checkpoint_of_se
     # when even the last value misses, the user is told that none passed, not left to infer it
     assert ("misses" in verdicts[-1]) == any("no value of risk met the SLO" in line for line in seen)
     assert t.path == tmp_path / "slo-rl-knob-tp.ckpt"
+
+
+def test_each_validation_episode_starts_from_the_checkpoint_as_an_evaluation_seed_does(tmp_path):
+    """Validation must measure what evaluation will: every evaluation seed runs from the checkpoint, so a
+    validation seed's result may not depend on which validation seeds ran before it."""
+    from simulator.bench.pretrain import pretrain_one
+    from simulator.pretrain import make_learner, run_episode
+    from simulator.scenario import load
+
+    t = pretrain_one(by_name(["step"])[0], tmp_path, "slo-rl", 1, quick=True, validate=3)
+    assert [e["seed"] for e in t.validation] == [2, 3, 4]
+    blob = t.path.read_bytes()
+    for ep in reversed(t.validation):  # alone, in another order: the same episodes
+        scen = load(tmp_path / "train" / ep["file"])
+        learner, space, _ = make_learner(scen, "slo-rl", None, ep["seed"])
+        learner.load_state_dict(decode(blob, "slo-rl", space).state)
+        alone = run_episode(scen, learner, "slo-rl", ep["seed"])
+        assert (alone["slo_attainment"], alone["gpu_hours"]) == (ep["slo_attainment"], ep["gpu_hours"])
