@@ -25,7 +25,16 @@ from learners.space import ConfigSpace
 from simulator.inference import InferenceService
 from simulator.report import versions
 from simulator.scenario import Scenario, ScenarioError
-from simulator.workloads import _build_service, _drive, _pool, _ticker, duration_of, service_settings
+from simulator.workloads import (
+    _build_service,
+    _drain,
+    _drive,
+    _pool,
+    _ticker,
+    drain_grace_s,
+    duration_of,
+    service_settings,
+)
 
 
 @dataclass
@@ -48,7 +57,8 @@ class Pretrained:
 def run_episode(scenario: Scenario, learner: Any, learner_name: str, seed: int,
                 tick: Callable[[float], None] | None = None) -> dict[str, Any]:
     """One episode of the scenario's first inference service with ``learner`` in the loop (it keeps
-    what it learns); the service's summary (SLO attainment, GPU-hours, config changes)."""
+    what it learns); the service's summary (SLO attainment, GPU-hours, config changes). Like an
+    ``autocm sim`` run it drains after the last arrival (``drain_grace_s``), the loop still deciding."""
     spec = scenario.inference[0]
     env = simpy.Environment()
     svc = _build_service(scenario, spec, seed)
@@ -58,7 +68,12 @@ def run_episode(scenario: Scenario, learner: Any, learner_name: str, seed: int,
     env.process(_drive(env, loop, float(getattr(learner, "period_s", scenario.control_interval_s))))
     if tick is not None:
         env.process(_ticker(env, tick, scenario.control_interval_s))
-    env.run(until=duration_of(scenario))
+    end = duration_of(scenario)
+    env.run(until=end)
+    # drain as every evaluation run does (simulator.workloads.simulate): a request that arrived in the
+    # last seconds is judged when it finishes, not counted as a miss because the clock stopped
+    svc.service = service
+    _drain(env, [svc], end + drain_grace_s(scenario))
     return service.summary()
 
 
