@@ -12,6 +12,14 @@ to ``max_period`` intervals, if it is at least ``min_acf``; otherwise there is n
 The error variance is a running mean of its own one-step errors (prequential, like the AR model's).
 This model only proposes; :class:`learners.demand_forecast.DemandForecaster` weighs it against the other
 two by how well each predicted what came.
+
+What a checkpoint carries is the period, not the phase. A restored model (a new run, an operator
+restart) does not know how much time passed since its last observation, so the history it saw says
+nothing about where the next burst falls; it keeps the period as a prior and forecasts once it has
+seen one period of the new run (instead of three). Carrying the history, the first version predicted
+the new run's bursts where the old run's clock would have put them: right only when the new run
+happened to start in phase (day-long training episodes of exactly 48 half-hour periods), wrong as soon
+as anything shifted it.
 """
 
 from __future__ import annotations
@@ -43,6 +51,9 @@ class SeasonalNaive:
         self.z: deque[float] = deque(maxlen=2 * self.s.max_period + 2)
         self.period: int | None = None
         self.noise = self.s.noise_init
+        self.prior: int | None = None
+        """The period a checkpoint remembered: used from one period of new data until three (when the
+        new data's own autocorrelation decides, and may find none)."""
 
     def predict(self, h: int) -> float | None:
         """The log rate ``h`` >= 1 intervals after the last observed one: the value one period earlier."""
@@ -59,6 +70,11 @@ class SeasonalNaive:
             self.noise = self.s.noise_memory * self.noise + (1 - self.s.noise_memory) * err * err
         self.z.append(z)
         self.period = self._detect()
+        if self.prior is not None:
+            if len(self.z) > 3 * self.prior:
+                self.prior = None  # three periods of the new run: its own autocorrelation decides
+            elif self.period is None and len(self.z) >= self.prior:
+                self.period = self.prior
         return err
 
     def _detect(self) -> int | None:
@@ -82,9 +98,26 @@ class SeasonalNaive:
         return int(lags[np.flatnonzero(acf >= 0.9 * best)[0]])  # the shortest of near-equal harmonics
 
     def state_dict(self) -> dict[str, Any]:
-        return {"z": list(self.z), "noise": self.noise}
+        return {"period": self.period if self.period is not None else self.prior, "noise": self.noise}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.z = deque((float(v) for v in state.get("z", [])), maxlen=2 * self.s.max_period + 2)
+        """The period (as a prior) and the error variance; the history starts empty (see the module's
+        docstring). Checkpoints of the first version hold the history ``z`` instead: its period is
+        found from it, then it is dropped."""
         self.noise = float(state.get("noise", self.s.noise_init))
-        self.period = self._detect() if self.z else None
+        if "z" in state:
+            self.z = deque((float(v) for v in state["z"]), maxlen=2 * self.s.max_period + 2)
+            remembered = self._detect() if self.z else None
+        else:
+            remembered = state.get("period")
+        if remembered is not None:
+            try:
+                ok = isinstance(remembered, int | float) and self.s.min_period <= int(remembered) <= self.s.max_period
+            except (OverflowError, ValueError):  # inf, nan
+                ok = False
+            if not ok:
+                raise ValueError(f"seasonal period {remembered!r} in the checkpoint is not a whole number of "
+                                 f"intervals in {self.s.min_period}..{self.s.max_period}")
+        self.z = deque(maxlen=2 * self.s.max_period + 2)
+        self.period = None
+        self.prior = int(remembered) if remembered is not None else None
