@@ -48,6 +48,17 @@ class BenchScenario:
     nodes: int = 8
     in_quick: bool = True
     tags: tuple[str, ...] = field(default=())
+    train_description: str = ""
+    """What a TRAINING file of this scenario holds, where it differs from ``description`` (which describes
+    the evaluation side); empty: the first halves of the same trace and shapes."""
+
+    def described(self, side: str) -> str:
+        """The file's description: a training file must not claim the evaluation side's trace or shape."""
+        if side == EVAL:
+            return self.description
+        held_out = self.train_description or ("the first halves of the trace and load shapes whose second "
+                                              "halves the evaluation side takes")
+        return f"TRAINING side of the '{self.name}' bench scenario: {held_out}. (Evaluation side: {self.description})"
 
     def raw(self, side: str, seed: int, quick: bool, trace_paths: dict[str, str]) -> dict[str, Any]:
         duration = self.quick_duration_s if quick else self.duration_s
@@ -55,7 +66,7 @@ class BenchScenario:
         for spec, _ in self.services:
             infer.append({**spec, "trace": {"kind": "request-log", "path": trace_paths[spec["name"]],
                                             "duration_s": duration}})
-        return {"name": f"{self.name}-{side}-{seed}", "description": self.description, "seed": seed,
+        return {"name": f"{self.name}-{side}-{seed}", "description": self.described(side), "seed": seed,
                 "duration_s": duration, "control_interval_s": 60,
                 "cluster": {"nodes": self.nodes, "gpus_per_node": 8, "gpu_type": "a100-80gb"},
                 "inference": infer, "policies": [{"name": "static"}]}
@@ -103,7 +114,8 @@ SCENARIOS: tuple[BenchScenario, ...] = (
         "code-trace", "The Azure LLM code trace (llama2-70b, A100): its second half as recorded, bursts "
         "included (training uses block-bootstrap resamples of the first half). 99% TTFT <= 10 s.",
         HOUR, 900.0,
-        ((_service("code", TTFT10, _knobs(), INIT8), _code),), tags=("trace",)),
+        ((_service("code", TTFT10, _knobs(), INIT8), _code),), tags=("trace",),
+        train_description="block-bootstrap resamples of the code trace's first half"),
     BenchScenario(
         "day-bursty", "A day whose rate tiles the second half of the bundled 'bursty' load shape "
         "(mean 2.6 req/s), request sizes from the code trace's second half. 99% TTFT <= 10 s.",
@@ -116,7 +128,9 @@ SCENARIOS: tuple[BenchScenario, ...] = (
         "step", "A step change: 1.2 req/s, then 3.6 req/s from half time on (sizes from the code trace's "
         "second half). 99% TTFT <= 10 s.", 2 * HOUR, 1200.0,
         ((_service("step", TTFT10, _knobs(), {"replicas": 2, "gpus_per_replica": 8, "max_batch_size": 64}),
-          _step),), tags=("step",)),
+          _step),), tags=("step",),
+        train_description="a different step, 1.2 req/s, then 3.0 req/s from 40% of the run on (sizes from the "
+                          "code trace's first half)"),
     BenchScenario(
         "cluster", "Three services of two models (llama2-70b twice, bloom-176b; the bundled latency table "
         "measures these two) sharing 6 nodes x 8 A100s (their knobs reach 160 GPUs), where capacity binds: "

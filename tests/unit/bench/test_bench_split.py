@@ -68,3 +68,17 @@ def test_written_request_log_reads_back(tmp_path):
     assert len(back) == len(built.trace)
     assert np.array_equal(back.prompt_tokens, built.trace.prompt_tokens)
     assert np.allclose(back.arrival_s, built.trace.arrival_s - built.trace.arrival_s[0], atol=1e-5)
+
+
+def test_a_training_file_describes_the_training_side_not_the_evaluation_side(tmp_path):
+    """The step's training files used to say '3.6 req/s from half time on, sizes from the second half':
+    the evaluation side's step. A reader of a training file must see what it holds."""
+    import yaml
+
+    from simulator.bench.scenarios import by_name
+
+    step = by_name(["step"])[0]
+    train = yaml.safe_load(step.write(tmp_path, TRAIN, 1, quick=True)[0].read_text())["description"]
+    evaluation = yaml.safe_load(step.write(tmp_path, EVAL, 101, quick=True)[0].read_text())["description"]
+    assert train.startswith("TRAINING side") and "3.0 req/s from 40%" in train and "first half" in train
+    assert evaluation == step.description and "TRAINING" not in evaluation
