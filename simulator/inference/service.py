@@ -32,6 +32,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 import numpy as np
@@ -779,22 +780,24 @@ class InferenceService:
     def _observe_by_pod(self, pods: np.ndarray, tokens: np.ndarray, ttft: np.ndarray, tbt: np.ndarray,
                         e2e: np.ndarray) -> None:
         """Add fresh completions to their pods' latency histograms and success counts, pod by pod in
-        ascending order. The requests are grouped by one stable sort and sliced, not masked once per pod
-        (this runs every scrape for every pod); each pod's requests keep their order, so its sums are
-        the same floats."""
+        ascending order. This runs every scrape for every pod: one stable sort groups the requests by pod
+        (each pod's requests keep their order, so its sums are the same floats), then plain lists are
+        sliced per pod, with no numpy call per pod (a pod finishes a handful of requests per scrape)."""
         order = np.argsort(pods, kind="stable")
-        pods, tokens, ttft, tbt, e2e = pods[order], tokens[order], ttft[order], tbt[order], e2e[order]
-        finite = np.isfinite(tbt)
+        pods = pods[order]
         cuts = (np.flatnonzero(np.diff(pods)) + 1).tolist()
+        weights = np.maximum(tokens[order] - 1, 1).tolist()
+        ttft_l, tbt_l, e2e_l = ttft[order].tolist(), tbt[order].tolist(), e2e[order].tolist()
         for a, b in zip([0, *cuts], [*cuts, len(pods)], strict=True):
             pod = int(pods[a])
             hists = self._pod_hist.get(pod)
             if hists is None:
                 hists = self._pod_hist[pod] = (Histogram(), Histogram(), Histogram())
-            _add(hists[0], ttft[a:b])
-            _add(hists[2], e2e[a:b])
-            ok = finite[a:b]
-            _add(hists[1], tbt[a:b][ok], np.maximum(tokens[a:b][ok] - 1, 1))
+            _add(hists[0], ttft_l[a:b])
+            _add(hists[2], e2e_l[a:b])
+            ok = [i for i in range(a, b) if isfinite(tbt_l[i])]
+            if ok:
+                _add_weighted(hists[1], [tbt_l[i] for i in ok], [weights[i] for i in ok])
             self._pod_success[pod] = self._pod_success.get(pod, 0) + (b - a)
 
     def _pod_series_ids(self, rec: Recorder, r: Replica) -> dict[str, list[int]]:
@@ -903,24 +906,24 @@ def _split(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-def _add(h: Histogram, values: np.ndarray, weights: np.ndarray | None = None) -> None:
-    """Bulk-observe into a cumulative histogram (same bucket rule as Histogram.observe: first edge >= v).
-    Plain bisection: a pod finishes a handful of requests per scrape, where numpy's per-call cost dominates."""
-    if values.size == 0:
-        return
+def _add(h: Histogram, values: list[float]) -> None:
+    """Observe ``values`` (not empty) into a cumulative histogram, by the rule of Histogram.observe (first
+    edge >= v). Plain bisection over a list: a pod finishes a handful of requests per scrape, where
+    numpy's per-call cost would dominate."""
     edges, counts = h.edges, h.counts
-    vals = values.tolist()
-    if weights is None:
-        for v in vals:
-            counts[bisect_left(edges, v)] += 1
-        h.total += float(sum(vals))
-        h.count += len(vals)
-        return
-    ws = weights.astype(np.int64).tolist()
-    for v, w in zip(vals, ws, strict=True):
+    for v in values:
+        counts[bisect_left(edges, v)] += 1
+    h.total += float(sum(values))
+    h.count += len(values)
+
+
+def _add_weighted(h: Histogram, values: list[float], weights: list[int]) -> None:
+    """:func:`_add` with an integer weight per value (time per output token: one per generated token)."""
+    edges, counts = h.edges, h.counts
+    for v, w in zip(values, weights, strict=True):
         counts[bisect_left(edges, v)] += w
-    h.total += float(sum(v * w for v, w in zip(vals, ws, strict=True)))
-    h.count += int(sum(ws))
+    h.total += float(sum(v * w for v, w in zip(values, weights, strict=True)))
+    h.count += int(sum(weights))
 
 
 __all__ = ["LATENCY_BUCKETS_S", "SLO", "InferenceService", "ServiceSettings", "inference_config_space"]
