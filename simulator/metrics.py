@@ -36,6 +36,7 @@ import os
 import re
 import sys
 from array import array
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -175,6 +176,7 @@ class Recorder:
         self._series: list[_Series] = []
         self._stamps: list[str] = []  # " <t:.3f>\n" per distinct scrape time, formatted once
         self._times: dict[float, int] = {}
+        self._pairs: dict[Labels, list[str]] = {}
         self._scalars = _scalar_store()
         self._points: dict[int, _Store] = {}  # by width (bucket counts a point)
         self._spool_file: BinaryIO | None = None
@@ -203,18 +205,27 @@ class Recorder:
         if sid is not None:
             return sid
         self._family(name, kind, help)
-        d = dict(key[1])
+        pairs = self._label_pairs(key[1])
+        text = "{" + ",".join(pairs) + "}" if pairs else ""
         if kind == "histogram":
             les = (*(_format_le(e) for e in edges), "+Inf")
-            buckets = [f"{name}_bucket{_format_labels({**d, 'le': le})} " for le in les]
-            prefixes = (*buckets, f"{name}_count{_format_labels(d)} ", f"{name}_sum{_format_labels(d)} ")
+            buckets = [f"{name}_bucket{_with_le(key[1], pairs, le)} " for le in les]
+            prefixes = (*buckets, f"{name}_count{text} ", f"{name}_sum{text} ")
             template = "".join(p.replace("%", "%%") + "%s%s" for p in prefixes)
             series = _Series(name, key[1], "", prefixes, template)
         else:
-            series = _Series(name, key[1], f"{name}{_SUFFIX[kind]}{_format_labels(d)} ")
+            series = _Series(name, key[1], f"{name}{_SUFFIX[kind]}{text} ")
         sid = self._ids[key] = len(self._series)
         self._series.append(series)
         return sid
+
+    def _label_pairs(self, labels: Labels) -> list[str]:
+        """``k="v"`` (escaped) of each label, in key order, made once per label set: a pod's GPUs have
+        three DCGM series each, and pods come and go all day."""
+        pairs = self._pairs.get(labels)
+        if pairs is None:
+            pairs = self._pairs[labels] = [f'{k}="{_escape(v)}"' for k, v in labels]
+        return pairs
 
     def _time(self, t: float) -> int:
         """The index of ``t``'s formatted stamp (every sample of a scrape shares one)."""
@@ -576,6 +587,16 @@ def _format_labels(d: Mapping[str, str]) -> str:
         return ""
     body = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(d.items()))
     return "{" + body + "}"
+
+
+def _with_le(labels: Labels, pairs: list[str], le: str) -> str:
+    """The label text of a histogram bucket: ``labels`` (their ``pairs``) with ``le`` in key order, as
+    :func:`_format_labels` would write ``{**labels, "le": le}``."""
+    keys = [k for k, _ in labels]
+    if "le" in keys:
+        return _format_labels({**dict(labels), "le": le})
+    at = bisect_left(keys, "le")
+    return "{" + ",".join([*pairs[:at], f'le="{_escape(le)}"', *pairs[at:]]) + "}"
 
 
 def _escape(v: str) -> str:

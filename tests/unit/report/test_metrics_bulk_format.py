@@ -115,6 +115,7 @@ def _scripted(rec: _Logged) -> None:
         rec.counter("vllm:request_success", {"pod": "a"}, t, float(step * 3))
         rec.histogram("latency_seconds", {"pod": "a"}, t, small, "two widths")
         rec.histogram("latency_seconds", {"pod": "c"}, t, big)
+        rec.histogram("latency_seconds", {"job": "j", "zone": 'a\\b"c'}, t, small)  # keys either side of le
         if step < 10:  # pod d is deleted after 10 scrapes: its series stop
             rec.gauge("kv_usage", {"pod": "d"}, t, step / 7)
             rec.histogram("latency_seconds", {"pod": "d"}, t, small)
