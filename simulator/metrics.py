@@ -262,6 +262,23 @@ class Recorder:
         if len(sc.sid) >= self._spill_at:
             self._spill()
 
+    def put_many(self, sids: Sequence[int], t: float, values: Sequence[float]) -> None:
+        """One sample for each of several gauge/counter series at ``t`` (``values[i]`` for ``sids[i]``):
+        what a producer scrapes together (a pod's gauges) costs one call."""
+        if len(values) != len(sids):
+            raise ValueError(f"{len(sids)} series but {len(values)} values")
+        ti = self._times.get(t)
+        if ti is None:
+            ti = self._time(t)
+        n = len(sids)
+        sc = self._scalars
+        sc.sid.extend(sids)
+        sc.ti.extend([ti] * n)
+        sc.value.extend(values)
+        self.samples_written += n
+        if len(sc.sid) >= self._spill_at:
+            self._spill()
+
     def put_histogram(self, sid: int, t: float, cumulative: Histogram) -> None:
         """The histogram's cumulative state at ``t`` (every bucket, then count and sum)."""
         counts = cumulative.counts

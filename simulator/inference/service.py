@@ -745,14 +745,14 @@ class InferenceService:
             ids = self._pod_series.get(r.index)
             if ids is None:
                 ids = self._pod_series[r.index] = self._pod_series_ids(rec, r)
-            rec.put_same(ids["util"], now, round(100.0 * frac, 3))
-            rec.put_same(ids["active"], now, frac)
-            rec.put_same(ids["fb"], now, self._fb_used_mib(r))
+            # one call per pod: its GPUs' DCGM gauges (a value each per GPU), then its vLLM gauges
+            gpus = len(ids["util"])
+            values = [round(100.0 * frac, 3)] * gpus + [frac] * gpus + [self._fb_used_mib(r)] * gpus
             if not r.ready:
+                rec.put_many(ids["dcgm"], now, values)
                 continue
-            rec.put(ids["running"][0], now, float(r.engine.running))
-            rec.put(ids["waiting"][0], now, float(share[ready.index(r)]))
-            rec.put(ids["kv"][0], now, r.engine.kv_used / r.engine.kv_capacity)
+            values += (float(r.engine.running), float(share[ready.index(r)]), r.engine.kv_used / r.engine.kv_capacity)
+            rec.put_many(ids["all"], now, values)
         # A deleted pod's endpoint is gone: its series stop (completions since its last scrape are lost,
         # as with a real exporter), and so does the memory they held.
         alive = {r.index for r in self.replicas}
@@ -815,6 +815,8 @@ class InferenceService:
         ids["running"] = [rec.series_id("vllm:num_requests_running", "gauge", labels)]
         ids["waiting"] = [rec.series_id("vllm:num_requests_waiting", "gauge", labels)]
         ids["kv"] = [rec.series_id("vllm:kv_cache_usage_perc", "gauge", labels)]
+        ids["dcgm"] = ids["util"] + ids["active"] + ids["fb"]
+        ids["all"] = ids["dcgm"] + ids["running"] + ids["waiting"] + ids["kv"]
         return ids
 
     def _fb_used_mib(self, r: Replica) -> float:

@@ -39,6 +39,10 @@ class _Logged(Recorder):
         self.calls.extend((sid, t, [value]) for sid in sids)
         super().put_same(sids, t, value)
 
+    def put_many(self, sids: Sequence[int], t: float, values: Sequence[float]) -> None:
+        self.calls.extend((sid, t, [value]) for sid, value in zip(sids, values, strict=True))
+        super().put_many(sids, t, values)
+
     def put_histogram(self, sid: int, t: float, cumulative: Histogram) -> None:
         running, values = 0, []
         for c in cumulative.counts[:-1]:
@@ -110,6 +114,7 @@ def _scripted(rec: _Logged) -> None:
         if step % 11 == 5:
             big.total = math.nan if step < 20 else math.inf
         rec.put_same(gpus, t, ODD_VALUES[step % len(ODD_VALUES)])
+        rec.put_many(gpus[:2], t, [ODD_VALUES[(step + 5) % len(ODD_VALUES)], step])  # a second sample at t
         rec.gauge("kv_usage", {"pod": "b%d", "zone": "züri"}, t, ODD_VALUES[(3 * step) % len(ODD_VALUES)],
                   "a gauge with help")
         rec.counter("vllm:request_success", {"pod": "a"}, t, float(step * 3))
