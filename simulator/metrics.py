@@ -319,6 +319,7 @@ class Recorder:
             return
         if self._spool_file is None:
             self._spool_file = open(self.spool, "w+b")  # noqa: SIM115 (closed by close())
+        self._spool_file.seek(0, os.SEEK_END)  # reading back (points()) moves the position
         self._scalars.spill(self._spool_file)
         for pts in self._points.values():
             pts.spill(self._spool_file)

@@ -121,6 +121,8 @@ def _scripted(rec: _Logged) -> None:
         rec.histogram("latency_seconds", {"pod": "a"}, t, small, "two widths")
         rec.histogram("latency_seconds", {"pod": "c"}, t, big)
         rec.histogram("latency_seconds", {"job": "j", "zone": 'a\\b"c'}, t, small)  # keys either side of le
+        if step == 20:  # reading back mid-run (it reads the spool) must not disturb what follows
+            assert len(rec.series("kv_usage", pod="b%d")) == 21
         if step < 10:  # pod d is deleted after 10 scrapes: its series stop
             rec.gauge("kv_usage", {"pod": "d"}, t, step / 7)
             rec.histogram("latency_seconds", {"pod": "d"}, t, small)
