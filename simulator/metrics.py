@@ -361,8 +361,9 @@ class Recorder:
 
         Order: family by name, inside a family series by first registration, inside a series time (the
         order of recording). The text is made here, in bulk: values become Python objects whose ``str``
-        is the exposition text (:func:`_value_objects`, vectorised), and a few thousand lines at a time
-        go through one ``%`` format whose literal parts are the series' label prefixes."""
+        is the exposition text (:func:`_value_objects`, vectorised), and thousands of lines at a time go
+        through one ``%`` format (gauge lines: prefix, value and stamp as fields; histogram points: their
+        series' label prefixes as the format's literal text)."""
         names = sorted(self.families)
         rank = {n: i for i, n in enumerate(names)}
         series_rank = np.array([rank[s.family] for s in self._series], dtype=np.int64)
