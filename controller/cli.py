@@ -126,7 +126,7 @@ def main() -> None:
 @click.option("--metrics/--no-metrics", "metrics", default=None,
               help="Write the first seed's simulated metrics as OpenMetrics (metrics/*.om.txt, for promtool and "
                    "Grafana), streamed to disk. Default: on for inference runs up to 4 simulated hours, off "
-                   "beyond (a day of a busy service is 0.1-0.4 GB per policy and 1.1-2x the run time), on for "
+                   "beyond (a day of a busy service is 0.1-0.4 GB per policy and 1.1-1.6x the run time), on for "
                    "training-only scenarios.")
 @click.option("--hindsight/--no-hindsight", default=True, show_default=True,
               help="Add the best static configuration in hindsight (the cheapest fixed one that met the SLO, found "

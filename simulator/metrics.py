@@ -16,28 +16,30 @@ dashboards work unchanged on a simulated run imported with
   ``autocm_training_gpus``, ``autocm_training_batch_size``, labelled ``namespace``, ``job``;
 - cAdvisor: ``container_cpu_usage_seconds_total``, ``container_memory_working_set_bytes``.
 
-Memory stays bounded on day-long runs: every scrape is appended as text to a spool (a temporary file
-next to the output, or a buffer in memory for small uses) and only a few integers per scrape of a
-series are kept to find it again. The OpenMetrics file is written once at the end by copying the
-spooled blocks in the order the format demands: one family after another, and inside a family all
-samples of one series (for a histogram: one label set, every ``le`` bucket with its ``_count`` and
-``_sum``) together and in time order. That is what strict parsers check (prometheus_client's
-``text_string_to_metric_families``: "Invalid metric grouping"; ``promtool`` reads it too).
+Recording is cheap and memory stays bounded on day-long runs: a sample is kept as numbers (series id,
+index of its scrape time, value; a histogram point as its raw bucket counts), a few bytes in typed arrays
+that go to a spool file (a temporary file next to the output) past a size. No text is made while the
+simulation runs. The OpenMetrics file is written once at the end, in bulk, in the order the format
+demands: one family after another, and inside a family all samples of one series (for a histogram: one
+label set, every ``le`` bucket with its ``_count`` and ``_sum``) together and in time order. That is what
+strict parsers check (prometheus_client's ``text_string_to_metric_families``: "Invalid metric grouping";
+``promtool`` reads it too). Values are written as ``_format_value`` says (whole
+numbers as integers, otherwise the shortest round-trip ``repr``; ``NaN``, ``+Inf``, ``-Inf``), timestamps
+in seconds to the millisecond.
 Producers stop writing a series when its pod goes, as a real exporter does.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import mmap
 import os
 import re
+import sys
 from array import array
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -73,36 +75,114 @@ class _Series:
     prefix: str
     """Everything of a sample line before the value (gauges, counters: ``name{labels} ``)."""
     bucket_prefixes: tuple[str, ...] = ()
-    """Histograms: one prefix per bucket (``le`` last), then ``_count`` and ``_sum``."""
-    ascii: bool = True
-    """Every prefix is ASCII (one byte per character), so a block's length needs no encoding."""
+    """Histograms: one prefix per line of a point (``le`` buckets, ``le="+Inf"`` last), then ``_count`` and
+    ``_sum``."""
     template: str = ""
-    """Histograms: the whole block as one format string (values positional, ``{ts}`` the timestamp)."""
+    """Histograms: one point's lines as a ``%`` format, two fields a line (the value, then ``" <t>\\n"``)."""
+
+
+_DTYPES = {"i": np.int32, "q": np.int64, "d": np.float64}
+
+
+class _Column:
+    """A growing column of numbers: the newest in memory (``array``, a few bytes a sample), older ones
+    spilled to the spool file, so a long run's memory does not grow with its samples."""
+
+    def __init__(self, typecode: str) -> None:
+        self.typecode = typecode
+        self.data = array(typecode)
+        self.spilled: list[tuple[int, int]] = []  # (offset in the spool, items)
+
+    def spill(self, spool: BinaryIO) -> None:
+        if self.data:
+            self.spilled.append((spool.tell(), len(self.data)))
+            self.data.tofile(spool)
+            self.data = array(self.typecode)
+
+    def load(self, spool: BinaryIO | None) -> np.ndarray:
+        """Every value, spilled and in memory, as one numpy array (read back for the export only)."""
+        dtype = _DTYPES[self.typecode]
+        parts = []
+        for offset, n in self.spilled:
+            assert spool is not None
+            spool.seek(offset)
+            parts.append(np.fromfile(spool, dtype=dtype, count=n))
+        parts.append(np.frombuffer(self.data, dtype=dtype).copy() if self.data else np.zeros(0, dtype))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+class _Store:
+    """Columns of one kind of record, appended together (one row a sample or a histogram point). Each
+    column is also an attribute (the in-memory array), so the recording path appends with no lookup."""
+
+    sid: array[int]
+    ti: array[int]
+    value: array[float]      # gauges, counters
+    counts: array[int]       # histograms
+    count: array[int]
+    total: array[float]
+
+    def __init__(self, **typecodes: str) -> None:
+        self.columns = {name: _Column(code) for name, code in typecodes.items()}
+        for name, col in self.columns.items():
+            setattr(self, name, col.data)
+
+    def spill(self, spool: BinaryIO) -> None:
+        for name, col in self.columns.items():
+            col.spill(spool)
+            setattr(self, name, col.data)  # the hot path appends to the attribute: point it at the new array
+
+    def load(self, spool: BinaryIO | None) -> dict[str, np.ndarray]:
+        return {name: col.load(spool) for name, col in self.columns.items()}
+
+
+def _scalar_store() -> _Store:
+    """Gauge and counter samples: series, scrape time (index into the formatted stamps), value."""
+    return _Store(sid="i", ti="i", value="d")
+
+
+def _points_store() -> _Store:
+    """Histogram points of one width: series, time index, the raw bucket counts (``width`` a point, flat),
+    count and sum."""
+    return _Store(sid="i", ti="i", counts="q", count="q", total="d")
+
+
+_LINES_PER_WRITE = 16384
+"""Gauge/counter lines formatted by one ``%`` (large enough to amortise the call, small enough to stay in
+cache)."""
+_POINTS_PER_WRITE = 1024
+"""Histogram points formatted by one ``%``."""
 
 
 @dataclass
 class Recorder:
-    """Streams samples to a spool; cheap enough to call at every scrape interval for every workload.
+    """Records samples as numbers; cheap enough to call at every scrape interval for every workload.
 
-    ``spool``: a file to append to (removed by :meth:`write_openmetrics`), or None to buffer in memory
-    (tests, short runs).
+    A sample costs a few appends to typed arrays (series id, time index, value; a histogram point its raw
+    bucket counts), not a formatted line: text is made once, in bulk, by :meth:`write_openmetrics`, which
+    is where nearly all of an export's bytes are produced. ``spool``: a file that takes the numbers past
+    ``spill_rows`` samples in memory (removed by :meth:`write_openmetrics` / :meth:`close`), or None to keep
+    them in memory (tests, short runs).
     """
 
     spool: Path | None = None
     families: dict[str, Family] = field(default_factory=dict)
     samples_written: int = 0
+    spill_rows: int = 1 << 20
+    """Gauge/counter samples kept in memory before they go to the spool (histogram points: an eighth)."""
 
     def __post_init__(self) -> None:
         self._ids: dict[tuple[str, Labels], int] = {}
         self._series: list[_Series] = []
-        self._sid = array("i")      # per block: which series
-        self._offset = array("q")   # per block: where in the spool
-        self._length = array("i")
-        self._pos = 0
-        self._buf: list[str] = []
-        self._buffered = 0
-        self._out: BinaryIO = (open(self.spool, "wb", buffering=1 << 20) if self.spool is not None  # noqa: SIM115
-                               else io.BytesIO())
+        self._stamps: list[str] = []  # " <t:.3f>\n" per distinct scrape time, formatted once
+        self._times: dict[float, int] = {}
+        self._pairs: dict[Labels, list[str]] = {}
+        self._scalars = _scalar_store()
+        self._points: dict[int, _Store] = {}  # by width (bucket counts a point)
+        self._spool_file: BinaryIO | None = None
+        self._closed = False
+        # without a spool the numbers stay in memory: never check again
+        self._spill_at = self.spill_rows if self.spool is not None else sys.maxsize
 
     # ------------------------------------------------------------------ recording
 
@@ -125,79 +205,101 @@ class Recorder:
         if sid is not None:
             return sid
         self._family(name, kind, help)
-        d = dict(key[1])
+        pairs = self._label_pairs(key[1])
+        text = "{" + ",".join(pairs) + "}" if pairs else ""
         if kind == "histogram":
             les = (*(_format_le(e) for e in edges), "+Inf")
-            buckets = [f"{name}_bucket{_format_labels({**d, 'le': le})} " for le in les]
-            prefixes = (*buckets, f"{name}_count{_format_labels(d)} ", f"{name}_sum{_format_labels(d)} ")
-            template = "".join(p.replace("{", "{{").replace("}", "}}") + "{" + str(i) + "} {ts}\n"
-                               for i, p in enumerate(prefixes))
-            series = _Series(name, key[1], "", prefixes, all(p.isascii() for p in prefixes), template)
+            buckets = [f"{name}_bucket{_with_le(key[1], pairs, le)} " for le in les]
+            prefixes = (*buckets, f"{name}_count{text} ", f"{name}_sum{text} ")
+            template = "".join(p.replace("%", "%%") + "%s%s" for p in prefixes)
+            series = _Series(name, key[1], "", prefixes, template)
         else:
-            prefix = f"{name}{_SUFFIX[kind]}{_format_labels(d)} "
-            series = _Series(name, key[1], prefix, ascii=prefix.isascii())
+            series = _Series(name, key[1], f"{name}{_SUFFIX[kind]}{text} ")
         sid = self._ids[key] = len(self._series)
         self._series.append(series)
         return sid
 
-    def _append(self, sid: int, text: str) -> None:
-        # text is buffered and written in large pieces; lengths are in bytes (ASCII: one per character;
-        # values and timestamps always are, so a series' prefixes decide)
-        n = len(text) if self._series[sid].ascii else len(text.encode())
-        self._buf.append(text)
-        self._sid.append(sid)
-        self._offset.append(self._pos)
-        self._length.append(n)
-        self._pos += n
-        self._buffered += n
-        if self._buffered >= 1 << 20:
-            self._flush()
+    def _label_pairs(self, labels: Labels) -> list[str]:
+        """``k="v"`` (escaped) of each label, in key order, made once per label set: a pod's GPUs have
+        three DCGM series each, and pods come and go all day."""
+        pairs = self._pairs.get(labels)
+        if pairs is None:
+            pairs = self._pairs[labels] = [f'{k}="{_escape(v)}"' for k, v in labels]
+        return pairs
 
-    def _flush(self) -> None:
-        if self._buf:
-            self._out.write("".join(self._buf).encode())
-            self._buf.clear()
-            self._buffered = 0
-        self._out.flush()
+    def _time(self, t: float) -> int:
+        """The index of ``t``'s formatted stamp (every sample of a scrape shares one)."""
+        ti = self._times.get(t)
+        if ti is None:
+            ti = self._times[t] = len(self._stamps)
+            self._stamps.append(f" {t:.3f}\n")
+        return ti
 
     def put(self, sid: int, t: float, value: float) -> None:
         """One sample of a gauge or counter series (a counter's cumulative total)."""
-        self._append(sid, f"{self._series[sid].prefix}{_format_value(value)} {t:.3f}\n")
+        ti = self._times.get(t)
+        if ti is None:
+            ti = self._time(t)
+        sc = self._scalars
+        sc.sid.append(sid)
+        sc.ti.append(ti)
+        sc.value.append(value)
         self.samples_written += 1
+        if len(sc.sid) >= self._spill_at:
+            self._spill()
 
     def put_same(self, sids: Sequence[int], t: float, value: float) -> None:
         """The same value for several series at once (a pod's GPUs)."""
-        tail = f"{_format_value(value)} {t:.3f}\n"
-        series = self._series
-        if not all(series[sid].ascii for sid in sids):
-            for sid in sids:
-                self._append(sid, series[sid].prefix + tail)
-            self.samples_written += len(sids)
-            return
-        lines = [series[sid].prefix + tail for sid in sids]
-        lengths = [len(line) for line in lines]
-        offsets = list(accumulate(lengths, initial=self._pos))
-        self._buf.extend(lines)
-        self._sid.extend(sids)
-        self._length.extend(lengths)
-        self._offset.extend(offsets[:-1])
-        self._buffered += offsets[-1] - self._pos
-        self._pos = offsets[-1]
-        self.samples_written += len(sids)
-        if self._buffered >= 1 << 20:
-            self._flush()
+        ti = self._times.get(t)
+        if ti is None:
+            ti = self._time(t)
+        n = len(sids)
+        sc = self._scalars
+        sc.sid.extend(sids)
+        sc.ti.extend([ti] * n)
+        sc.value.extend([value] * n)
+        self.samples_written += n
+        if len(sc.sid) >= self._spill_at:
+            self._spill()
+
+    def put_many(self, sids: Sequence[int], t: float, values: Sequence[float]) -> None:
+        """One sample for each of several gauge/counter series at ``t`` (``values[i]`` for ``sids[i]``):
+        what a producer scrapes together (a pod's gauges) costs one call."""
+        if len(values) != len(sids):
+            raise ValueError(f"{len(sids)} series but {len(values)} values")
+        ti = self._times.get(t)
+        if ti is None:
+            ti = self._time(t)
+        n = len(sids)
+        sc = self._scalars
+        sc.sid.extend(sids)
+        sc.ti.extend([ti] * n)
+        sc.value.extend(values)
+        self.samples_written += n
+        if len(sc.sid) >= self._spill_at:
+            self._spill()
 
     def put_histogram(self, sid: int, t: float, cumulative: Histogram) -> None:
         """The histogram's cumulative state at ``t`` (every bucket, then count and sum)."""
-        series = self._series[sid]
         counts = cumulative.counts
-        if len(counts) + 2 != len(series.bucket_prefixes):
-            raise ValueError(f"histogram with {len(counts) - 1} edges recorded into a series with "
-                             f"{len(series.bucket_prefixes) - 3}")
-        # one format call per block: the template holds every line's prefix (see series_id)
-        self._append(sid, series.template.format(*accumulate(counts[:-1]), cumulative.count, cumulative.count,
-                                                 _format_value(cumulative.total), ts=f"{t:.3f}"))
-        self.samples_written += len(series.bucket_prefixes)
+        width = len(counts)
+        lines = len(self._series[sid].bucket_prefixes)
+        if width + 2 != lines:
+            raise ValueError(f"histogram with {width - 1} edges recorded into a series with {lines - 3}")
+        ti = self._times.get(t)
+        if ti is None:
+            ti = self._time(t)
+        pts = self._points.get(width)
+        if pts is None:
+            pts = self._points[width] = _points_store()
+        pts.sid.append(sid)
+        pts.ti.append(ti)
+        pts.counts.extend(counts)
+        pts.count.append(cumulative.count)
+        pts.total.append(cumulative.total)
+        self.samples_written += lines
+        if len(pts.sid) >= self._spill_at >> 3:
+            self._spill()
 
     def gauge(self, name: str, labels: Mapping[str, str], t: float, value: float, help: str = "") -> None:
         self.put(self.series_id(name, "gauge", labels, help), t, value)
@@ -211,36 +313,36 @@ class Recorder:
         """Record the histogram's cumulative state at ``t`` (every bucket, then count and sum)."""
         self.put_histogram(self.series_id(name, "histogram", labels, help, cumulative.edges), t, cumulative)
 
+    def _spill(self) -> None:
+        """Move the numbers in memory to the spool file (nothing without one: they stay in memory)."""
+        if self.spool is None:
+            return
+        if self._spool_file is None:
+            self._spool_file = open(self.spool, "w+b")  # noqa: SIM115 (closed by close())
+        self._spool_file.seek(0, os.SEEK_END)  # reading back (points()) moves the position
+        self._scalars.spill(self._spool_file)
+        for pts in self._points.values():
+            pts.spill(self._spool_file)
+
+    def _load(self, store: _Store) -> dict[str, np.ndarray]:
+        if self._spool_file is not None:
+            self._spool_file.flush()
+        return store.load(self._spool_file)
+
     # ------------------------------------------------------------------ reading back
 
-    def _blocks(self) -> bytes | memoryview | mmap.mmap:
-        """The spooled text: the buffer itself, or the spool file mapped (never read into memory)."""
-        self._flush()
-        if isinstance(self._out, io.BytesIO):
-            return self._out.getbuffer()
-        if self._pos == 0:
-            return b""
-        with open(self.spool, "rb") as f:  # type: ignore[arg-type]
-            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-
     def points(self, name: str) -> dict[Labels, list[tuple[float, float]]]:
-        """Every gauge/counter series of ``name``: labels -> [(t, value)] (reads the spool back: for
-        tests and small runs)."""
+        """Every gauge/counter series of ``name``: labels -> [(t, value)], as the file has them (time to
+        the millisecond): for tests and small runs."""
         wanted = {i: s.labels for i, s in enumerate(self._series) if s.family == name and not s.bucket_prefixes}
         out: dict[Labels, list[tuple[float, float]]] = {labels: [] for labels in wanted.values()}
-        if not wanted:
+        if not wanted or self._closed:
             return out
-        data = self._blocks()
-        for i in range(len(self._sid)):
-            labels = wanted.get(self._sid[i])
+        cols = self._load(self._scalars)
+        for sid, ti, value in zip(cols["sid"].tolist(), cols["ti"].tolist(), cols["value"].tolist(), strict=True):
+            labels = wanted.get(sid)
             if labels is not None:
-                line = bytes(data[self._offset[i]:self._offset[i] + self._length[i]]).decode()
-                value, t = line.split()[-2:]
-                out[labels].append((float(t), float(value)))
-        if isinstance(data, memoryview):
-            data.release()
-        elif isinstance(data, mmap.mmap):
-            data.close()
+                out[labels].append((float(self._stamps[ti]), float(_format_value(value))))
         return out
 
     def series(self, name: str, **match: str) -> list[tuple[float, float]]:
@@ -255,62 +357,137 @@ class Recorder:
 
     def write_openmetrics(self, path: Path) -> int:
         """Write every sample as OpenMetrics text with timestamps, grouped as the format requires;
-        returns the number of samples. A file-backed spool is removed afterwards."""
-        self._flush()
+        returns the number of samples. The spool is removed afterwards.
+
+        Order: family by name, inside a family series by first registration, inside a series time (the
+        order of recording). The text is made here, in bulk: values become Python objects whose ``str``
+        is the exposition text (:func:`_value_objects`, vectorised), and thousands of lines at a time go
+        through one ``%`` format (gauge lines: prefix, value and stamp as fields; histogram points: their
+        series' label prefixes as the format's literal text)."""
         names = sorted(self.families)
-        fam_rank = {n: i for i, n in enumerate(names)}
-        # order: family by name, then series by first appearance, then time (append order, stable sort)
-        series_key = np.array([fam_rank[s.family] for s in self._series], dtype=np.int64) * (1 << 32) \
-            + np.arange(len(self._series), dtype=np.int64)
-        block_sid = np.frombuffer(self._sid, dtype=np.int32) if len(self._sid) else np.zeros(0, np.int32)
-        blocks = np.argsort(series_key[block_sid], kind="stable").tolist() if block_sid.size else []
-        offset, length, series, sids = self._offset, self._length, self._series, self._sid
-        # the spool is mapped, not read: its pages are file cache the kernel can drop, never heap
-        data = self._blocks()
-        view = memoryview(data)
+        rank = {n: i for i, n in enumerate(names)}
+        series_rank = np.array([rank[s.family] for s in self._series], dtype=np.int64)
+        stamps = np.array([*self._stamps, ""], dtype=object)[:-1]  # 1-D object array, even when empty
+        scalars = _in_series_order(self._load(self._scalars), series_rank)
+        points = {w: _in_series_order(self._load(p), series_rank, w) for w, p in self._points.items()}
         written: set[str] = set()
-        current = None
-        chunk: list[memoryview] = []  # written in pieces of a few thousand blocks
-        try:
-            with path.open("wb", buffering=1 << 20) as out:
-                for i in blocks:
-                    fam_name = series[sids[i]].family
-                    if fam_name is not current:
-                        current = fam_name
-                        out.write(b"".join(chunk))
-                        chunk.clear()
-                        if fam_name not in written:
-                            written.add(fam_name)
-                            fam = self.families[fam_name]
-                            out.write(f"# TYPE {fam.name} {fam.kind}\n".encode())
-                            if fam.help:
-                                out.write(f"# HELP {fam.name} {_escape_help(fam.help)}\n".encode())
-                    chunk.append(view[offset[i]:offset[i] + length[i]])
-                    if len(chunk) >= 4096:
-                        out.write(b"".join(chunk))
-                        chunk.clear()
-                out.write(b"".join(chunk))
-                chunk.clear()
-                for fam_name in names:  # families declared but never sampled
-                    if fam_name not in written:
-                        out.write(f"# TYPE {fam_name} {self.families[fam_name].kind}\n".encode())
-                out.write(b"# EOF\n")
-        finally:
-            chunk.clear()
-            view.release()
-            if isinstance(data, mmap.mmap):
-                data.close()
-            elif isinstance(data, memoryview):
-                data.release()
+        with path.open("wb", buffering=1 << 20) as out:
+            for r, name in enumerate(names):
+                fam = self.families[name]
+                parts = _family_rows(scalars, r) if fam.kind != "histogram" else \
+                    [(w, rows) for w, cols in points.items() if (rows := _family_rows(cols, r)) is not None]
+                if not parts:
+                    continue
+                written.add(name)
+                out.write(f"# TYPE {name} {fam.kind}\n".encode())
+                if fam.help:
+                    out.write(f"# HELP {name} {_escape_help(fam.help)}\n".encode())
+                if fam.kind == "histogram":
+                    self._write_points(out, points, parts, stamps)  # type: ignore[arg-type]
+                else:
+                    self._write_scalars(out, scalars, parts, stamps)  # type: ignore[arg-type]
+            for name in names:  # families declared but never sampled
+                if name not in written:
+                    out.write(f"# TYPE {name} {self.families[name].kind}\n".encode())
+            out.write(b"# EOF\n")
         self.close()
         return self.samples_written
 
+    def _write_scalars(self, out: BinaryIO, cols: dict[str, np.ndarray], rows: tuple[int, int],
+                       stamps: np.ndarray) -> None:
+        """Gauge/counter lines ``prefix value stamp``: three ``%s`` fields a line, the prefix gathered per
+        line (a family has thousands of short series; a loop over them would cost more than the field).
+        Each distinct value of the family is formatted once (a pod's GPUs share theirs, memory in use
+        hardly changes): float ``repr`` is the dearest part of a line."""
+        prefixes = np.array([*(s.prefix for s in self._series), ""], dtype=object)
+        sid, ti = cols["sid"], cols["ti"]
+        lo, hi = rows
+        distinct, which = np.unique(cols["value"][lo:hi], return_inverse=True)
+        texts = np.array([*map(str, _value_objects(distinct).tolist()), ""], dtype=object)[:-1]
+        for a in range(lo, hi, _LINES_PER_WRITE):
+            b = min(hi, a + _LINES_PER_WRITE)
+            fields = np.empty((b - a, 3), dtype=object)
+            fields[:, 0] = prefixes[sid[a:b]]
+            fields[:, 1] = texts[which[a - lo:b - lo]]
+            fields[:, 2] = stamps[ti[a:b]]
+            out.write((("%s%s%s" * (b - a)) % tuple(fields.ravel().tolist())).encode())
+
+    def _write_points(self, out: BinaryIO, points: dict[int, dict[str, np.ndarray]],
+                      parts: list[tuple[int, tuple[int, int]]], stamps: np.ndarray) -> None:
+        """Histogram points, series after series (from stores of any width, by series id), each point
+        through its series' template (prefixes as literal text, two fields a line)."""
+        runs: list[tuple[int, int, int, int]] = []  # (series, width, first row, end row)
+        for width, (lo, hi) in parts:
+            sid = points[width]["sid"][lo:hi]
+            starts = [0, *(np.flatnonzero(np.diff(sid)) + 1).tolist()]
+            ends = [*starts[1:], hi - lo]
+            runs.extend((int(sid[s]), width, lo + s, lo + e) for s, e in zip(starts, ends, strict=True))
+        runs.sort()
+        for sid, width, lo, hi in runs:
+            cols = points[width]
+            template = self._series[sid].template
+            for a in range(lo, hi, _POINTS_PER_WRITE):
+                b = min(hi, a + _POINTS_PER_WRITE)
+                fields = _point_fields(cols, width, a, b, stamps)
+                out.write(((template * (b - a)) % tuple(fields.ravel().tolist())).encode())
+
     def close(self) -> None:
-        """Drop the spool (the recorder cannot be written again)."""
-        self._out.close()
+        """Drop the numbers and the spool (the recorder cannot be written again)."""
+        self._closed = True
+        if self._spool_file is not None:
+            self._spool_file.close()
+            self._spool_file = None
         if self.spool is not None and self.spool.exists():
             os.unlink(self.spool)
-        self._sid, self._offset, self._length = array("i"), array("q"), array("i")
+        self._scalars = _scalar_store()
+        self._points = {}
+
+
+def _in_series_order(cols: dict[str, np.ndarray], series_rank: np.ndarray, width: int = 0) -> dict[str, np.ndarray]:
+    """The rows sorted by (family rank, series id), recording order kept inside a series (stable sort);
+    adds ``fam`` (each row's family rank) and, for histogram points, shapes ``counts`` as rows x width."""
+    sid = cols["sid"]
+    fam = series_rank[sid] if sid.size else np.zeros(0, np.int64)
+    order = np.argsort((fam << 32) | sid.astype(np.int64), kind="stable")
+    out = {name: col.reshape(-1, width)[order] if name == "counts" else col[order] for name, col in cols.items()}
+    out["fam"] = fam[order]
+    return out
+
+
+def _family_rows(cols: dict[str, np.ndarray], rank: int) -> tuple[int, int] | None:
+    """The sorted rows of the family of ``rank`` (first, end), or None."""
+    lo, hi = np.searchsorted(cols["fam"], [rank, rank + 1]).tolist()
+    return (lo, hi) if hi > lo else None
+
+
+def _point_fields(cols: dict[str, np.ndarray], width: int, a: int, b: int, stamps: np.ndarray) -> np.ndarray:
+    """The ``%`` fields of histogram points ``a:b``, one row a point: for each line its value and stamp
+    (cumulative ``le`` buckets, then ``+Inf`` and ``_count`` both the count, then the sum)."""
+    lines = width + 2
+    fields = np.empty((b - a, 2 * lines), dtype=object)
+    fields[:, 0:2 * (width - 1):2] = np.cumsum(cols["counts"][a:b, :width - 1], axis=1)
+    fields[:, 2 * (width - 1)] = cols["count"][a:b]
+    fields[:, 2 * width] = cols["count"][a:b]
+    fields[:, 2 * (width + 1)] = _value_objects(cols["total"][a:b])
+    fields[:, 1::2] = stamps[cols["ti"][a:b]][:, None]
+    return fields
+
+
+def _value_objects(values: np.ndarray) -> np.ndarray:
+    """Objects whose ``str`` is :func:`_format_value` of each value, for a whole array at once: Python
+    ints for whole numbers below 1e15, the ``NaN``/``+Inf``/``-Inf`` words, Python floats otherwise
+    (``str`` of a float is its shortest round-trip ``repr``)."""
+    out = values.astype(object)
+    with np.errstate(invalid="ignore"):
+        whole = (np.abs(values) < 1e15) & (values == np.trunc(values))
+    if whole.any():
+        out[whole] = values[whole].astype(np.int64)
+    special = ~np.isfinite(values)
+    if special.any():
+        out[np.isnan(values)] = "NaN"
+        out[values == math.inf] = "+Inf"
+        out[values == -math.inf] = "-Inf"
+    return out
 
 
 def read_openmetrics_strictly(text: str) -> dict[str, list[Any]]:
@@ -429,6 +606,16 @@ def _format_labels(d: Mapping[str, str]) -> str:
         return ""
     body = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(d.items()))
     return "{" + body + "}"
+
+
+def _with_le(labels: Labels, pairs: list[str], le: str) -> str:
+    """The label text of a histogram bucket: ``labels`` (their ``pairs``) with ``le`` in key order, as
+    :func:`_format_labels` would write ``{**labels, "le": le}``."""
+    keys = [k for k, _ in labels]
+    if "le" in keys:
+        return _format_labels({**dict(labels), "le": le})
+    at = bisect_left(keys, "le")
+    return "{" + ",".join([*pairs[:at], f'le="{_escape(le)}"', *pairs[at:]]) + "}"
 
 
 def _escape(v: str) -> str:

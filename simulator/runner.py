@@ -117,7 +117,7 @@ def _runs_of_groups(runs: Sequence[RunResult]) -> Iterator[tuple[str, dict[str, 
 
 METRICS_AUTO_LIMIT_S = 4 * 3600.0
 """Without ``--metrics``/``--no-metrics``, inference runs up to this many simulated seconds export their
-metrics. A day of a busy service is 0.07-0.4 GB of OpenMetrics text per policy and 1.1-2.1x the CPU time
+metrics. A day of a busy service is 0.07-0.4 GB of OpenMetrics text per policy and 1.1-1.6x the CPU time
 of the run (benchmarks/bench_day_scale.py, docs/day-scale.md), which a default should not impose."""
 
 

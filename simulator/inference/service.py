@@ -32,6 +32,8 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from math import isfinite
+from operator import itemgetter, mul
 from typing import Any
 
 import numpy as np
@@ -580,9 +582,9 @@ class InferenceService:
         """(ttft, tbt, e2e) seconds of finished requests; tbt is NaN for one-token requests."""
         idx = np.asarray(reqs, dtype=np.int64)
         arr = self._arrival_np[idx]
-        first = np.fromiter((self.t_first[i] for i in reqs), float, len(reqs))
-        done = np.fromiter((self.t_done[i] for i in reqs), float, len(reqs))
-        out = np.fromiter((self.output[i] for i in reqs), float, len(reqs))
+        first = np.array(_pick(self.t_first, reqs), dtype=float)
+        done = np.array(_pick(self.t_done, reqs), dtype=float)
+        out = np.array(_pick(self.output, reqs), dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
             tbt = np.where(out > 1, (done - first) / np.maximum(out - 1, 1), np.nan)
         return first - arr, tbt, done - arr
@@ -729,17 +731,9 @@ class InferenceService:
         fresh = self.done_seq[self._scrape_mark:]
         self._scrape_mark = len(self.done_seq)
         if fresh:
-            ttft, tbt, e2e = self._latencies(fresh)
-            pods = np.fromiter((self.served_by[i] for i in fresh), np.int64, len(fresh))
-            tokens = np.fromiter((self.output[i] for i in fresh), np.int64, len(fresh))
-            for pod in np.unique(pods):
-                sel = pods == pod
-                hists = self._pod_hist.setdefault(int(pod), (Histogram(), Histogram(), Histogram()))
-                _add(hists[0], ttft[sel])
-                _add(hists[2], e2e[sel])
-                ok = sel & np.isfinite(tbt)
-                _add(hists[1], tbt[ok], np.maximum(tokens[ok] - 1, 1))
-                self._pod_success[int(pod)] = self._pod_success.get(int(pod), 0) + int(sel.sum())
+            pods = np.array(_pick(self.served_by, fresh), dtype=np.int64)
+            tokens = np.array(_pick(self.output, fresh), dtype=np.int64)
+            self._observe_by_pod(pods, tokens, *self._latencies(fresh))
         ready = [r for r in self.replicas if r.ready]
         share = _split(len(self.queue), len(ready))
         s = self.settings
@@ -752,14 +746,14 @@ class InferenceService:
             ids = self._pod_series.get(r.index)
             if ids is None:
                 ids = self._pod_series[r.index] = self._pod_series_ids(rec, r)
-            rec.put_same(ids["util"], now, round(100.0 * frac, 3))
-            rec.put_same(ids["active"], now, frac)
-            rec.put_same(ids["fb"], now, self._fb_used_mib(r))
+            # one call per pod: its GPUs' DCGM gauges (a value each per GPU), then its vLLM gauges
+            gpus = len(ids["util"])
+            values = [round(100.0 * frac, 3)] * gpus + [frac] * gpus + [self._fb_used_mib(r)] * gpus
             if not r.ready:
+                rec.put_many(ids["dcgm"], now, values)
                 continue
-            rec.put(ids["running"][0], now, float(r.engine.running))
-            rec.put(ids["waiting"][0], now, float(share[ready.index(r)]))
-            rec.put(ids["kv"][0], now, r.engine.kv_used / r.engine.kv_capacity)
+            values += (float(r.engine.running), float(share[ready.index(r)]), r.engine.kv_used / r.engine.kv_capacity)
+            rec.put_many(ids["all"], now, values)
         # A deleted pod's endpoint is gone: its series stop (completions since its last scrape are lost,
         # as with a real exporter), and so does the memory they held.
         alive = {r.index for r in self.replicas}
@@ -784,6 +778,29 @@ class InferenceService:
             rec.put(hids[3], now, float(self._pod_success[pod]))
         self._scrape_t = now
 
+    def _observe_by_pod(self, pods: np.ndarray, tokens: np.ndarray, ttft: np.ndarray, tbt: np.ndarray,
+                        e2e: np.ndarray) -> None:
+        """Add fresh completions to their pods' latency histograms and success counts, pod by pod in
+        ascending order. This runs every scrape for every pod: one stable sort groups the requests by pod
+        (each pod's requests keep their order, so its sums are the same floats), then plain lists are
+        sliced per pod, with no numpy call per pod (a pod finishes a handful of requests per scrape)."""
+        order = np.argsort(pods, kind="stable")
+        pods = pods[order]
+        cuts = (np.flatnonzero(np.diff(pods)) + 1).tolist()
+        weights = np.maximum(tokens[order] - 1, 1).tolist()
+        ttft_l, tbt_l, e2e_l = ttft[order].tolist(), tbt[order].tolist(), e2e[order].tolist()
+        for a, b in zip([0, *cuts], [*cuts, len(pods)], strict=True):
+            pod = int(pods[a])
+            hists = self._pod_hist.get(pod)
+            if hists is None:
+                hists = self._pod_hist[pod] = (Histogram(), Histogram(), Histogram())
+            _add(hists[0], ttft_l[a:b])
+            _add(hists[2], e2e_l[a:b])
+            ok = [i for i in range(a, b) if isfinite(tbt_l[i])]
+            if ok:
+                _add_weighted(hists[1], [tbt_l[i] for i in ok], [weights[i] for i in ok])
+            self._pod_success[pod] = self._pod_success.get(pod, 0) + (b - a)
+
     def _pod_series_ids(self, rec: Recorder, r: Replica) -> dict[str, list[int]]:
         """The recorder's handles for one placed pod's series (its GPUs' DCGM gauges, its vLLM gauges)."""
         labels = {"namespace": self.settings.namespace, "pod": self.pod_name(r)}
@@ -799,6 +816,8 @@ class InferenceService:
         ids["running"] = [rec.series_id("vllm:num_requests_running", "gauge", labels)]
         ids["waiting"] = [rec.series_id("vllm:num_requests_waiting", "gauge", labels)]
         ids["kv"] = [rec.series_id("vllm:kv_cache_usage_perc", "gauge", labels)]
+        ids["dcgm"] = ids["util"] + ids["active"] + ids["fb"]
+        ids["all"] = ids["dcgm"] + ids["running"] + ids["waiting"] + ids["kv"]
         return ids
 
     def _fb_used_mib(self, r: Replica) -> float:
@@ -890,24 +909,32 @@ def _split(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-def _add(h: Histogram, values: np.ndarray, weights: np.ndarray | None = None) -> None:
-    """Bulk-observe into a cumulative histogram (same bucket rule as Histogram.observe: first edge >= v).
-    Plain bisection: a pod finishes a handful of requests per scrape, where numpy's per-call cost dominates."""
-    if values.size == 0:
-        return
+def _pick(values: list[Any], idx: list[int]) -> list[Any]:
+    """``[values[i] for i in idx]`` in one C call (itemgetter): each scrape and observation gathers its
+    requests' fields from the per-request lists this way."""
+    if len(idx) > 1:
+        return list(itemgetter(*idx)(values))
+    return [values[i] for i in idx]
+
+
+def _add(h: Histogram, values: list[float]) -> None:
+    """Observe ``values`` (not empty) into a cumulative histogram, by the rule of Histogram.observe (first
+    edge >= v). Plain bisection over a list: a pod finishes a handful of requests per scrape, where
+    numpy's per-call cost would dominate."""
     edges, counts = h.edges, h.counts
-    vals = values.tolist()
-    if weights is None:
-        for v in vals:
-            counts[bisect_left(edges, v)] += 1
-        h.total += float(sum(vals))
-        h.count += len(vals)
-        return
-    ws = weights.astype(np.int64).tolist()
-    for v, w in zip(vals, ws, strict=True):
+    for v in values:
+        counts[bisect_left(edges, v)] += 1
+    h.total += float(sum(values))
+    h.count += len(values)
+
+
+def _add_weighted(h: Histogram, values: list[float], weights: list[int]) -> None:
+    """:func:`_add` with an integer weight per value (time per output token: one per generated token)."""
+    edges, counts = h.edges, h.counts
+    for v, w in zip(values, weights, strict=True):
         counts[bisect_left(edges, v)] += w
-    h.total += float(sum(v * w for v, w in zip(vals, ws, strict=True)))
-    h.count += int(sum(ws))
+    h.total += float(sum(map(mul, values, weights)))  # left to right, as a generator would
+    h.count += int(sum(weights))
 
 
 __all__ = ["LATENCY_BUCKETS_S", "SLO", "InferenceService", "ServiceSettings", "inference_config_space"]
