@@ -248,20 +248,6 @@ class Recorder:
         if len(sc.sid) >= self._spill_at:
             self._spill()
 
-    def put_same(self, sids: Sequence[int], t: float, value: float) -> None:
-        """The same value for several series at once (a pod's GPUs)."""
-        ti = self._times.get(t)
-        if ti is None:
-            ti = self._time(t)
-        n = len(sids)
-        sc = self._scalars
-        sc.sid.extend(sids)
-        sc.ti.extend([ti] * n)
-        sc.value.extend([value] * n)
-        self.samples_written += n
-        if len(sc.sid) >= self._spill_at:
-            self._spill()
-
     def put_many(self, sids: Sequence[int], t: float, values: Sequence[float]) -> None:
         """One sample for each of several gauge/counter series at ``t`` (``values[i]`` for ``sids[i]``):
         what a producer scrapes together (a pod's gauges) costs one call."""

@@ -35,10 +35,6 @@ class _Logged(Recorder):
         self.calls.append((sid, t, [value]))
         super().put(sid, t, value)
 
-    def put_same(self, sids: Sequence[int], t: float, value: float) -> None:
-        self.calls.extend((sid, t, [value]) for sid in sids)
-        super().put_same(sids, t, value)
-
     def put_many(self, sids: Sequence[int], t: float, values: Sequence[float]) -> None:
         self.calls.extend((sid, t, [value]) for sid, value in zip(sids, values, strict=True))
         super().put_many(sids, t, values)
@@ -113,7 +109,7 @@ def _scripted(rec: _Logged) -> None:
         big.observe_many([0.003 * step, 0.9, 45.0][: step % 3])
         if step % 11 == 5:
             big.total = math.nan if step < 20 else math.inf
-        rec.put_same(gpus, t, ODD_VALUES[step % len(ODD_VALUES)])
+        rec.put_many(gpus, t, [ODD_VALUES[step % len(ODD_VALUES)]] * len(gpus))  # a pod's GPUs share a value
         rec.put_many(gpus[:2], t, [ODD_VALUES[(step + 5) % len(ODD_VALUES)], step])  # a second sample at t
         rec.gauge("kv_usage", {"pod": "b%d", "zone": "züri"}, t, ODD_VALUES[(3 * step) % len(ODD_VALUES)],
                   "a gauge with help")
