@@ -161,7 +161,7 @@ class DemandForecaster:
                 dens = [_log_t(err, var_ar), _log_t(u - mean_lv, var_lv) + math.log(0.5 * u)]
                 self.evidence = self.s.evidence_discount * self.evidence + np.asarray(dens)
                 seasonal = self.seasonal.predict(1)
-                if seasonal is None or self.seasonal.period is None:
+                if seasonal is None:  # no period (predict says None without one)
                     self.season_evidence[:] = 0.0  # no period, no record: a new period starts at its prior
                 else:
                     d = math.exp(-1.0 / (2.0 * self.seasonal.period))
