@@ -175,17 +175,27 @@ class InMemoryValueStore:
     distributional learner passes :func:`learners.quantile_rl.apply_quantile_td` and a table of shape
     ``(S, A, N)``); counts are kept per (s, a), the table's first two axes. The lock makes it safe for
     threads; an execution backend that serialises calls itself (a Ray actor) wraps it unchanged.
+
+    With ``snapshot_every`` > 0 the store also keeps a copy of the table each time the version reaches
+    a multiple of it, for :meth:`take_snapshots`. Why here and not in whoever polls: a poller that
+    the agents starve of the CPU (four threads on two busy cores) wakes hundreds of versions late, so
+    its checks would land wherever the scheduler put them; copies taken under the submit lock land
+    on exact versions whatever the load.
     """
 
     def __init__(self, shape: tuple[int, ...], max_staleness: int, step_exponent: float,
-                 initial: Array | None = None, rule: UpdateRule = apply_td) -> None:
+                 initial: Array | None = None, rule: UpdateRule = apply_td, snapshot_every: int = 0) -> None:
         if max_staleness < 0:
             raise ValueError(f"max_staleness must be non-negative, got {max_staleness}")
         if not 0.5 < step_exponent <= 1.0:
             raise ValueError(f"step exponent must lie in (1/2, 1] (Robbins-Monro), got {step_exponent}")
         if len(shape) < 2:
             raise ValueError(f"a value table has at least (states, actions) axes, got shape {shape}")
+        if snapshot_every < 0:
+            raise ValueError(f"snapshot_every must be non-negative (0: none), got {snapshot_every}")
         self.max_staleness = max_staleness
+        self.snapshot_every = snapshot_every
+        self._snapshots: list[tuple[int, Array]] = []
         self.step_exponent = step_exponent
         self.rule = rule
         self._table = np.zeros(shape) if initial is None else np.array(initial, dtype=float)
@@ -207,7 +217,15 @@ class InMemoryValueStore:
             self.rule(self._table, self._counts, update, self.step_exponent)
             self._version += 1
             self.accepted += 1
+            if self.snapshot_every and self._version % self.snapshot_every == 0:
+                self._snapshots.append((self._version, self._table.copy()))
             return True
+
+    def take_snapshots(self) -> list[tuple[int, Array]]:
+        """The (version, table) copies taken since the last call, oldest first (see the class docstring)."""
+        with self._lock:
+            taken, self._snapshots = self._snapshots, []
+            return taken
 
     def update_counts(self) -> Array:
         with self._lock:
@@ -270,7 +288,8 @@ class AsyncTask:
     """Transitions consumed by one update (statistics only)."""
 
     def store(self, settings: AsyncQSettings) -> InMemoryValueStore:
-        return InMemoryValueStore(self.shape, settings.max_staleness, settings.step_exponent, rule=self.rule)
+        return InMemoryValueStore(self.shape, settings.max_staleness, settings.step_exponent, rule=self.rule,
+                                  snapshot_every=settings.check_every)
 
 
 def _sweep(Q: Array, rng: np.random.Generator, mdp: FiniteMDP, transitions_per_pair: int) -> TDBatch:

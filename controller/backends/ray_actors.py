@@ -50,6 +50,9 @@ class StoreActor:
         version, table = self.store.read()
         return ok, version, table, self._done()
 
+    def take_snapshots(self) -> list[tuple[int, Array]]:
+        return self.store.take_snapshots()
+
     def stop(self) -> None:
         self.stopped = True
 
@@ -146,7 +149,8 @@ def run_ray(task: AsyncTask, settings: AsyncQSettings, seed: int, address: str |
             done, _ = ray.wait(runs, num_returns=len(runs), timeout=0)
             return len(done) < len(runs)
 
-        report, checkpoints = supervise(task, settings, monitor, read, running, lambda: ray.get(store.stop.remote()),
+        report, checkpoints = supervise(task, settings, monitor, lambda: ray.get(store.take_snapshots.remote()),
+                                        running, lambda: ray.get(store.stop.remote()),
                                         poll_s=poll_s)
         ray.get(runs)  # surface an agent's exception here rather than losing it
         version, Q = read()

@@ -22,6 +22,7 @@ def run_threads(task: AsyncTask, settings: AsyncQSettings, seed: int, monitor: C
     verdict is ``converged``). Each agent gets an independent stream spawned from ``seed``; thread
     interleaving is up to the OS, so runs are reproducible in distribution, not bit for bit."""
     store = store or task.store(settings)
+    store.snapshot_every = settings.check_every  # a caller's own store is checked on the same versions
     monitor = monitor or ConvergenceMonitor()
     streams = np.random.SeedSequence(seed).spawn(settings.agents)
     agents = [AsyncAgent(store, task.sample, np.random.default_rng(s)) for s in streams]
@@ -35,7 +36,7 @@ def run_threads(task: AsyncTask, settings: AsyncQSettings, seed: int, monitor: C
                for i, a in enumerate(agents)]
     for t in threads:
         t.start()
-    report, checkpoints = supervise(task, settings, monitor, store.read,
+    report, checkpoints = supervise(task, settings, monitor, store.take_snapshots,
                                     lambda: any(t.is_alive() for t in threads), stop.set)
     for t in threads:
         t.join()

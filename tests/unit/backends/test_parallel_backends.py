@@ -44,6 +44,8 @@ def test_parallel_agents_reach_q_star_and_the_verdict_waits_for_the_error(mdp):
     assert np.array_equal(greedy_policy(result.Q), greedy_policy(Q_star))
     assert (result.updates_per_pair > 0).all()
 
+    versions = [v for v, _, _ in result.checkpoints]
+    assert versions == list(range(settings.check_every, versions[-1] + 1, settings.check_every))
     errors = [np.max(np.abs(Q - Q_star)) for _, Q, _ in result.checkpoints]
     verdicts = [c.verdict for _, _, c in result.checkpoints]
     assert errors[0] > 10 * ERROR_TARGET and verdicts[0] is not Verdict.CONVERGED
