@@ -238,10 +238,15 @@ class PolicyRunner:
                 if exc.status == 404:
                     continue
                 raise
+            before = self.learner.state_dict()
             try:
                 got = ckpt.decode(ckpt.blob_of(cm), self.policy.learner, self.policy.space)
                 self.learner.load_state_dict(got.state)
             except Exception as exc:  # a damaged checkpoint is reported and skipped, never fatal
+                # load_state_dict may have set part of the learner before it raised (slo-rl loads its
+                # capacity model, then refuses a hostile demand model): put back what was there, so
+                # "not used" is true and a half-restored learner never decides.
+                self.learner.load_state_dict(before)
                 self.checkpoint_problem = f"checkpoint configmap/{name} not used: {exc}"
                 continue
             if got.loop:

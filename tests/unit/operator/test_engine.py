@@ -238,6 +238,32 @@ def test_a_mismatched_pretrained_checkpoint_is_ignored_with_a_warning():
     assert warnings and "trained for knobs" in warnings[0]["message"]
 
 
+def test_a_checkpoint_refused_halfway_leaves_the_learner_as_it_was():
+    """slo-rl loads its capacity model before its demand model: a hostile seasonal period in the
+    second must not leave the first restored (the warning says "not used", so nothing may be used)."""
+    slo = {"name": "slo-rl", "checkpoint": "configmap/pretrained"}
+    kube = cluster(policy_body(learner=slo))
+    with fake_prometheus(ttft(1.0)) as prom:
+        fresh = engine_for(prom.url, kube, Clock())
+        step(fresh, kube)  # no checkpoint yet: a fresh learner, to build a checkpoint for these knobs from
+        runner = fresh.runners["ml/web-policy"]
+        state = runner.learner.state_dict()
+        untouched = state["capacity"]["mean"]
+        state["capacity"]["mean"] = [9.0, 9.0, 9.0]
+        state["demand"]["seasonal"]["period"] = 10_000  # refused: outside 4..120
+        blob = ckpt.encode("slo-rl", runner.policy.space, state)
+        kube.put("/api/v1/namespaces/ml/configmaps/pretrained",
+                 ckpt.configmap_body("pretrained", "ml", blob, "slo-rl", runner.policy.space))
+        kube.objects.pop("/api/v1/namespaces/ml/configmaps/" + ckpt.configmap_name("web-policy"), None)
+        eng = engine_for(prom.url, kube, Clock())
+        step(eng, kube)
+    learner = eng.runners["ml/web-policy"].learner
+    warnings = [e["message"] for e in kube.events if e["reason"] == "CheckpointIgnored"]
+    assert warnings and "period" in warnings[0]
+    assert eng.runners["ml/web-policy"].restored is None
+    assert learner.state_dict()["capacity"]["mean"] == untouched
+
+
 def test_operator_metrics_expose_decisions_rewards_and_config():
     kube = cluster(policy_body("apply"))
     with fake_prometheus(ttft(1.0)) as prom:
