@@ -44,11 +44,17 @@ def bench() -> None:
 @click.option("--pretrained", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Also run each policy P from DIR/<P>-<scenario>.ckpt where that file exists, as the row "
                    "'P (pretrained)' (autocm bench pretrain writes such a folder from the training side).")
+@click.option("--tune-rules-on-training", "tune_on_training", type=click.IntRange(min=0, max=50), default=0,
+              metavar="N", show_default=True,
+              help="Also tune each rule as the learner is tuned: run its grid on N TRAINING files of each "
+                   "scenario (seeds 1..N), keep the cheapest setting that met the SLO on all of them, and "
+                   "report how that setting did on the evaluation seeds. 0: only the hindsight-tuned best.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--debug", is_flag=True, hidden=True)
 @friendly_errors
 def inference(out: Path, quick: bool, seeds: int, scenarios: str | None, user: tuple[str, ...],
-              policies: str | None, no_oracle: bool, pretrained: Path | None, quiet: bool, debug: bool) -> None:
+              policies: str | None, no_oracle: bool, pretrained: Path | None, tune_on_training: int, quiet: bool,
+              debug: bool) -> None:
     """Run every registered inference policy on the held-out suite and write a report to --out.
 
     \b
@@ -57,6 +63,7 @@ def inference(out: Path, quick: bool, seeds: int, scenarios: str | None, user: t
       autocm bench inference --seeds 3 --out reports/bench
       autocm bench inference --scenarios none --scenario my.yaml --out reports/mine
       autocm bench pretrain --out ckpt/ && autocm bench inference --pretrained ckpt/ --out reports/bench
+      autocm bench inference --tune-rules-on-training 6 --pretrained ckpt/ --out reports/fair
     """
     from simulator.bench.suite import inference_policies, run_suite
     from simulator.bench.summary import markdown_table
@@ -72,7 +79,7 @@ def inference(out: Path, quick: bool, seeds: int, scenarios: str | None, user: t
         if unknown:
             raise ValueError(f"--policies: {unknown} not registered for inference; known: {inference_policies()}")
     report = run_suite(out, quick=quick, seeds=seeds, names=names, user=user, only=only, progress=not quiet,
-                       oracle=not no_oracle, pretrained=pretrained)
+                       oracle=not no_oracle, pretrained=pretrained, tune_on_training=tune_on_training)
     for name, scn in report["scenarios"].items():
         click.echo(f"\n{name}\n{markdown_table(scn)}")
     click.echo(f"\nreport: {out}/summary.md  ({report['wall_s']:.0f} s)")

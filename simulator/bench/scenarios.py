@@ -52,6 +52,11 @@ class BenchScenario:
     """What a TRAINING file of this scenario holds, where it differs from ``description`` (which describes
     the evaluation side); empty: the first halves of the same trace and shapes."""
 
+    @property
+    def has_training(self) -> bool:
+        """Whether this scenario has a training side (it is in :data:`TRAINING`)."""
+        return self.name in {s.name for s in TRAINING}
+
     def described(self, side: str) -> str:
         """The file's description: a training file must not claim the evaluation side's trace or shape."""
         if side == EVAL:

@@ -12,6 +12,15 @@ Per scenario and seed it runs
   scenario's 60 s grid) and its schedule replayed in the simulator, with the cheapest headroom that
   makes the replay pass (:mod:`simulator.inference.oracle_replay`).
 
+With ``tune_on_training=N``, each rule is also tuned the way the learner is: its grid runs on N
+TRAINING-side files of the scenario (training seeds 1..N, the data ``autocm bench pretrain`` learns
+from), the cheapest setting that meets the SLO on every one of them is chosen there (the most
+attaining one when none does), and that setting's evaluation runs (already in the sweep) are reported
+as the rule **tuned on training**. Why: the hindsight-tuned best is a bound no user can deploy (it
+knows the test), while a learner's settings come from training data only; the two rows together say
+what a rule tuned like the learner delivers on traffic it did not see. The hindsight row stays the
+one ``x best rule`` divides by.
+
 With ``pretrained=DIR``, every policy P that has a checkpoint ``DIR/<P>-<scenario>.ckpt`` also runs
 from it, as the extra row ``P (pretrained)`` (the from-scratch row stays); the checkpoint's path and
 SHA-256 go into ``suite.json``. ``autocm bench pretrain`` writes such a folder from the training side.
@@ -34,7 +43,7 @@ from typing import Any
 
 from simulator.bench.pretrain import checkpoint_name
 from simulator.bench.scenarios import BenchScenario, by_name
-from simulator.bench.split import EVAL, EVAL_SEED0
+from simulator.bench.split import EVAL, EVAL_SEED0, TRAIN, TRAIN_SEED0
 from simulator.results import RunResult
 from simulator.scenario import Scenario
 from simulator.scenario import load as load_scenario
@@ -210,7 +219,8 @@ def _user_scenario(path: str) -> Scenario:
 
 def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[str] | None = None,
               user: Sequence[str] = (), only: Sequence[str] | None = None, progress: bool = True,
-              oracle: bool = True, premises: bool | None = None, pretrained: Path | None = None) -> dict[str, Any]:
+              oracle: bool = True, premises: bool | None = None, pretrained: Path | None = None,
+              tune_on_training: int = 0) -> dict[str, Any]:
     """Run the suite; write ``suite.json`` and ``summary.md`` under ``out``; return the JSON.
 
     ``premises`` (default: not in quick mode): on the first seed of scenarios up to 2 h, check the oracle's
@@ -249,15 +259,21 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
             raise ValueError(f"--pretrained: {pretrained} holds no <policy>-<scenario>.ckpt for these policies and "
                              f"scenarios (names: {checkpoint_name('<policy>', '<scenario>')})")
     total = sum(len(per_scenario[name]) + (1 if oracle else 0) for name, *_ in work) * len(seed_list)
+    rule_plans = [p for p in plan if p.group in RULE_SWEEPS]
+    train_seeds = [TRAIN_SEED0 + i for i in range(tune_on_training)]
+    total += sum(1 for *_, b in work if b is not None and b.has_training) * len(rule_plans) * len(train_seeds)
     bar = _Bar(total, progress)
     report: dict[str, Any] = {"quick": quick, "seeds": seed_list, "policies": inference_policies(),
                               "rule_sweeps": {k: list(v[2]) for k, v in RULE_SWEEPS.items()}, "scenarios": {},
+                              "rules_tuned_on_training_seeds": train_seeds or None,
                               "pretrained": ({"folder": str(pretrained.resolve()), "checkpoints": provenance}
                                              if pretrained is not None else None)}
     t_suite = time.perf_counter()
     checks: dict[str, Any] = {}
     try:
-        for name, description, scens, _b in work:
+        for name, description, scens, b in work:
+            tuned = (_tune_on_training(b, out / "scenarios", rule_plans, train_seeds, quick, bar)
+                     if b is not None and b.has_training and train_seeds else {})
             runs: dict[str, dict[str, list[RunResult]]] = {}
             skipped: dict[str, str] = {}
             brackets = []
@@ -294,7 +310,7 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
                     if premises and scen is scens[0] and float(scen.raw.get("duration_s", 0)) <= 7200:
                         checks[name] = premise_report(scen, scen.seed, oracles)
                     bar.done()
-            report["scenarios"][name] = _summarise(name, description, scens, runs, brackets, per_scenario[name])
+            report["scenarios"][name] = _summarise(name, description, scens, runs, brackets, per_scenario[name], tuned)
             for group, ck in provenance.get(name, {}).items():
                 if group in report["scenarios"][name]["policies"]:
                     report["scenarios"][name]["policies"][group]["checkpoint"] = ck
@@ -310,6 +326,45 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
     return report
 
 
+def _tune_on_training(b: BenchScenario, folder: Path, rule_plans: list[Plan], seeds: list[int], quick: bool,
+                      bar: _Bar) -> dict[str, tuple[str, dict[str, dict[str, Any]]]]:
+    """Per swept rule: the setting :func:`_choose` picks from its grid run on the TRAINING files of ``b``
+    (seeds ``seeds``), with the per-setting table it picked from. No evaluation file is read."""
+    from simulator.workloads import PolicyRun, simulate
+
+    scens = [load_scenario(b.write(folder, TRAIN, seed, quick)[0]) for seed in seeds]
+    by_group: dict[str, dict[str, list[RunResult]]] = {}
+    for scen in scens:
+        for p in rule_plans:
+            bar.step(f"{b.name} training s{scen.seed} {p.label}")
+            r = simulate(scen, PolicyRun(p.label, p.learner, p.settings, group=p.group), scen.seed)
+            by_group.setdefault(p.group, {}).setdefault(p.label, []).append(r)
+            bar.done()
+    return {group: _choose(by_label) for group, by_label in by_group.items()}
+
+
+def _on_training(runs: dict[str, dict[str, list[RunResult]]],
+                 tuned: dict[str, tuple[str, dict[str, dict[str, Any]]]]) -> dict[str, Any] | None:
+    """Each rule at the setting chosen on training, as it did on the evaluation seeds, and the best of them:
+    the cheapest on training among those that met the SLO on every training seed (None when none did,
+    which is what a user tuning on their past traffic would find)."""
+    if not tuned:
+        return None
+    rules: dict[str, Any] = {}
+    for group, (label, table) in tuned.items():
+        ev = runs.get(group, {}).get(label)
+        if not ev:
+            continue
+        rules[group] = {"setting": label, "training": table[label],
+                        "attainment_mean": sum(r.metrics["slo_attainment"] for r in ev) / len(ev),
+                        "attainment_worst": min(r.metrics["slo_attainment"] for r in ev),
+                        "meets_slo_every_seed": all(r.meets_slo for r in ev),
+                        "gpu_hours": sum(r.metrics["gpu_hours"] for r in ev) / len(ev)}
+    passing = [g for g, v in rules.items() if v["training"]["meets_slo_all_seeds"]]
+    best = min(passing, key=lambda g: rules[g]["training"]["gpu_hours"]) if passing else None
+    return {"rules": rules, "best": best}
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, float) and not math.isfinite(o):
         return None
@@ -321,7 +376,8 @@ def _clean(x: float) -> float | None:
 
 
 def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[str, dict[str, list[RunResult]]],
-               brackets: list, plan: list[Plan]) -> dict[str, Any]:
+               brackets: list, plan: list[Plan],
+               tuned: dict[str, tuple[str, dict[str, dict[str, Any]]]] | None = None) -> dict[str, Any]:
     scen = scens[0]
     cells: dict[str, Cell] = {}
     for group, by_label in runs.items():
@@ -343,6 +399,8 @@ def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[st
     lb_mean = sum(lower) / len(lower) if feasible else math.nan
     replay_ok = feasible and all(math.isfinite(u) for u in replay)
     replay_mean = sum(replay) / len(replay) if replay_ok else math.nan
+    on_training = _on_training(runs, tuned or {})
+    trained_rule = on_training["rules"][on_training["best"]] if on_training and on_training["best"] else None
     out_pol = {}
     for group, c in cells.items():
         gh = c.mean("gpu_hours")
@@ -354,6 +412,7 @@ def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[st
             "gpu_hours_per_seed": [r.metrics["gpu_hours"] for r in c.runs],
             "x_best_rule": _ratio(gh, best_rule.mean("gpu_hours")) if best_rule else None,
             "x_forecast": _ratio(gh, forecast.mean("gpu_hours")) if forecast else None,
+            "x_training_tuned_rule": _ratio(gh, trained_rule["gpu_hours"]) if trained_rule else None,
             "x_oracle_replay": _ratio(gh, replay_mean),
             "x_oracle_bound": _ratio(gh, lb_mean) if c.on_grid else None,
             "on_oracle_grid": c.on_grid,
@@ -362,6 +421,7 @@ def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[st
         }
     return {
         "description": description, "interval_s": scen.control_interval_s,
+        "rules_tuned_on_training": on_training,
         "duration_s": float(scen.raw.get("duration_s", 0)) or None,
         "best_rule": best_rule.group if best_rule else None,
         "best_rule_setting": best_rule.label if best_rule else None,

@@ -9,7 +9,8 @@ import yaml
 from click.testing import CliRunner
 
 from controller.cli import main
-from simulator.bench.suite import RULE_SWEEPS, inference_policies, plans
+from simulator.bench.suite import RULE_SWEEPS, _choose, _on_training, inference_policies, plans
+from simulator.results import RunResult
 
 
 def test_every_registered_inference_policy_is_in_the_suite_and_rules_are_swept_finely():
@@ -88,3 +89,47 @@ def test_split_command_writes_training_scenarios_autocm_train_reads(tmp_path):
     for f in files:
         s = load(f)
         assert s.seed < 101 and "train" in s.name
+
+
+def _run(label: str, group: str, attainment: float, gpu_hours: float, seed: int = 1) -> RunResult:
+    return RunResult(label, group, {}, seed, {"slo_attainment": attainment, "gpu_hours": gpu_hours},
+                     meets_slo=attainment >= 0.99, group=group)
+
+
+def test_a_rule_tuned_on_training_is_judged_by_its_evaluation_runs_of_that_setting():
+    """The setting comes from the training runs only (cheapest passing there); the figures from the evaluation
+    runs of that setting, even when another setting would have been cheaper on evaluation."""
+    training = {"hpa": {"hpa (0.9)": [_run("hpa (0.9)", "hpa", 0.999, 30.0), _run("hpa (0.9)", "hpa", 0.98, 29.0)],
+                        "hpa (0.7)": [_run("hpa (0.7)", "hpa", 1.0, 40.0), _run("hpa (0.7)", "hpa", 0.995, 41.0)]},
+                "kpa": {"kpa (1)": [_run("kpa (1)", "kpa", 0.95, 20.0)], "kpa (2)": [_run("kpa (2)", "kpa", 0.9, 10.0)]}}
+    tuned = {g: _choose(by_label) for g, by_label in training.items()}
+    evaluation = {"hpa": {"hpa (0.9)": [_run("hpa (0.9)", "hpa", 1.0, 25.0, 101)],
+                          "hpa (0.7)": [_run("hpa (0.7)", "hpa", 0.97, 35.0, 101)]},
+                  "kpa": {"kpa (1)": [_run("kpa (1)", "kpa", 0.999, 22.0, 101)],
+                          "kpa (2)": [_run("kpa (2)", "kpa", 0.999, 12.0, 101)]}}
+    got = _on_training(evaluation, tuned)
+    assert got["rules"]["hpa"]["setting"] == "hpa (0.7)"  # 0.9 missed on a training file
+    assert got["rules"]["hpa"]["gpu_hours"] == 35.0 and got["rules"]["hpa"]["meets_slo_every_seed"] is False
+    assert got["rules"]["kpa"]["setting"] == "kpa (1)"  # none passed: the most attaining, not the cheapest
+    assert got["best"] == "hpa"  # the only rule that met on every training file
+    assert _on_training(evaluation, {"kpa": tuned["kpa"]})["best"] is None
+    assert _on_training(evaluation, {}) is None
+
+
+def test_tune_rules_on_training_reads_only_training_files_and_reports_both_rows(tmp_path):
+    out = tmp_path / "bench"
+    res = CliRunner().invoke(main, ["bench", "inference", "--quick", "--seeds", "1", "--scenarios", "step",
+                                    "--policies", "hpa,static", "--no-oracle", "--tune-rules-on-training", "2",
+                                    "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    suite = json.loads((out / "suite.json").read_text())
+    assert suite["rules_tuned_on_training_seeds"] == [1, 2]
+    t = suite["scenarios"]["step"]["rules_tuned_on_training"]
+    hpa = t["rules"]["hpa"]
+    assert hpa["setting"] in suite["scenarios"]["step"]["policies"]["hpa"]["swept"]
+    assert set(hpa["training"]) >= {"meets_slo_all_seeds", "gpu_hours", "slo_attainment_worst"}
+    written = sorted(p.name for p in (out / "scenarios").glob("*.yaml"))
+    assert written == ["step-eval-101.yaml", "step-train-1.yaml", "step-train-2.yaml"]
+    assert "Rules tuned on the training side" in (out / "summary.md").read_text()
+    r = CliRunner().invoke(main, ["bench", "inference", "--tune-rules-on-training", "-1", "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "Traceback" not in r.output
