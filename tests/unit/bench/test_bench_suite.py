@@ -101,7 +101,8 @@ def test_a_rule_tuned_on_training_is_judged_by_its_evaluation_runs_of_that_setti
     runs of that setting, even when another setting would have been cheaper on evaluation."""
     training = {"hpa": {"hpa (0.9)": [_run("hpa (0.9)", "hpa", 0.999, 30.0), _run("hpa (0.9)", "hpa", 0.98, 29.0)],
                         "hpa (0.7)": [_run("hpa (0.7)", "hpa", 1.0, 40.0), _run("hpa (0.7)", "hpa", 0.995, 41.0)]},
-                "kpa": {"kpa (1)": [_run("kpa (1)", "kpa", 0.95, 20.0)], "kpa (2)": [_run("kpa (2)", "kpa", 0.9, 10.0)]}}
+                "kpa": {"kpa (1)": [_run("kpa (1)", "kpa", 0.95, 20.0)],
+                        "kpa (2)": [_run("kpa (2)", "kpa", 0.9, 10.0)]}}
     tuned = {g: _choose(by_label) for g, by_label in training.items()}
     evaluation = {"hpa": {"hpa (0.9)": [_run("hpa (0.9)", "hpa", 1.0, 25.0, 101)],
                           "hpa (0.7)": [_run("hpa (0.7)", "hpa", 0.97, 35.0, 101)]},
