@@ -80,5 +80,32 @@ def test_a_training_file_describes_the_training_side_not_the_evaluation_side(tmp
     step = by_name(["step"])[0]
     train = yaml.safe_load(step.write(tmp_path, TRAIN, 1, quick=True)[0].read_text())["description"]
     evaluation = yaml.safe_load(step.write(tmp_path, EVAL, 101, quick=True)[0].read_text())["description"]
-    assert train.startswith("TRAINING side") and "3.0 req/s from 40%" in train and "first half" in train
+    assert train.startswith("TRAINING side") and "family of steps" in train and "first half" in train
     assert evaluation == step.description and "TRAINING" not in evaluation
+
+
+def test_the_training_steps_are_a_family_and_the_evaluation_step_is_untouched():
+    """Each training seed draws its own step (factor 2-4, at 30-70% of the run); the evaluation side stays
+    x3 at half time. Read back from the written request logs' arrival rates, not from the draw."""
+    from simulator.bench.scenarios import STEP_TRAIN_AT, STEP_TRAIN_FACTORS, _step, step_draw
+
+    draws = [step_draw(seed) for seed in range(1, 17)]
+    assert len(set(draws)) == 16
+    assert all(STEP_TRAIN_FACTORS[0] <= f <= STEP_TRAIN_FACTORS[1] and STEP_TRAIN_AT[0] <= a <= STEP_TRAIN_AT[1]
+               for f, a in draws)
+    assert max(f for f, _ in draws) - min(f for f, _ in draws) > 1.0
+
+    def measured(side: str, seed: int) -> tuple[float, float]:
+        arrivals = _step(side, 7200.0, seed).trace.arrival_s
+        counts = np.bincount((arrivals // 60).astype(int), minlength=120)[:120].astype(float)
+        sse = [((counts[:k] - counts[:k].mean()) ** 2).sum() + ((counts[k:] - counts[k:].mean()) ** 2).sum()
+               for k in range(5, 116)]
+        jump = 5 + int(np.argmin(sse))  # the least-squares change point of the per-minute counts
+        return counts[jump + 1:].mean() / counts[:jump - 1].mean(), jump / 120
+
+    for seed in (1, 2, 14):
+        factor, at = step_draw(seed)
+        got_factor, got_at = measured(TRAIN, seed)
+        assert abs(got_factor - factor) < 0.25 * factor and abs(got_at - at) <= 0.02
+    got_factor, got_at = measured(EVAL, 101)
+    assert abs(got_factor - 3.0) < 0.6 and abs(got_at - 0.5) <= 0.02
