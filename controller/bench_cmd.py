@@ -120,9 +120,10 @@ def split_cmd(out: Path, seeds: int, quick: bool, debug: bool) -> None:
 @click.option("--scenarios", default=None, metavar="A,B,...",
               help="Only these suite scenarios (those with a training side: all but cluster).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="A learner setting (repeatable).")
-@click.option("--choose", "choose_spec", default=None, metavar="KEY=V1,V2,...",
-              help="Per scenario, the first of these values of one setting whose --validate further TRAINING "
-                   "seeds all meet the SLO (training side only).")
+@click.option("--choose", "choose_specs", multiple=True, metavar="KEY=V1,V2,...",
+              help="Per scenario, try these values of a setting (repeat for a grid of several settings) and keep "
+                   "the combination with the fewest GPU-hours whose --validate further TRAINING seeds all meet "
+                   "the SLO (if none does: the one meeting on the most seeds). Training side only.")
 @click.option("--validate", type=click.IntRange(min=1, max=50), default=3, show_default=True,
               help="With --choose: validation episodes on training seeds K+1, K+2, ..., each from the "
                    "checkpoint of seed K, as an evaluation seed runs.")
@@ -131,11 +132,12 @@ def split_cmd(out: Path, seeds: int, quick: bool, debug: bool) -> None:
 @click.option("--debug", is_flag=True, hidden=True)
 @friendly_errors
 def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None, sets: tuple[str, ...],
-                 choose_spec: str | None, validate: int, quick: bool, quiet: bool, debug: bool) -> None:
+                 choose_specs: tuple[str, ...], validate: int, quick: bool, quiet: bool, debug: bool) -> None:
     """Pretrain a learner per suite scenario on the TRAINING side only, for `bench inference --pretrained`.
 
     \b
       autocm bench pretrain --out ckpt/ --seeds 3
+      autocm bench pretrain --out ckpt/ --choose risk=0.2,0.05 --choose saturation_guard=false,true
       autocm bench inference --pretrained ckpt/ --out reports/bench
     """
     from controller.cli import _parse_sets
@@ -143,14 +145,16 @@ def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None
 
     names = [s.strip() for s in scenarios.split(",")] if scenarios else None
     say = (lambda _m: None) if quiet else click.echo
-    chooser = None
-    if choose_spec:
-        key, _sep, raw = choose_spec.partition("=")
+    grid = []
+    for spec in choose_specs:
+        key, _sep, raw = spec.partition("=")
         key = key.strip()
         if not key or not raw:
-            raise ValueError(f"--choose: expected KEY=V1,V2,..., got {choose_spec!r}")
-        values = [_parse_sets((f"{key}={v}",))[key] for v in raw.split(",")]
-        chooser = (key, values, validate)
+            raise ValueError(f"--choose: expected KEY=V1,V2,..., got {spec!r}")
+        if key in dict(grid):
+            raise ValueError(f"--choose: {key} given twice")
+        grid.append((key, [_parse_sets((f"{key}={v}",))[key] for v in raw.split(",")]))
+    chooser = (grid, validate) if grid else None
     for t in pretrain_suite(out, learner_name, seeds, names, quick, _parse_sets(sets), say, chooser):
         chosen = t.validation and decode_settings(t.path)
         click.echo(f"checkpoint: {t.path} (from {', '.join(p.name for p in t.files)})"

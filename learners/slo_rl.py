@@ -148,6 +148,17 @@ class SloRlSettings:
     demand_seasonal: bool = True
     """Mix a seasonal-naive model with a period found online into the demand forecast
     (:mod:`learners.seasonal`): bursts on a clock are planned for before they come."""
+    saturation_guard: bool = False
+    """Size a scale-up under saturation from measured throughput, not only from the capacity model: when a
+    queue stands, the requests served per ready replica in the interval are what a replica delivers now,
+    and the backlog still grows until new replicas are ready (one cold start). The guard asks for enough
+    replicas to serve the current arrival rate and drain the backlog expected at readiness within one
+    interval, when that backlog would wait longer than ``saturation_wait`` of the target. Why: after an
+    unannounced x3.7 step (training step family, seed 14) the first scale-up, sized by the capacity
+    model from a queue of 46, gave 8 x TP4 that served barely more than the arrivals, and the backlog
+    took three more intervals to drain."""
+    saturation_wait: float = 0.5
+    """Share of the latency target the backlog at readiness may wait before the guard acts."""
     learn: bool = True
     """False freezes every model at its prior (or checkpoint): the same policy without learning."""
     converge_error: float = 0.12
@@ -336,6 +347,8 @@ class SloRl:
                                   f"(plan: {need[best] * best[0]:g} GPUs instead of {need[arm] * arm[0]:g} "
                                   f"for {load:.2f} req/s; {self._why()})")
         n = need[arm] if math.isfinite(need[arm]) else float(self.replica_values[-1])
+        if self.s.saturation_guard:
+            n = max(n, self._saturated_need(obs))
         if stuck:  # the cluster is full: asking for more than it places only queues pods
             n = min(n, max(self._ready(obs) + pending, float(self.replica_values[0])))
         self.wanted.append(n)
@@ -351,6 +364,23 @@ class SloRl:
             return Action(dict(current), f"hold {cur_n:g} replicas ({n:g} would do for {load:.2f} req/s; "
                                          f"replicas warming or alarm up; {self._why()})")
         return Action(dict(current), f"keep {cur_n:g} replicas for {load:.2f} req/s ({self._why()})")
+
+    def _saturated_need(self, obs: Observation) -> float:
+        """Replicas that serve the arrivals and drain the backlog expected when new replicas are ready,
+        from what a ready replica served this interval (see ``saturation_guard``); 0 when no queue stands,
+        nothing was served, or the backlog would wait less than ``saturation_wait`` of the target."""
+        queue = obs.metric("queue_length", 0.0)
+        served = obs.events.get("completed", math.nan) / max(obs.interval_s, 1e-9)
+        ready = self._ready(obs)
+        if not (math.isfinite(queue) and queue > 0 and math.isfinite(served) and served > 0 and ready > 0) \
+                or self.objective.higher_is_better:
+            return 0.0
+        arriving = self._rate(obs)  # the interval's mean: a 10 s peak of Poisson arrivals exceeds any throughput
+        backlog = queue + max(arriving - served, 0.0) * self.cold_start_s
+        if backlog / served < self.s.saturation_wait * self.objective.target:
+            return 0.0
+        per_replica = served / ready
+        return float(math.ceil((arriving + backlog / max(obs.interval_s, 1e-9)) / per_replica))
 
     def _rescue(self, arm: tuple[float, float], need: dict[tuple[float, float], float], load: float) -> Action:
         """Leave a hopeless template at once, whatever the price (the price only rises there, and a high

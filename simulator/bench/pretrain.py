@@ -8,11 +8,12 @@ files; the result is ``DIR/<learner>-<scenario>.ckpt``, the name ``autocm bench 
 the SHA-256 of the source rows and shape seconds its traces used, so a reader (and a test) can check
 that no evaluation data went in.
 
-``--choose KEY=V1,V2,...`` picks one learner setting per scenario on the training side only: for each
-value in order, train on seeds 1..K and run ``--validate`` more training seeds (K+1, ...), each from the
-checkpoint after seed K, as ``autocm bench inference --pretrained`` runs every evaluation seed (learning
-online within the episode, nothing carried to the next); the first value whose validation episodes all
-meet the scenario's SLO is kept (the last value if none does), and its checkpoint is the one after seed K.
+``--choose KEY=V1,V2,...`` (repeatable: a grid) picks learner settings per scenario on the training side
+only: for each combination, train on seeds 1..K and run ``--validate`` more training seeds (K+1, ...),
+each from the checkpoint after seed K, as ``autocm bench inference --pretrained`` runs every evaluation
+seed (learning online within the episode, nothing carried to the next); of the combinations whose
+validation episodes all meet the scenario's SLO, the one with the fewest validation GPU-hours is kept
+(if none does, the one meeting on the most seeds), and its checkpoint is the one after seed K.
 (Until session 12 the validation episodes were chained, each starting where the previous one ended: a
 protocol no evaluation run follows, and one under which a seed could miss that met alone.)
 
@@ -112,28 +113,47 @@ def _save(learner: Any, space: Any, learner_name: str, b: BenchScenario, setting
     save(Pretrained(learner_name, encode(learner_name, space, state, samples=len(episodes))), target)
 
 
-def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, key: str, values: Sequence[Any],
+def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Sequence[tuple[str, Sequence[Any]]],
            validate: int, quick: bool = False, settings: Mapping[str, Any] | None = None,
            say: Callable[[str], None] = lambda _m: None) -> Trained:
-    """The first of ``values`` for setting ``key`` whose ``validate`` held-out TRAINING episodes all meet
-    ``b``'s SLO (the last value if none does); its checkpoint is copied to ``out``."""
+    """Every combination of the ``grid``'s values (``[(setting, values), ...]``) is trained on seeds
+    1..``seeds`` and validated on ``validate`` further TRAINING seeds; kept: the one with the fewest
+    validation GPU-hours among those whose validation episodes all meet ``b``'s SLO, else the one that
+    meets on the most seeds (then the highest worst-seed attainment, then the fewest GPU-hours). Its
+    checkpoint is copied to ``out``.
+
+    Until session 13 the rule was "the first value, in the order given, that meets", on one setting: with
+    values ordered from the cheapest to the most cautious that was the cheapest, but it could not weigh
+    two settings against each other."""
+    import itertools
+
     from simulator.scenario import load
 
-    result = None
-    for v in values:
-        folder = out / "candidates" / f"{b.name}-{key}={v}"
-        result = pretrain_one(b, folder, learner_name, seeds, quick, {**(settings or {}), key: v}, say, validate)
+    keys = [k for k, _ in grid]
+    tried: list[tuple[dict[str, Any], Trained, bool, int, float, float]] = []
+    for combo in itertools.product(*(values for _, values in grid)):
+        chosen = dict(zip(keys, combo, strict=True))
+        tag = ",".join(f"{k}={v}" for k, v in chosen.items())
+        result = pretrain_one(b, out / "candidates" / f"{b.name}-{tag}", learner_name, seeds, quick,
+                              {**(settings or {}), **chosen}, say, validate)
         aim = float(load(result.files[0]).inference[0]["slo"]["attainment"])
-        ok = all(e["slo_attainment"] >= aim for e in result.validation)
-        say(f"{b.name}: {key}={v}: validation (training seeds {[e['seed'] for e in result.validation]}) "
-            f"attainment {[round(e['slo_attainment'], 4) for e in result.validation]} "
-            f"{'meets' if ok else 'misses'} {aim}")
-        if ok:
-            break
+        att = [e["slo_attainment"] for e in result.validation]
+        met = sum(a >= aim for a in att)
+        gpu_h = sum(e["gpu_hours"] for e in result.validation) / max(len(result.validation), 1)
+        tried.append((chosen, result, met == len(att), met, min(att), gpu_h))
+        say(f"{b.name}: {tag}: validation (training seeds {[e['seed'] for e in result.validation]}) "
+            f"attainment {[round(a, 4) for a in att]}, {gpu_h:.1f} GPU-h mean: "
+            f"{'meets' if met == len(att) else f'misses on {len(att) - met}'} {aim}")
+    passing = [t for t in tried if t[2]]
+    if passing:
+        best = min(passing, key=lambda t: t[5])
+        say(f"{b.name}: kept {best[0]}: the fewest validation GPU-hours ({best[5]:.1f}) of the {len(passing)} "
+            f"of {len(tried)} that met the SLO on every validation seed")
     else:
-        say(f"{b.name}: no value of {key} met the SLO on every validation seed; keeping the last, {key}={values[-1]} "
-            f"(order the values from the cheapest to the most cautious)")
-    assert result is not None
+        best = max(tried, key=lambda t: (t[3], t[4], -t[5]))
+        say(f"{b.name}: no combination met the SLO on every validation seed; kept {best[0]}, which met on "
+            f"{best[3]} of {len(best[1].validation)} (worst {best[4]:.4f})")
+    result = best[1]
     target = out / result.path.name
     shutil.copyfile(result.path, target)
     return Trained(result.scenario, target, result.files, result.sources, result.episodes, result.validation)
@@ -142,8 +162,8 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, key: str,
 def pretrain_suite(out: Path, learner_name: str = "slo-rl", seeds: int = 3, names: Sequence[str] | None = None,
                    quick: bool = False, settings: Mapping[str, Any] | None = None,
                    say: Callable[[str], None] = lambda _m: None,
-                   chooser: tuple[str, Sequence[Any], int] | None = None) -> list[Trained]:
-    """``chooser``: (setting, values, validation seeds) for :func:`choose`, per scenario."""
+                   chooser: tuple[Sequence[tuple[str, Sequence[Any]]], int] | None = None) -> list[Trained]:
+    """``chooser``: (grid of settings and values, validation seeds) for :func:`choose`, per scenario."""
     known = {b.name: b for b in TRAINING}
     chosen = list(names) if names else list(known)
     unknown = [n for n in chosen if n not in known]
@@ -151,5 +171,5 @@ def pretrain_suite(out: Path, learner_name: str = "slo-rl", seeds: int = 3, name
         raise ValueError(f"--scenarios: {unknown} have no training side; these do: {list(known)}")
     if chooser is None:
         return [pretrain_one(known[n], out, learner_name, seeds, quick, settings, say) for n in chosen]
-    key, values, validate = chooser
-    return [choose(known[n], out, learner_name, seeds, key, values, validate, quick, settings, say) for n in chosen]
+    grid, validate = chooser
+    return [choose(known[n], out, learner_name, seeds, grid, validate, quick, settings, say) for n in chosen]

@@ -106,20 +106,45 @@ def test_choose_validates_on_later_training_seeds_and_keeps_the_checkpoint_of_se
     from simulator.bench.pretrain import choose
 
     seen = []
-    t = choose(by_name(["knob-tp"])[0], tmp_path, "slo-rl", 2, "risk", [0.2, 0.05], validate=2, quick=True,
+    t = choose(by_name(["knob-tp"])[0], tmp_path, "slo-rl", 2, [("risk", [0.2, 0.05])], validate=2, quick=True,
                say=seen.append)
     assert [e["seed"] for e in t.episodes] == [1, 2] and [e["seed"] for e in t.validation] == [3, 4]
     prov = decode(t.path.read_bytes(), "slo-rl").state["provenance"]
     assert [e["seed"] for e in prov["episodes"]] == [1, 2]  # the checkpoint is taken before validation
     assert prov["sources_sha256"] == sources_digest(t.sources)
-    kept = prov["settings"]["risk"]
-    verdicts = [line for line in seen if "validation" in line]
-    # the first value whose validation meets the SLO, or the last one tried
-    assert verdicts[-1].startswith(f"knob-tp: risk={kept}:")
-    assert all("misses" in line for line in verdicts[:-1])
-    # when even the last value misses, the user is told that none passed, not left to infer it
-    assert ("misses" in verdicts[-1]) == any("no value of risk met the SLO" in line for line in seen)
     assert t.path == tmp_path / "slo-rl-knob-tp.ckpt"
+    verdicts = [line for line in seen if ": validation (" in line]
+    assert len(verdicts) == 2  # every value is tried: the cheapest passing one is wanted, not the first
+    kept = prov["settings"]["risk"]
+    assert any(line.startswith("knob-tp: kept {'risk': " + str(kept)) for line in seen)
+
+
+def test_choose_keeps_the_cheapest_combination_that_meets_and_else_the_one_meeting_on_most_seeds(tmp_path,
+                                                                                               monkeypatch):
+    """The rule, on a grid of two settings, with the episodes faked (each combination's validation result
+    is given): cheapest among those meeting on every seed; none meeting: most seeds met, then worst seed."""
+    import simulator.bench.pretrain as pt
+
+    outcomes = {(0.2, False): ([0.995, 0.98], 10.0), (0.2, True): ([0.995, 0.996], 14.0),
+                (0.1, False): ([0.999, 0.999], 12.0), (0.1, True): ([0.999, 0.9999], 13.0)}
+
+    def fake_pretrain_one(b, out, learner_name, seeds, quick, settings, say, validate):
+        att, gpu_h = outcomes[(settings["risk"], settings["saturation_guard"])]
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "ckpt"
+        path.write_text(repr(settings))
+        files = tuple(b.write(out / "train", "train", s, True)[0] for s in (1,))
+        val = tuple({"seed": 2 + i, "slo_attainment": a, "gpu_hours": gpu_h} for i, a in enumerate(att))
+        return pt.Trained(b.name, path, files, frozenset(), (), val)
+
+    monkeypatch.setattr(pt, "pretrain_one", fake_pretrain_one)
+    grid = [("risk", [0.2, 0.1]), ("saturation_guard", [False, True])]
+    t = pt.choose(by_name(["step"])[0], tmp_path / "a", "slo-rl", 1, grid, validate=2, quick=True)
+    assert t.path.read_text() == repr({"risk": 0.1, "saturation_guard": False})  # 12 GPU-h beats 13 and 14
+    outcomes.update({(0.2, False): ([0.98, 0.985], 10.0), (0.2, True): ([0.98, 0.985], 14.0),
+                     (0.1, False): ([0.999, 0.97], 12.0), (0.1, True): ([0.999, 0.96], 13.0)})
+    t = pt.choose(by_name(["step"])[0], tmp_path / "b", "slo-rl", 1, grid, validate=2, quick=True)
+    assert t.path.read_text() == repr({"risk": 0.1, "saturation_guard": False})  # 1 seed met, worst 0.97 beats 0.96
 
 
 def test_each_validation_episode_starts_from_the_checkpoint_as_an_evaluation_seed_does(tmp_path):
