@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -30,6 +30,9 @@ from simulator.inference import traces as tr
 from simulator.metrics import Recorder
 from simulator.results import RunResult
 from simulator.scenario import Scenario, ScenarioError, training_workload_paths
+
+if TYPE_CHECKING:
+    from simulator.training.goodput_las import LasSettings
 
 ORACLE = "oracle"
 HINDSIGHT = "hindsight-static"
@@ -55,11 +58,12 @@ def _pollux(seed: int = 0):
     return PolluxScheduler(seed=seed)
 
 
-def _goodput_las(seed: int = 0):
-    """Pollux's online-fitted goodput models + least-attained-service weights in its objective (fixed weights)."""
+def _goodput_las(seed: int = 0, las: LasSettings | None = None):
+    """Pollux's online-fitted goodput models + least-attained-service weights in its objective (fixed weights;
+    ``las`` overrides the frozen defaults, for tuning them on the training workloads and for comparisons)."""
     from simulator.training.goodput_las import GoodputLasScheduler
 
-    return GoodputLasScheduler(seed=seed)
+    return GoodputLasScheduler(las, seed=seed)
 
 
 TRAINING_SCHEDULERS = {"tiresias": _tiresias, "goodput-waterfill": _goodput_waterfill, "pollux": _pollux,
