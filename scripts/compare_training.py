@@ -17,6 +17,8 @@ import argparse
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,9 +36,41 @@ from simulator.workloads import TRAINING_SCHEDULERS  # noqa: E402
 POLLUX_DIR = REPO / "simulator" / "data" / "pollux"
 
 
-def _app(job: str) -> str:
-    """The application of a trace job, from its name (``<app>-<n>`` in the paper's traces)."""
+def app_of(job: str) -> str:
+    """The application (job class) of a trace job, from its name (``<app>-<n>`` in the paper's traces)."""
     return job.rsplit("-", 1)[0]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run's row: what this script prints and what scripts/tune_goodput_las.py optimises over."""
+
+    mean_s: float
+    p99_s: float
+    makespan_s: float
+    gpu_hours: float
+    restarts_per_job: float
+    per_class_s: dict[str, float]
+    unfinished: int = 0
+
+
+def summarise(jcts_s: Mapping[str, float], makespan_s: float, gpu_hours: float,
+              restarts: Mapping[str, int], unfinished: int = 0) -> RunSummary:
+    """A run's summary from its per-job JCTs: mean, p99, restarts per job, mean JCT per job class."""
+    jcts = np.array(list(jcts_s.values()), dtype=float)
+    classes: dict[str, list[float]] = defaultdict(list)
+    for name, jct in jcts_s.items():
+        classes[app_of(name)].append(jct)
+    return RunSummary(float(jcts.mean()), float(np.percentile(jcts, 99)), float(makespan_s), float(gpu_hours),
+                      sum(restarts.values()) / max(len(restarts), 1),
+                      {a: float(np.mean(v)) for a, v in sorted(classes.items())}, unfinished)
+
+
+def run_once(policy: str, load: float, workload: int, seed: int, las: LasSettings | None = None) -> RunSummary:
+    """One (policy, load, workload, seed) on the paper's job stream, 16 x 4 GPUs, the artifact's node choice."""
+    r = simulate_training(workload_path(POLLUX_DIR, load, workload), scheduler_of(policy, seed, las),
+                          pool=MostFreeFirstPool.uniform(16, 4), data_dir=POLLUX_DIR / "profiles", seed=seed)
+    return summarise(r.jcts_s, r.makespan_s, r.gpu_hours, r.num_restarts, len(r.unfinished))
 
 
 def las_settings(exponent: float | None, scale_gpu_s: float | None) -> LasSettings | None:
@@ -77,19 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds:
                 for policy in args.policies:
                     started = time.perf_counter()
-                    r = simulate_training(workload_path(POLLUX_DIR, load, w), scheduler_of(policy, seed, las),
-                                          pool=MostFreeFirstPool.uniform(16, 4), data_dir=POLLUX_DIR / "profiles",
-                                          seed=seed)
-                    jcts = np.array(list(r.jcts_s.values()))
-                    classes: dict[str, list[float]] = defaultdict(list)
-                    for name, jct in r.jcts_s.items():
-                        classes[_app(name)].append(jct)
-                    per = " ".join(f"{a}={np.mean(v):.0f}" for a, v in sorted(classes.items()))
-                    restarts = sum(r.num_restarts.values()) / max(len(r.num_restarts), 1)
-                    print(f"{policy:>12} {load:>4.1f} {w:>3d} {seed:>4d} {jcts.mean():>7.0f} "
-                          f"{np.percentile(jcts, 99):>7.0f} {r.makespan_s:>10.0f} {r.gpu_hours:>7.1f} "
-                          f"{restarts:>12.2f} {time.perf_counter() - started:>6.0f}  {per}"
-                          + (f" UNFINISHED {len(r.unfinished)}" if r.unfinished else ""), flush=True)
+                    r = run_once(policy, load, w, seed, las)
+                    per = " ".join(f"{a}={v:.0f}" for a, v in r.per_class_s.items())
+                    print(f"{policy:>12} {load:>4.1f} {w:>3d} {seed:>4d} {r.mean_s:>7.0f} "
+                          f"{r.p99_s:>7.0f} {r.makespan_s:>10.0f} {r.gpu_hours:>7.1f} "
+                          f"{r.restarts_per_job:>12.2f} {time.perf_counter() - started:>6.0f}  {per}"
+                          + (f" UNFINISHED {r.unfinished}" if r.unfinished else ""), flush=True)
     return 0
 
 

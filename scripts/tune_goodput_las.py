@@ -30,38 +30,25 @@ import json
 import math
 import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "scripts"):  # the library, and compare_training beside this script
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import numpy as np  # noqa: E402
+from compare_training import RunSummary, run_once  # noqa: E402
 
 from learners.bayesopt import BayesOptSettings, ConstrainedBayesOpt  # noqa: E402
 from simulator.training.goodput_las import LasSettings  # noqa: E402
 
-POLLUX_DIR = REPO / "simulator" / "data" / "pollux"
 TRAINING_WORKLOADS = (1, 2)
 """The only workloads the weights may be chosen on (issue 10); 3-8 are held out."""
 CLASS_BOUND = 1.10
 """The issue's bound on any job class' mean JCT relative to Pollux's."""
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What one simulated run contributes to the objective and to the report."""
-
-    mean_s: float
-    p99_s: float
-    makespan_s: float
-    gpu_hours: float
-    restarts_per_job: float
-    per_class_s: dict[str, float]
-    unfinished: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,23 +59,6 @@ class Ratios:
     p99: float
     makespan: float
     worst_class: float
-
-
-def app_of(job: str) -> str:
-    """The application (job class) of a trace job, from its name (``<app>-<n>`` in the paper's traces)."""
-    return job.rsplit("-", 1)[0]
-
-
-def summarise(jcts_s: Mapping[str, float], makespan_s: float, gpu_hours: float,
-              restarts: Mapping[str, int], unfinished: int = 0) -> RunSummary:
-    """A run's summary from its per-job JCTs (the same statistics scripts/compare_training.py prints)."""
-    jcts = np.array(list(jcts_s.values()), dtype=float)
-    classes: dict[str, list[float]] = defaultdict(list)
-    for name, jct in jcts_s.items():
-        classes[app_of(name)].append(jct)
-    return RunSummary(float(jcts.mean()), float(np.percentile(jcts, 99)), float(makespan_s), float(gpu_hours),
-                      sum(restarts.values()) / max(len(restarts), 1),
-                      {a: float(np.mean(v)) for a, v in sorted(classes.items())}, unfinished)
 
 
 def ratios(las: RunSummary, pollux: RunSummary) -> Ratios:
@@ -147,19 +117,6 @@ class SimCache:
         return self.runs[key], True
 
 
-def simulate(policy: str, las: LasSettings | None, load: float, workload: int, seed: int) -> RunSummary:
-    """One simulation, as scripts/compare_training.py runs it (16 x 4 GPUs, the artifact's node choice)."""
-    from simulator.training import simulate_training, workload_path
-    from simulator.training.artifact_pool import MostFreeFirstPool
-    from simulator.workloads import TRAINING_SCHEDULERS
-
-    factory = TRAINING_SCHEDULERS[policy]
-    scheduler = factory(seed, las=las) if las is not None else factory(seed)
-    r = simulate_training(workload_path(POLLUX_DIR, load, workload), scheduler,
-                          pool=MostFreeFirstPool.uniform(16, 4), data_dir=POLLUX_DIR / "profiles", seed=seed)
-    return summarise(r.jcts_s, r.makespan_s, r.gpu_hours, r.num_restarts, len(r.unfinished))
-
-
 Evaluate = Callable[[LasSettings], tuple[float, float, Ratios]]
 
 
@@ -210,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     def run(policy: str, las: LasSettings | None, load: float, w: int) -> RunSummary:
         started = time.perf_counter()
         summary, fresh = cache.get(key_of(policy, las, load, w, args.seed),
-                                   lambda: simulate(policy, las, load, w, args.seed))
+                                   lambda: run_once(policy, load, w, args.seed, las))
         if summary.unfinished:
             raise RuntimeError(f"{policy} {las} left {summary.unfinished} jobs unfinished at load {load} wl {w}")
         emit(f"# {policy} {'' if las is None else f'{las.exponent:.2f}/{las.scale_gpu_s:.0f}'} load {load} wl {w}: "

@@ -33,13 +33,13 @@ def _load_script(name: str):
 
 
 tune_las = _load_script("tune_goodput_las")
-compare = _load_script("compare_training")
+compare = sys.modules[tune_las.RunSummary.__module__]  # the compare_training the tuner imports its runs from
 
 
 def test_the_objective_is_the_mean_over_pairs_of_mean_jct_ratios_and_the_constraint_the_worst_class():
-    pollux = tune_las.summarise({"bert-1": 100.0, "bert-2": 300.0, "ncf-1": 50.0, "ncf-2": 150.0}, 1000.0, 2.0,
+    pollux = compare.summarise({"bert-1": 100.0, "bert-2": 300.0, "ncf-1": 50.0, "ncf-2": 150.0}, 1000.0, 2.0,
                                 {"bert-1": 1, "bert-2": 0, "ncf-1": 2, "ncf-2": 1})
-    las = tune_las.summarise({"bert-1": 80.0, "bert-2": 200.0, "ncf-1": 60.0, "ncf-2": 180.0}, 900.0, 2.5,
+    las = compare.summarise({"bert-1": 80.0, "bert-2": 200.0, "ncf-1": 60.0, "ncf-2": 180.0}, 900.0, 2.5,
                              {"bert-1": 2, "bert-2": 2, "ncf-1": 2, "ncf-2": 2})
     assert pollux.mean_s == 150.0 and pollux.per_class_s == {"bert": 200.0, "ncf": 100.0}
     assert pollux.restarts_per_job == 1.0 and pollux.p99_s == pytest.approx(np.percentile([100, 300, 50, 150], 99))
@@ -116,7 +116,7 @@ def test_the_weights_reach_the_scheduler_through_the_registry_and_compare_traini
 def test_the_cache_keys_name_the_weights_and_resume(tmp_path):
     a, b = LasSettings(1.0, 3600.0), LasSettings(1.0, 3600.0001)
     assert tune_las.key_of("goodput-las", a, 1.0, 1, 0) != tune_las.key_of("goodput-las", b, 1.0, 1, 0)
-    summary = tune_las.summarise({"ncf-1": 10.0}, 10.0, 1.0, {"ncf-1": 0})
+    summary = compare.summarise({"ncf-1": 10.0}, 10.0, 1.0, {"ncf-1": 0})
     cache = tune_las.SimCache(tmp_path / "c.json")
     assert cache.get("k", lambda: summary) == (summary, True)
     again = tune_las.SimCache(tmp_path / "c.json")
