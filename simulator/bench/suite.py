@@ -352,14 +352,13 @@ def _on_training(runs: dict[str, dict[str, list[RunResult]]],
         return None
     rules: dict[str, Any] = {}
     for group, (label, table) in tuned.items():
-        ev = runs.get(group, {}).get(label)
-        if not ev:
+        ev = Cell(group, label, runs.get(group, {}).get(label, []))
+        if not ev.runs:
             continue
         rules[group] = {"setting": label, "training": table[label],
-                        "attainment_mean": sum(r.metrics["slo_attainment"] for r in ev) / len(ev),
-                        "attainment_worst": min(r.metrics["slo_attainment"] for r in ev),
-                        "meets_slo_every_seed": all(r.meets_slo for r in ev),
-                        "gpu_hours": sum(r.metrics["gpu_hours"] for r in ev) / len(ev)}
+                        "attainment_mean": ev.mean("slo_attainment"),
+                        "attainment_worst": min(r.metrics["slo_attainment"] for r in ev.runs),
+                        "meets_slo_every_seed": ev.meets_all, "gpu_hours": ev.mean("gpu_hours")}
     passing = [g for g, v in rules.items() if v["training"]["meets_slo_all_seeds"]]
     best = min(passing, key=lambda g: rules[g]["training"]["gpu_hours"]) if passing else None
     return {"rules": rules, "best": best}
