@@ -39,7 +39,8 @@ def bench() -> None:
 @click.option("--scenario", "user", multiple=True, metavar="FILE.yaml",
               help="Add your own scenario (your trace, your latency table); its policies are replaced by the "
                    "suite's. Repeatable. With --scenarios none, only yours run.")
-@click.option("--policies", default=None, metavar="A,B,...", help="Only these registered policies.")
+@click.option("--policies", default=None, metavar="A,B,...",
+              help="Only these registered policies, or swept groups of one (keda-rw: KEDA on requests in flight).")
 @click.option("--no-oracle", is_flag=True, help="Skip the oracle's bound and replay.")
 @click.option("--pretrained", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Also run each policy P from DIR/<P>-<scenario>.ckpt where that file exists, as the row "
@@ -65,7 +66,7 @@ def inference(out: Path, quick: bool, seeds: int, scenarios: str | None, user: t
       autocm bench pretrain --out ckpt/ && autocm bench inference --pretrained ckpt/ --out reports/bench
       autocm bench inference --tune-rules-on-training 6 --pretrained ckpt/ --out reports/fair
     """
-    from simulator.bench.suite import inference_policies, run_suite
+    from simulator.bench.suite import SWEEPS, inference_policies, run_suite
     from simulator.bench.summary import markdown_table
 
     names = [s.strip() for s in scenarios.split(",")] if scenarios else None
@@ -75,9 +76,10 @@ def inference(out: Path, quick: bool, seeds: int, scenarios: str | None, user: t
         names = []
     only = [p.strip() for p in policies.split(",")] if policies else None
     if only:
-        unknown = sorted(set(only) - set(inference_policies()))
+        known = list(dict.fromkeys([*inference_policies(), *SWEEPS]))
+        unknown = sorted(set(only) - set(known))
         if unknown:
-            raise ValueError(f"--policies: {unknown} not registered for inference; known: {inference_policies()}")
+            raise ValueError(f"--policies: {unknown} not registered for inference; known: {known}")
     report = run_suite(out, quick=quick, seeds=seeds, names=names, user=user, only=only, progress=not quiet,
                        oracle=not no_oracle, pretrained=pretrained, tune_on_training=tune_on_training)
     for name, scn in report["scenarios"].items():

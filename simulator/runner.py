@@ -57,20 +57,21 @@ def expand(scenario: Scenario, only: Sequence[str] | None, sweep: bool) -> list[
         if only and label not in only:
             continue
         base = dict(entry.get("settings", {}))
-        share = {"share": bool(entry.get("share", False)),
+        extra = {"share": bool(entry.get("share", False)),
                  "share_every_s": float(entry.get("share_every_s", 300.0)),
                  "share_max_age_s": float(entry.get("share_max_age_s", 600.0)),
-                 "share_fraction": float(entry.get("share_fraction", 1.0))}
+                 "share_fraction": float(entry.get("share_fraction", 1.0)),
+                 "profiled": bool(entry.get("profiled", False))}
         grid = entry.get("sweep") if sweep else None
         if not grid:
-            runs.append(PolicyRun(label, entry["name"], base, group=label, checkpoint=entry.get("checkpoint"), **share))
+            runs.append(PolicyRun(label, entry["name"], base, group=label, checkpoint=entry.get("checkpoint"), **extra))
             continue
         keys = sorted(grid)
         for values in product(*(grid[k] for k in keys)):
             settings = {**base, **dict(zip(keys, values, strict=True))}
             tag = ", ".join(f"{k}={_format_value(v)}" for k, v in zip(keys, values, strict=True))
             runs.append(PolicyRun(f"{label} ({tag})", entry["name"], settings, group=label,
-                                  checkpoint=entry.get("checkpoint"), **share))
+                                  checkpoint=entry.get("checkpoint"), **extra))
     if not runs:
         raise ScenarioError(f"{scenario.path}: no policy left to run")
     return runs

@@ -89,6 +89,11 @@ _policy = {
         "share_every_s": {"type": "number", "exclusiveMinimum": 0},
         "share_max_age_s": {"type": "number", "exclusiveMinimum": 0},
         "share_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "profiled": {
+            "type": "boolean",
+            "description": "give a planner that takes a latency profile (forecast's prefill_seconds) each "
+                           "service's own, from the latency table it is simulated with",
+        },
     },
 }
 

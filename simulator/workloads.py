@@ -89,6 +89,24 @@ class PolicyRun:
     share_every_s: float = 300.0
     share_max_age_s: float = 600.0
     share_fraction: float = 1.0
+    profiled: bool = False
+    """Give a policy that plans from a latency profile (the ``forecast`` scaler's ``prefill_seconds``) each
+    service's own, from the latency table that service is simulated with, as SageServe profiles every
+    configuration offline; settings the run names win. Without it a scaler given no table estimates
+    capacity online, which is a different (weaker) policy than the one the paper describes."""
+
+
+PROFILE_PROMPTS = (128, 256, 512, 1024, 2048, 4096, 8192)
+"""Prompt lengths of a latency profile (the rows the bundled scenarios write out by hand)."""
+
+
+def latency_profile(learner: str, svc: _Service) -> dict[str, Any]:
+    """The settings a profiled ``learner`` gets from ``svc``'s latency table ({} for one that takes none)."""
+    if learner != "forecast":
+        return {}
+    tps = svc.space["gpus_per_replica"].values if "gpus_per_replica" in svc.space else ()
+    return {"prefill_seconds": {f"{int(tp)}": svc.perf.prefill_profile(PROFILE_PROMPTS, int(tp)) for tp in tps},
+            "cold_start_s": float(svc.spec.get("cold_start_s", 60.0))}
 
 
 def duration_of(scenario: Scenario) -> float:
@@ -223,8 +241,9 @@ def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
     from controller.policy import check_learner_settings
 
     try:
-        check_learner_settings(prun.learner, prun.settings, "settings")
-        learner = create(prun.learner, svc.space, svc.objective, prun.settings)
+        settings = {**latency_profile(prun.learner, svc), **prun.settings} if prun.profiled else prun.settings
+        check_learner_settings(prun.learner, settings, "settings")
+        learner = create(prun.learner, svc.space, svc.objective, settings)
     except (TypeError, ValueError) as exc:
         raise ScenarioError(f"{scenario.path}: policy {prun.label}: {exc}") from None
     except (RuntimeError, ArithmeticError) as exc:  # a setting the type check let through broke the learner

@@ -30,8 +30,14 @@ def rows(scn: dict[str, Any]) -> list[list[str]]:
     for group, p in sorted(scn["policies"].items(), key=lambda kv: kv[1]["gpu_hours"]):
         bound = _f(p["x_oracle_bound"], 2) if p["on_oracle_grid"] else "off-grid"
         walls = p["wall_s_per_run"]
-        tag = (" (hindsight-tuned" + (", at the grid's edge" if p.get("chosen_at_grid_edge") else "") + ")"
-               if p["hindsight_tuned"] else "")
+        tag = ""
+        if p["hindsight_tuned"]:
+            notes = ["hindsight-tuned"]
+            if not p["meets_slo_every_seed"]:
+                notes.append(f"none of its {len(p['swept'])} settings met the SLO on every seed: the most attaining")
+            if p.get("chosen_at_grid_edge"):
+                notes.append("at the grid's edge")
+            tag = f" ({'; '.join(notes)})"
         out.append([group, p["setting"] + tag,
                     _f(p["attainment_mean"], 4), _f(p["attainment_worst"], 4), _f(p["meets_slo_every_seed"]),
                     _f(p["gpu_hours"], 2), _f(p["x_best_rule"], 2), _f(p["x_forecast"], 2),
@@ -140,7 +146,11 @@ def write_summary(out: Path, report: dict[str, Any]) -> Path:
              "setting that met the SLO on every seed: their **hindsight-tuned best**, tuned on this test itself. "
              "'x best rule' divides by the cheapest of those; 'x oracle bound' is shown only for policies that "
              "change configuration on the oracle's grid (once per control interval); rules acting every few "
-             "seconds are 'off-grid', the bound's argument does not cover them. Ratios are of mean GPU-hours.", ""]
+             "seconds are 'off-grid', the bound's argument does not cover them. Ratios are of mean GPU-hours.", "",
+             "The forecast-aware scaler (after SageServe) is given each service's latency profile, as SageServe "
+             "profiles offline, and swept over its planned utilisation the same way; 'x forecast' divides by its "
+             "cheapest setting that met the SLO on every seed (blank when none did). It is not a reactive rule, so "
+             "'x best rule' does not count it.", ""]
     for name, scn in report["scenarios"].items():
         parts += [f"## {name}", "", scn["description"], "",
                   f"Best tuned reactive rule: {scn['best_rule_setting'] or 'none met the SLO on every seed'}.", "",

@@ -336,6 +336,20 @@ class PerfModel:
         step = self.decode_step_s(batch, tp, output_tokens, prompt_tokens)
         return ttft, ttft + (max(output_tokens, 1) - 1) * step
 
+    def prefill_profile(self, prompts: Sequence[float], tp: int) -> list[list[float]]:
+        """Rows ``[prompt_tokens, seconds]`` of one prompt's prefill at batch 1: the offline profile a
+        capacity planner such as SageServe builds from this table. A profile is not a simulated request, so
+        it counts no coverage and leaves the memo as it was (a lookup made here must still be counted when
+        a request makes it)."""
+        coverage, memo = Counter(self.coverage), dict(self._prefill_memo)
+        try:
+            return [[float(p), self.prefill_time_s(float(p), 1, tp)] for p in prompts]
+        finally:  # in place: whoever holds these objects sees them as they were
+            self.coverage.clear()
+            self.coverage.update(coverage)
+            self._prefill_memo.clear()
+            self._prefill_memo.update(memo)
+
     @property
     def coverage_warnings(self) -> list[str]:
         """Everything the model could not take from a measurement, in words (exclusions + counts)."""

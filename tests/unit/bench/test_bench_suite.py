@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from controller.cli import main
-from simulator.bench.suite import RULE_SWEEPS, _choose, _on_training, inference_policies, plans
+from simulator.bench.suite import FORECAST, RULE_SWEEPS, SWEEPS, _choose, _on_training, inference_policies, plans
 from simulator.results import RunResult
 
 
@@ -17,11 +17,26 @@ def test_every_registered_inference_policy_is_in_the_suite_and_rules_are_swept_f
     names = inference_policies()
     assert {"static", "hpa", "kpa"} <= set(names)
     full = plans(quick=False)
-    for rule, (_, _key, grid) in RULE_SWEEPS.items():
-        assert len(grid) >= 8 and list(grid) == sorted(grid), rule
-        if rule in names:
-            assert sum(p.group == rule for p in full) == len(grid)
-    assert {p.group for p in full} == set(names)
+    for group, sw in SWEEPS.items():
+        assert len(sw.grid) >= 8 and list(sw.grid) == sorted(sw.grid), group
+        if sw.learner in names:
+            runs = [p for p in full if p.group == group]
+            assert len(runs) == len(sw.grid) and {p.learner for p in runs} == {sw.learner}
+            assert [p.settings[sw.key] for p in runs] == list(sw.grid)
+            assert all(p.settings.items() >= sw.base.items() and p.profiled == sw.profiled for p in runs)
+    assert {p.learner for p in full} == set(names)
+    assert {p.group for p in full} == set(names) | set(SWEEPS)
+    # both KEDA forms its users write; the forecast scaler is swept and profiled but is not a reactive rule
+    assert RULE_SWEEPS["keda-rw"].base == {"query": "running+waiting"} and RULE_SWEEPS["keda"].base == {}
+    assert FORECAST not in RULE_SWEEPS and SWEEPS[FORECAST].profiled
+
+
+def test_policies_can_name_a_learner_or_one_swept_group():
+    assert {p.group for p in plans(quick=True, only=["keda"])} == {"keda", "keda-rw"}
+    assert {p.group for p in plans(quick=True, only=["keda-rw"])} == {"keda-rw"}
+    assert {p.group for p in plans(quick=True, only=["forecast", "static"])} == {"forecast", "static"}
+    res = CliRunner().invoke(main, ["bench", "inference", "--policies", "keda-rx", "--out", "/tmp/x", "-q"])
+    assert res.exit_code != 0 and "keda-rw" in res.output and "Traceback" not in res.output
 
 
 def test_quick_suite_writes_the_table_json_and_plots(tmp_path):
