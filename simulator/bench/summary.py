@@ -93,8 +93,10 @@ def oracle_line(scn: dict[str, Any]) -> str:
         f"(interval, configuration) pairs undercounted, largest total excess {c['slack_misses']} misses"
         + (f"; bound re-solved with that slack: {_f(c.get('repaired_lower_bound_gpu_hours'), 2)} GPU-h."
            if c.get("slack_misses") else ".") for svc, c in pc.items())
-    return (f"Oracle bracket (mean over seeds): lower bound {_f(o['lower_bound_gpu_hours'], 2)} GPU-h, cheapest "
-            f"passing replay {_f(o['replay_gpu_hours'], 2)} GPU-h, gap {_f(o['gap'], 3)}. Per seed: {heads}.{checked}")
+    basis = f" (bound: {o['lower_bound_basis']})" if o.get("lower_bound_basis") else ""
+    return (f"Oracle bracket (mean over seeds): lower bound {_f(o['lower_bound_gpu_hours'], 2)} GPU-h{basis}, "
+            f"cheapest passing replay {_f(o['replay_gpu_hours'], 2)} GPU-h, gap {_f(o['gap'], 3)}. "
+            f"Per seed: {heads}.{checked}")
 
 
 def _seed_bracket(s: dict[str, Any]) -> str:

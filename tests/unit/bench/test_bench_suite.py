@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -149,3 +150,32 @@ def test_tune_rules_on_training_reads_only_training_files_and_reports_both_rows(
     assert "Rules tuned on the training side" in (out / "summary.md").read_text()
     r = CliRunner().invoke(main, ["bench", "inference", "--tune-rules-on-training", "-1", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_the_bound_divides_by_the_resolved_figure_where_the_premise_failed_and_says_what_it_rests_on():
+    from simulator.bench.suite import bound_with_premises
+
+    raw = [11.56, 12.0, 12.4]
+    ok = {"tp": {"violations": 0, "slack_misses": 0, "lower_bound_gpu_hours": 11.56}}
+    same, why = bound_with_premises(raw, ok, checked=True)
+    assert same == raw and "held" in why and "unchecked" in why
+    bad = {"tp": {"violations": 19, "slack_misses": 40, "lower_bound_gpu_hours": 11.56,
+                  "repaired_lower_bound_gpu_hours": 10.31}}
+    fixed, why = bound_with_premises(raw, bad, checked=True)
+    assert fixed[0] == pytest.approx(10.31) and fixed[1:] == raw[1:] and "19 pair(s)" in why
+    # two services, one repaired: only its excess comes off the seed's total
+    two = {**bad, "code": {"violations": 0, "slack_misses": 0, "lower_bound_gpu_hours": 5.0}}
+    assert bound_with_premises([16.56], two, checked=True)[0] == [pytest.approx(15.31)]
+    lost = {"tp": {**bad["tp"], "repaired_lower_bound_gpu_hours": None}}
+    nan, why = bound_with_premises(raw, lost, checked=True)
+    assert nan[0] != nan[0] and "no bound" in why
+    assert "not checked" in bound_with_premises(raw, None, checked=False)[1]
+    assert bound_with_premises(raw, None, checked=False)[0] == raw
+
+
+def test_an_infeasible_oracle_prints_no_bound_in_the_summary():
+    from simulator.bench.summary import oracle_line
+
+    line = oracle_line({"oracle": {"feasible": False, "lower_bound_gpu_hours": None, "per_seed": []}})
+    assert "infeasible" in line and "no bound is printed" in line and "GPU-h" not in line
+    assert oracle_line({"oracle": {"feasible": None}}) == "Oracle: not run."
