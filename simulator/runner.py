@@ -28,12 +28,14 @@ from simulator.scenario import Scenario, ScenarioError
 from simulator.workloads import (
     HINDSIGHT,
     ORACLE,
+    SEEDED_SCHEDULERS,
     PolicyRun,
     add_oracle_ratios,
     build_services,
     check,
     duration_of,
     simulate,
+    training_scheduler,
 )
 
 
@@ -130,12 +132,43 @@ def metrics_wanted(scenario: Scenario, metrics: bool | None) -> bool:
     return not scenario.inference or duration_of(scenario) <= METRICS_AUTO_LIMIT_S
 
 
-def seed_sensitive(scenario: Scenario) -> bool:
-    """Whether the seed changes anything: load-shape traces draw their arrivals and request sizes from it,
-    node failures their times; recorded logs, the Azure trace and the training model do not."""
+def seed_sensitive(scenario: Scenario, plan: Sequence[PolicyRun] | None = None) -> bool:
+    """Whether the seed changes anything in the runs of ``plan`` (all policies when None): load-shape traces
+    draw their arrivals and request sizes from it, node failures their times, and the randomised training
+    schedulers (:data:`~simulator.workloads.SEEDED_SCHEDULERS`) their allocation search; recorded logs, the
+    Azure trace, the training cluster model and the other schedulers do not."""
     if scenario.raw.get("failures", {}).get("enabled"):
         return True
-    return any(spec["trace"]["kind"] == "load-shape" for spec in scenario.inference)
+    if any(spec["trace"]["kind"] == "load-shape" for spec in scenario.inference):
+        return True
+    return bool(_schedulers_run(scenario, plan) & SEEDED_SCHEDULERS)
+
+
+def _schedulers_run(scenario: Scenario, plan: Sequence[PolicyRun] | None) -> set[str]:
+    """The training schedulers the runs of ``plan`` use (none without training jobs)."""
+    if not scenario.training:
+        return set()
+    learners = [r.learner for r in plan] if plan is not None else [p["name"] for p in scenario.policies]
+    return {training_scheduler(scenario, lr) for lr in learners if lr != ORACLE}
+
+
+def _same_every_seed(scenario: Scenario, plan: Sequence[PolicyRun], seeds: int) -> str:
+    """The one-line refusal of ``--seeds N`` where nothing varies, naming what this scenario runs."""
+    fixed = []
+    kinds = {spec["trace"]["kind"] for spec in scenario.inference}
+    if "request-log" in kinds:
+        fixed.append("its request logs replay as recorded")
+    if "azure-code" in kinds:
+        fixed.append("the Azure trace replays as recorded")
+    schedulers = sorted(_schedulers_run(scenario, plan))
+    if schedulers:
+        fixed.append(f"the training scheduler{'s' if len(schedulers) > 1 else ''} it runs "
+                     f"({', '.join(schedulers)}) draw{'' if len(schedulers) > 1 else 's'} nothing from the seed")
+    fixed.append("node failures are off")
+    return (f"{scenario.path}: --seeds {seeds}: nothing in this scenario depends on the seed ({', '.join(fixed)}), "
+            "so every seed would repeat one identical run and show a false 95% interval of 0; run one seed, or "
+            "vary something real: a load-shape trace (a new Poisson sample per seed), failures: {enabled: true}, "
+            f"or a randomised training scheduler ({', '.join(sorted(SEEDED_SCHEDULERS))})")
 
 
 def _safe_name(label: str) -> str:
@@ -151,13 +184,8 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
     run goes); None decides by duration (:func:`metrics_wanted`). ``hindsight``: add the best static
     configuration in hindsight (:mod:`simulator.hindsight`) to inference reports."""
     plan = expand(scenario, only, sweep)
-    if len(seeds) > 1 and not seed_sensitive(scenario):
-        raise ScenarioError(
-            f"{scenario.path}: --seeds {len(seeds)}: nothing in this scenario depends on the seed (recorded "
-            "request logs and the Azure trace replay as recorded, the training model is deterministic, node "
-            "failures are off), so every seed would repeat one identical run and show a false 95% interval "
-            "of 0; run one seed, or vary something real: a load-shape trace (a new Poisson sample per seed) "
-            "or failures: {enabled: true}")
+    if len(seeds) > 1 and not seed_sensitive(scenario, plan):
+        raise ScenarioError(_same_every_seed(scenario, plan, len(seeds)))
     duration = duration_of(scenario)
     export = metrics_wanted(scenario, metrics)
     bar = _Progress(duration * len(plan) * len(seeds), progress)

@@ -69,6 +69,11 @@ def _goodput_las(seed: int = 0, las: LasSettings | None = None):
 TRAINING_SCHEDULERS = {"tiresias": _tiresias, "goodput-waterfill": _goodput_waterfill, "pollux": _pollux,
                        "goodput-las": _goodput_las}
 """Cluster schedulers for training workloads (not per-workload learners): factories taking the run's seed."""
+SEEDED_SCHEDULERS = frozenset({"pollux", "goodput-las"})
+"""Training schedulers whose decisions depend on the run's seed: Pollux's genetic allocation search draws
+from ``np.random.default_rng(seed)`` (:class:`~simulator.training.pollux.PolluxScheduler`) and goodput-las
+runs that same search. Tiresias and goodput-waterfill take the seed and draw nothing from it. A test checks
+this set against the schedulers themselves (which of them hold a random generator)."""
 RENAMED_SCHEDULERS = {"rl-arbiter": "goodput-waterfill"}
 """Old name -> new name: the old names are refused with a message naming the new one."""
 PAPER_COUNTERPART = {"tiresias": "tiresias", "goodput-waterfill": "pollux", "pollux": "pollux",
@@ -512,6 +517,14 @@ def _paper_load(ref: str) -> float | None:
         return None
 
 
+def training_scheduler(scenario: Scenario, learner: str) -> str:
+    """The cluster scheduler a policy's run uses for the scenario's training jobs: the policy itself when it
+    is a training scheduler, else the scenario's ``training.scheduler`` (Tiresias by default)."""
+    if learner in TRAINING_SCHEDULERS:
+        return learner
+    return str((scenario.training or {}).get("scheduler", "tiresias"))
+
+
 def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, pool: GpuPool,
                   recorder: Recorder | None, seed: int, until: float | None, slowdown: float = 0.0,
                   listeners: list[FailureListener] | None = None,
@@ -520,7 +533,7 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
     from simulator.training import TrainingSettings, simulate_training
 
     t = scenario.training or {}
-    name = prun.learner if prun.learner in TRAINING_SCHEDULERS else t.get("scheduler", "tiresias")
+    name = training_scheduler(scenario, prun.learner)
     if name in RENAMED_SCHEDULERS:
         raise ScenarioError(f"{scenario.path}: training.scheduler: {name!r} was renamed "
                             f"{RENAMED_SCHEDULERS[name]!r}; use the new name")

@@ -119,12 +119,58 @@ def test_seeds_that_change_nothing_are_refused(tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["sim", str(path), "--seeds", "3", "-q", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "--seeds 3" in res.output and "Traceback" not in res.output
-    assert "--seeds" in runner.invoke(main, ["sim", "training-pollux-1.0", "--seeds", "2", "-q",
-                                             "--out", str(tmp_path / "t")]).output
+    assert "request logs replay as recorded" in res.output
     # a load shape draws a new sample per seed: allowed, and the seeds differ
     scen = tiny(tmp_path, "  - {name: static}")
     report = run_scenario(scen, tmp_path / "ok", [2, 3], progress=False, metrics=False, hindsight=False)
     assert report.runs[0].metrics["requests"] != report.runs[1].metrics["requests"]
+
+
+def _training(tmp_path, policies: str):
+    """A training-only scenario of the first 18 jobs of Pollux's 1.0x workload 1 that fit 2 nodes x 4 GPUs
+    (a few seconds per run; Pollux's search gives different JCTs on seeds 0 and 1 here)."""
+    src = (sc.DATA_DIR / "pollux" / "workloads-1.0" / "workload-1.csv").read_text().splitlines()
+    rows = [line for line in src[1:30] if int(line.split(",")[3]) <= 8]
+    (tmp_path / "jobs.csv").write_text("\n".join([src[0], *rows]) + "\n")
+    path = tmp_path / "train.yaml"
+    path.write_text("name: train\ndescription: d\ncluster: {nodes: 2, gpus_per_node: 4, node_choice: most-free}\n"
+                    f"training: {{workload: jobs.csv}}\npolicies: [{policies}]\n")
+    return path
+
+
+def test_a_deterministic_training_scheduler_refuses_seeds_and_names_itself(tmp_path):
+    path = _training(tmp_path, "{name: tiresias}")
+    res = CliRunner().invoke(main, ["sim", str(path), "--seeds", "2", "-q", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "(tiresias) draws nothing from the seed" in res.output
+    assert "the training model is deterministic" not in res.output  # the old, false, blanket claim
+
+
+@pytest.mark.parametrize("scheduler", ["pollux", "goodput-las"])
+def test_a_randomised_training_scheduler_runs_every_seed_and_the_seeds_differ(tmp_path, scheduler):
+    scen = sc.load(_training(tmp_path, f"{{name: {scheduler}}}"))
+    report = run_scenario(scen, tmp_path / "out", [0, 1], progress=False, metrics=False)
+    jct = [r.metrics["avg_jct_s"] for r in report.runs]
+    assert len(jct) == 2 and jct[0] != jct[1]
+
+
+def test_seed_sensitivity_follows_the_schedulers_that_run():
+    from simulator.runner import expand, seed_sensitive
+
+    scen = sc.load("training-pollux-1.0")
+    assert seed_sensitive(scen)  # pollux runs
+    assert not seed_sensitive(scen, expand(scen, ["tiresias", "goodput-waterfill"], sweep=True))
+    assert seed_sensitive(scen, expand(scen, ["pollux"], sweep=True))
+
+
+def test_the_seeded_scheduler_list_matches_the_schedulers_that_hold_a_random_generator():
+    import numpy as np
+
+    from simulator.workloads import SEEDED_SCHEDULERS, TRAINING_SCHEDULERS
+
+    for name, make in TRAINING_SCHEDULERS.items():
+        holds = any(isinstance(v, np.random.Generator) for v in vars(make(seed=0)).values())
+        assert holds == (name in SEEDED_SCHEDULERS), name
 
 
 def test_extrapolation_warnings_reach_the_cli_and_the_summary(tmp_path):
