@@ -171,6 +171,42 @@ def _same_every_seed(scenario: Scenario, plan: Sequence[PolicyRun], seeds: int) 
             f"or a randomised training scheduler ({', '.join(sorted(SEEDED_SCHEDULERS))})")
 
 
+WALL_TIME_FRACTION = 0.5
+"""A swept setting is at the wall when its target asked for the maximum (the replicas knob's upper bound or
+every GPU of the cluster) for at least this fraction of the run, time-weighted (``time_at_max``)."""
+WALL_GPU_HOURS_SPREAD = 0.01
+"""...or when the GPU-hours of every swept setting agree within this fraction (max / min - 1)."""
+
+
+def wall_note(group: str, cands: dict[str, list[RunResult]]) -> str | None:
+    """The note saying a sweep hit the wall, or None when its settings ran differently.
+
+    Flagged when every setting spent most of the run asking for the maximum, or when they all cost the same.
+    A target at the maximum at the very end alone is not enough: one final burst pushes every setting there
+    however differently they ran until then. The note gives the measured ranges, so a reader can judge."""
+    fractions = [r.metrics.get("time_at_max", math.nan) for rs in cands.values() for r in rs]
+    costs = [_mean_of(rs, "gpu_hours") for rs in cands.values()]
+    attainment = [_mean_of(rs, "slo_attainment") for rs in cands.values()]
+    pinned = all(f >= WALL_TIME_FRACTION for f in fractions)
+    same = min(costs) > 0 and max(costs) / min(costs) - 1 <= WALL_GPU_HOURS_SPREAD
+    if not (pinned or same):
+        return None
+    spent = (f"every setting asked for the maximum (the replicas knob's upper bound or every GPU of the cluster) "
+             f"for {min(fractions):.0%}-{max(fractions):.0%} of the run, time-weighted")
+    ranges = f"GPU-hours {min(costs):.3g}-{max(costs):.3g}, SLO attainment {min(attainment):.3g}-{max(attainment):.3g}"
+    if same:
+        return (f"{group}: the sweep cannot tell its {len(cands)} settings apart: their GPU-hours agree within "
+                f"{WALL_GPU_HOURS_SPREAD:.0%} ({ranges}){'; ' + spent if pinned else ''}; widen the knob or the "
+                "cluster.")
+    return (f"{group}: the sweep ran into the wall: {spent} ({ranges}), so the cluster, not the setting, decided "
+            "much of what they did; widen the knob or the cluster to compare them unconstrained.")
+
+
+def _mean_of(runs: Sequence[RunResult], metric: str) -> float:
+    """A metric's mean over the seeds of one swept setting (NaN where a run lacks it)."""
+    return sum(r.metrics.get(metric, math.nan) for r in runs) / len(runs)
+
+
 def _safe_name(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
 
@@ -244,10 +280,9 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
                                    f"is {best} (of {len(cands)} swept).")
         chosen[group] = best
         shown.extend(cands[best])
-        if all(r.metrics.get("ended_at_max") for rs in cands.values() for r in rs):
-            extras["notes"].append(f"{group}: every swept setting ended at the maximum (the replicas knob's "
-                                   "upper bound or every GPU of the cluster): the sweep hit the wall, so it "
-                                   "cannot tell the settings apart; widen the knob or the cluster.")
+        wall = wall_note(group, cands)
+        if wall:
+            extras["notes"].append(wall)
     extras["sweeps"] = sweeps
     extras["chosen"] = chosen
     if scenario.inference and hindsight:

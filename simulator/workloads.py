@@ -434,24 +434,42 @@ def _drain(env: simpy.Environment, services: Sequence[_Service], deadline: float
         env.run(until=min(env.now + step_s, deadline))
 
 
+def _at_wall(config: dict[str, float], top: float, cluster_gpus: int) -> bool:
+    """Whether a target asks for the maximum: the replicas knob's upper bound or every GPU of the cluster."""
+    return config["replicas"] >= top or config["replicas"] * config["gpus_per_replica"] >= cluster_gpus
+
+
+def _time_at_wall(service: InferenceService, top: float, cluster_gpus: int, now_s: float) -> float:
+    """The fraction of the run (time-weighted, drain included) during which the service's target was at the
+    maximum. What was asked at the very end says little: one final burst can push every setting of a sweep
+    there, however differently they ran until then."""
+    if now_s <= 0:
+        return 0.0
+    changes = [(0.0, service.initial_target), *((t, cfg) for t, _, cfg in service.events)]
+    ends = [t for t, _ in changes[1:]] + [now_s]
+    return sum(end - t for (t, cfg), end in zip(changes, ends, strict=True)
+               if _at_wall(cfg, top, cluster_gpus)) / now_s
+
+
 def _inference_metrics(services: Sequence[_Service], sums: Sequence[dict[str, Any]], now_s: float,
                        cluster_gpus: int) -> tuple[dict[str, float], dict[str, list], bool]:
     arrived = sum(s["requests_arrived"] for s in sums)
     met = sum(s["slo_attainment"] * s["requests_arrived"] for s in sums)
     hours = max(now_s, 1e-9) / 3600.0
     gpu_hours = sum(s["gpu_hours"] for s in sums)
-    at_wall = 0.0
-    for svc, summ in zip(services, sums, strict=True):
+    at_wall, time_at_wall = 0.0, 0.0
+    for svc in services:
         top = next(k for k in svc.space.knobs if k.name == "replicas").upper
-        want = summ["target"]
-        if want["replicas"] >= top or want["replicas"] * want["gpus_per_replica"] >= cluster_gpus:
+        if _at_wall(svc.service.config, top, cluster_gpus):  # type: ignore[union-attr]
             at_wall = 1.0
+        time_at_wall = max(time_at_wall, _time_at_wall(svc.service, top, cluster_gpus, now_s))  # type: ignore[arg-type]
     metrics = {
         "slo_attainment": met / arrived if arrived else 1.0,
         "gpu_hours": gpu_hours,
         "gpus_held_mean": gpu_hours / hours,
         "pending_pods_mean": sum(s["pending_pod_hours"] for s in sums) / hours,
         "ended_at_max": at_wall,
+        "time_at_max": time_at_wall,
         "ttft_p50_seconds": max(s["ttft_p50_s"] for s in sums),
         "ttft_p99_seconds": max(s["ttft_p99_s"] for s in sums),
         "tbt_p50_seconds": max(s["tbt_p50_s"] for s in sums),

@@ -187,7 +187,45 @@ def test_a_sweep_whose_every_setting_ends_at_the_maximum_says_so(tmp_path):
     scen = tiny(tmp_path, "  - {name: hpa, sweep: {target: [0.5, 0.8]}}", nodes=1, max_replicas=2, trace=heavy,
                 initial=1)  # one node holds one TP8 replica: a bigger start is refused as unreachable
     report = run_scenario(scen, tmp_path / "out", [2], progress=False, metrics=False, hindsight=False)
-    assert "every swept setting ended at the maximum" in report.table_text
+    assert all(r.metrics["time_at_max"] == 1.0 for r in json_runs(tmp_path / "out"))  # 1 x TP8 fills the node
+    assert "hpa: the sweep " in report.table_text and "for 100%-100% of the run" in report.table_text
+
+
+def json_runs(out):
+    return [RunResult(r["policy"], r["learner"], r["settings"], r["seed"], r["metrics"], r["meets_slo"])
+            for r in _strict_loads((out / "all_runs.json").read_text())]
+
+
+def test_settings_that_only_end_at_the_maximum_are_not_said_to_hit_the_wall(tmp_path):
+    # quiet for 270 s, then a burst: both settings end asking for the maximum, after running differently
+    rows = [f"{t},500,50" for t in range(0, 270, 10)] + [f"{270 + i / 10:.1f},4000,400" for i in range(300)]
+    (tmp_path / "burst.csv").write_text("timestamp,input,output\n" + "\n".join(rows) + "\n")
+    scen = tiny(tmp_path, "  - {name: hpa, sweep: {target: [0.3, 0.9]}}", trace="{kind: request-log, path: burst.csv}",
+                initial=1, nodes=4)
+    report = run_scenario(scen, tmp_path / "out", [2], progress=False, metrics=False, hindsight=False)
+    runs = json_runs(tmp_path / "out")
+    assert len(runs) == 2 and all(r.metrics["ended_at_max"] == 1.0 for r in runs)
+    assert all(r.metrics["time_at_max"] < 0.5 for r in runs)
+    hours = sorted(r.metrics["gpu_hours"] for r in runs)
+    assert hours[1] / hours[0] > 1.01
+    assert "wall" not in report.table_text and "apart" not in report.table_text
+
+
+def _swept(gpu_hours: list[float], time_at_max: list[float]) -> dict[str, list[RunResult]]:
+    return {f"s{i}": [RunResult(f"s{i}", "hpa", {}, 0, {"gpu_hours": g, "time_at_max": f, "ended_at_max": 1.0,
+                                                         "slo_attainment": 0.99}, True)]
+            for i, (g, f) in enumerate(zip(gpu_hours, time_at_max, strict=True))}
+
+
+def test_the_wall_note_says_what_was_measured():
+    from simulator.runner import wall_note
+
+    assert wall_note("hpa", _swept([53.1, 59.6], [0.1, 0.2])) is None  # ended at the maximum only
+    pinned = wall_note("hpa", _swept([53.1, 59.6], [0.62, 0.91]))
+    assert pinned and "for 62%-91% of the run" in pinned and "GPU-hours 53.1-59.6" in pinned
+    assert "apart" not in pinned  # they cost different amounts: they can be told apart
+    same = wall_note("hpa", _swept([50.0, 50.4], [0.1, 0.2]))
+    assert same and "cannot tell its 2 settings apart" in same and "within 1%" in same
 
 
 def test_every_inference_report_has_the_best_static_in_hindsight(tmp_path):
