@@ -393,20 +393,22 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
     notes: list[str] = []
     meets: bool | None = None
     training = scenario.training
+    grace: float | None = None  # no drain where training shares the cluster: the run ends with its duration
     if training:
         metrics, series = _run_training(scenario, prun, env, pool, recorder, seed, duration if services else None,
                                         slowdown, listeners, start_failures)
     else:
         env.run(until=duration)
         if services:
-            _drain(env, services, duration + drain_grace_s(scenario))
+            grace = drain_grace_s(scenario)
+            _drain(env, services, duration + grace)
     if services:
         c = scenario.raw["cluster"]
         sums = [svc.service.summary() for svc in services]  # type: ignore[union-attr]
         m, s, meets = _inference_metrics(services, sums, env.now, int(c["nodes"]) * int(c["gpus_per_node"]))
         metrics.update(m)
         series.update(s)
-        notes.extend(_inference_notes(prun, services, sums, m))
+        notes.extend(_inference_notes(prun, services, sums, m, grace))
         metrics["replica_failures"] = float(sum(svc.service.replica_failures for svc in services))
     if fail.get("enabled"):
         metrics["node_failures"] = float(len(failed_nodes))
@@ -420,6 +422,7 @@ seconds have passed (scenario key ``drain_grace_s``); what is still unfinished t
 
 
 def drain_grace_s(scenario: Scenario) -> float:
+    """The scenario's drain grace period in seconds (checked by the scenario schema: 0 to a day)."""
     return float(scenario.raw.get("drain_grace_s", DRAIN_GRACE_S))
 
 
@@ -501,8 +504,9 @@ def _ran_as(ready_hours: dict[tuple[int, int], float], hours: float) -> str:
 
 
 def _inference_notes(prun: PolicyRun, services: Sequence[_Service], sums: Sequence[dict[str, Any]],
-                     metrics: dict[str, float]) -> list[str]:
-    """Warnings a reader of the table must see: configurations that never ran, extrapolated latencies."""
+                     metrics: dict[str, float], grace_s: float | None) -> list[str]:
+    """Warnings a reader of the table must see: configurations that never ran, extrapolated latencies, requests
+    left unfinished (``grace_s``: the drain grace period the run had after the trace ended, None: no drain)."""
     notes = []
     for svc, summ in zip(services, sums, strict=True):
         hours = max(svc.service.env.now, 1e-9) / 3600.0  # type: ignore[union-attr]
@@ -519,8 +523,10 @@ def _inference_notes(prun: PolicyRun, services: Sequence[_Service], sums: Sequen
             notes.append(f"{svc.spec['name']}: some latencies lie outside the measured latency table and were "
                          f"extrapolated ({'; '.join(kinds)}); see docs/inference-model.md.")
     if metrics.get("requests_unfinished"):
-        notes.append(f"{prun.label}: {metrics['requests_unfinished']:.0f} requests were still unfinished when the "
-                     "drain grace period ended; they count as SLO misses.")
+        when = (f"the drain grace period (drain_grace_s: {grace_s:g} s after the trace ended) ran out"
+                if grace_s is not None else "the run ended (no drain: training jobs share the cluster)")
+        notes.append(f"{prun.label}: {metrics['requests_unfinished']:.0f} requests were still unfinished when "
+                     f"{when}; they count as SLO misses.")
     return notes
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -108,6 +109,41 @@ def test_a_recorded_log_counts_its_last_request_and_drains(tmp_path):
     m = report.runs[0].metrics
     assert m["requests"] == len(rows)  # the one arriving at the very end too
     assert m["requests_completed"] == len(rows) and m["requests_unfinished"] == 0
+
+
+def _tail_log(tmp_path, grace: str) -> Path:
+    """A recorded log whose last requests are long (2,000 tokens out) and a scenario draining ``grace`` s."""
+    rows = [f"{t},2000,200" for t in range(0, 60, 4)] + ["60,2000,2000" for _ in range(8)]
+    (tmp_path / "log.csv").write_text("timestamp,input,output\n" + "\n".join(rows) + "\n")
+    path = tmp_path / "tail.yaml"
+    text = TINY.format(nodes=2, max_replicas=4, trace="{kind: request-log, path: log.csv}",
+                       policies="  - {name: static}", initial=2)
+    path.write_text(text.replace("control_interval_s: 60", f"control_interval_s: 60{grace}"))
+    return path
+
+
+def test_requests_left_when_the_drain_grace_period_ends_are_counted_apart_and_named(tmp_path):
+    report = run_scenario(sc.load(_tail_log(tmp_path, "\ndrain_grace_s: 5")), tmp_path / "out", [2], progress=False,
+                          metrics=False, hindsight=False)
+    m = report.runs[0].metrics
+    assert m["requests"] == 23 and m["requests_unfinished"] >= 8  # the long tail cannot finish in 5 s
+    assert m["requests_completed"] + m["requests_rejected"] + m["requests_unfinished"] == m["requests"]
+    assert m["slo_attainment"] <= (m["requests"] - m["requests_unfinished"]) / m["requests"]  # they are misses
+    warning = next(n for n in report.runs[0].notes if "unfinished" in n)
+    assert "drain_grace_s: 5 s" in warning and warning in report.table_text
+    # the default grace (600 s) lets the same tail finish: the key is honoured, not just accepted
+    default = run_scenario(sc.load(_tail_log(tmp_path, "")), tmp_path / "d", [2], progress=False, metrics=False,
+                           hindsight=False)
+    assert default.runs[0].metrics["requests_unfinished"] == 0
+
+
+@pytest.mark.parametrize(("grace", "error"), [("-1", "less than the minimum of 0"),
+                                              ("100000", "greater than the maximum of 86400")])
+def test_a_drain_grace_period_out_of_range_is_one_clear_line(tmp_path, grace, error):
+    path = _tail_log(tmp_path, f"\ndrain_grace_s: {grace}")
+    res = CliRunner().invoke(main, ["sim", str(path), "--check"])
+    assert res.exit_code == 2 and f"drain_grace_s: {grace} is {error}" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output
 
 
 def test_seeds_that_change_nothing_are_refused(tmp_path):
