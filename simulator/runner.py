@@ -293,7 +293,7 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
         finally:
             search.close()
         extras["notes"].append(found.note)
-        extras["hindsight"] = {"config": found.config, "simulations": found.simulations,
+        extras["hindsight"] = {"config": found.config, "searched": found.searched, "simulations": found.simulations,
                                "budget_reached": found.exhausted}
         for r in found.runs:
             r.learner = HINDSIGHT

@@ -277,6 +277,37 @@ def test_every_inference_report_has_the_best_static_in_hindsight(tmp_path):
     assert summary["hindsight"]["config"]["gpus_per_replica"] in (4.0, 8.0)
 
 
+def test_the_best_static_in_hindsight_names_the_space_it_searched(tmp_path):
+    # batch knob 16..64 by 16: the search tries 16 and 64 (bounds) and the initial 64, not 32 or 48
+    scen = tiny(tmp_path, "  - {name: static, label: static 2xTP8}")
+    raw = scen.raw["inference"][0]
+    raw["knobs"]["max_batch_size"] = {"min": 16, "max": 64, "step": 16}
+    raw["initial"]["max_batch_size"] = 64
+    report = run_scenario(scen, tmp_path / "out", [2], progress=False, metrics=False)
+    note = next(line for line in report.table_text.splitlines() if line.startswith("best static in hindsight:"))
+    assert "among replicas 1-4 (as many as the cluster fits) x TP {4, 8} x batch {16, 64}" in note
+    assert "its 2 other values were not tried" in note
+    summary = _strict_loads((tmp_path / "out" / "results.json").read_text())
+    assert summary["hindsight"]["searched"] == {"replicas": [1, 4], "gpus_per_replica": [4, 8],
+                                                "max_batch_size": [16, 64]}
+
+
+def test_the_best_static_in_hindsight_rows_carry_their_wall_time(tmp_path):
+    report = run_scenario(tiny(tmp_path, "  - {name: static}"), tmp_path / "out", [2], progress=False, metrics=False)
+    rows = [r for r in report.runs if r.learner == "hindsight-static"]
+    assert rows and all(r.wall_s > 0 for r in rows)
+    with (tmp_path / "out" / "runs.csv").open() as f:
+        wall = [float(r["wall_s"]) for r in csv.DictReader(f) if r["learner"] == "hindsight-static"]
+    assert wall and all(w > 0 for w in wall)
+
+
+def test_a_hindsight_search_over_every_batch_does_not_claim_untried_ones(tmp_path):
+    scen = tiny(tmp_path, "  - {name: static}")  # batch knob 64..64: every value is tried
+    report = run_scenario(scen, tmp_path / "out", [2], progress=False, metrics=False)
+    note = next(line for line in report.table_text.splitlines() if line.startswith("best static in hindsight:"))
+    assert "x batch {64}" in note and "not tried" not in note
+
+
 @pytest.mark.parametrize("value", [0.5, 0.999, 0.9999])
 def test_format_keeps_ordinary_values(value):
     assert float(Estimate(value, math.nan, 1).format()) == pytest.approx(value, rel=1e-3)
