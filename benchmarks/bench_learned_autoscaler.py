@@ -41,7 +41,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from simulator.runner import run_scenario
+from simulator.runner import run_scenario, seed_sensitive
+from simulator.scenario import Scenario
 from simulator.scenario import load as load_scenario
 
 RULES = ("static", "hpa", "kpa", "keda", "aibrix-kpa", "aibrix-apa", "forecast")
@@ -130,6 +131,18 @@ def day_wall_times(hpa_target: float) -> None:
         print(f"wall time slo-rl / HPA: {ratio:.2f} (target <= 3): {'met' if ratio <= 3 else 'missed'}")
 
 
+def seeds_for(scenario: Scenario, wanted: int) -> tuple[list[int], str | None]:
+    """The seeds to run ``scenario`` on, and a line to print when fewer than ``wanted`` are run.
+
+    Where nothing depends on the seed (a recorded log, the Azure trace) every seed repeats one identical
+    run: the runner refuses that, and a mean over copies would only pretend to be an interval, so such a
+    scenario runs its own seed once and the output says so."""
+    if wanted <= 1 or seed_sensitive(scenario):
+        return [scenario.seed + k for k in range(max(wanted, 1))], None
+    return [scenario.seed], (f"{scenario.name}: one seed ({scenario.seed}), not {wanted}: nothing in this "
+                             "scenario depends on the seed, so further seeds would repeat the same run")
+
+
 def online_windows(name: str, checkpoint: str, seeds: int, window: int = 10) -> None:
     """First interval after which every ``window``-interval window meets the SLO, from the checkpoint."""
     from controller.loop import ControlLoop
@@ -137,7 +150,10 @@ def online_windows(name: str, checkpoint: str, seeds: int, window: int = 10) -> 
 
     scenario = load_scenario(name)
     target = float(scenario.inference[0]["slo"]["attainment"])
-    for seed in range(scenario.seed, scenario.seed + seeds):
+    seed_list, note = seeds_for(scenario, seeds)
+    if note:
+        print(note)
+    for seed in seed_list:
         steps: list[tuple[float, float, float]] = []  # (attainment, requests judged, GPUs held)
         original = ControlLoop.step
 
@@ -203,8 +219,10 @@ def main() -> None:
         if args.runs:
             runs = [r for d in args.runs for r in json.loads((d / "all_runs.json").read_text())]
         else:
+            seeds, note = seeds_for(scenario, args.seeds)
+            if note:
+                print(note)
             with tempfile.TemporaryDirectory() as out:
-                seeds = [scenario.seed + k for k in range(args.seeds)]
                 run_scenario(scenario, Path(out), seeds, progress=False)
                 runs = json.loads((Path(out) / "all_runs.json").read_text())
         s = summarise(runs, target)

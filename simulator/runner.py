@@ -28,12 +28,14 @@ from simulator.scenario import Scenario, ScenarioError
 from simulator.workloads import (
     HINDSIGHT,
     ORACLE,
+    SEEDED_SCHEDULERS,
     PolicyRun,
     add_oracle_ratios,
     build_services,
     check,
     duration_of,
     simulate,
+    training_scheduler,
 )
 
 
@@ -130,12 +132,79 @@ def metrics_wanted(scenario: Scenario, metrics: bool | None) -> bool:
     return not scenario.inference or duration_of(scenario) <= METRICS_AUTO_LIMIT_S
 
 
-def seed_sensitive(scenario: Scenario) -> bool:
-    """Whether the seed changes anything: load-shape traces draw their arrivals and request sizes from it,
-    node failures their times; recorded logs, the Azure trace and the training model do not."""
+def seed_sensitive(scenario: Scenario, plan: Sequence[PolicyRun] | None = None) -> bool:
+    """Whether the seed changes anything in the runs of ``plan`` (all policies when None): load-shape traces
+    draw their arrivals and request sizes from it, node failures their times, and the randomised training
+    schedulers (:data:`~simulator.workloads.SEEDED_SCHEDULERS`) their allocation search; recorded logs, the
+    Azure trace, the training cluster model and the other schedulers do not."""
     if scenario.raw.get("failures", {}).get("enabled"):
         return True
-    return any(spec["trace"]["kind"] == "load-shape" for spec in scenario.inference)
+    if any(spec["trace"]["kind"] == "load-shape" for spec in scenario.inference):
+        return True
+    return bool(_schedulers_run(scenario, plan) & SEEDED_SCHEDULERS)
+
+
+def _schedulers_run(scenario: Scenario, plan: Sequence[PolicyRun] | None) -> set[str]:
+    """The training schedulers the runs of ``plan`` use (none without training jobs)."""
+    if not scenario.training:
+        return set()
+    learners = [r.learner for r in plan] if plan is not None else [p["name"] for p in scenario.policies]
+    return {training_scheduler(scenario, lr) for lr in learners if lr != ORACLE}
+
+
+def _same_every_seed(scenario: Scenario, plan: Sequence[PolicyRun], seeds: int) -> str:
+    """The one-line refusal of ``--seeds N`` where nothing varies, naming what this scenario runs."""
+    fixed = []
+    kinds = {spec["trace"]["kind"] for spec in scenario.inference}
+    if "request-log" in kinds:
+        fixed.append("its request logs replay as recorded")
+    if "azure-code" in kinds:
+        fixed.append("the Azure trace replays as recorded")
+    schedulers = sorted(_schedulers_run(scenario, plan))
+    if schedulers:
+        fixed.append(f"the training scheduler{'s' if len(schedulers) > 1 else ''} it runs "
+                     f"({', '.join(schedulers)}) draw{'' if len(schedulers) > 1 else 's'} nothing from the seed")
+    fixed.append("node failures are off")
+    return (f"{scenario.path}: --seeds {seeds}: nothing in this scenario depends on the seed ({', '.join(fixed)}), "
+            "so every seed would repeat one identical run and show a false 95% interval of 0; run one seed, or "
+            "vary something real: a load-shape trace (a new Poisson sample per seed), failures: {enabled: true}, "
+            f"or a randomised training scheduler ({', '.join(sorted(SEEDED_SCHEDULERS))})")
+
+
+WALL_TIME_FRACTION = 0.5
+"""A swept setting is at the wall when its target asked for the maximum (the replicas knob's upper bound or
+every GPU of the cluster) for at least this fraction of the run, time-weighted (``time_at_max``)."""
+WALL_GPU_HOURS_SPREAD = 0.01
+"""...or when the GPU-hours of every swept setting agree within this fraction (max / min - 1)."""
+
+
+def wall_note(group: str, cands: dict[str, list[RunResult]]) -> str | None:
+    """The note saying a sweep hit the wall, or None when its settings ran differently.
+
+    Flagged when every setting spent most of the run asking for the maximum, or when they all cost the same.
+    A target at the maximum at the very end alone is not enough: one final burst pushes every setting there
+    however differently they ran until then. The note gives the measured ranges, so a reader can judge."""
+    fractions = [r.metrics.get("time_at_max", math.nan) for rs in cands.values() for r in rs]
+    costs = [_mean_of(rs, "gpu_hours") for rs in cands.values()]
+    attainment = [_mean_of(rs, "slo_attainment") for rs in cands.values()]
+    pinned = all(f >= WALL_TIME_FRACTION for f in fractions)
+    same = min(costs) > 0 and max(costs) / min(costs) - 1 <= WALL_GPU_HOURS_SPREAD
+    if not (pinned or same):
+        return None
+    spent = (f"every setting asked for the maximum (the replicas knob's upper bound or every GPU of the cluster) "
+             f"for {min(fractions):.0%}-{max(fractions):.0%} of the run, time-weighted")
+    ranges = f"GPU-hours {min(costs):.3g}-{max(costs):.3g}, SLO attainment {min(attainment):.3g}-{max(attainment):.3g}"
+    if same:
+        return (f"{group}: the sweep cannot tell its {len(cands)} settings apart: their GPU-hours agree within "
+                f"{WALL_GPU_HOURS_SPREAD:.0%} ({ranges}){'; ' + spent if pinned else ''}; widen the knob or the "
+                "cluster.")
+    return (f"{group}: the sweep ran into the wall: {spent} ({ranges}), so the cluster, not the setting, decided "
+            "much of what they did; widen the knob or the cluster to compare them unconstrained.")
+
+
+def _mean_of(runs: Sequence[RunResult], metric: str) -> float:
+    """A metric's mean over the seeds of one swept setting (NaN where a run lacks it)."""
+    return sum(r.metrics.get(metric, math.nan) for r in runs) / len(runs)
 
 
 def _safe_name(label: str) -> str:
@@ -151,13 +220,8 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
     run goes); None decides by duration (:func:`metrics_wanted`). ``hindsight``: add the best static
     configuration in hindsight (:mod:`simulator.hindsight`) to inference reports."""
     plan = expand(scenario, only, sweep)
-    if len(seeds) > 1 and not seed_sensitive(scenario):
-        raise ScenarioError(
-            f"{scenario.path}: --seeds {len(seeds)}: nothing in this scenario depends on the seed (recorded "
-            "request logs and the Azure trace replay as recorded, the training model is deterministic, node "
-            "failures are off), so every seed would repeat one identical run and show a false 95% interval "
-            "of 0; run one seed, or vary something real: a load-shape trace (a new Poisson sample per seed) "
-            "or failures: {enabled: true}")
+    if len(seeds) > 1 and not seed_sensitive(scenario, plan):
+        raise ScenarioError(_same_every_seed(scenario, plan, len(seeds)))
     duration = duration_of(scenario)
     export = metrics_wanted(scenario, metrics)
     bar = _Progress(duration * len(plan) * len(seeds), progress)
@@ -216,10 +280,9 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
                                    f"is {best} (of {len(cands)} swept).")
         chosen[group] = best
         shown.extend(cands[best])
-        if all(r.metrics.get("ended_at_max") for rs in cands.values() for r in rs):
-            extras["notes"].append(f"{group}: every swept setting ended at the maximum (the replicas knob's "
-                                   "upper bound or every GPU of the cluster): the sweep hit the wall, so it "
-                                   "cannot tell the settings apart; widen the knob or the cluster.")
+        wall = wall_note(group, cands)
+        if wall:
+            extras["notes"].append(wall)
     extras["sweeps"] = sweeps
     extras["chosen"] = chosen
     if scenario.inference and hindsight:
@@ -230,7 +293,7 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
         finally:
             search.close()
         extras["notes"].append(found.note)
-        extras["hindsight"] = {"config": found.config, "simulations": found.simulations,
+        extras["hindsight"] = {"config": found.config, "searched": found.searched, "simulations": found.simulations,
                                "budget_reached": found.exhausted}
         for r in found.runs:
             r.learner = HINDSIGHT

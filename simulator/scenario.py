@@ -38,6 +38,9 @@ MIN_CONTROL_INTERVAL_S = 1.0
 """The operator steps a learner at most once a second (its metrics are scraped far less often)."""
 MAX_CONTROL_STEPS = 100_000
 """Control steps per run (duration / control interval): a week at 6 s."""
+MAX_DRAIN_GRACE_S = 86_400.0
+"""After the last arrival a run drains for at most this long (``drain_grace_s``, simulator/workloads.py): a day,
+far above the 600 s default and any request's service time, while bounding the run it extends."""
 MAX_REQUESTS = 5_000_000
 """Requests one service's trace may imply (rate x rate_scale x duration): each is simulated one by one."""
 MAX_NODES = 10_000
@@ -109,6 +112,7 @@ SCHEMA: dict[str, Any] = {
         "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
         "duration_s": {"type": "number", "exclusiveMinimum": 0},
         "control_interval_s": {"type": "number", "exclusiveMinimum": 0},
+        "drain_grace_s": {"type": "number", "minimum": 0, "maximum": MAX_DRAIN_GRACE_S},
         "cluster": {
             "type": "object",
             "additionalProperties": False,

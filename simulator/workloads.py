@@ -69,6 +69,11 @@ def _goodput_las(seed: int = 0, las: LasSettings | None = None):
 TRAINING_SCHEDULERS = {"tiresias": _tiresias, "goodput-waterfill": _goodput_waterfill, "pollux": _pollux,
                        "goodput-las": _goodput_las}
 """Cluster schedulers for training workloads (not per-workload learners): factories taking the run's seed."""
+SEEDED_SCHEDULERS = frozenset({"pollux", "goodput-las"})
+"""Training schedulers whose decisions depend on the run's seed: Pollux's genetic allocation search draws
+from ``np.random.default_rng(seed)`` (:class:`~simulator.training.pollux.PolluxScheduler`) and goodput-las
+runs that same search. Tiresias and goodput-waterfill take the seed and draw nothing from it. A test checks
+this set against the schedulers themselves (which of them hold a random generator)."""
 RENAMED_SCHEDULERS = {"rl-arbiter": "goodput-waterfill"}
 """Old name -> new name: the old names are refused with a message naming the new one."""
 PAPER_COUNTERPART = {"tiresias": "tiresias", "goodput-waterfill": "pollux", "pollux": "pollux",
@@ -388,20 +393,22 @@ def simulate(scenario: Scenario, prun: PolicyRun, seed: int, recorder: Recorder 
     notes: list[str] = []
     meets: bool | None = None
     training = scenario.training
+    grace: float | None = None  # no drain where training shares the cluster: the run ends with its duration
     if training:
         metrics, series = _run_training(scenario, prun, env, pool, recorder, seed, duration if services else None,
                                         slowdown, listeners, start_failures)
     else:
         env.run(until=duration)
         if services:
-            _drain(env, services, duration + drain_grace_s(scenario))
+            grace = drain_grace_s(scenario)
+            _drain(env, services, duration + grace)
     if services:
         c = scenario.raw["cluster"]
         sums = [svc.service.summary() for svc in services]  # type: ignore[union-attr]
         m, s, meets = _inference_metrics(services, sums, env.now, int(c["nodes"]) * int(c["gpus_per_node"]))
         metrics.update(m)
         series.update(s)
-        notes.extend(_inference_notes(prun, services, sums, m))
+        notes.extend(_inference_notes(prun, services, sums, m, grace))
         metrics["replica_failures"] = float(sum(svc.service.replica_failures for svc in services))
     if fail.get("enabled"):
         metrics["node_failures"] = float(len(failed_nodes))
@@ -415,6 +422,7 @@ seconds have passed (scenario key ``drain_grace_s``); what is still unfinished t
 
 
 def drain_grace_s(scenario: Scenario) -> float:
+    """The scenario's drain grace period in seconds (checked by the scenario schema: 0 to a day)."""
     return float(scenario.raw.get("drain_grace_s", DRAIN_GRACE_S))
 
 
@@ -429,24 +437,42 @@ def _drain(env: simpy.Environment, services: Sequence[_Service], deadline: float
         env.run(until=min(env.now + step_s, deadline))
 
 
+def _at_wall(config: dict[str, float], top: float, cluster_gpus: int) -> bool:
+    """Whether a target asks for the maximum: the replicas knob's upper bound or every GPU of the cluster."""
+    return config["replicas"] >= top or config["replicas"] * config["gpus_per_replica"] >= cluster_gpus
+
+
+def _time_at_wall(service: InferenceService, top: float, cluster_gpus: int, now_s: float) -> float:
+    """The fraction of the run (time-weighted, drain included) during which the service's target was at the
+    maximum. What was asked at the very end says little: one final burst can push every setting of a sweep
+    there, however differently they ran until then."""
+    if now_s <= 0:
+        return 0.0
+    changes = [(0.0, service.initial_target), *((t, cfg) for t, _, cfg in service.events)]
+    ends = [t for t, _ in changes[1:]] + [now_s]
+    return sum(end - t for (t, cfg), end in zip(changes, ends, strict=True)
+               if _at_wall(cfg, top, cluster_gpus)) / now_s
+
+
 def _inference_metrics(services: Sequence[_Service], sums: Sequence[dict[str, Any]], now_s: float,
                        cluster_gpus: int) -> tuple[dict[str, float], dict[str, list], bool]:
     arrived = sum(s["requests_arrived"] for s in sums)
     met = sum(s["slo_attainment"] * s["requests_arrived"] for s in sums)
     hours = max(now_s, 1e-9) / 3600.0
     gpu_hours = sum(s["gpu_hours"] for s in sums)
-    at_wall = 0.0
-    for svc, summ in zip(services, sums, strict=True):
+    at_wall, time_at_wall = 0.0, 0.0
+    for svc in services:
         top = next(k for k in svc.space.knobs if k.name == "replicas").upper
-        want = summ["target"]
-        if want["replicas"] >= top or want["replicas"] * want["gpus_per_replica"] >= cluster_gpus:
+        if _at_wall(svc.service.config, top, cluster_gpus):  # type: ignore[union-attr]
             at_wall = 1.0
+        time_at_wall = max(time_at_wall, _time_at_wall(svc.service, top, cluster_gpus, now_s))  # type: ignore[arg-type]
     metrics = {
         "slo_attainment": met / arrived if arrived else 1.0,
         "gpu_hours": gpu_hours,
         "gpus_held_mean": gpu_hours / hours,
         "pending_pods_mean": sum(s["pending_pod_hours"] for s in sums) / hours,
         "ended_at_max": at_wall,
+        "time_at_max": time_at_wall,
         "ttft_p50_seconds": max(s["ttft_p50_s"] for s in sums),
         "ttft_p99_seconds": max(s["ttft_p99_s"] for s in sums),
         "tbt_p50_seconds": max(s["tbt_p50_s"] for s in sums),
@@ -478,8 +504,9 @@ def _ran_as(ready_hours: dict[tuple[int, int], float], hours: float) -> str:
 
 
 def _inference_notes(prun: PolicyRun, services: Sequence[_Service], sums: Sequence[dict[str, Any]],
-                     metrics: dict[str, float]) -> list[str]:
-    """Warnings a reader of the table must see: configurations that never ran, extrapolated latencies."""
+                     metrics: dict[str, float], grace_s: float | None) -> list[str]:
+    """Warnings a reader of the table must see: configurations that never ran, extrapolated latencies, requests
+    left unfinished (``grace_s``: the drain grace period the run had after the trace ended, None: no drain)."""
     notes = []
     for svc, summ in zip(services, sums, strict=True):
         hours = max(svc.service.env.now, 1e-9) / 3600.0  # type: ignore[union-attr]
@@ -496,8 +523,10 @@ def _inference_notes(prun: PolicyRun, services: Sequence[_Service], sums: Sequen
             notes.append(f"{svc.spec['name']}: some latencies lie outside the measured latency table and were "
                          f"extrapolated ({'; '.join(kinds)}); see docs/inference-model.md.")
     if metrics.get("requests_unfinished"):
-        notes.append(f"{prun.label}: {metrics['requests_unfinished']:.0f} requests were still unfinished when the "
-                     "drain grace period ended; they count as SLO misses.")
+        when = (f"the drain grace period (drain_grace_s: {grace_s:g} s after the trace ended) ran out"
+                if grace_s is not None else "the run ended (no drain: training jobs share the cluster)")
+        notes.append(f"{prun.label}: {metrics['requests_unfinished']:.0f} requests were still unfinished when "
+                     f"{when}; they count as SLO misses.")
     return notes
 
 
@@ -512,6 +541,14 @@ def _paper_load(ref: str) -> float | None:
         return None
 
 
+def training_scheduler(scenario: Scenario, learner: str) -> str:
+    """The cluster scheduler a policy's run uses for the scenario's training jobs: the policy itself when it
+    is a training scheduler, else the scenario's ``training.scheduler`` (Tiresias by default)."""
+    if learner in TRAINING_SCHEDULERS:
+        return learner
+    return str((scenario.training or {}).get("scheduler", "tiresias"))
+
+
 def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, pool: GpuPool,
                   recorder: Recorder | None, seed: int, until: float | None, slowdown: float = 0.0,
                   listeners: list[FailureListener] | None = None,
@@ -520,7 +557,7 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
     from simulator.training import TrainingSettings, simulate_training
 
     t = scenario.training or {}
-    name = prun.learner if prun.learner in TRAINING_SCHEDULERS else t.get("scheduler", "tiresias")
+    name = training_scheduler(scenario, prun.learner)
     if name in RENAMED_SCHEDULERS:
         raise ScenarioError(f"{scenario.path}: training.scheduler: {name!r} was renamed "
                             f"{RENAMED_SCHEDULERS[name]!r}; use the new name")

@@ -244,6 +244,8 @@ class InferenceService:
         self._inflight_n = 0
         self.events: list[tuple[float, str, dict[str, float]]] = []
         self._target: Config = self._validate(dict(s.initial))
+        self.initial_target: Config = dict(self._target)
+        """What was asked for at the start; with ``events`` it gives the target at every moment of the run."""
         self._obs_t = env.now
         self._obs_marks = (0, 0, 0, 0.0)   # arrived, len(done_seq), len(rejected_seq), inflight area
         self._obs_replica_snap: dict[int, tuple[float, float, float]] = {}

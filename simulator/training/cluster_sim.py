@@ -417,7 +417,9 @@ def simulate_training(workload: Path | Sequence[JobSpec], scheduler: TrainingSch
     """Run a job stream to completion (or for ``until`` seconds) and return JCTs and costs.
 
     Defaults reproduce the Pollux simulator study: 16 nodes x 4 GPUs, 60 s rounds, 30 s restarts.
-    The model is deterministic; ``seed`` is recorded for the report but nothing is drawn from it.
+    The cluster model is deterministic; ``seed`` is recorded for the report but nothing here is drawn from
+    it. A randomised scheduler (Pollux's search) was seeded when it was built, so the run as a whole may
+    still depend on the seed (:data:`simulator.workloads.SEEDED_SCHEDULERS`).
     ``failure_listeners``: the cluster's :meth:`TrainingCluster.node_failed` is appended to it, so a
     :func:`simulator.faults.node_failures` process reading that list tells the cluster of failures.
     """
