@@ -277,7 +277,12 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
                                    f"the best attainment, {best}.")
         else:
             extras["notes"].append(f"{group}: the cheapest swept setting that met the SLO on every seed "
-                                   f"is {best} (of {len(cands)} swept).")
+                                   f"is {best} (of {len(cands)} swept): its hindsight-tuned best case, chosen "
+                                   "on this run's own traffic, which no deployment could know in advance.")
+        labels = list(cands)
+        if best in (labels[0], labels[-1]):
+            extras["notes"].append(f"{group}: {best} is at the edge of the swept grid; a better setting may lie "
+                                   "beyond it.")
         chosen[group] = best
         shown.extend(cands[best])
         wall = wall_note(group, cands)

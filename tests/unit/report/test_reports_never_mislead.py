@@ -311,3 +311,12 @@ def test_a_hindsight_search_over_every_batch_does_not_claim_untried_ones(tmp_pat
 @pytest.mark.parametrize("value", [0.5, 0.999, 0.9999])
 def test_format_keeps_ordinary_values(value):
     assert float(Estimate(value, math.nan, 1).format()) == pytest.approx(value, rel=1e-3)
+
+
+def test_a_swept_pick_is_called_hindsight_tuned_and_a_pick_at_the_grids_edge_says_so(tmp_path):
+    scen = tiny(tmp_path, "  - {name: hpa, sweep: {target: [0.3, 0.5, 0.9]}}", initial=1, nodes=4)
+    report = run_scenario(scen, tmp_path / "out", [2], progress=False, metrics=False, hindsight=False)
+    chosen = report.chosen["hpa"]
+    assert "hindsight-tuned best case" in report.table_text, report.table_text  # 0.3 meets: 1 replica is plenty
+    edge = "is at the edge of the swept grid" in report.table_text
+    assert edge == (chosen.endswith("0.3)") or chosen.endswith("0.9)")), (chosen, report.table_text)
