@@ -98,3 +98,18 @@ def cheapest_meeting_slo(candidates: Mapping[str, Sequence[RunResult]], cost_met
         if best is None or cost < best[0]:
             best = (cost, label)
     return None if best is None else best[1]
+
+
+def beyond_grid(chosen: str, by_label: Mapping[str, Sequence[RunResult]], cost: str = "gpu_hours") -> bool:
+    """Whether a better setting than ``chosen`` may lie beyond the swept grid (labels in grid order): it is
+    the first or last value and either no setting met the SLO on every seed (the most attaining sits at an
+    end, so further out may meet) or it met and is the cheapest of the grid (further out may be cheaper
+    and still meet). A pick at an end whose inner neighbours are cheaper but miss is bracketed, not cut off."""
+    labels = list(by_label)
+    if len(labels) < 2 or chosen not in (labels[0], labels[-1]):
+        return False
+    runs = by_label[chosen]
+    if not all(r.meets_slo for r in runs):
+        return True
+    mean = {lb: sum(r.metrics.get(cost, math.nan) for r in rs) / len(rs) for lb, rs in by_label.items() if rs}
+    return all(mean[chosen] <= v for v in mean.values() if math.isfinite(v))

@@ -23,7 +23,7 @@ from typing import Any
 from simulator.hindsight import MAX_SIMULATIONS, best_static
 from simulator.metrics import Recorder
 from simulator.report import format_table, strict_json, table_rows, write_report
-from simulator.results import RunResult, aggregate, cheapest_meeting_slo
+from simulator.results import RunResult, aggregate, beyond_grid, cheapest_meeting_slo
 from simulator.scenario import Scenario, ScenarioError
 from simulator.workloads import (
     HINDSIGHT,
@@ -279,8 +279,7 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
             extras["notes"].append(f"{group}: the cheapest swept setting that met the SLO on every seed "
                                    f"is {best} (of {len(cands)} swept): its hindsight-tuned best case, chosen "
                                    "on this run's own traffic, which no deployment could know in advance.")
-        labels = list(cands)
-        if best in (labels[0], labels[-1]):
+        if beyond_grid(best, cands):
             extras["notes"].append(f"{group}: {best} is at the edge of the swept grid; a better setting may lie "
                                    "beyond it.")
         chosen[group] = best

@@ -44,7 +44,7 @@ from typing import Any
 from simulator.bench.pretrain import checkpoint_name
 from simulator.bench.scenarios import BenchScenario, by_name
 from simulator.bench.split import EVAL, EVAL_SEED0, TRAIN, TRAIN_SEED0
-from simulator.results import RunResult
+from simulator.results import RunResult, beyond_grid
 from simulator.scenario import Scenario
 from simulator.scenario import load as load_scenario
 
@@ -188,7 +188,8 @@ class Cell:
     swept: dict[str, dict[str, Any]] = field(default_factory=dict)
     on_grid: bool = True
     edge: bool = False
-    """The chosen swept setting is the first or last of its grid: the true best may lie beyond it."""
+    """The chosen swept setting is at an end of its grid where the true best may lie beyond it
+    (:func:`simulator.results.beyond_grid`)."""
 
     def mean(self, metric: str) -> float:
         vals = [r.metrics.get(metric, math.nan) for r in self.runs]
@@ -465,7 +466,7 @@ def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[st
         period = _period(scen, learner.learner, settings)
         cells[group] = Cell(group, label, by_label[label], table, on_grid=period >= scen.control_interval_s - 1e-9)
         labels = [p.label for p in plan if p.group == group]
-        cells[group].edge = len(labels) > 1 and label in (labels[0], labels[-1])
+        cells[group].edge = len(labels) > 1 and beyond_grid(label, {lb: by_label.get(lb, []) for lb in labels})
     rules = [c for g, c in cells.items() if g in RULE_SWEEPS and c.meets_all]
     best_rule = min(rules, key=lambda c: c.mean("gpu_hours")) if rules else None
     forecast = cells.get(FORECAST)
