@@ -179,3 +179,29 @@ def test_an_infeasible_oracle_prints_no_bound_in_the_summary():
     line = oracle_line({"oracle": {"feasible": False, "lower_bound_gpu_hours": None, "per_seed": []}})
     assert "infeasible" in line and "no bound is printed" in line and "GPU-h" not in line
     assert oracle_line({"oracle": {"feasible": None}}) == "Oracle: not run."
+
+
+def test_the_plot_numbers_points_keeps_the_deciding_region_readable_and_its_legend_outside(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from simulator.bench import summary
+
+    def pol(gh, att, meets):
+        return {"gpu_hours": gh, "attainment_mean": att, "meets_slo_every_seed": meets}
+
+    scn = {"policies": {"a": pol(30, 0.25, False), "b": pol(20, 0.995, True), "c": pol(25, 0.98, False)},
+           "oracle": {"lower_bound_gpu_hours": 10.0, "replay_gpu_hours": 15.0}}
+    figs = []
+    monkeypatch.setattr(plt, "close", lambda fig: figs.append(fig))
+    assert summary._plot(tmp_path, "s", scn) == "s.png" and (tmp_path / "s.png").exists()
+    ax = figs[0].axes[0]
+    labels = ax.get_legend().get_texts()
+    # cheapest first; a floored point shows its value
+    assert [t.get_text() for t in labels][:3] == ["1: b", "2: c", "3: a (0.250)"]
+    assert ax.get_ylim()[0] > 0.85  # one policy at 0.25 does not squash the rest
+    figs[0].canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 >= ax.get_window_extent().x1  # outside the axes: it hides no point
