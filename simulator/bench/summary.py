@@ -63,7 +63,8 @@ def training_tuned(scn: dict[str, Any]) -> list[str]:
         return []
     best = t["best"]
     head = ("Rules tuned on the training side, as the learner is (cheapest setting that met the SLO on every "
-            "training file; none passing: the most attaining). Best on training: "
+            "training file; none passing: the most attaining; the forecast scaler is listed too, but the best "
+            "is a reactive rule, as for 'x best rule'). Best on training: "
             + (f"**{t['rules'][best]['setting']}**, which on the evaluation seeds "
                f"{'meets' if t['rules'][best]['meets_slo_every_seed'] else '**misses**'} the SLO at "
                f"{_f(t['rules'][best]['gpu_hours'], 2)} GPU-h." if best else

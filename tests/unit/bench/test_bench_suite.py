@@ -131,6 +131,12 @@ def test_a_rule_tuned_on_training_is_judged_by_its_evaluation_runs_of_that_setti
     assert got["best"] == "hpa"  # the only rule that met on every training file
     assert _on_training(evaluation, {"kpa": tuned["kpa"]})["best"] is None
     assert _on_training(evaluation, {}) is None
+    # the forecast scaler is tuned on training too and listed, but 'best rule' stays a reactive rule
+    fc = {"forecast (0.3)": [_run("forecast (0.3)", "forecast", 0.999, 5.0)]}
+    both = _on_training({**evaluation, "forecast": {"forecast (0.3)": [_run("forecast (0.3)", "forecast", 1.0, 6.0,
+                                                                            101)]}},
+                        {**tuned, "forecast": _choose(fc)})
+    assert both["rules"]["forecast"]["gpu_hours"] == 6.0 and both["best"] == "hpa"
 
 
 def test_tune_rules_on_training_reads_only_training_files_and_reports_both_rows(tmp_path):
