@@ -44,7 +44,31 @@ def rows(scn: dict[str, Any]) -> list[list[str]]:
                     _f(p["x_oracle_replay"], 2), bound, _f(sum(walls) / len(walls), 1)])
         if _with_training(scn):
             out[-1].insert(7, _f(p.get("x_training_tuned_rule"), 2))
+    out += oracle_rows(scn)
     return out
+
+
+def oracle_rows(scn: dict[str, Any]) -> list[list[str]]:
+    """The oracle as two rows under the policies: its replayed schedule (the cheapest headroom that passed,
+    with the attainment that replay measured) and its lower bound (no attainment: a bound is not a run,
+    so its SLO cells are '-'). None when it was not run or is infeasible."""
+    o = scn.get("oracle") or {}
+    if not o.get("feasible"):
+        return []
+    width = len(HEADER) + (1 if _with_training(scn) else 0)
+    passing = []
+    for seed in o.get("per_seed", []):
+        hit = [r for r in seed.get("replays", []) if r["schedule"] == seed.get("passing_schedule")
+               and r["headroom"] == seed.get("passing_headroom") and r["meets_slo"]]
+        if hit:
+            passing.append(hit[0]["slo_attainment"])
+    out = []
+    if o.get("replay_gpu_hours") is not None and passing and len(passing) == len(o.get("per_seed", [])):
+        out.append(["oracle (replayed)", "clairvoyant schedule, cheapest passing headroom per seed",
+                    _f(sum(passing) / len(passing), 4), _f(min(passing), 4), "yes", _f(o["replay_gpu_hours"], 2)])
+    if o.get("lower_bound_gpu_hours") is not None:
+        out.append(["oracle (lower bound)", "a bound, not a run", "-", "-", "-", _f(o["lower_bound_gpu_hours"], 2)])
+    return [r + ["-"] * (width - len(r)) for r in out]
 
 
 def markdown_table(scn: dict[str, Any]) -> str:

@@ -211,3 +211,19 @@ def test_the_plot_numbers_points_keeps_the_deciding_region_readable_and_its_lege
     figs[0].canvas.draw()
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 >= ax.get_window_extent().x1  # outside the axes: it hides no point
+
+
+def test_the_oracle_has_rows_its_replay_with_measured_attainment_and_its_bound_with_none():
+    from simulator.bench.summary import HEADER, oracle_rows
+
+    replay = {"schedule": "fixed", "headroom": {"svc": 1}, "gpu_hours": 20.0, "slo_attainment": 0.998,
+              "meets_slo": True}
+    miss = {**replay, "headroom": {"svc": 0}, "slo_attainment": 0.95, "meets_slo": False}
+    seed = {"replays": [miss, replay], "passing_schedule": "fixed", "passing_headroom": {"svc": 1}}
+    scn = {"oracle": {"feasible": True, "replay_gpu_hours": 20.0, "lower_bound_gpu_hours": 12.0,
+                      "per_seed": [seed, seed]}, "rules_tuned_on_training": None}
+    rep, bound = oracle_rows(scn)
+    assert rep[:6] == ["oracle (replayed)", rep[1], "0.9980", "0.9980", "yes", "20.00"]
+    assert bound[2:5] == ["-", "-", "-"] and bound[5] == "12.00"  # a bound has no attainment to show
+    assert len(rep) == len(bound) == len(HEADER)
+    assert oracle_rows({"oracle": {"feasible": False}}) == [] and oracle_rows({"oracle": {"feasible": None}}) == []
