@@ -100,6 +100,11 @@ def cheapest_meeting_slo(candidates: Mapping[str, Sequence[RunResult]], cost_met
     return None if best is None else best[1]
 
 
+def mean_over_seeds(runs: Sequence[RunResult], metric: str) -> float:
+    """A metric's mean over the seeds of one setting (NaN where a run lacks it, so a gap is not averaged away)."""
+    return sum(r.metrics.get(metric, math.nan) for r in runs) / len(runs)
+
+
 def beyond_grid(chosen: str, by_label: Mapping[str, Sequence[RunResult]], cost: str = "gpu_hours") -> bool:
     """Whether a better setting than ``chosen`` may lie beyond the swept grid (labels in grid order): it is
     the first or last value and either no setting met the SLO on every seed (the most attaining sits at an
@@ -111,5 +116,5 @@ def beyond_grid(chosen: str, by_label: Mapping[str, Sequence[RunResult]], cost: 
     runs = by_label[chosen]
     if not all(r.meets_slo for r in runs):
         return True
-    mean = {lb: sum(r.metrics.get(cost, math.nan) for r in rs) / len(rs) for lb, rs in by_label.items() if rs}
+    mean = {lb: mean_over_seeds(rs, cost) for lb, rs in by_label.items() if rs}
     return all(mean[chosen] <= v for v in mean.values() if math.isfinite(v))

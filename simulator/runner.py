@@ -23,7 +23,7 @@ from typing import Any
 from simulator.hindsight import MAX_SIMULATIONS, best_static
 from simulator.metrics import Recorder
 from simulator.report import format_table, strict_json, table_rows, write_report
-from simulator.results import RunResult, aggregate, beyond_grid, cheapest_meeting_slo
+from simulator.results import RunResult, aggregate, beyond_grid, cheapest_meeting_slo, mean_over_seeds
 from simulator.scenario import Scenario, ScenarioError
 from simulator.workloads import (
     HINDSIGHT,
@@ -185,8 +185,8 @@ def wall_note(group: str, cands: dict[str, list[RunResult]]) -> str | None:
     A target at the maximum at the very end alone is not enough: one final burst pushes every setting there
     however differently they ran until then. The note gives the measured ranges, so a reader can judge."""
     fractions = [r.metrics.get("time_at_max", math.nan) for rs in cands.values() for r in rs]
-    costs = [_mean_of(rs, "gpu_hours") for rs in cands.values()]
-    attainment = [_mean_of(rs, "slo_attainment") for rs in cands.values()]
+    costs = [mean_over_seeds(rs, "gpu_hours") for rs in cands.values()]
+    attainment = [mean_over_seeds(rs, "slo_attainment") for rs in cands.values()]
     pinned = all(f >= WALL_TIME_FRACTION for f in fractions)
     same = min(costs) > 0 and max(costs) / min(costs) - 1 <= WALL_GPU_HOURS_SPREAD
     if not (pinned or same):
@@ -200,11 +200,6 @@ def wall_note(group: str, cands: dict[str, list[RunResult]]) -> str | None:
                 "cluster.")
     return (f"{group}: the sweep ran into the wall: {spent} ({ranges}), so the cluster, not the setting, decided "
             "much of what they did; widen the knob or the cluster to compare them unconstrained.")
-
-
-def _mean_of(runs: Sequence[RunResult], metric: str) -> float:
-    """A metric's mean over the seeds of one swept setting (NaN where a run lacks it)."""
-    return sum(r.metrics.get(metric, math.nan) for r in runs) / len(runs)
 
 
 def _safe_name(label: str) -> str:
@@ -267,9 +262,8 @@ def run_scenario(scenario: Scenario, out: Path, seeds: Sequence[int], only: Sequ
         cost = "gpu_hours"
         best = cheapest_meeting_slo(cands, cost)
         sweeps[group] = {label: {"meets_slo_all_seeds": all(r.meets_slo for r in rs),
-                                 cost: sum(r.metrics.get(cost, math.nan) for r in rs) / len(rs),
-                                 "slo_attainment": sum(r.metrics.get("slo_attainment", math.nan)
-                                                       for r in rs) / len(rs)}
+                                 cost: mean_over_seeds(rs, cost),
+                                 "slo_attainment": mean_over_seeds(rs, "slo_attainment")}
                          for label, rs in cands.items()}
         if best is None:
             best = max(cands, key=lambda lb: sum(r.metrics.get("slo_attainment", 0) for r in cands[lb]))
