@@ -303,9 +303,9 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
             raise ValueError(f"--pretrained: {pretrained} holds no <policy>-<scenario>.ckpt for these policies and "
                              f"scenarios (names: {checkpoint_name('<policy>', '<scenario>')})")
     total = sum(len(per_scenario[name]) + (1 if oracle else 0) for name, *_ in work) * len(seed_list)
-    rule_plans = [p for p in plan if p.group in SWEEPS]  # the forecast scaler is tuned on training too
+    swept_plans = [p for p in plan if p.group in SWEEPS]  # the rules and the forecast scaler
     train_seeds = [TRAIN_SEED0 + i for i in range(tune_on_training)]
-    total += sum(1 for *_, b in work if b is not None and b.has_training) * len(rule_plans) * len(train_seeds)
+    total += sum(1 for *_, b in work if b is not None and b.has_training) * len(swept_plans) * len(train_seeds)
     bar = _Bar(total, progress)
     report: dict[str, Any] = {"quick": quick, "seeds": seed_list, "policies": inference_policies(),
                               "rule_sweeps": {k: list(v.grid) for k, v in SWEEPS.items()}, "scenarios": {},
@@ -316,7 +316,7 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
     checks: dict[str, Any] = {}
     try:
         for name, description, scens, b in work:
-            tuned = (_tune_on_training(b, out / "scenarios", rule_plans, train_seeds, quick, bar)
+            tuned = (_tune_on_training(b, out / "scenarios", swept_plans, train_seeds, quick, bar)
                      if b is not None and b.has_training and train_seeds else {})
             runs: dict[str, dict[str, list[RunResult]]] = {}
             skipped: dict[str, str] = {}
@@ -372,16 +372,17 @@ def run_suite(out: Path, quick: bool = False, seeds: int = 3, names: Sequence[st
     return report
 
 
-def _tune_on_training(b: BenchScenario, folder: Path, rule_plans: list[Plan], seeds: list[int], quick: bool,
+def _tune_on_training(b: BenchScenario, folder: Path, swept_plans: list[Plan], seeds: list[int], quick: bool,
                       bar: _Bar) -> dict[str, tuple[str, dict[str, dict[str, Any]]]]:
-    """Per swept rule: the setting :func:`_choose` picks from its grid run on the TRAINING files of ``b``
-    (seeds ``seeds``), with the per-setting table it picked from. No evaluation file is read."""
+    """Per swept group (the rules and the forecast scaler): the setting :func:`_choose` picks from its grid run
+    on the TRAINING files of ``b`` (seeds ``seeds``), with the per-setting table it picked from. No evaluation
+    file is read."""
     from simulator.workloads import PolicyRun, simulate
 
     scens = [load_scenario(b.write(folder, TRAIN, seed, quick)[0]) for seed in seeds]
     by_group: dict[str, dict[str, list[RunResult]]] = {}
     for scen in scens:
-        for p in rule_plans:
+        for p in swept_plans:
             bar.step(f"{b.name} training s{scen.seed} {p.label}")
             r = simulate(scen, PolicyRun(p.label, p.learner, p.settings, group=p.group, profiled=p.profiled), scen.seed)
             by_group.setdefault(p.group, {}).setdefault(p.label, []).append(r)
@@ -471,7 +472,7 @@ def _summarise(name: str, description: str, scens: list[Scenario], runs: dict[st
         period = _period(scen, learner.learner, settings)
         cells[group] = Cell(group, label, by_label[label], table, on_grid=period >= scen.control_interval_s - 1e-9)
         labels = [p.label for p in plan if p.group == group]
-        cells[group].edge = len(labels) > 1 and beyond_grid(label, {lb: by_label.get(lb, []) for lb in labels})
+        cells[group].edge = beyond_grid(label, {lb: by_label.get(lb, []) for lb in labels})
     rules = [c for g, c in cells.items() if g in RULE_SWEEPS and c.meets_all]
     best_rule = min(rules, key=lambda c: c.mean("gpu_hours")) if rules else None
     forecast = cells.get(FORECAST)
