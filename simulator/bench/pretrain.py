@@ -56,6 +56,24 @@ class Trained:
     """Episodes on training seeds K+1.. after the checkpoint was taken (not in it)."""
 
 
+@dataclass(frozen=True)
+class _Tried:
+    """One combination of :func:`choose`: its settings, its training result, and how its validation went."""
+
+    settings: dict[str, Any]
+    result: Trained
+    met: int
+    """Validation episodes that met the SLO."""
+    worst: float
+    """The lowest validation attainment."""
+    gpu_hours: float
+    """Mean validation GPU-hours."""
+
+    @property
+    def meets_all(self) -> bool:
+        return self.met == len(self.result.validation)
+
+
 def pretrain_one(b: BenchScenario, out: Path, learner_name: str, seeds: int, quick: bool = False,
                  settings: Mapping[str, Any] | None = None,
                  say: Callable[[str], None] = lambda _m: None, validate: int = 0) -> Trained:
@@ -130,7 +148,7 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
     from simulator.scenario import load
 
     keys = [k for k, _ in grid]
-    tried: list[tuple[dict[str, Any], Trained, bool, int, float, float]] = []
+    tried: list[_Tried] = []
     for combo in itertools.product(*(values for _, values in grid)):
         chosen = dict(zip(keys, combo, strict=True))
         tag = ",".join(f"{k}={v}" for k, v in chosen.items())
@@ -140,20 +158,20 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
         att = [e["slo_attainment"] for e in result.validation]
         met = sum(a >= aim for a in att)
         gpu_h = sum(e["gpu_hours"] for e in result.validation) / max(len(result.validation), 1)
-        tried.append((chosen, result, met == len(att), met, min(att), gpu_h))
+        tried.append(_Tried(chosen, result, met, min(att), gpu_h))
         say(f"{b.name}: {tag}: validation (training seeds {[e['seed'] for e in result.validation]}) "
             f"attainment {[round(a, 4) for a in att]}, {gpu_h:.1f} GPU-h mean: "
             f"{'meets' if met == len(att) else f'misses on {len(att) - met}'} {aim}")
-    passing = [t for t in tried if t[2]]
+    passing = [t for t in tried if t.meets_all]
     if passing:
-        best = min(passing, key=lambda t: t[5])
-        say(f"{b.name}: kept {best[0]}: the fewest validation GPU-hours ({best[5]:.1f}) of the {len(passing)} "
-            f"of {len(tried)} that met the SLO on every validation seed")
+        best = min(passing, key=lambda t: t.gpu_hours)
+        say(f"{b.name}: kept {best.settings}: the fewest validation GPU-hours ({best.gpu_hours:.1f}) of the "
+            f"{len(passing)} of {len(tried)} that met the SLO on every validation seed")
     else:
-        best = max(tried, key=lambda t: (t[3], t[4], -t[5]))
-        say(f"{b.name}: no combination met the SLO on every validation seed; kept {best[0]}, which met on "
-            f"{best[3]} of {len(best[1].validation)} (worst {best[4]:.4f})")
-    result = best[1]
+        best = max(tried, key=lambda t: (t.met, t.worst, -t.gpu_hours))
+        say(f"{b.name}: no combination met the SLO on every validation seed; kept {best.settings}, which met on "
+            f"{best.met} of {len(best.result.validation)} (worst {best.worst:.4f})")
+    result = best.result
     target = out / result.path.name
     shutil.copyfile(result.path, target)
     return Trained(result.scenario, target, result.files, result.sources, result.episodes, result.validation)
