@@ -139,6 +139,34 @@ def test_a_rule_tuned_on_training_is_judged_by_its_evaluation_runs_of_that_setti
     assert both["rules"]["forecast"]["gpu_hours"] == 6.0 and both["best"] == "hpa"
 
 
+def test_the_hindsight_pick_carries_its_training_record_and_a_lucky_best_rule_is_called_out():
+    """The setting picked on the evaluation seeds is looked up in the training runs already made; when the best
+    rule's pick missed there, the summary says 'x best rule' divides by a setting training would have rejected."""
+    from simulator.bench.summary import training_tuned
+
+    training = {"hpa": {"hpa (0.95)": [_run("hpa (0.95)", "hpa", 0.49, 38.0), _run("hpa (0.95)", "hpa", 0.999, 40.0)],
+                        "hpa (0.9)": [_run("hpa (0.9)", "hpa", 0.995, 55.0), _run("hpa (0.9)", "hpa", 0.999, 56.0)]}}
+    evaluation = {"hpa": {"hpa (0.95)": [_run("hpa (0.95)", "hpa", 0.9999, 42.4, 101)],
+                          "hpa (0.9)": [_run("hpa (0.9)", "hpa", 1.0, 53.5, 101)]}}
+    tuned = {g: _choose(by_label) for g, by_label in training.items()}
+    got = _on_training(evaluation, tuned, {"hpa": "hpa (0.95)"})
+    row = got["rules"]["hpa"]
+    assert row["setting"] == "hpa (0.9)" and row["hindsight_setting"] == "hpa (0.95)"
+    assert row["hindsight_on_training"]["meets_slo_all_seeds"] is False
+    assert row["hindsight_on_training"]["slo_attainment_worst"] == 0.49
+    text = "\n".join(training_tuned({"best_rule": "hpa", "rules_tuned_on_training": got}))
+    assert "The hindsight-tuned best rule, **hpa (0.95)**, **missed** the SLO on the training files (worst 0.4900)" \
+        in text
+    # a hindsight pick that also met on training: no sentence, the column still shows it
+    fine = _on_training(evaluation, tuned, {"hpa": "hpa (0.9)"})
+    text = "\n".join(training_tuned({"best_rule": "hpa", "rules_tuned_on_training": fine}))
+    assert "missed** the SLO on the training" not in text and "| hpa (0.9) | yes, 0.9950, 55.50 |" in text
+    # without a hindsight pick (an unswept group) the row says so, and nothing fails
+    none = _on_training(evaluation, tuned)
+    assert none["rules"]["hpa"]["hindsight_on_training"] is None
+    assert "| - | - |" in "\n".join(training_tuned({"best_rule": "hpa", "rules_tuned_on_training": none}))
+
+
 def test_tune_rules_on_training_reads_only_training_files_and_reports_both_rows(tmp_path):
     out = tmp_path / "bench"
     res = CliRunner().invoke(main, ["bench", "inference", "--quick", "--seeds", "1", "--scenarios", "step",
@@ -154,6 +182,9 @@ def test_tune_rules_on_training_reads_only_training_files_and_reports_both_rows(
     written = sorted(p.name for p in (out / "scenarios").glob("*.yaml"))
     assert written == ["step-eval-101.yaml", "step-train-1.yaml", "step-train-2.yaml"]
     assert "Rules tuned on the training side" in (out / "summary.md").read_text()
+    assert hpa["hindsight_setting"] == suite["scenarios"]["step"]["policies"]["hpa"]["setting"]
+    assert hpa["hindsight_on_training"]["gpu_hours"] > 0  # every grid setting ran on the training files
+    assert "hindsight pick | its training" in (out / "summary.md").read_text()
     r = CliRunner().invoke(main, ["bench", "inference", "--tune-rules-on-training", "-1", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "Traceback" not in r.output
 
