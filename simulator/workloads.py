@@ -8,6 +8,7 @@ KPA 2 s, VPA 60 s) or the scenario's control interval for learners.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,12 +107,21 @@ PROFILE_PROMPTS = (128, 256, 512, 1024, 2048, 4096, 8192)
 
 
 def latency_profile(learner: str, svc: _Service) -> dict[str, Any]:
-    """The settings a profiled ``learner`` gets from ``svc``'s latency table ({} for one that takes none)."""
-    if learner != "forecast":
+    """The settings a profiled ``learner`` gets from ``svc``'s latency table ({} for one that takes none).
+
+    A learner takes a profile when its settings have a ``prefill_seconds`` field (the ``forecast`` scaler's
+    form); it then also gets the service's cold start where it has a ``cold_start_s`` setting. (Until
+    session 15 this tested the name ``forecast``: a new planner with a profile would have got none.)"""
+    spec = registered().get(learner)
+    names = {f.name for f in dataclasses.fields(spec.settings)} if spec is not None else set()
+    if "prefill_seconds" not in names:
         return {}
     tps = svc.space["gpus_per_replica"].values if "gpus_per_replica" in svc.space else ()
-    return {"prefill_seconds": {f"{int(tp)}": svc.perf.prefill_profile(PROFILE_PROMPTS, int(tp)) for tp in tps},
-            "cold_start_s": float(svc.spec.get("cold_start_s", 60.0))}
+    out: dict[str, Any] = {"prefill_seconds": {f"{int(tp)}": svc.perf.prefill_profile(PROFILE_PROMPTS, int(tp))
+                                               for tp in tps}}
+    if "cold_start_s" in names:
+        out["cold_start_s"] = float(svc.spec.get("cold_start_s", 60.0))
+    return out
 
 
 def duration_of(scenario: Scenario) -> float:

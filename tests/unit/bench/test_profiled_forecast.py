@@ -34,6 +34,29 @@ def test_the_profile_is_the_services_own_table_and_counts_no_coverage(code_quick
     assert latency_profile("hpa", svc) == {}  # a rule that takes no profile gets none
 
 
+def test_any_learner_with_a_prefill_seconds_setting_gets_the_profile_not_only_the_one_named_forecast(code_quick):
+    """Whether a learner takes a profile is read off its settings (a ``prefill_seconds`` field), not its name."""
+    from dataclasses import dataclass, field
+
+    from learners.base import _REGISTRY, register
+    from learners.baselines.forecast_scaler import ForecastScaler
+
+    @dataclass(frozen=True)
+    class _Planner:
+        prefill_seconds: dict = field(default_factory=dict)
+
+    try:
+        register("test-planner", _Planner, kinds=("inference",))(lambda sp, _o, _s: ForecastScaler(sp, _s))
+        svc = _build_service(code_quick, code_quick.inference[0], code_quick.seed)
+        got = latency_profile("test-planner", svc)
+        assert got["prefill_seconds"] == latency_profile("forecast", svc)["prefill_seconds"]
+        assert "cold_start_s" not in got  # it has no such setting: it gets none
+        assert latency_profile("slo-rl", svc) == {}  # plans from its own capacity model, no profile field
+        assert latency_profile("no-such-learner", svc) == {}
+    finally:
+        _REGISTRY.pop("test-planner", None)
+
+
 def test_a_profiled_forecast_plans_from_the_table_and_named_settings_win(code_quick):
     svc = _build_service(code_quick, code_quick.inference[0], code_quick.seed)
     profiled = _learner(code_quick, PolicyRun("f", "forecast", {}, profiled=True), svc)
