@@ -44,7 +44,7 @@ from typing import Any
 from simulator.bench.pretrain import checkpoint_name
 from simulator.bench.scenarios import BenchScenario, by_name
 from simulator.bench.split import EVAL, EVAL_SEED0, TRAIN, TRAIN_SEED0
-from simulator.results import RunResult, beyond_grid
+from simulator.results import RunResult, beyond_grid, mean_over_seeds
 from simulator.scenario import Scenario
 from simulator.scenario import load as load_scenario
 
@@ -197,8 +197,7 @@ class Cell:
     (:func:`simulator.results.beyond_grid`)."""
 
     def mean(self, metric: str) -> float:
-        vals = [r.metrics.get(metric, math.nan) for r in self.runs]
-        return sum(vals) / len(vals) if vals else math.nan
+        return mean_over_seeds(self.runs, metric) if self.runs else math.nan
 
     @property
     def meets_all(self) -> bool:
