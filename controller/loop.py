@@ -13,10 +13,16 @@ Order within one interval (``step(now)``):
 3. maybe roll back the previous change if its reward fell sharply (guarded learners only);
 4. decide, guard (learners only; baselines keep their own stabilisation), and actuate in ``apply``
    mode, or only record the recommendation in ``recommend`` mode.
+
+A second, faster timescale (optional, ``fast_step(now)``): a learner with ``fast_period_s > 0`` and a
+``react`` method, over a source that can ``peek``, is shown the last few seconds between two intervals
+and may add replicas at once (a backlog must not wait a whole interval). The fast path never learns,
+never restarts pods and never removes replicas: the slow path keeps every other decision.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -34,6 +40,22 @@ class MetricsSource(Protocol):
     """Reads the latest interval's metrics of a workload (simulator state or PromQL)."""
 
     def observe(self, workload: str, now: float) -> Observation | None: ...
+
+
+class PeekingSource(Protocol):
+    """A source that can also show the last seconds without closing the interval (the fast timescale)."""
+
+    def peek(self, workload: str, now: float) -> Observation | None: ...
+
+
+def fast_period_s(learner: object, interval_s: float) -> float:
+    """Seconds between fast steps of ``learner`` under a control interval of ``interval_s``: its
+    ``fast_period_s`` when it has one and a ``react`` method, shortened so a whole number of fast steps
+    fills an interval; 0 when it has no fast timescale (or one as slow as the interval)."""
+    period = float(getattr(learner, "fast_period_s", 0.0) or 0.0)
+    if period <= 0 or not callable(getattr(learner, "react", None)) or period >= interval_s:
+        return 0.0
+    return interval_s / math.ceil(interval_s / period - 1e-9)
 
 
 class Actuator(Protocol):
@@ -90,6 +112,8 @@ class ControlLoop:
         self._prev_restarted = False
         self.history: list[StepRecord] = []
         self.last: StepRecord | None = None
+        self.fast_changes = 0
+        """Changes the fast timescale made (:meth:`fast_step`)."""
 
     def _remember(self, rec: StepRecord) -> StepRecord:
         self.last = rec
@@ -148,3 +172,31 @@ class ControlLoop:
         self._prev_obs, self._prev_action, self._prev_restarted = obs, executed, restarted
         return self._remember(StepRecord(now, obs, reward, target, applied, None, action.reason,
                                          tuple(notes), self.learner.convergence(), restarted))
+
+    def fast_step(self, now: float) -> StepRecord | None:
+        """One step of the fast timescale (see the module docstring): None when the learner or the source
+        has none, or when nothing was observed. Up only, no restart; the slow transition it falls
+        inside is learned as usual (its observation measures the replicas that actually ran)."""
+        react = getattr(self.learner, "react", None)
+        peek = getattr(self.source, "peek", None)
+        if react is None or peek is None:
+            return None
+        obs = peek(self.workload, now)
+        if obs is None or freeze_reason(obs, now, GuardSettings()) is not None:
+            return None
+        action = react(obs)
+        if action is None:
+            return None
+        current = self.space.clip(obs.config)
+        target = self.space.clip({**current, **action.target})
+        if restarts_pods(self.space, current, target) or any(target[k] < current[k] for k in target):
+            return None  # the fast path adds replicas only; anything else is the slow path's decision
+        applied: Config | None = None
+        if self.mode is Mode.APPLY:
+            if target != current:
+                self.actuator.apply(self.workload, target, action.reason or "fast guard")
+            applied = target
+        if target != current:
+            self.fast_changes += 1
+        # not in ``history``: that holds one record per interval (reports and predictors read it so)
+        return StepRecord(now, obs, None, target, applied, None, action.reason, ("fast",), self.learner.convergence())

@@ -18,7 +18,7 @@ from learners.base import Learner
 from simulator.faults import FailureListener, FaultSettings, node_failures
 from simulator.inference import InferenceService
 from simulator.scenario import Scenario, ScenarioError
-from simulator.workloads import PolicyRun, _build_service, _learner, _pool, duration_of, service_settings
+from simulator.workloads import PolicyRun, _build_service, _drive, _learner, _pool, duration_of, service_settings
 
 
 @dataclass
@@ -65,8 +65,3 @@ def record(scenario: Scenario, prun: PolicyRun, seed: int, duration_s: float | N
     return [Episode(loop.workload, seed, loop.history, learner, period, failure_times)
             for loop, learner, period in out]
 
-
-def _drive(env: simpy.Environment, loop: ControlLoop, period: float):
-    while True:
-        yield env.timeout(period)
-        loop.step(env.now)

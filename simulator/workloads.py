@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from controller.loop import ControlLoop
+from controller.loop import ControlLoop, fast_period_s
 from learners import ConfigSpace, Knob, Objective
 from learners.base import create, parse_settings, registered
 from learners.baselines.tiresias import Tiresias
@@ -321,9 +321,18 @@ def _share_member(board: ShareBoard, spec: dict[str, Any], svc: _Service, learne
 
 
 def _drive(env: simpy.Environment, loop: ControlLoop, period: float):
+    """Step ``loop`` every ``period`` simulated seconds and, when its learner has a fast timescale
+    (:func:`controller.loop.fast_period_s`), fast-step it in between."""
+    fast = fast_period_s(loop.learner, period)
+    per = round(period / fast) if fast else 1
+    k = 0
     while True:
-        yield env.timeout(period)
-        loop.step(env.now)
+        yield env.timeout(period / per)
+        k += 1
+        if k % per == 0:
+            loop.step(env.now)
+        else:
+            loop.fast_step(env.now)
 
 
 def _ticker(env: simpy.Environment, tick: Callable[[float], None], step: float):

@@ -248,6 +248,8 @@ class InferenceService:
         """What was asked for at the start; with ``events`` it gives the target at every moment of the run."""
         self._obs_t = env.now
         self._obs_marks = (0, 0, 0, 0.0)   # arrived, len(done_seq), len(rejected_seq), inflight area
+        self._peek_t = env.now
+        self._peek_marks = (0, 0, 0)       # arrived, len(done_seq), len(rejected_seq) at the last peek/observe
         self._obs_replica_snap: dict[int, tuple[float, float, float]] = {}
         self._scrape_mark = 0
         self._scrape_t = env.now
@@ -708,11 +710,34 @@ class InferenceService:
         }
         self._obs_marks = (self.arrived, len(self.done_seq), len(self.rejected_seq), self._inflight_area)
         self._obs_t = now
+        self._peek_marks, self._peek_t = self._obs_marks[:3], now
         failures0, self._obs_failures = self._obs_failures, self.replica_failures
         return Observation(time_s=stamp, config=self.config, metrics=metrics, interval_s=interval,
                            replicas=tuple(samples),
                            events={"rejected": float(rejected_n), "completed": float(len(finished)),
                                    "failures": float(self.replica_failures - failures0)})
+
+    def peek(self, workload: str, now: float | None = None) -> Observation | None:
+        """The fast timescale's view (:meth:`controller.loop.ControlLoop.fast_step`): arrivals, completions
+        and rejections since the previous peek or observe, the queue now and every replica's readiness,
+        without closing the control interval (``observe``'s window and its latencies are untouched). No
+        latency quantiles: a 15 s window holds too few requests for a p99, and the fast path reacts to a
+        backlog, which the queue shows at once."""
+        if workload != self.name:
+            return None
+        stamp = self.env.now if now is None else now
+        now = self.env.now
+        self._expire()
+        arrived0, done0, rej0 = self._peek_marks
+        interval = max(now - self._peek_t, 1e-9)
+        samples = tuple(ReplicaSample(r.ready, None, now - r.created_s) for r in self.replicas)
+        metrics = {"request_rate_per_second": (self.arrived - arrived0) / interval,
+                   "queue_length": float(len(self.queue)),
+                   "queued_prompt_tokens": float(sum(self.prompt[i] for i in self.queue))}
+        events = {"completed": float(len(self.done_seq) - done0), "rejected": float(len(self.rejected_seq) - rej0)}
+        self._peek_marks, self._peek_t = (self.arrived, len(self.done_seq), len(self.rejected_seq)), now
+        return Observation(time_s=stamp, config=self.config, metrics=metrics, interval_s=interval,
+                           replicas=samples, events=events)
 
     # ------------------------------------------------------------------ metrics export
 
