@@ -126,6 +126,10 @@ def split_cmd(out: Path, seeds: int, quick: bool, debug: bool) -> None:
               help="Per scenario, try these values of a setting (repeat for a grid of several settings) and keep "
                    "the combination with the fewest GPU-hours whose --validate further TRAINING seeds all meet "
                    "the SLO (if none does: the one meeting on the most seeds). Training side only.")
+@click.option("--choose-deployed", "deployed_specs", multiple=True, metavar="KEY=V1,V2,...",
+              help="Like --choose, but the setting applies from the checkpoint on only (validation and evaluation), "
+                   "not while training: each value is validated from every trained checkpoint. For rules inside "
+                   "a learner that learn nothing, e.g. slo-rl's fast guard: --choose-deployed fast_period_s=0,15.")
 @click.option("--validate", type=click.IntRange(min=1, max=50), default=3, show_default=True,
               help="With --choose: validation episodes on training seeds K+1, K+2, ..., each from the "
                    "checkpoint of seed K, as an evaluation seed runs.")
@@ -134,12 +138,14 @@ def split_cmd(out: Path, seeds: int, quick: bool, debug: bool) -> None:
 @click.option("--debug", is_flag=True, hidden=True)
 @friendly_errors
 def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None, sets: tuple[str, ...],
-                 choose_specs: tuple[str, ...], validate: int, quick: bool, quiet: bool, debug: bool) -> None:
+                 choose_specs: tuple[str, ...], deployed_specs: tuple[str, ...], validate: int, quick: bool,
+                 quiet: bool, debug: bool) -> None:
     """Pretrain a learner per suite scenario on the TRAINING side only, for `bench inference --pretrained`.
 
     \b
       autocm bench pretrain --out ckpt/ --seeds 3
       autocm bench pretrain --out ckpt/ --choose risk=0.2,0.05 --choose saturation_guard=false,true
+      autocm bench pretrain --out ckpt/ --choose risk=0.2,0.1 --choose-deployed fast_period_s=0,15
       autocm bench inference --pretrained ckpt/ --out reports/bench
     """
     from controller.cli import _parse_sets
@@ -147,20 +153,28 @@ def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None
 
     names = [s.strip() for s in scenarios.split(",")] if scenarios else None
     say = (lambda _m: None) if quiet else click.echo
-    grid = []
-    for spec in choose_specs:
-        key, _sep, raw = spec.partition("=")
-        key = key.strip()
-        if not key or not raw:
-            raise ValueError(f"--choose: expected KEY=V1,V2,..., got {spec!r}")
-        if key in dict(grid):
-            raise ValueError(f"--choose: {key} given twice")
-        grid.append((key, [_parse_sets((f"{key}={v}",))[key] for v in raw.split(",")]))
-    chooser = (grid, validate) if grid else None
-    for t in pretrain_suite(out, learner_name, seeds, names, quick, _parse_sets(sets), say, chooser):
+    grid, deployed = _grid("--choose", choose_specs), _grid("--choose-deployed", deployed_specs)
+    chooser = (grid, validate) if grid or deployed else None
+    for t in pretrain_suite(out, learner_name, seeds, names, quick, _parse_sets(sets), say, chooser, deployed):
         chosen = t.validation and decode_settings(t.path)
         click.echo(f"checkpoint: {t.path} (from {', '.join(p.name for p in t.files)})"
                    + (f", settings {chosen}" if chosen else ""))
+
+
+def _grid(option: str, specs: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
+    """``KEY=V1,V2,...`` options -> [(key, values)], each value parsed as ``--set`` parses it."""
+    from controller.cli import _parse_sets
+
+    grid: list[tuple[str, list[Any]]] = []
+    for spec in specs:
+        key, _sep, raw = spec.partition("=")
+        key = key.strip()
+        if not key or not raw:
+            raise ValueError(f"{option}: expected KEY=V1,V2,..., got {spec!r}")
+        if key in dict(grid):
+            raise ValueError(f"{option}: {key} given twice")
+        grid.append((key, [_parse_sets((f"{key}={v}",))[key] for v in raw.split(",")]))
+    return grid
 
 
 def decode_settings(path: Path) -> dict[str, Any]:

@@ -17,12 +17,17 @@ validation episodes all meet the scenario's SLO, the one with the fewest validat
 (Until session 12 the validation episodes were chained, each starting where the previous one ended: a
 protocol no evaluation run follows, and one under which a seed could miss that met alone.)
 
+``--choose-deployed KEY=V1,V2,...`` is a grid of settings used from the checkpoint on only (validation
+and evaluation), each validated from every trained checkpoint: for rules in a learner that learn nothing
+(slo-rl's fast guard), so training them in would change the checkpoint for no reason of their own.
+
 ``cluster`` has no training side (its services' knob grids differ from every training scenario's, so
 no checkpoint trained elsewhere would load there): it gets no checkpoint and no pretrained row.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import time
@@ -83,33 +88,54 @@ def pretrain_one(b: BenchScenario, out: Path, learner_name: str, seeds: int, qui
     from simulator.pretrain import make_learner, run_episode
     from simulator.scenario import load
 
-    all_seeds = range(TRAIN_SEED0, TRAIN_SEED0 + seeds + validate)
-    written = [b.write(out / "train", TRAIN, seed, quick) for seed in all_seeds]
+    written = [b.write(out / "train", TRAIN, seed, quick) for seed in range(TRAIN_SEED0, TRAIN_SEED0 + seeds)]
     learner = space = None
     sources: frozenset[str] = frozenset()
     episodes = []
     target = out / checkpoint_name(learner_name, b.name)
-    for k, ((path, used), seed) in enumerate(zip(written, all_seeds, strict=True)):
-        if k == seeds:
-            _save(learner, space, learner_name, b, settings, quick, episodes, sources, target)
+    for (path, used), seed in zip(written, range(TRAIN_SEED0, TRAIN_SEED0 + seeds), strict=True):
         scen = load(path)
-        if learner is None or k >= seeds:  # every validation episode starts from the checkpoint
+        if learner is None:
             learner, space, _ = make_learner(scen, learner_name, settings, seed)
-            if k >= seeds:
-                learner.load_state_dict(_restore(target, learner_name, space))
         t0 = time.perf_counter()
-        s = run_episode(scen, learner, learner_name, seed)
-        ep = {"file": path.name, "file_sha256": scen.digest, "seed": seed, "sources_sha256": sources_digest(used),
-              "slo_attainment": s["slo_attainment"], "gpu_hours": s["gpu_hours"], "wall_s": time.perf_counter() - t0}
-        episodes.append(ep)
-        if k < seeds:
-            sources |= used
-        say(f"{b.name}: {path.name} attainment {ep['slo_attainment']:.4f}, {ep['gpu_hours']:.1f} GPU-h, "
-            f"{ep['wall_s']:.0f} s")
+        summary = run_episode(scen, learner, learner_name, seed)
+        episodes.append(_episode(b, path, scen, used, seed, summary, time.perf_counter() - t0, say))
+        sources |= used
+    _save(learner, space, learner_name, b, settings, quick, episodes, sources, target)
+    trained = Trained(b.name, target, tuple(p for p, _ in written), sources, tuple(episodes))
     if not validate:
-        _save(learner, space, learner_name, b, settings, quick, episodes, sources, target)
-    return Trained(b.name, target, tuple(p for p, _ in written[:seeds]), sources, tuple(episodes[:seeds]),
-                   tuple(episodes[seeds:]))
+        return trained
+    return dataclasses.replace(trained, validation=validate_from(b, out, learner_name, target, seeds, validate,
+                                                                 quick, settings, say))
+
+
+def validate_from(b: BenchScenario, out: Path, learner_name: str, checkpoint: Path, seeds: int, validate: int,
+                  quick: bool = False, settings: Mapping[str, Any] | None = None,
+                  say: Callable[[str], None] = lambda _m: None) -> tuple[dict[str, Any], ...]:
+    """``validate`` episodes on training seeds ``seeds``+1, ..., each from ``checkpoint`` with ``settings``
+    (as ``autocm bench inference --pretrained`` runs every evaluation seed: learning online within the
+    episode, nothing carried to the next)."""
+    from simulator.pretrain import make_learner, run_episode
+    from simulator.scenario import load
+
+    episodes = []
+    for seed in range(TRAIN_SEED0 + seeds, TRAIN_SEED0 + seeds + validate):
+        path, used = b.write(out / "train", TRAIN, seed, quick)
+        scen = load(path)
+        learner, space, _ = make_learner(scen, learner_name, settings, seed)
+        learner.load_state_dict(_restore(checkpoint, learner_name, space))
+        t0 = time.perf_counter()
+        summary = run_episode(scen, learner, learner_name, seed)
+        episodes.append(_episode(b, path, scen, used, seed, summary, time.perf_counter() - t0, say))
+    return tuple(episodes)
+
+
+def _episode(b: BenchScenario, path: Path, scen: Any, used: frozenset[str], seed: int, summary: Mapping[str, Any],
+             wall_s: float, say: Callable[[str], None]) -> dict[str, Any]:
+    ep = {"file": path.name, "file_sha256": scen.digest, "seed": seed, "sources_sha256": sources_digest(used),
+          "slo_attainment": summary["slo_attainment"], "gpu_hours": summary["gpu_hours"], "wall_s": wall_s}
+    say(f"{b.name}: {path.name} attainment {ep['slo_attainment']:.4f}, {ep['gpu_hours']:.1f} GPU-h, {wall_s:.0f} s")
+    return ep
 
 
 def _restore(target: Path, learner_name: str, space: Any) -> Mapping[str, Any]:
@@ -133,12 +159,19 @@ def _save(learner: Any, space: Any, learner_name: str, b: BenchScenario, setting
 
 def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Sequence[tuple[str, Sequence[Any]]],
            validate: int, quick: bool = False, settings: Mapping[str, Any] | None = None,
-           say: Callable[[str], None] = lambda _m: None) -> Trained:
+           say: Callable[[str], None] = lambda _m: None,
+           deployed: Sequence[tuple[str, Sequence[Any]]] = ()) -> Trained:
     """Every combination of the ``grid``'s values (``[(setting, values), ...]``) is trained on seeds
     1..``seeds`` and validated on ``validate`` further TRAINING seeds; kept: the one with the fewest
     validation GPU-hours among those whose validation episodes all meet ``b``'s SLO, else the one that
     meets on the most seeds (then the highest worst-seed attainment, then the fewest GPU-hours). Its
     checkpoint is copied to ``out``.
+
+    ``deployed``: a second grid of settings that apply only from the checkpoint on (validation, and so
+    evaluation), not while training: every combination of it is validated from each trained checkpoint,
+    and the kept checkpoint records both (its provenance's ``settings``; ``deployed`` names the second
+    grid's). For rules inside a learner that learn nothing themselves (slo-rl's fast guard): training
+    with one on changes what the models see, and so which checkpoint comes out, for no reason of its own.
 
     Until session 13 the rule was "the first value, in the order given, that meets", on one setting: with
     values ordered from the cheapest to the most cautious that was the cheapest, but it could not weigh
@@ -147,21 +180,35 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
 
     from simulator.scenario import load
 
-    keys = [k for k, _ in grid]
+    keys, dkeys = [k for k, _ in grid], [k for k, _ in deployed]
+    overlap = set(keys) & set(dkeys)
+    if overlap:
+        raise ValueError(f"{sorted(overlap)}: chosen both while training and at deployment")
     tried: list[_Tried] = []
     for combo in itertools.product(*(values for _, values in grid)):
         chosen = dict(zip(keys, combo, strict=True))
         tag = ",".join(f"{k}={v}" for k, v in chosen.items())
-        result = pretrain_one(b, out / "candidates" / f"{b.name}-{tag}", learner_name, seeds, quick,
-                              {**(settings or {}), **chosen}, say, validate)
-        aim = float(load(result.files[0]).inference[0]["slo"]["attainment"])
-        att = [e["slo_attainment"] for e in result.validation]
-        met = sum(a >= aim for a in att)
-        gpu_h = sum(e["gpu_hours"] for e in result.validation) / max(len(result.validation), 1)
-        tried.append(_Tried(chosen, result, met, min(att), gpu_h))
-        say(f"{b.name}: {tag}: validation (training seeds {[e['seed'] for e in result.validation]}) "
-            f"attainment {[round(a, 4) for a in att]}, {gpu_h:.1f} GPU-h mean: "
-            f"{'meets' if met == len(att) else f'misses on {len(att) - met}'} {aim}")
+        folder = out / "candidates" / f"{b.name}-{tag}"
+        trained = pretrain_one(b, folder, learner_name, seeds, quick, {**(settings or {}), **chosen}, say,
+                               0 if deployed else validate)
+        aim = float(load(trained.files[0]).inference[0]["slo"]["attainment"])
+        for dcombo in itertools.product(*(values for _, values in deployed)):
+            extra = dict(zip(dkeys, dcombo, strict=True))
+            result, label = trained, tag
+            if deployed:
+                label = tag + "; deployed " + ",".join(f"{k}={v}" for k, v in extra.items())
+                full = {**(settings or {}), **chosen, **extra}
+                validation = validate_from(b, folder, learner_name, trained.path, seeds, validate, quick, full, say)
+                path = folder / "deployed" / ",".join(f"{k}={v}" for k, v in extra.items()) / trained.path.name
+                _redeclare(trained.path, path, learner_name, load(trained.files[0]), full, extra)
+                result = dataclasses.replace(trained, path=path, validation=validation)
+            att = [e["slo_attainment"] for e in result.validation]
+            met = sum(a >= aim for a in att)
+            gpu_h = sum(e["gpu_hours"] for e in result.validation) / max(len(result.validation), 1)
+            tried.append(_Tried({**chosen, **extra}, result, met, min(att), gpu_h))
+            say(f"{b.name}: {label}: validation (training seeds {[e['seed'] for e in result.validation]}) "
+                f"attainment {[round(a, 4) for a in att]}, {gpu_h:.1f} GPU-h mean: "
+                f"{'meets' if met == len(att) else f'misses on {len(att) - met}'} {aim}")
     passing = [t for t in tried if t.meets_all]
     if passing:
         best = min(passing, key=lambda t: t.gpu_hours)
@@ -177,11 +224,27 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
     return Trained(result.scenario, target, result.files, result.sources, result.episodes, result.validation)
 
 
+def _redeclare(source: Path, target: Path, learner_name: str, scenario: Any, settings: Mapping[str, Any],
+               deployed: Mapping[str, Any]) -> None:
+    """Copy the checkpoint ``source`` to ``target`` with its provenance's ``settings`` set to ``settings``
+    (what ``--pretrained`` runs it with) and ``deployed`` naming those not used while training."""
+    from controller.checkpoint import decode, encode
+    from simulator.pretrain import Pretrained, make_learner, save
+
+    _learner, space, _ = make_learner(scenario, learner_name, settings, TRAIN_SEED0)
+    ck = decode(source.read_bytes(), learner_name, space)
+    state = dict(ck.state)
+    state["provenance"] = {**state.get("provenance", {}), "settings": dict(settings), "deployed": dict(deployed)}
+    save(Pretrained(learner_name, encode(learner_name, space, state, samples=ck.samples)), target)
+
+
 def pretrain_suite(out: Path, learner_name: str = "slo-rl", seeds: int = 3, names: Sequence[str] | None = None,
                    quick: bool = False, settings: Mapping[str, Any] | None = None,
                    say: Callable[[str], None] = lambda _m: None,
-                   chooser: tuple[Sequence[tuple[str, Sequence[Any]]], int] | None = None) -> list[Trained]:
-    """``chooser``: (grid of settings and values, validation seeds) for :func:`choose`, per scenario."""
+                   chooser: tuple[Sequence[tuple[str, Sequence[Any]]], int] | None = None,
+                   deployed: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[Trained]:
+    """``chooser``: (grid of settings and values, validation seeds) for :func:`choose`, per scenario;
+    ``deployed``: :func:`choose`'s grid of settings used from the checkpoint on only."""
     known = {b.name: b for b in TRAINING}
     chosen = list(names) if names else list(known)
     unknown = [n for n in chosen if n not in known]
@@ -190,4 +253,4 @@ def pretrain_suite(out: Path, learner_name: str = "slo-rl", seeds: int = 3, name
     if chooser is None:
         return [pretrain_one(known[n], out, learner_name, seeds, quick, settings, say) for n in chosen]
     grid, validate = chooser
-    return [choose(known[n], out, learner_name, seeds, grid, validate, quick, settings, say) for n in chosen]
+    return [choose(known[n], out, learner_name, seeds, grid, validate, quick, settings, say, deployed) for n in chosen]

@@ -178,3 +178,34 @@ def test_a_training_episode_drains_like_an_evaluation_run(tmp_path):
     s = run_episode(scen, learner, "hpa", 14)  # undrained: 176 requests in flight, attainment 0.942
     assert s["requests_in_service"] == 0 and s["requests_queued"] == 0
     assert s["requests_completed"] == s["requests_arrived"] > 0
+
+
+def test_settings_chosen_at_deployment_share_one_training_and_are_recorded_with_the_checkpoint(tmp_path):
+    """``--choose-deployed``: each value is validated from the same trained checkpoint (no retraining), and
+    the kept checkpoint is that checkpoint with its settings, the deployed ones named as such."""
+    from simulator.bench.pretrain import choose
+
+    seen = []
+    t = choose(by_name(["step"])[0], tmp_path, "slo-rl", 1, [("risk", [0.2])], validate=1, quick=True,
+               say=seen.append, deployed=[("fast_period_s", [0.0, 15.0])])
+    trained = [line for line in seen if "step-train-1.yaml" in line]
+    verdicts = [line for line in seen if ": validation (" in line]
+    assert len(trained) == 1 and len(verdicts) == 2  # one training, two validations from its checkpoint
+    assert "deployed fast_period_s=0.0" in verdicts[0] and "deployed fast_period_s=15.0" in verdicts[1]
+    prov = decode(t.path.read_bytes(), "slo-rl").state["provenance"]
+    kept = prov["settings"]["fast_period_s"]
+    assert prov["settings"]["risk"] == 0.2 and prov["deployed"] == {"fast_period_s": kept}
+    candidate = tmp_path / "candidates" / "step-risk=0.2" / checkpoint_name("slo-rl", "step")
+    original = decode(candidate.read_bytes(), "slo-rl").state
+    assert "deployed" not in original["provenance"] and original["provenance"]["settings"] == {"risk": 0.2}
+    mine = decode(t.path.read_bytes(), "slo-rl").state
+    assert {k: v for k, v in mine.items() if k != "provenance"} == \
+        {k: v for k, v in original.items() if k != "provenance"}  # the same learned state
+
+
+def test_a_setting_cannot_be_chosen_both_while_training_and_at_deployment(tmp_path):
+    result = CliRunner().invoke(main, ["bench", "pretrain", "--out", str(tmp_path), "--quick", "--seeds", "1",
+                                       "--scenarios", "step", "--choose", "risk=0.2,0.1",
+                                       "--choose-deployed", "risk=0.05"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "risk" in result.output and "deployment" in result.output

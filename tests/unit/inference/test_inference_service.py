@@ -227,3 +227,43 @@ def test_summary_books_balance_with_rejections_and_count_them_as_misses():
     assert met <= s["requests_completed"] and math.isclose(met, round(met), abs_tol=1e-6)
     assert s["slo_attainment"] <= s["slo_attainment_decided"] <= 1.0
     assert len(s["series"]["time_s"]) == 3 and s["gpu_hours"] == pytest.approx(2 * 200 / 3600)
+
+
+def test_peek_shows_the_last_seconds_without_touching_the_interval_observe_closes():
+    """The fast timescale's view: peeks partition the arrivals and completions between two observes, and
+    the observe after them reports the whole interval exactly as it would without them."""
+    trace = load_shape("bursty", 3.0, duration_s=600.0, seed=6)
+    runs = {}
+    for peeking in (False, True):
+        env, _pool, svc = make(trace, {"replicas": 2, "gpus_per_replica": 8, "max_batch_size": 64},
+                               slo=SLO(ttft_s=1.0))
+        observed, peeked = [], []
+
+        def loop(env=env, svc=svc, observed=observed, peeked=peeked, peeking=peeking):
+            k = 0
+            while True:
+                yield env.timeout(15.0)
+                k += 1
+                if k % 4 == 0:
+                    observed.append(svc.observe(svc.name, env.now))
+                elif peeking:
+                    peeked.append((svc.peek(svc.name, env.now), svc.summary()["requests_queued"]))
+
+        env.process(loop())
+        env.run(until=600.0)
+        runs[peeking] = (observed, peeked)
+        assert svc.peek("someone-else", env.now) is None
+    plain, (observed, peeked) = runs[False][0], runs[True]
+    assert [o.metrics for o in observed] == [o.metrics for o in plain]
+    assert [o.events for o in observed] == [o.events for o in plain]
+    assert len(peeked) == 30 and all(p.interval_s == pytest.approx(15.0) and p.finite() for p, _ in peeked)
+    assert all(p.metrics["queue_length"] == queued for p, queued in peeked)
+    # the peeks' arrivals and completions plus those of the last quarter (seen by observe only) add up
+    for i, obs in enumerate(observed):
+        window = [p for p, _ in peeked[3 * i:3 * i + 3]]
+        arrivals = sum(p.metrics["request_rate_per_second"] * p.interval_s for p in window)
+        completed = sum(p.events["completed"] for p in window)
+        assert arrivals <= obs.metrics["request_rate_per_second"] * obs.interval_s + 1e-6
+        assert completed <= obs.events["completed"]
+    total = sum(p.metrics["request_rate_per_second"] * p.interval_s for p, _ in peeked)
+    assert 0 < total < np.sum(trace.arrival_s <= 600.0)
