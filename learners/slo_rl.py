@@ -19,14 +19,18 @@ the next cold-start window, stays under a risk bound. Three learned models and o
   while it runs above. The SLO is not traded against GPUs: a miss makes the policy stricter until
   attainment recovers.
 
-Two timescales: the fast path (every decision) scales up at once when the plan asks for it and drains
-a queue (queued requests are load of the next interval); the slow path removes replicas only down
-to the most the plan asked for over ``down_window`` intervals, when none is cold-starting and the last
-scale-up is ``up_hold`` intervals old, and changes TP degree or batch size (a restart of every pod)
-only when another template saves ``switch_gain`` of the GPUs for ``switch_hold`` intervals in a row.
-Which template looks cheaper is judged by Thompson sampling (one draw of the capacity weights per
-interval), so a template the learner knows little about is tried when it is plausibly better, and is
-then sized by the cautious posterior predictive until evidence arrives.
+Each interval: a scale-up happens at once when the plan asks for it and drains a queue (queued requests
+are load of the next interval); replicas are removed only down to the most the plan asked for over
+``down_window`` intervals, when none is cold-starting and the last scale-up is ``up_hold`` intervals old;
+TP degree or batch size (a restart of every pod) change only when another template saves ``switch_gain``
+of the GPUs for ``switch_hold`` intervals in a row. Which template looks cheaper is judged by Thompson
+sampling (one draw of the capacity weights per interval), so a template the learner knows little about
+is tried when it is plausibly better, and is then sized by the cautious posterior predictive until
+evidence arrives.
+
+An optional second timescale under the interval, the fast guard (``fast_period_s``; a rule, it learns
+nothing), looks at the last seconds between two intervals and adds replicas at once when a backlog would
+wait too long (see ``SloRlSettings.fast_period_s``).
 
 Decisions are one vectorised posterior-predictive evaluation over every configuration (microseconds);
 all learning happens in ``learn`` (one small Newton solve per batch of intervals), off ``decide``.
