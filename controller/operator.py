@@ -5,7 +5,8 @@ Layering (top to bottom; each layer only calls the ones below it):
 - kopf glue (bottom of this file): ``on.startup`` configures kopf, ``on.event`` hands every new
   version of a policy to the :class:`Engine`, and a per-object ``daemon`` wakes every
   ``spec.intervalSeconds`` (down to one second; a kopf ``timer``'s interval is fixed at decoration
-  time, a daemon's sleep is not) and runs one step in a worker thread;
+  time, a daemon's sleep is not) and runs one step in a worker thread; for a learner with a fast
+  timescale (controller/loop.py) it also runs a fast step every fast period in between;
 - :class:`Engine`: policies by key, their :class:`PolicyRunner`, the shared Prometheus cache and the
   Kubernetes client; writes status and checkpoints;
 - :class:`PolicyRunner`: one policy's :class:`~controller.loop.ControlLoop` with the cluster adapters
@@ -46,7 +47,7 @@ from controller.kube import (
     post_event,
     read_config,
 )
-from controller.loop import ControlLoop, Mode, StepRecord
+from controller.loop import ControlLoop, Mode, StepRecord, fast_period_s
 from controller.policy import GROUP, LIMITS, PLURAL, VERSION, Policy, PolicyError, parse
 from controller.pool_runner import PoolRunner
 from controller.prometheus import PrometheusClient, PrometheusSettings, Registration, SharedMetrics
@@ -55,7 +56,7 @@ from controller.workload_cache import WorkloadCache
 from learners.base import Learner, create
 from learners.sharing import ShareBoard, ShareError, ShareMember, class_key
 from learners.space import Config
-from learners.types import Observation, Verdict
+from learners.types import Observation, ReplicaSample, Verdict
 
 log = logging.getLogger("autocm.operator")
 
@@ -110,6 +111,57 @@ class OperatorSettings:
     recommender's loop, whose status is a minute old at worst. 0 writes every step."""
 
 
+FAST_FLOOR_S = 5.0
+"""The shortest fast period the operator runs (a learner's ``fast_period_s`` is a tenant's setting): at
+most one fast step per policy, and one refresh of the fast PromQL cache for all policies, every 5 s."""
+
+FAST_METRICS = frozenset({"queue_length", "request_rate_per_second"})
+"""What the fast timescale queries (slo-rl's ``react`` reads the queue and the completions)."""
+
+
+def operator_fast_period(learner: object, interval_s: float) -> float:
+    """Seconds between the fast steps the operator runs for ``learner`` (0: none):
+    :func:`controller.loop.fast_period_s`, but never under :data:`FAST_FLOOR_S`, and still a whole
+    number of fast periods per interval; no fast step when fewer than two periods fit an interval."""
+    try:
+        period = fast_period_s(learner, interval_s)
+        if not (period > 0 and math.isfinite(period) and math.isfinite(interval_s)):
+            return 0.0
+        steps = min(round(interval_s / period), math.floor(interval_s / FAST_FLOOR_S + 1e-9))
+    except (TypeError, ValueError, OverflowError):  # a setting that is not a number: no fast timescale
+        return 0.0
+    return interval_s / steps if steps >= 2 else 0.0
+
+
+MAX_REPLICA_SAMPLES = 100_000
+"""More replicas than this are not listed one by one in a fast observation (the learner then counts the
+configured replicas as ready): a knob may allow a billion."""
+
+
+def replica_samples(obj: Mapping[str, Any], age_s: float) -> tuple[ReplicaSample, ...]:
+    """A Deployment's or StatefulSet's replicas as the fast timescale sees them: ``status.readyReplicas``
+    ready, the rest of ``spec.replicas`` unready and ``age_s`` old (the time since the last scale-up);
+    () when that is not known (another kind, no status yet), and the learner counts them all ready.
+
+    Without it a fast guard that adds replicas while the last ones still boot (a model server takes a
+    minute or more) would see the same queue, served by the same "ready" replicas, and add again every
+    fast period, as the simulator, which shows every replica's readiness, never lets it."""
+    if obj.get("kind") not in ("Deployment", "StatefulSet"):
+        return ()
+    status, spec = obj.get("status"), obj.get("spec")
+    if not isinstance(status, Mapping) or not isinstance(spec, Mapping):
+        return ()
+    try:
+        desired = int(spec.get("replicas", 1))
+        ready = int(status.get("readyReplicas") or 0)  # omitted when none is ready
+    except (TypeError, ValueError):
+        return ()
+    if not 0 <= desired <= MAX_REPLICA_SAMPLES:
+        return ()
+    ready = min(max(ready, 0), desired)
+    return (ReplicaSample(True, None),) * ready + (ReplicaSample(False, None, age_s),) * (desired - ready)
+
+
 def _rfc3339(t: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -130,6 +182,11 @@ class ClusterSource:
     policy: Policy
     read_config: Callable[[], Config]
     problem: str | None = None
+    fast: SharedMetrics | None = None
+    """The short-window cache :meth:`peek` reads (the policy is registered there with ``fast_window_s``)."""
+    fast_window_s: float = 0.0
+    read_state: Callable[[float], tuple[Config, tuple[ReplicaSample, ...]]] | None = None
+    """The live config and replicas (:func:`replica_samples`) at a time, for :meth:`peek`; None: the config only."""
 
     def observe(self, workload: str, now: float) -> Observation | None:
         self.problem = None
@@ -145,6 +202,24 @@ class ClusterSource:
         metrics = {k: v for k, v in got.values.items() if k in required or math.isfinite(v)}
         return Observation(time_s=got.time_s, config=self.read_config(), metrics=metrics,
                            interval_s=self.policy.interval_s)
+
+    def peek(self, workload: str, now: float) -> Observation | None:
+        """The fast timescale's view (:meth:`controller.loop.ControlLoop.fast_step`): the queue now and the
+        request rate over the last ``fast_window_s``, whose completions are ``events["completed"]`` (the
+        rate is that of ``vllm:request_success_total``); None without an answer from Prometheus."""
+        if self.fast is None or self.fast_window_s <= 0:
+            return None
+        got = self.fast.metrics_for(self.key)
+        if got is None:
+            return None
+        metrics = {k: v for k, v in got.values.items() if k in FAST_METRICS and math.isfinite(v)}
+        if not metrics:
+            return None
+        rate = metrics.get("request_rate_per_second")
+        events = {"completed": rate * self.fast_window_s} if rate is not None else {}
+        config, replicas = self.read_state(now) if self.read_state is not None else (self.read_config(), ())
+        return Observation(time_s=got.time_s, config=config, metrics=metrics, interval_s=self.fast_window_s,
+                           replicas=replicas, events=events)
 
 
 # --- one policy ------------------------------------------------------------------------------------------
@@ -170,6 +245,17 @@ class StepResult:
 
 
 @dataclass
+class FastResult:
+    """What one fast step did (:meth:`PolicyRunner.fast_step`): events and telemetry, never a status."""
+
+    outcome: str
+    """fast_applied, fast_recommended or fast_refused (the cluster had no room)."""
+    record: StepRecord
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    applied: dict[str, float] | None = None
+
+
+@dataclass
 class _InvalidatingActuator:
     """The loop's actuator: the workload's own, then its cached listing is dropped (it may have changed)."""
 
@@ -188,7 +274,8 @@ class PolicyRunner:
 
     def __init__(self, policy: Policy, body: Mapping[str, Any], kube: Kube, shared: SharedMetrics,
                  settings: OperatorSettings, in_place_resize: bool, clock: Callable[[], float] = time.time,
-                 autoscalers: AutoscalerIndex | None = None, workloads: WorkloadCache | None = None):
+                 autoscalers: AutoscalerIndex | None = None, workloads: WorkloadCache | None = None,
+                 fast_shared: SharedMetrics | None = None):
         self.policy = policy
         self.generation = int(body.get("metadata", {}).get("generation", 0))
         self.kube = kube
@@ -203,6 +290,15 @@ class PolicyRunner:
                                        policy.learner_settings)
         self.loop = ControlLoop(policy.key, self.learner, policy.objective, policy.space, self.source,
                                 _InvalidatingActuator(self.actuator, self.workloads), policy.mode, policy.guards)
+        self.fast_period_s = (operator_fast_period(self.learner, policy.interval_s)
+                              if fast_shared is not None else 0.0)
+        """Seconds between fast steps (0: none; see :func:`operator_fast_period`)."""
+        self.fast_shared = fast_shared
+        self.managing = True
+        """False while the last slow step found nothing to manage (Ready=False): no fast steps then."""
+        self.last_fast_recommended: Config | None = None
+        self._scaled_up_s: float | None = None
+        """When the latest scale-up was made (the age of replicas still booting, :meth:`_fast_state`)."""
         self.restored: str | None = None
         self.checkpoint_problem: str | None = None
         self.last_saved_s = -math.inf
@@ -219,10 +315,27 @@ class PolicyRunner:
             policy.target, policy.workload, policy.window_s, policy.interval_s, policy.queries,
             slo=None if objective.higher_is_better else (objective.metric, objective.target)))
         self.workloads.register(policy.key, policy.target, policy.interval_s)
+        if fast_shared is not None and self.fast_period_s > 0:
+            # A second registration over the fast period, restricted to the queue and the rate: its
+            # cache lives 0.9 of the shortest fast period, and the slow cache keeps its own lifetime.
+            fast_shared.register(policy.key, Registration(
+                policy.target, policy.workload, self.fast_period_s, self.fast_period_s,
+                {m: t for m, t in policy.queries.items() if m in FAST_METRICS}, metrics=FAST_METRICS))
+            self.source.fast, self.source.fast_window_s = fast_shared, self.fast_period_s
+            self.source.read_state = self._fast_state
 
     def _current_config(self) -> Config:
         """The workload's configuration as observed this interval (from the namespace's shared listing)."""
         return read_config(self.workloads.get(self.policy.target), self.policy)
+
+    def _fast_state(self, now: float) -> tuple[Config, tuple[ReplicaSample, ...]]:
+        """The configuration and the replicas' readiness, from one read of the workload (fast steps)."""
+        obj = self.workloads.get(self.policy.target)
+        up = self.actuator.last_scale_up  # cleared once its pods are checked; the time is kept here
+        if up is not None:
+            self._scaled_up_s = up.at_s
+        age = max(0.0, now - self._scaled_up_s) if self._scaled_up_s is not None else 0.0
+        return read_config(obj, self.policy), replica_samples(obj, age)
 
     # checkpoints ---------------------------------------------------------------------------------------
     def restore(self) -> None:
@@ -381,6 +494,40 @@ class PolicyRunner:
         self.last_recommended = dict(rec.recommended)
         return StepResult(outcome, conditions, status, events, rec, p.objective.meets(obs))
 
+    def fast_step(self, now: float) -> FastResult | None:
+        """One fast step between two intervals (:meth:`controller.loop.ControlLoop.fast_step`): None when
+        nothing changed or would change. Not while another autoscaler holds the workload or the last
+        step found nothing to manage; the caller skips paused policies. Writes no status: the next
+        interval's status shows the new configuration, the events and /metrics show it at once."""
+        p = self.policy
+        if self.fast_period_s <= 0 or self.conflicts or not self.managing:
+            return None
+        self.loop.mode = p.mode
+        self.actuator.changes, self.actuator.notes = {}, []
+        rec = self.loop.fast_step(now)
+        if rec is None or rec.observation is None or rec.recommended is None:
+            return None
+        current = p.space.clip(rec.observation.config)
+        wanted = {k: (current[k], v) for k, v in rec.recommended.items() if current.get(k) != v}
+        if not wanted:
+            return None
+        if p.mode is Mode.APPLY:
+            done = self.actuator.changes
+            if not done:
+                log.info("%s: fast step wanted %s, not applied: %s", p.key, describe_changes(p, wanted),
+                         "; ".join(self.actuator.notes) or "no change")
+                return FastResult("fast_refused", rec)
+            msg = f"{describe_changes(p, done)}: {rec.reason}"
+            log.info("%s: fast step applied %s", p.key, msg)
+            return FastResult("fast_applied", rec, [("Normal", "AutocmFastScaleUp", msg)],
+                              _finite({**current, **{k: b for k, (_, b) in done.items()}}))
+        events = []
+        if rec.recommended != self.last_fast_recommended:  # one event per new recommendation, not one per look
+            events.append(("Normal", "AutocmFastRecommendation",
+                           f"{describe_changes(p, wanted)} (recommended, not applied): {rec.reason}"))
+        self.last_fast_recommended = dict(rec.recommended)
+        return FastResult("fast_recommended", rec, events)
+
     def _convergence_condition(self, verdict: Verdict) -> Condition:
         if verdict is Verdict.NOT_LEARNING:
             return Condition("Converged", "Unknown", "NotLearning",
@@ -425,6 +572,9 @@ class Engine:
         self.clock = clock
         client = prometheus or PrometheusClient(settings.prometheus_url, PrometheusSettings())
         self.shared = SharedMetrics(client, clock=clock, on_query=self.telemetry.record_query)
+        self.fast_shared = SharedMetrics(client, PrometheusSettings(min_cache_s=0.9 * FAST_FLOOR_S), clock=clock,
+                                         on_query=self.telemetry.record_query)
+        """The fast timescale's short-window queries (queue and rate only), for the policies that have one."""
         self.autoscalers = AutoscalerIndex(kube, settings.conflict_check_s, clock)
         self.workloads = WorkloadCache(kube, clock=clock)
         self.runners: dict[str, PolicyRunner | PoolRunner] = {}
@@ -483,6 +633,7 @@ class Engine:
 
     def _unregister(self, key: str) -> None:
         self.shared.unregister(key)
+        self.fast_shared.unregister(key)
         self.workloads.unregister(key)
 
     def forget(self, key: str) -> None:
@@ -508,6 +659,11 @@ class Engine:
             return 60.0
         return min(max(1.0, value), LIMITS.interval_s) if math.isfinite(value) else 60.0
 
+    def fast_period_of(self, key: str) -> float:
+        """Seconds between the policy's fast steps; 0 when it has none (see :func:`operator_fast_period`)."""
+        runner = self.runners.get(key)
+        return runner.fast_period_s if isinstance(runner, PolicyRunner) else 0.0
+
     def _runner(self, key: str, body: Mapping[str, Any]) -> PolicyRunner | PoolRunner | None:
         generation = int(body["metadata"].get("generation", 0))
         runner = self.runners.get(key)
@@ -532,7 +688,8 @@ class Engine:
         self._unregister(key)
         try:
             runner = PolicyRunner(policy, body, self.kube, self.shared, self.settings,
-                                  self._resize_supported(), self.clock, self.autoscalers, self.workloads)
+                                  self._resize_supported(), self.clock, self.autoscalers, self.workloads,
+                                  self.fast_shared)
         except Exception as exc:  # the learner refuses this space or settings, however it says so
             self.invalid[key] = f"spec.learner: learner {policy.learner!r} refused this policy: {exc}"
             self.runners.pop(key, None)
@@ -639,6 +796,52 @@ class Engine:
             now = self.clock()
             result = self._step(key, body, now)
             self.telemetry.loop_latency.observe(time.perf_counter() - t0)
+            runner = self.runners.get(key)
+            if isinstance(runner, PolicyRunner):
+                runner.managing = not any(c.type == "Ready" and c.status == "False" for c in result.conditions)
+            return result
+
+    def fast_step(self, key: str) -> FastResult | None:
+        """One fast step of one policy between two of its intervals (none for a policy without a fast
+        period, paused, or whose spec changed since its last step). Posts an event and counts the change
+        in ``autocm_operator_decisions_total`` (outcome fast_applied, fast_recommended or fast_refused);
+        writes no status. Errors are contained as in :meth:`step`: counted, logged, one Warning event."""
+        lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            body = self.bodies.get(key)
+            runner = self.runners.get(key)
+            if (body is None or not isinstance(runner, PolicyRunner) or runner.fast_period_s <= 0
+                    or runner.generation != int(body["metadata"].get("generation", 0))
+                    or self.paused_by(body) is not None):
+                return None
+            ns, name = key.split("/", 1)
+            now = self.clock()
+            events: list[tuple[str, str, str]] = []
+            result: FastResult | None = None
+            try:
+                result = runner.fast_step(now)
+            except ApiException as exc:
+                self.telemetry.errors.labels("kubernetes").inc()
+                msg = f"fast step: Kubernetes API error {exc.status}: {exc.reason}"
+                log.warning("%s: %s", key, msg)
+                events.append(("Warning", "ApplyFailed", msg))
+            except (TimeoutError, OSError, UnsafeTarget) as exc:
+                self.telemetry.errors.labels("kubernetes").inc()
+                msg = f"fast step: {type(exc).__name__}: {exc}"
+                log.warning("%s: %s", key, msg)
+                events.append(("Warning", "ApplyFailed", msg))
+            except Exception as exc:  # the learner's react (or a bug): never a dead loop
+                self.telemetry.errors.labels("learner").inc()
+                log.exception("fast step of %s failed", key)
+                events.append(("Warning", "LearnerFailed",
+                               f"spec.learner: learner {runner.policy.learner!r} failed in its fast step "
+                               f"({type(exc).__name__}: {exc}); check spec.learner.settings"))
+            if result is not None:
+                events += result.events
+                self.telemetry.decisions.labels(ns, name, result.outcome).inc()
+                for knob, v in (result.applied or {}).items():
+                    self.telemetry.applied.labels(ns, name, knob).set(v)
+            self._post_events(body, events)
             return result
 
     def _step(self, key: str, body: Mapping[str, Any], now: float) -> StepResult:
@@ -761,9 +964,13 @@ class Engine:
                 body_status.update(status)
                 self.bodies[key] = {**body, "status": body_status}
         # Events go out even when the status did not: a change that was made is still announced.
+        self._post_events(body, result.events)
+
+    def _post_events(self, body: Mapping[str, Any], events: list[tuple[str, str, str]]) -> None:
+        meta = body["metadata"]
         ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SizingPolicy", "name": meta["name"],
                "namespace": meta["namespace"], "uid": meta.get("uid")}
-        for type_, reason, message in result.events:
+        for type_, reason, message in events:
             # A standing problem (a conflicting HPA, an invalid spec) is one Warning, not one per interval.
             if type_ == "Warning":
                 if self._last_warning.get(self.key_of(body)) == message:
@@ -851,20 +1058,43 @@ def _on_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> No
         engine().observe_body(dict(body))
 
 
+async def _in_worker(eng: Engine, fn: Callable[[str], object], key: str, what: str) -> None:
+    try:
+        await asyncio.get_running_loop().run_in_executor(eng.executor, fn, key)
+    except Exception:  # one policy's bug must not stop the others; it is counted and logged
+        eng.telemetry.errors.labels("learner").inc()
+        log.exception("%s of %s failed", what, key)
+
+
+async def policy_loop(eng: Engine, key: str, stopped: Any) -> None:
+    """Steps of one policy until ``stopped`` (kopf's DaemonStopped: truthy once stopped, ``await
+    stopped.wait(s)`` sleeps at most ``s``): a control step, then, for a learner with a fast period, a
+    fast step every fast period in between (interval / period - 1 of them), so the next control step
+    still comes one interval later; each in a worker thread. The period is bounded below
+    (:data:`FAST_FLOOR_S`) whatever the policy's settings say."""
+    while not stopped:
+        await _in_worker(eng, eng.step, key, "control step")
+        interval, fast = eng.interval_of(key), eng.fast_period_of(key)
+        if fast <= 0:
+            await stopped.wait(interval)
+            continue
+        for _ in range(round(interval / fast) - 1):
+            await stopped.wait(fast)
+            if stopped:
+                return
+            await _in_worker(eng, eng.fast_step, key, "fast step")
+        await stopped.wait(fast)
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
 async def _run_policy(stopped: kopf.DaemonStopped, body: Mapping[str, Any], **_: Any) -> None:
-    """One policy's control loop: a step every spec.intervalSeconds, in a worker thread."""
+    """One policy's control loop: a step every spec.intervalSeconds (fast steps in between for a
+    learner with a fast timescale, :func:`policy_loop`), in a worker thread."""
     eng = engine()
     key = Engine.key_of(body)
     eng.bodies.setdefault(key, dict(body))
     try:
-        while not stopped:
-            try:
-                await asyncio.get_running_loop().run_in_executor(eng.executor, eng.step, key)
-            except Exception:  # one policy's bug must not stop the others; it is counted and logged
-                eng.telemetry.errors.labels("learner").inc()
-                log.exception("control step of %s failed", key)
-            await stopped.wait(eng.interval_of(key))
+        await policy_loop(eng, key, stopped)
     finally:
         if stopped.reason is not None and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED:
             eng.forget(key)

@@ -350,6 +350,10 @@ class Registration:
     metric is a histogram and no ``slo_attainment`` query is given, the share of the window's requests
     at or under the target is derived from the same buckets (:func:`histogram_fraction`). Without it a
     learner that prices SLO misses (slo-rl's dual variable) would never see one in the operator."""
+    metrics: frozenset[str] | None = None
+    """Query only these metrics for this workload (None: every metric of its kind and every override).
+    The operator's fast timescale registers a second, short-window view of the queue and the request
+    rate only: a backlog check every few seconds must not re-run the histograms."""
 
 
 @dataclass(frozen=True)
@@ -476,6 +480,8 @@ class SharedMetrics:
         for metric, template in reg.overrides.items():
             per = any(f in template for f in PER_WORKLOAD_FIELDS)
             out[metric] = render_for(template, reg.target, reg.window_s) if per else None
+        if reg.metrics is not None:
+            out = {m: t for m, t in out.items() if m in reg.metrics}
         return out
 
     # refresh ---------------------------------------------------------------------------------------
