@@ -200,8 +200,13 @@ class ClusterSource:
         # Optional metrics that are NaN (a histogram with no requests) are dropped rather than
         # freezing the workload; required ones stay, and the loop freezes on them.
         metrics = {k: v for k, v in got.values.items() if k in required or math.isfinite(v)}
+        # The request rate is that of vllm:request_success_total: completions. As the simulator does, the
+        # interval's completions are an event (slo-rl's saturation and fast guards read per-replica
+        # throughput from it; without it they never fired in the operator).
+        rate = metrics.get("request_rate_per_second", math.nan)
+        events = {"completed": rate * self.policy.interval_s} if math.isfinite(rate) and rate >= 0 else {}
         return Observation(time_s=got.time_s, config=self.read_config(), metrics=metrics,
-                           interval_s=self.policy.interval_s)
+                           interval_s=self.policy.interval_s, events=events)
 
     def peek(self, workload: str, now: float) -> Observation | None:
         """The fast timescale's view (:meth:`controller.loop.ControlLoop.fast_step`): the queue now and the

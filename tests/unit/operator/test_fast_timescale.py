@@ -100,6 +100,19 @@ def test_peek_reads_the_short_window_and_the_queue_now():
         'sum by (namespace, pod) (vllm:num_requests_waiting{namespace=~"ml"})'])
 
 
+def test_the_slow_observation_carries_the_intervals_completions_as_the_simulators_does():
+    """slo-rl's per-replica throughput (its fast and saturation guards' yardstick) comes from
+    ``events["completed"]``; the simulator's observe has it, so the operator's must too."""
+    kube = cluster(body_of(slo_rl()), ready=2)
+    with fake_prometheus(Cluster(queue=0.0, rate_15s=6.0, rate_60s=1.5)) as prom:
+        eng = engine_for(prom.url, kube, Clock())
+        step(eng, kube)
+        obs = eng.runners[KEY].source.observe(KEY, eng.clock())
+    assert obs is not None and obs.interval_s == 60.0
+    assert obs.events == {"completed": 90.0}  # 1.5 req/s completed over the 60 s interval
+    assert eng.runners[KEY].learner._served_per_replica > 0  # the learner read it at the first step
+
+
 def test_peek_is_none_without_an_answer():
     kube = cluster(body_of(slo_rl()))
     with fake_prometheus(Cluster()) as prom:
@@ -151,8 +164,10 @@ def test_a_standing_queue_scales_up_between_two_slow_steps_without_a_status_writ
         result = eng.fast_step(KEY)
         assert result is not None and result.outcome == "fast_applied"
         # slo-rl's fast guard: serve the arrivals and drain the queue within one interval (60 s), and at
-        # least half as many replicas again; 0.2 req/s in 15 s is 3 completions, 0.2/n per ready replica.
-        want = max(math.ceil((0.2 + 30.0 / 60.0) / (0.2 / n)), math.ceil(n * 1.5))
+        # least half as many replicas again; 0.2 req/s in 15 s is 3 completions, 0.2/n per ready replica,
+        # but the last interval's completions (0.2 req/s over the 2 replicas then) say a replica serves 0.1.
+        per_replica = max(0.2 / n, 0.2 / 2)
+        want = max(math.ceil((0.2 + 30.0 / 60.0) / per_replica), math.ceil(n * 1.5))
         assert 2 < n < want < 64 and replicas(kube) == want
         assert result.applied == {"replicas": float(replicas(kube))}
         fast_events = [e for e in kube.events if e["reason"] == "AutocmFastScaleUp"]
