@@ -29,6 +29,8 @@ tail latencies between the SLO and the cliff are not reproduced, only the capaci
 During a rolling update every Running pod counts as the Deployment's current template.
 
 Run: ``python tests/e2e/emulator.py --kubeconfig K --namespace NS --deployment NAME --port P``.
+``POST /rate`` with a number as the body steps the arrival rate from that instant (replacing ``--rate`` or
+``--schedule``): a test that must place a load step relative to the operator's control steps.
 """
 
 from __future__ import annotations
@@ -222,6 +224,14 @@ class Emulator:
                 self.model = replace(self.model, rate=rate_at(self.schedule, mid))
             self._add(seconds)
 
+    def set_rate(self, rate: float, now: float) -> None:
+        """From ``now`` on, ``rate`` arrivals per second (a step of the load; it replaces any schedule).
+        The time before ``now`` is accounted at the old rate first."""
+        self.advance(now)
+        with self.lock:
+            self.schedule = None
+            self.model = replace(self.model, rate=rate)
+
     def tick(self, seconds: float) -> None:
         """Add one interval's worth of requests to the histograms."""
         with self.lock:
@@ -329,6 +339,21 @@ def serve(emulator: Emulator, port: int) -> ThreadingHTTPServer:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            """``POST /rate`` with a number as the body: the arrival rate from now on (a test's load step)."""
+            try:
+                if self.path != "/rate":
+                    raise ValueError(f"no {self.path}: POST /rate")
+                rate = float(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                if not (math.isfinite(rate) and rate >= 0):
+                    raise ValueError(f"rate {rate}: a finite number >= 0")
+            except ValueError as exc:
+                self.send_error(400, str(exc))
+                return
+            emulator.set_rate(rate, time.monotonic())
+            self.send_response(204)
+            self.end_headers()
 
         def log_message(self, *args: object) -> None:
             return None
