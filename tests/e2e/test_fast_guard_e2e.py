@@ -42,11 +42,11 @@ from .conftest import ControlPlane, PrometheusServer, free_port, http_get, wait_
 from .test_operator_e2e import (
     EMULATOR,
     GROUP,
-    PAUSE_IMAGE,
     PLURAL,
     VERSION,
     crd,  # noqa: F401 (fixture)
     custom,
+    make_deployment,
     operator_argv,
     process,
     wait_status,
@@ -88,26 +88,6 @@ def sizing_policy(name: str, settings: dict) -> dict:
             "metrics": {"windowSeconds": 10},
         },
     }
-
-
-def make_deployment(plane: ControlPlane, ns: str, name: str) -> None:
-    kubernetes.client.AppsV1Api(plane.api_client).create_namespaced_deployment(ns, {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 0,
-                    "containers": [{"name": "server", "image": PAUSE_IMAGE,
-                                    "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
-                },
-            },
-        },
-    })
 
 
 def decisions(port: int, ns: str) -> dict[tuple[str, str], float]:
@@ -156,7 +136,7 @@ def test_fast_guard_scales_up_between_control_steps_and_only_with_fast_period(
     core = kubernetes.client.CoreV1Api(plane.api_client)
     settings = {FAST: {"fast_period_s": FAST_PERIOD_S}, CONTROL: {}}
     for name in settings:
-        make_deployment(plane, ns, name)
+        make_deployment(plane, ns, replicas=2, name=name)
     emu_ports = {name: free_port() for name in settings}
     metrics_port = free_port()
     op_log = tmp_path / "operator.log"

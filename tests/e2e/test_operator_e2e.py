@@ -83,19 +83,19 @@ def policy(name: str, mode: str = "recommend", **spec: object) -> dict:
     }
 
 
-def make_deployment(plane: ControlPlane, ns: str, replicas: int = 2) -> None:
+def make_deployment(plane: ControlPlane, ns: str, replicas: int = 2, name: str = "web") -> None:
     apps = kubernetes.client.AppsV1Api(plane.api_client)
     apps.create_namespaced_deployment(
         ns,
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "web"},
+            "metadata": {"name": name},
             "spec": {
                 "replicas": replicas,
-                "selector": {"matchLabels": {"app": "web"}},
+                "selector": {"matchLabels": {"app": name}},
                 "template": {
-                    "metadata": {"labels": {"app": "web"}},
+                    "metadata": {"labels": {"app": name}},
                     "spec": {
                         "terminationGracePeriodSeconds": 0,
                         "containers": [

@@ -4,45 +4,31 @@ over a source that can ``peek``, may add replicas between two intervals; nothing
 from __future__ import annotations
 
 import pytest
+from test_loop import Scripted
 
 from controller.loop import ControlLoop, Mode, fast_period_s
-from learners import Action, ConfigSpace, Convergence, Knob, Objective, Observation
+from learners import Action, ConfigSpace, Knob, Objective, Observation
 
 SPACE = ConfigSpace.of(Knob("replicas", 1, 16, 1, default=2),
                        Knob("gpus_per_replica", choices=(4, 8), default=4, restarts=True))
 OBJECTIVE = Objective(metric="ttft_p99_seconds", target=10.0, attainment=0.99)
 
 
-class Reacting:
+class Reacting(Scripted):
     """A learner whose fast reaction is scripted; it records what the fast path showed it."""
 
     name = "reacting"
     uses_guard_rails = False
 
     def __init__(self, reactions, period=15.0):
+        super().__init__([])
         self.reactions = list(reactions)
         self.fast_period_s = period
         self.seen = []
-        self.learned = 0
-
-    def decide(self, obs):
-        return Action(dict(obs.config), "keep")
 
     def react(self, obs):
         self.seen.append(obs)
         return self.reactions.pop(0) if self.reactions else None
-
-    def learn(self, prev, action, reward, obs):
-        self.learned += 1
-
-    def convergence(self):
-        return Convergence.not_learning()
-
-    def state_dict(self):
-        return {}
-
-    def load_state_dict(self, state):
-        pass
 
 
 class World:
@@ -75,10 +61,10 @@ def test_a_fast_step_adds_replicas_at_once_and_learns_nothing():
     assert world.applied == [({"replicas": 6.0, "gpus_per_replica": 4.0}, "backlog")]
     assert rec is not None and rec.applied == {"replicas": 6.0, "gpus_per_replica": 4.0} and rec.reward is None
     assert learner.seen[0].interval_s == 15 and learner.seen[0].metrics["queue_length"] == 40.0
-    assert learner.learned == 0 and loop.fast_changes == 1
+    assert learner.learned == [] and loop.fast_changes == 1
     assert loop.history == []  # history keeps one record per interval; fast steps are not intervals
     loop.step(120.0)  # the slow transition that the fast step fell inside is still learned, once
-    assert learner.learned == 1
+    assert len(learner.learned) == 1
 
 
 def test_the_fast_path_never_removes_replicas_nor_restarts_pods():
