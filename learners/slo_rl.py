@@ -184,6 +184,17 @@ class SloRlSettings:
     learner reports itself converged."""
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # The fast guard's settings reach the operator from a tenant's custom resource: refuse what is not a
+        # period or a share (the operator also floors the period at 5 s; this says why a value is wrong).
+        if not (isinstance(self.fast_period_s, (int, float)) and math.isfinite(self.fast_period_s)
+                and self.fast_period_s >= 0):
+            raise ValueError(f"fast_period_s must be 0 (no fast guard) or seconds, got {self.fast_period_s!r}")
+        if not (isinstance(self.fast_wait, (int, float)) and 0 < self.fast_wait < math.inf):
+            raise ValueError(f"fast_wait must be a positive share of the latency target, got {self.fast_wait!r}")
+        if not (isinstance(self.fast_step, (int, float)) and 0 <= self.fast_step < math.inf):
+            raise ValueError(f"fast_step must be a relative increase >= 0, got {self.fast_step!r}")
+
 
 class SloRl:
     """SLO-constrained model-based Bayesian autoscaler (see the module docstring)."""

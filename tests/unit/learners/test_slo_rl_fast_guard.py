@@ -111,3 +111,16 @@ def test_across_ten_step_seeds_the_guard_misses_the_slo_less_and_never_costs_att
         met += att[1] >= 0.99
         met_without += att[0] >= 0.99
     assert better >= 7 and met >= met_without + 3
+
+
+def test_settings_that_are_no_period_or_share_are_refused_with_the_reason():
+    import pytest
+
+    for bad in (-1.0, math.nan, math.inf, "15"):
+        with pytest.raises(ValueError, match="fast_period_s"):
+            SloRlSettings(fast_period_s=bad)
+    with pytest.raises(ValueError, match="fast_wait"):
+        SloRlSettings(fast_wait=0.0)
+    with pytest.raises(ValueError, match="fast_step"):
+        SloRlSettings(fast_step=-0.5)
+    assert SloRlSettings(fast_period_s=15).fast_period_s == 15  # an int from YAML is a number of seconds
