@@ -173,6 +173,14 @@ def _finite(values: Mapping[str, float] | None) -> dict[str, float]:
 # --- observing: Prometheus metrics plus the workload's configuration -----------------------------------
 
 
+def _completions(metrics: Mapping[str, float], window_s: float) -> dict[str, float]:
+    """``events`` of an observation over ``window_s``: the requests completed in it. The request rate is
+    that of vllm:request_success_total (completions); as in the simulator, they are an event, from which
+    slo-rl's saturation and fast guards read per-replica throughput (without it neither fired here)."""
+    rate = metrics.get("request_rate_per_second", math.nan)
+    return {"completed": rate * window_s} if math.isfinite(rate) and rate >= 0 else {}
+
+
 @dataclass
 class ClusterSource:
     """The loop's :class:`~controller.loop.MetricsSource`: shared PromQL results plus the live config."""
@@ -200,13 +208,8 @@ class ClusterSource:
         # Optional metrics that are NaN (a histogram with no requests) are dropped rather than
         # freezing the workload; required ones stay, and the loop freezes on them.
         metrics = {k: v for k, v in got.values.items() if k in required or math.isfinite(v)}
-        # The request rate is that of vllm:request_success_total: completions. As the simulator does, the
-        # interval's completions are an event (slo-rl's saturation and fast guards read per-replica
-        # throughput from it; without it they never fired in the operator).
-        rate = metrics.get("request_rate_per_second", math.nan)
-        events = {"completed": rate * self.policy.interval_s} if math.isfinite(rate) and rate >= 0 else {}
         return Observation(time_s=got.time_s, config=self.read_config(), metrics=metrics,
-                           interval_s=self.policy.interval_s, events=events)
+                           interval_s=self.policy.interval_s, events=_completions(metrics, self.policy.interval_s))
 
     def peek(self, workload: str, now: float) -> Observation | None:
         """The fast timescale's view (:meth:`controller.loop.ControlLoop.fast_step`): the queue now and the
@@ -220,11 +223,9 @@ class ClusterSource:
         metrics = {k: v for k, v in got.values.items() if k in FAST_METRICS and math.isfinite(v)}
         if not metrics:
             return None
-        rate = metrics.get("request_rate_per_second")
-        events = {"completed": rate * self.fast_window_s} if rate is not None else {}
         config, replicas = self.read_state(now) if self.read_state is not None else (self.read_config(), ())
         return Observation(time_s=got.time_s, config=config, metrics=metrics, interval_s=self.fast_window_s,
-                           replicas=replicas, events=events)
+                           replicas=replicas, events=_completions(metrics, self.fast_window_s))
 
 
 # --- one policy ------------------------------------------------------------------------------------------

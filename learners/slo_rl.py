@@ -242,9 +242,9 @@ class SloRl:
         """The convergence record of the training run this state came from (``autocm train``)."""
         self._experience: dict[str, list] | None = None
         self._interval_s = 0.0
+        """The control interval of the last slow decision: the fast guard drains a queue within one."""
         self._served_per_replica = 0.0
         """Requests per second a ready replica completed in the last interval (the fast guard's yardstick)."""
-        """The control interval of the last slow decision: the fast guard drains a queue within one."""
 
     # --- features --------------------------------------------------------------------------------
     def features(self, load: np.ndarray, gpus: np.ndarray, tp: np.ndarray, batch: np.ndarray,

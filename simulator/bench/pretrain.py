@@ -88,12 +88,13 @@ def pretrain_one(b: BenchScenario, out: Path, learner_name: str, seeds: int, qui
     from simulator.pretrain import make_learner, run_episode
     from simulator.scenario import load
 
-    written = [b.write(out / "train", TRAIN, seed, quick) for seed in range(TRAIN_SEED0, TRAIN_SEED0 + seeds)]
+    train_seeds = range(TRAIN_SEED0, TRAIN_SEED0 + seeds)
+    written = [b.write(out / "train", TRAIN, seed, quick) for seed in train_seeds]
     learner = space = None
     sources: frozenset[str] = frozenset()
     episodes = []
     target = out / checkpoint_name(learner_name, b.name)
-    for (path, used), seed in zip(written, range(TRAIN_SEED0, TRAIN_SEED0 + seeds), strict=True):
+    for (path, used), seed in zip(written, train_seeds, strict=True):
         scen = load(path)
         if learner is None:
             learner, space, _ = make_learner(scen, learner_name, settings, seed)

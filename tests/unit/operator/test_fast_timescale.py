@@ -4,6 +4,7 @@ PromQL window, Engine.fast_step between two control steps, the daemon's schedule
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 
 import pytest
@@ -282,12 +283,19 @@ def run_daemon(eng: Engine, clock: Clock, seconds: float) -> tuple[list[float], 
     return slow, fast, stopped
 
 
-def test_the_daemon_runs_fast_steps_between_slow_steps_and_none_without_a_fast_period():
-    kube = cluster(body_of(slo_rl()))
+@contextlib.contextmanager
+def policy_engine(learner: dict, prom_state: Cluster):
+    """An engine that has seen one policy of ``learner``, its clock, and the fake Prometheus behind it."""
+    kube = cluster(body_of(learner))
     clock = Clock()
-    with fake_prometheus(Cluster()) as prom:
+    with fake_prometheus(prom_state) as prom:
         eng = engine_for(prom.url, kube, clock)
         eng.observe_body(kube.objects[POLICY])
+        yield eng, clock, prom
+
+
+def test_the_daemon_runs_fast_steps_between_slow_steps_and_none_without_a_fast_period():
+    with policy_engine(slo_rl(), Cluster()) as (eng, clock, _prom):
         t0 = clock.t
         slow, fast, stopped = run_daemon(eng, clock, 120)
     assert [t - t0 for t in slow] == [0.0, 60.0]  # a slow step every interval, as before
@@ -295,11 +303,7 @@ def test_the_daemon_runs_fast_steps_between_slow_steps_and_none_without_a_fast_p
     assert stopped.waits == [15.0] * 8
 
     for learner in (slo_rl(None), {"name": "static", "settings": {"config": {"replicas": 4}}}):
-        kube = cluster(body_of(learner))
-        clock = Clock()
-        with fake_prometheus(Cluster(queue=40.0)) as prom:
-            eng = engine_for(prom.url, kube, clock)
-            eng.observe_body(kube.objects[POLICY])
+        with policy_engine(learner, Cluster(queue=40.0)) as (eng, clock, _prom):
             slow, fast, stopped = run_daemon(eng, clock, 120)
             assert len(slow) == 2 and fast == [] and stopped.waits == [60.0, 60.0]
             assert eng.fast_period_of(KEY) == 0.0 and Engine.fast_step(eng, KEY) is None
@@ -328,11 +332,7 @@ def test_the_fast_period_is_clamped(period, interval, expected):
 
 
 def test_a_hostile_fast_period_cannot_make_runaway_steps_or_queries():
-    kube = cluster(body_of(slo_rl(0.001)))
-    clock = Clock()
-    with fake_prometheus(Cluster()) as prom:
-        eng = engine_for(prom.url, kube, clock)
-        eng.observe_body(kube.objects[POLICY])
+    with policy_engine(slo_rl(0.001), Cluster()) as (eng, clock, prom):
         slow, fast, stopped = run_daemon(eng, clock, 120)
         assert eng.fast_period_of(KEY) == FAST_FLOOR_S
         assert len(slow) == 2 and len(fast) == 2 * 11
@@ -345,11 +345,7 @@ def test_a_hostile_fast_period_cannot_make_runaway_steps_or_queries():
     # The registration's window is the floor too: no rate over 1 ms.
     assert eng.fast_shared._workloads[KEY].window_s == FAST_FLOOR_S
 
-    kube = cluster(body_of(slo_rl(1e9)))
-    clock = Clock()
-    with fake_prometheus(Cluster(queue=40.0)) as prom:
-        eng = engine_for(prom.url, kube, clock)
-        eng.observe_body(kube.objects[POLICY])
+    with policy_engine(slo_rl(1e9), Cluster(queue=40.0)) as (eng, clock, _prom):
         slow, fast, stopped = run_daemon(eng, clock, 120)
     assert len(slow) == 2 and fast == [] and stopped.waits == [60.0, 60.0]
 
