@@ -31,6 +31,10 @@ class Objective:
     most expensive configuration per interval, so that meeting the SLO always beats saving resources
     (:meth:`scaled_to` does that).
     ``restart_penalty``: reward lost each time a change restarts pods.
+    ``also``: further latency targets of the same SLO, metric -> target (a request meets the SLO only under
+    every target; the simulator's attainment counts it that way). ``metric``/``target`` stay the headline
+    tail that rules and most learners read; a learner that labels capacity may read the worst of them,
+    because a TBT target can bind while the TTFT tail is far below its own (batch-size tuning).
     """
 
     metric: str = "ttft_p99_seconds"
@@ -40,12 +44,20 @@ class Objective:
     unit_costs: Mapping[str, float] = field(default_factory=lambda: {"gpus": 1.0})
     violation_penalty: float = 50.0
     restart_penalty: float = 0.5
+    also: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.attainment <= 1.0:
             raise ValueError(f"attainment must be in (0, 1], got {self.attainment}")
         if self.target <= 0 or not math.isfinite(self.target):
             raise ValueError(f"SLO target must be a positive number, got {self.target}")
+        for name, value in self.also.items():
+            if not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"SLO target {name} must be a positive number, got {value!r}")
+
+    def targets(self) -> dict[str, float]:
+        """Every latency target of the SLO, the headline one first."""
+        return {self.metric: self.target, **{k: v for k, v in self.also.items() if k != self.metric}}
 
     @property
     def miss_budget(self) -> float:

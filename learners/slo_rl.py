@@ -64,8 +64,11 @@ class SloRlSettings:
     risk: float = 0.2
     """Allowed predicted P(tail above target) for the planned interval at zero price (with the
     capacity model's soft label, 0.2 plans for a tail of about 0.7x the target)."""
-    risk_max: float = 0.4
-    """The risk bound never exceeds this, however low the price (0.4: a tail of about 0.9x the target)."""
+    risk_max: float = 0.9
+    """The risk bound never exceeds this, however low the price. With ``dual_min`` at 0 the price never goes
+    below 0, so only ``risk`` itself could pass it; ``risk`` above it is refused rather than clamped (until
+    2026-12-06 the default was 0.4 and a ``risk`` of 0.6 silently ran as 0.4). On knob-batch, chosen on 20
+    validation seeds, risk 0.6 held the SLO for 32.5 GPU-h against 35.0 at 0.4 (docs/evaluation.md)."""
     dual_step: float = 0.1
     """Price increase per interval and per miss budget of attainment below the aim (an interval at
     0.9 against a 0.99 SLO adds about 0.95), at most ``10 * dual_step`` per interval: one disastrous
@@ -138,6 +141,16 @@ class SloRlSettings:
     floor_min_requests: float = 20.0
     """An interval's tail counts toward the floor only with at least this many requests (a p99 of a few
     requests is one short prompt's latency, not the template's floor)."""
+    worst_tail_label: bool = False
+    """Label each interval by the worst of the SLO's latency targets (``Objective.targets``: the TTFT tail
+    against its target and the TBT tail against its own, each over its template's floor), not the headline
+    target alone. Why: with a 10 s TTFT and a 65 ms TBT target (knob-batch), the TBT tail binds at large
+    batch sizes while the TTFT tail sits far under its target, so the headline label read every such
+    interval as idle and only a failed interval (label 0.75) told the model it was near capacity; it kept
+    batch 16 where the hindsight schedule runs batch 32. With one target this changes nothing. Measured on
+    knob-batch (20 validation seeds, 2026-12-06): no gain. At risk 0.2-0.7 it cost -1.5% to +14% more GPUs
+    (worse at 5 of 6 risks); it picked batch 64 where the headline label picks 16, at the same replica count,
+    because the tail that misses there is TBT under bursts, which both labels see as failed intervals."""
     hopeless_intervals: int = 3
     """Intervals with enough requests whose tails all stayed over the target before a template counts as
     hopeless (:meth:`SloRl.hopeless`)."""
@@ -185,6 +198,12 @@ class SloRlSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.risk_max, (int, float)) and 0 < self.risk_max < 1):
+            raise ValueError(f"risk_max must be a probability in (0, 1), got {self.risk_max!r}")
+        if not (isinstance(self.risk, (int, float)) and 0 < self.risk <= self.risk_max):
+            raise ValueError(f"risk must be a probability in (0, risk_max = {self.risk_max:g}], got {self.risk!r}"
+                             + ("; raise risk_max too" if isinstance(self.risk, (int, float))
+                                and self.risk_max < self.risk < 1 else ""))
         # The fast guard's settings reach the operator from a tenant's custom resource: refuse what is not a
         # period or a share (the operator also floors the period at 5 s; this says why a value is wrong).
         if not (isinstance(self.fast_period_s, (int, float)) and math.isfinite(self.fast_period_s)
@@ -229,6 +248,8 @@ class SloRl:
         self.log_burst = 0.0
         self.floors: dict[tuple[float, float], tuple[float, int]] = {}
         """template -> (lowest tail seen, intervals counted) for :meth:`label`."""
+        self.also_floors: dict[str, dict[tuple[float, float], tuple[float, int]]] = {}
+        """The same per further SLO target (``Objective.also``), for ``worst_tail_label``."""
         self.p_alarm = 0.0
         self.pending: list[tuple[np.ndarray, float]] = []
         self.errors: deque[float] = deque(maxlen=20)
@@ -339,9 +360,20 @@ class SloRl:
         """The template's lowest tail over ``hopeless_intervals`` intervals is over the target: its tail at no
         load misses the SLO (TP 2 under a 2 s TTFT: 2.7 s with any number of replicas), which the
         capacity model, smooth in load per GPU, cannot say, and more replicas cannot fix."""
-        low, n = self.floors.get(template, (math.inf, 0))
-        return self.s.tail_floor and not self.objective.higher_is_better and n >= self.s.hopeless_intervals \
-            and low > self.objective.target
+        if not self.s.tail_floor or self.objective.higher_is_better:
+            return False
+        return any(n >= self.s.hopeless_intervals and low > target
+                   for _, floors, target in self._floor_tables()
+                   for low, n in [floors.get(template, (math.inf, 0))])
+
+    def _floor_tables(self) -> list[tuple[str, dict[tuple[float, float], tuple[float, int]], float]]:
+        """(metric, floors, target) per latency target the labels read: the headline one, and with
+        ``worst_tail_label`` every further one."""
+        tables = [(self.objective.metric, self.floors, self.objective.target)]
+        if self.s.worst_tail_label:
+            tables += [(m, self.also_floors.setdefault(m, {}), t)
+                       for m, t in self.objective.targets().items() if m != self.objective.metric]
+        return tables
 
     def decide(self, obs: Observation) -> Action:
         self.intervals += 1
@@ -527,11 +559,16 @@ class SloRl:
             return
         queue = prev.metric("queue_length", 0.0)
         load = self._rate(obs) + (queue if math.isfinite(queue) else 0.0) / max(obs.interval_s, 1e-9)
-        tail = obs.metric(self.objective.metric)
-        if self.s.tail_floor and math.isfinite(tail) and self._rate(obs) * obs.interval_s >= self.s.floor_min_requests:
-            low, n = self.floors.get(during, (math.inf, 0))
-            self.floors[during] = (min(low, tail), n + 1)
-        y = self.label(tail, during)
+        y = 0.0
+        enough = self._rate(obs) * obs.interval_s >= self.s.floor_min_requests
+        for metric, floors, target in self._floor_tables():
+            tail = obs.metric(metric)
+            if metric != self.objective.metric and not math.isfinite(tail):
+                continue  # a further target's metric not reported this interval: no evidence, not a miss
+            if self.s.tail_floor and math.isfinite(tail) and enough:
+                low, n = floors.get(during, (math.inf, 0))
+                floors[during] = (min(low, tail), n + 1)
+            y = max(y, self.label(tail, during, floors, target))
         if not self.objective.meets(obs):
             y = max(y, 0.75)
         x = self.features(np.array([load]), np.array([gpus]), np.array([tp]), np.array([during[1]]), burst)[0]
@@ -545,10 +582,13 @@ class SloRl:
             self.capacity.update(X, np.array([p[1] for p in self.pending]))
             self.pending = []
 
-    def label(self, tail: float, template: tuple[float, float]) -> float:
-        """The capacity model's soft label of one interval's tail at ``template`` (see ``tail_floor``)."""
-        target = self.objective.target
-        low, n = self.floors.get(template, (math.inf, 0))
+    def label(self, tail: float, template: tuple[float, float],
+              floors: Mapping[tuple[float, float], tuple[float, int]] | None = None,
+              target: float | None = None) -> float:
+        """The capacity model's soft label of one interval's tail at ``template`` (see ``tail_floor``);
+        ``floors``/``target``: another SLO target's (default: the headline one)."""
+        target = self.objective.target if target is None else target
+        low, n = (self.floors if floors is None else floors).get(template, (math.inf, 0))
         if not self.s.tail_floor or self.objective.higher_is_better or n < self.s.floor_intervals \
                 or not math.isfinite(tail) or tail > target:
             return self.capacity.label(tail, target)
@@ -630,6 +670,8 @@ class SloRl:
                           "precision": self.alarm_model.model.precision.tolist()},
                 "cold_start_s": self.cold_start_s, "log_burst": self.log_burst,
                 "tail_floors": [[list(t), low, n] for t, (low, n) in self.floors.items()],
+                "also_floors": {m: [[list(t), low, n] for t, (low, n) in f.items()]
+                                for m, f in self.also_floors.items()},
                 **({"training": self.training} if self.training else {})}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -644,9 +686,14 @@ class SloRl:
             self.alarm_model.model.precision = np.asarray(alarm["precision"], float)
         self.cold_start_s = float(state.get("cold_start_s", self.cold_start_s))
         self.log_burst = float(state.get("log_burst", 0.0))
-        self.floors = {(float(t[0]), float(t[1])): (float(low), int(n)) for t, low, n in state.get("tail_floors", [])}
+        self.floors = _floors(state.get("tail_floors", []))
+        self.also_floors = {str(m): _floors(rows) for m, rows in dict(state.get("also_floors", {})).items()}
         training = state.get("training")
         self.training = dict(training) if training else None
+
+
+def _floors(rows: Any) -> dict[tuple[float, float], tuple[float, int]]:
+    return {(float(t[0]), float(t[1])): (float(low), int(n)) for t, low, n in rows}
 
 
 @register("slo-rl", SloRlSettings,
