@@ -166,6 +166,10 @@ class Emulator:
     """Per pod, cumulative bucket counts: each pod's own counters, which only ever grow (a pod that
     appears starts at zero, as a restarted vLLM would), so Prometheus' rate() sees no false resets."""
     total: dict[str, float] = field(default_factory=dict)
+    completed: dict[str, float] = field(default_factory=dict)
+    """Per pod, requests finished (``vllm:request_success_total``): the arrivals, but never more than the pod
+    serves, so an overloaded service reports its throughput and not its demand (a policy sizing by
+    completions per replica reads what a replica delivers)."""
     total_sum: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     slo_s: float = 5.0
@@ -248,6 +252,7 @@ class Emulator:
         self.within_slo += self.model.rate * seconds * self.model.ttft_cdf(
             self.slo_s, len(self.pods), self.gpus_per_pod)
         n = self.model.rate * seconds / len(self.pods)  # requests spread evenly over the pods
+        done = min(n, self.model.service_rate * max(self.gpus_per_pod, 1.0) * seconds)
         cdf = {
             le: 1.0 if math.isinf(le) else self.model.ttft_cdf(le, len(self.pods), self.gpus_per_pod)
             for le in (*BUCKETS_S, math.inf)
@@ -258,6 +263,7 @@ class Emulator:
             for le, f in cdf.items():
                 mine[le] += n * f
             self.total[pod] = self.total.get(pod, 0.0) + n
+            self.completed[pod] = self.completed.get(pod, 0.0) + done
             self.total_sum[pod] = self.total_sum.get(pod, 0.0) + n * (
                 q50 if math.isfinite(q50) else BUCKETS_S[-1]
             )
@@ -298,7 +304,7 @@ class Emulator:
             for pod in pods:
                 lines.append(
                     f'vllm:request_success_total{{namespace="{self.namespace}",pod="{pod}"}} '
-                    f"{self.total.get(pod, 0.0)}"
+                    f"{self.completed.get(pod, 0.0)}"
                 )
             for name, value in (
                 ("vllm:num_requests_running", util),

@@ -66,3 +66,16 @@ def test_counters_advance_exactly_to_each_scrape_on_a_schedule() -> None:
         true = t + 3.5 * t * t / 10 if t <= 10 else 45.0 + 8.0 * (t - 10)  # integral of 1 + 0.7 t, then 8/s
         assert abs(emu.served - true) <= 0.02 * true + 0.2, (t, emu.served, true)
     assert emu.pod_seconds == 2 * 20.0 and emu.gpu_seconds == 16 * 20.0
+
+
+def test_an_overloaded_emulator_reports_its_throughput_not_its_demand() -> None:
+    """``vllm:request_success_total`` grows by what the pods serve: 2 one-GPU pods at 8 requests/s each
+    under 30 arriving finish 16 a second (before 2026-12-06 they reported 30, and a policy sizing by
+    completions per replica read 15 per pod); under capacity every arrival finishes."""
+    emu = _emulator.Emulator("ns", "svc", ServiceModel(rate=30.0, service_rate=8.0), pods=["a", "b"])
+    emu.tick(10.0)
+    assert emu.completed == {"a": 80.0, "b": 80.0} and emu.total == {"a": 150.0, "b": 150.0}
+    assert 'vllm:request_success_total{namespace="ns",pod="a"} 80.0' in emu.exposition()
+    emu.model = ServiceModel(rate=10.0, service_rate=8.0)
+    emu.tick(10.0)
+    assert emu.completed == {"a": 130.0, "b": 130.0}
