@@ -145,48 +145,78 @@ def seeds_for(scenario: Scenario, wanted: int) -> tuple[list[int], str | None]:
 
 def online_windows(name: str, checkpoint: str, seeds: int, window: int = 10) -> None:
     """First interval after which every ``window``-interval window meets the SLO, from the checkpoint."""
-    from controller.loop import ControlLoop
-    from simulator.workloads import PolicyRun, simulate
+    from simulator.workloads import PolicyRun
 
     scenario = load_scenario(name)
-    target = float(scenario.inference[0]["slo"]["attainment"])
     seed_list, note = seeds_for(scenario, seeds)
     if note:
         print(note)
     for seed in seed_list:
-        steps: list[tuple[float, float, float]] = []  # (attainment, requests judged, GPUs held)
-        original = ControlLoop.step
+        window_report(name, scenario, PolicyRun("slo-rl", "slo-rl", {}, checkpoint=checkpoint), seed, window)
 
-        def step(self, now, _orig=original, _steps=steps):
-            rec = _orig(self, now)
-            o = rec.observation
-            if o is not None:
-                judged = o.events.get("completed", 0.0) + o.events.get("rejected", 0.0)
-                gpus = o.config.get("replicas", 0) * o.config.get("gpus_per_replica", 1)
-                _steps.append((o.metric("slo_attainment"), judged, gpus))
-            return rec
 
-        ControlLoop.step = step
-        try:
-            res = simulate(scenario, PolicyRun("slo-rl", "slo-rl", {}, checkpoint=checkpoint), seed)
-        finally:
-            ControlLoop.step = original
-        ok = []
-        for i in range(len(steps) - window + 1):
-            w = steps[i: i + window]
-            judged = sum(j for _, j, _ in w)
-            att = sum(a * j for a, j, _ in w) / judged if judged else 1.0
-            ok.append(att >= target)
-        first = next((i for i in range(len(ok)) if all(ok[i:])), None)
-        after = steps[first:] if first is not None else []
-        gpu_h = sum(g for _, _, g in after) * scenario.control_interval_s / 3600.0
-        per_window = gpu_h / max(len(after) / window, 1e-9) if after else float("nan")
-        failing = sum(1 for x in ok if not x)
-        print(f"{name} seed {seed}: run attainment {res.metrics['slo_attainment']:.4f}, "
-              f"{res.metrics['gpu_hours']:.1f} GPU-h; windows failing {failing}/{len(ok)}; "
-              f"SLO holds in every window from interval {first if first is not None else 'never'}"
-              f" (target <= 25: {'met' if first is not None and first <= 25 else 'missed'}); "
-              f"{per_window:.2f} GPU-h (as configured) per {window}-interval window after it")
+def suite_windows(folder: Path, names: list[str] | None, seeds: int, window: int = 10) -> None:
+    """:func:`online_windows` on the suite's evaluation scenarios (``autocm bench inference``'s seeds 101, ...),
+    from the checkpoints ``autocm bench pretrain`` wrote to ``folder``, each with the settings it records."""
+    from simulator.bench.scenarios import by_name
+    from simulator.bench.split import EVAL, EVAL_SEED0
+    from simulator.bench.suite import Plan, pretrained_plans
+    from simulator.workloads import PolicyRun
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for bench in by_name(names):
+            plans = pretrained_plans([Plan("slo-rl", "slo-rl", {}, "slo-rl")], folder, bench.name)
+            if not plans:
+                print(f"{bench.name}: no slo-rl checkpoint in {folder}")
+                continue
+            plan = plans[0]
+            print(f"{bench.name}: {plan.checkpoint}, settings {plan.settings}")
+            for seed in range(EVAL_SEED0, EVAL_SEED0 + seeds):
+                scenario = load_scenario(str(bench.write(Path(tmp), EVAL, seed)[0]))
+                window_report(bench.name, scenario, PolicyRun("slo-rl", "slo-rl", plan.settings,
+                                                              checkpoint=plan.checkpoint), seed, window)
+
+
+def window_report(name: str, scenario, prun, seed: int, window: int = 10) -> None:
+    """Run ``prun`` on ``scenario`` and print the first interval from which every ``window``-interval window
+    meets the SLO, and the GPU-hours per window after it."""
+    from controller.loop import ControlLoop
+    from simulator.workloads import simulate
+
+    target = float(scenario.inference[0]["slo"]["attainment"])
+    steps: list[tuple[float, float, float]] = []  # (attainment, requests judged, GPUs held)
+    original = ControlLoop.step
+
+    def step(self, now, _orig=original, _steps=steps):
+        rec = _orig(self, now)
+        o = rec.observation
+        if o is not None:
+            judged = o.events.get("completed", 0.0) + o.events.get("rejected", 0.0)
+            gpus = o.config.get("replicas", 0) * o.config.get("gpus_per_replica", 1)
+            _steps.append((o.metric("slo_attainment"), judged, gpus))
+        return rec
+
+    ControlLoop.step = step
+    try:
+        res = simulate(scenario, prun, seed)
+    finally:
+        ControlLoop.step = original
+    ok = []
+    for i in range(len(steps) - window + 1):
+        w = steps[i: i + window]
+        judged = sum(j for _, j, _ in w)
+        att = sum(a * j for a, j, _ in w) / judged if judged else 1.0
+        ok.append(att >= target)
+    first = next((i for i in range(len(ok)) if all(ok[i:])), None)
+    after = steps[first:] if first is not None else []
+    gpu_h = sum(g for _, _, g in after) * scenario.control_interval_s / 3600.0
+    per_window = gpu_h / max(len(after) / window, 1e-9) if after else float("nan")
+    failing = sum(1 for x in ok if not x)
+    print(f"{name} seed {seed}: run attainment {res.metrics['slo_attainment']:.4f}, "
+          f"{res.metrics['gpu_hours']:.1f} GPU-h; windows failing {failing}/{len(ok)}; "
+          f"SLO holds in every window from interval {first if first is not None else 'never'}"
+          f" (target <= 25: {'met' if first is not None and first <= 25 else 'missed'}); "
+          f"{per_window:.2f} GPU-h (as configured) per {window}-interval window after it")
 
 
 def main() -> None:
@@ -200,7 +230,14 @@ def main() -> None:
     ap.add_argument("--hpa-target", type=float, default=0.9, help="HPA target for --day")
     ap.add_argument("--windows", action="store_true",
                     help="online convergence from the checkpoint on each evaluation scenario")
+    ap.add_argument("--pretrained", type=Path, default=None,
+                    help="with --windows: the suite's evaluation scenarios (--scenarios: suite names, default all; "
+                         "seeds 101, ...) from the slo-rl checkpoints `autocm bench pretrain` wrote to this folder")
     args = ap.parse_args()
+    if args.windows and args.pretrained is not None:
+        names = None if args.scenarios == list(DEFAULT_SCENARIOS) else args.scenarios
+        suite_windows(args.pretrained, names, args.seeds)
+        return
     if args.windows:
         ckpts = {"inference-diurnal-eval": "slo-rl-diurnal.ckpt", "inference-code-hour-eval": "slo-rl-code.ckpt"}
         for name in args.scenarios:

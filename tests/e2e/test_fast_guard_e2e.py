@@ -19,7 +19,8 @@ emulator's queue, the changes a chain from the size before the step) timed stric
 control steps' status times; ``autocm_operator_decisions_total{outcome="fast_applied"}`` on the operator's
 /metrics counts exactly those events; the next control step's status reports the size the fast path
 left. ``control`` kept its 2 pods until its own next control step, with no fast event and no fast outcome.
-A typical run (2 shared cores): fast 2 -> 5 at +5 s and 5 -> 8 at +10 s after the step; control 2 -> 8
+A typical run (2 shared cores): fast 2 -> 8 at +5 s after the step (2 -> 5 -> 8 while the emulator counted
+arrivals as completions: the guard read 1.5 req/s per pod where a pod serves under 0.5); control 2 -> 8
 at its next control step, +30 s.
 """
 
