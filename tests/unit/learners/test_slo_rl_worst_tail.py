@@ -123,14 +123,3 @@ def test_with_one_target_the_setting_changes_nothing(seed: int):
     assert _labels(a, tails) == _labels(b, tails)
     assert np.array_equal(a.capacity.mean, b.capacity.mean)
 
-
-def test_a_risk_above_its_cap_is_refused_not_clamped():
-    """Before 2026-12-06 risk 0.6 under the default cap of 0.4 ran as 0.4 without a word."""
-    assert SloRlSettings(risk=0.6).risk == 0.6
-    with pytest.raises(ValueError, match="raise risk_max too"):
-        SloRlSettings(risk=0.6, risk_max=0.4)
-    for bad in (0.0, -0.1, 1.0, math.nan, "0.2"):
-        with pytest.raises(ValueError, match="risk"):
-            SloRlSettings(risk=bad)
-    with pytest.raises(ValueError, match="risk_max"):
-        SloRlSettings(risk_max=1.0)

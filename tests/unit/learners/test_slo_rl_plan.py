@@ -1,0 +1,43 @@
+"""slo-rl's planning settings: the risk bound's cap, and the time within which a standing queue is drained."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from learners import ConfigSpace, Knob, Objective, Observation
+from learners.slo_rl import SloRl, SloRlSettings
+
+SPACE = ConfigSpace.of(
+    Knob("replicas", 1, 16, 1, default=4),
+    Knob("gpus_per_replica", choices=(2, 4), restarts=True, default=4),
+)
+CFG = {"replicas": 4.0, "gpus_per_replica": 4.0}
+
+
+def test_a_risk_above_its_cap_is_refused_not_clamped():
+    """Before 2026-12-06 risk 0.6 under the default cap of 0.4 ran as 0.4 without a word."""
+    assert SloRlSettings(risk=0.6).risk == 0.6
+    with pytest.raises(ValueError, match="raise risk_max too"):
+        SloRlSettings(risk=0.6, risk_max=0.4)
+    for bad in (0.0, -0.1, 1.0, math.nan, "0.2"):
+        with pytest.raises(ValueError, match="risk"):
+            SloRlSettings(risk=bad)
+    with pytest.raises(ValueError, match="risk_max"):
+        SloRlSettings(risk_max=1.0)
+
+
+def test_a_queue_is_planned_to_drain_within_the_latency_target_when_the_interval_is_shorter():
+    """At the simulator's 60 s intervals a queue drains within one interval (every target is shorter); at the
+    e2e test's 2 s intervals under a 5 s TTFT target, within 5 s: 10 queued add 2 requests/s, not 5."""
+    learner = SloRl(SPACE, Objective(metric="ttft_p99_seconds", target=5.0), SloRlSettings())
+    assert learner.drain_s(60.0) == 60.0 and learner.drain_s(2.0) == 5.0
+    util = SloRl(SPACE, Objective(metric="gpu_utilization", target=0.8), SloRlSettings())
+    assert util.drain_s(2.0) == 2.0  # not a latency: one interval
+
+    def planned(queue: float) -> float:
+        obs = Observation(2.0, dict(CFG), {"request_rate_per_second": 4.0, "queue_length": queue}, interval_s=2.0)
+        return learner.plan_load(obs)
+
+    assert planned(10.0) - planned(0.0) == pytest.approx(2.0)
