@@ -97,6 +97,11 @@ class SloRlSettings:
     used scales with how unpredictable demand has been (the forecaster's one-step error): the full
     window when the log rate's error is ``noisy_sd`` or more, 2 intervals when demand is smooth."""
     noisy_sd: float = 0.5
+    down_risk: float = 1.0
+    """Scale-down hysteresis in risk: the size the scale-down window remembers is planned at the risk bound
+    times this (1: the same bound as scale-up, as before). Below 1, a smaller size must look safer than a
+    scale-up needs before replicas are removed, so a posterior grown optimistic while the SLO held does not
+    step down at the peak (the operator e2e test's 3 -> 2 at ~7 requests/s at price 0)."""
     up_hold: int = 3
     """Intervals after a scale-up during which nothing is removed (its replicas are still warming)."""
     switch_gain: float = 0.15
@@ -211,6 +216,8 @@ class SloRlSettings:
             raise ValueError(f"fast_period_s must be 0 (no fast guard) or seconds, got {self.fast_period_s!r}")
         if not (isinstance(self.fast_wait, (int, float)) and 0 < self.fast_wait < math.inf):
             raise ValueError(f"fast_wait must be a positive share of the latency target, got {self.fast_wait!r}")
+        if not (isinstance(self.down_risk, (int, float)) and 0 < self.down_risk <= 1):
+            raise ValueError(f"down_risk must be a share of the risk bound in (0, 1], got {self.down_risk!r}")
         if not (isinstance(self.fast_step, (int, float)) and 0 <= self.fast_step < math.inf):
             raise ValueError(f"fast_step must be a relative increase >= 0, got {self.fast_step!r}")
 
@@ -350,17 +357,18 @@ class SloRl:
     def risk_bound(self) -> float:
         return min(self.s.risk_max, self.s.risk * math.exp(-self.price))
 
-    def cheapest(self, load: float, weights: np.ndarray | None = None) -> dict[tuple[float, float], float]:
+    def cheapest(self, load: float, weights: np.ndarray | None = None,
+                 bound: float | None = None) -> dict[tuple[float, float], float]:
         """Per template (TP degree, batch), the fewest replicas whose predicted miss probability at
-        ``load`` is within the risk bound; ``inf`` for a template where none is. ``weights``: judge
-        with these capacity weights (a posterior draw) instead of the posterior predictive."""
+        ``load`` is within the risk bound (or ``bound``); ``inf`` for a template where none is. ``weights``:
+        judge with these capacity weights (a posterior draw) instead of the posterior predictive."""
         g = self._grid
         X = self.features(np.full(g["gpus"].shape, load), g["gpus"], g["tp"], g["batch"], self.log_burst)
         if weights is None:
             p = self.capacity.predict(X)
         else:
             p = 1.0 / (1.0 + np.exp(-(weights[0] + X @ weights[1:])))
-        ok = (p <= self.risk_bound()).reshape(len(self.arms), len(self.replica_values))
+        ok = (p <= (self.risk_bound() if bound is None else bound)).reshape(len(self.arms), len(self.replica_values))
         out = {}
         for i, arm in enumerate(self.arms):
             hit = np.flatnonzero(ok[i])
@@ -431,7 +439,11 @@ class SloRl:
             n = max(n, self._saturated_need(obs))
         if stuck:  # the cluster is full: asking for more than it places only queues pods
             n = min(n, max(self._ready(obs) + pending, float(self.replica_values[0])))
-        self.wanted.append(n)
+        kept = n
+        if self.s.down_risk < 1.0:  # hysteresis: what the scale-down window keeps is planned more cautiously
+            down = self.cheapest(load, bound=self.risk_bound() * self.s.down_risk)[arm]
+            kept = max(n, down if math.isfinite(down) else float(self.replica_values[-1]))
+        self.wanted.append(kept)
         if n > cur_n:
             self.last_up = self.intervals
             return Action(self._config(arm, n), f"scale up to {n:g} replicas for {load:.2f} req/s ({self._why()})")
