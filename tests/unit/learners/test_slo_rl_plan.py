@@ -67,3 +67,13 @@ def test_scale_down_hysteresis_holds_more_gpus_not_fewer_and_the_slo():
         held += hyst.gpu_hours >= sym.gpu_hours - 1e-9
         met += hyst.attainment() >= TOY_OBJECTIVE.attainment
     assert held >= 9 and met >= 9, seen
+
+
+def test_a_tenants_bad_risk_or_down_risk_is_one_line_naming_the_setting():
+    from controller.policy import PolicyError, check_learner_settings
+
+    with pytest.raises(PolicyError, match=r"^settings: risk must be a probability .* got 0.95; raise risk_max too$"):
+        check_learner_settings("slo-rl", {"risk": 0.95})
+    with pytest.raises(PolicyError, match=r"^settings: down_risk must be a share"):
+        check_learner_settings("slo-rl", {"down_risk": 0})
+    assert check_learner_settings("slo-rl", {"risk": 0.6, "down_risk": 0.5}) == {"risk": 0.6, "down_risk": 0.5}
