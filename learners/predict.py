@@ -60,15 +60,34 @@ def laplace_logistic_update(Phi: Array, y: Array, mean: Array, precision: Array,
                             tol: float) -> tuple[Array, Array]:
     """Newton's method to the MAP of a logistic likelihood under the Gaussian prior ``(mean, precision)``;
     returns the Laplace posterior's mean and precision. ``y`` may be soft labels in [0, 1]. Shared by the
-    violation forecaster and slo-rl's capacity model, which differ only in their features and labels."""
+    violation forecaster and slo-rl's capacity model, which differ only in their features and labels.
+
+    A full Newton step is taken whenever it lowers the objective (then the result is plain Newton's); one
+    that would raise it is halved until it does not. Plain Newton diverges on logistic losses from far
+    starts: 400 rows at one load, one TP degree and one burst level (four constant columns) sent the
+    intercept to about 5,000 in one update, since where every probability saturates the Hessian is the prior
+    alone."""
     w = mean.copy()
+
+    def objective(v: Array) -> float:
+        z = Phi @ v
+        # cross-entropy with soft labels, computed stably: log(1 + e^z) - y z
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * (v - mean) @ precision @ (v - mean))
+
+    current = objective(w)
     for _ in range(iters):
         p = _sigmoid(Phi @ w)
         grad = Phi.T @ (p - y) + precision @ (w - mean)
         hess = (Phi * (p * (1 - p))[:, None]).T @ Phi + precision
         step = np.linalg.solve(hess, grad)
-        w = w - step
-        if np.max(np.abs(step)) < tol:
+        t = 1.0
+        trial = objective(w - step)
+        slack = 1e-9 * (1.0 + abs(current))  # rounding near the optimum is not a rise: keep plain Newton there
+        while trial > current + slack and t > 1e-6:
+            t *= 0.5
+            trial = objective(w - t * step)
+        w, current = w - t * step, trial
+        if np.max(np.abs(t * step)) < tol:
             break
     p = _sigmoid(Phi @ w)
     return w, (Phi * (p * (1 - p))[:, None]).T @ Phi + precision

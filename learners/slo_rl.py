@@ -126,6 +126,12 @@ class SloRlSettings:
     """Prior mean of the weight on the batch-size position (0 at the largest batch, -1 at the smallest):
     a smaller batch limit admits fewer requests per replica, so more queue, so a higher tail (+1 logit
     at the smallest). Without it, trying every batch size costs a restart and an hour of GPUs each."""
+    batch_levels: bool = False
+    """Give each batch size its own weight in the capacity model (one column per batch size but the largest,
+    like the TP degrees), with the ``batch_prior`` line as its prior mean, instead of one weight on the batch
+    position. Why: the position's single weight makes the tail monotone in batch size, and knob-batch's is
+    not (a small batch queues, the largest breaks the TBT target), so the learner could only ever prefer the
+    smallest or the largest batch; slo-rl ran TP 4 at batch 16 where the hindsight schedule runs batch 32."""
     update_every: int = 1
     """Intervals per posterior update of the capacity model (batched learning)."""
     cold_start_s: float = 60.0
@@ -240,10 +246,14 @@ class SloRl:
         self.batches = space[self.batch_name].values if self.batch_name else (0.0,)
         self.replica_values = np.asarray(space["replicas"].values, float)
         self.arms = [(tp, b) for tp in self.tps for b in self.batches]
-        self.dim = 1 + (len(self.tps) - 1) + (1 if len(self.batches) > 1 else 0) + 1
+        batch_cols = (len(self.batches) - 1 if self.s.batch_levels else 1) if len(self.batches) > 1 else 0
+        self.dim = 1 + (len(self.tps) - 1) + batch_cols + 1
         self.capacity = CapacityModel(self.dim, CapacitySettings(forgetting=self.s.capacity_forgetting))
         self.capacity.mean[-1] = self.s.burst_prior
-        if len(self.batches) > 1:
+        if len(self.batches) > 1 and self.s.batch_levels:  # the position line's prior, one weight per batch size
+            positions = np.arange(len(self.batches) - 1) / (len(self.batches) - 1) - 1.0
+            self.capacity.mean[-1 - batch_cols:-1] = self.s.batch_prior * positions
+        elif len(self.batches) > 1:
             self.capacity.mean[-2] = self.s.batch_prior
         self.demand = DemandForecaster(ForecastSettings(level=self.s.demand_level,
                                                         level_log_odds=self.s.demand_level_log_odds,
@@ -282,7 +292,10 @@ class SloRl:
         cols = [np.log((load + 1e-3) / np.maximum(gpus, 1e-9)) - LOAD_REF]
         for t in self.tps[:-1]:
             cols.append((np.asarray(tp) == t).astype(float) * np.ones_like(load))
-        if len(self.batches) > 1:
+        if len(self.batches) > 1 and self.s.batch_levels:
+            for b in self.batches[:-1]:
+                cols.append((np.asarray(batch, float) == b).astype(float) * np.ones_like(load))
+        elif len(self.batches) > 1:
             idx = np.searchsorted(np.asarray(self.batches), np.asarray(batch, float))
             cols.append(idx / (len(self.batches) - 1) - 1.0 + 0 * load)
         cols.append(np.full_like(load, log_burst))

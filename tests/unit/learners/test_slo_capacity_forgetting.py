@@ -128,3 +128,39 @@ def test_rows_that_cover_no_elapsed_time_are_not_forgotten_for():
     np.testing.assert_allclose(models[0].precision, models[1].precision)
     np.testing.assert_allclose(models[0].mean, models[1].mean)
     assert np.trace(models[2].precision) < 0.9 * np.trace(models[0].precision)
+
+
+
+def test_a_large_batch_of_collinear_rows_does_not_send_the_posterior_off():
+    """slo-rl's capacity model (its priors: load 3, batch position -1, burst 1), one update of 400 rows at
+    one load, one TP degree and one burst level (constant columns), labels split by batch size: plain
+    Newton sent the intercept to about 5,000 (where every probability saturates, the Hessian is the prior
+    alone) and every prediction to 1. The damped step keeps the batched update near the one-row-at-a-time
+    updates it should agree with, and never raises the MAP objective."""
+    from learners import ConfigSpace, Knob, Objective
+    from learners.predict import laplace_logistic_update
+    from learners.slo_rl import SloRl
+
+    space = ConfigSpace.of(Knob("replicas", 1, 16, 1), Knob("gpus_per_replica", choices=(4, 8), restarts=True),
+                           Knob("max_batch_size", 16, 64, 16, restarts=True))
+    rng = np.random.default_rng(0)
+    sizes = rng.choice([16.0, 32.0, 48.0, 64.0], 400)
+    y = np.where((sizes == 16.0) | (sizes == 64.0), 0.9, 0.1)
+    batched, sequential = (SloRl(space, Objective(target=10.0)) for _ in range(2))
+    X = batched.features(np.full(400, 6.0), np.full(400, 16.0), np.full(400, 4.0), sizes, 0.2)
+    prior_mean, prior_precision = batched.capacity.mean.copy(), batched.capacity.precision.copy()
+    batched.capacity.update(X, y)
+    for i in range(400):
+        sequential.capacity.update(X[i:i + 1], y[i:i + 1])
+    assert np.max(np.abs(batched.capacity.mean)) < 10.0
+    np.testing.assert_allclose(batched.capacity.predict(X[:20]), sequential.capacity.predict(X[:20]), atol=0.05)
+
+    Phi = np.column_stack([np.ones(400), X])
+
+    def objective(w: np.ndarray) -> float:
+        z = Phi @ w
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * (w - prior_mean) @ prior_precision @ (w - prior_mean))
+
+    for iters in (1, 2, 5, 20):
+        w, _ = laplace_logistic_update(Phi, y, prior_mean, prior_precision, iters, 1e-8)
+        assert objective(w) <= objective(prior_mean)
