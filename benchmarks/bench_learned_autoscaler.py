@@ -39,11 +39,14 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.runner import run_scenario, seed_sensitive
 from simulator.scenario import Scenario
 from simulator.scenario import load as load_scenario
+
+if TYPE_CHECKING:
+    from simulator.workloads import PolicyRun
 
 RULES = ("static", "hpa", "kpa", "keda", "aibrix-kpa", "aibrix-apa", "forecast")
 DEFAULT_SCENARIOS = ("inference-diurnal-eval", "inference-code-hour-eval")
@@ -177,7 +180,7 @@ def suite_windows(folder: Path, names: list[str] | None, seeds: int, window: int
                                                               checkpoint=plan.checkpoint), seed, window)
 
 
-def window_report(name: str, scenario, prun, seed: int, window: int = 10) -> None:
+def window_report(name: str, scenario: Scenario, prun: PolicyRun, seed: int, window: int = 10) -> None:
     """Run ``prun`` on ``scenario`` and print the first interval from which every ``window``-interval window
     meets the SLO, and the GPU-hours per window after it."""
     from controller.loop import ControlLoop

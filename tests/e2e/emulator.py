@@ -91,9 +91,13 @@ class ServiceModel:
     prefill_s: float = 0.1
     """Fixed time to first token without queueing."""
 
+    def pod_rate(self, gpus_per_pod: float) -> float:
+        """Requests per second one pod serves at full utilisation (a pod has at least one GPU's worth)."""
+        return self.service_rate * max(gpus_per_pod, 1.0)
+
     def state(self, pods: int, gpus_per_pod: float) -> tuple[float, float, float]:
         """(utilisation per pod, P(wait), decay rate of the wait tail, 0 when overloaded)."""
-        mu = self.service_rate * max(gpus_per_pod, 1.0)
+        mu = self.pod_rate(gpus_per_pod)
         if pods <= 0:
             return 1.0, 1.0, 0.0
         capacity = pods * mu
@@ -124,7 +128,7 @@ CALIBRATION_REPLICAS = 3
 def capacity_at_slo(model: ServiceModel, replicas: int, gpus_per_pod: float, slo_s: float,
                     attainment: float) -> float:
     """Largest arrival rate at which the share of requests with TTFT <= ``slo_s`` is >= ``attainment``."""
-    lo, hi = 0.0, replicas * model.service_rate * max(gpus_per_pod, 1.0)
+    lo, hi = 0.0, replicas * model.pod_rate(gpus_per_pod)
     for _ in range(60):
         mid = (lo + hi) / 2
         if replace(model, rate=mid).ttft_cdf(slo_s, replicas, gpus_per_pod) >= attainment:
@@ -252,7 +256,7 @@ class Emulator:
         self.within_slo += self.model.rate * seconds * self.model.ttft_cdf(
             self.slo_s, len(self.pods), self.gpus_per_pod)
         n = self.model.rate * seconds / len(self.pods)  # requests spread evenly over the pods
-        done = min(n, self.model.service_rate * max(self.gpus_per_pod, 1.0) * seconds)
+        done = min(n, self.model.pod_rate(self.gpus_per_pod) * seconds)
         cdf = {
             le: 1.0 if math.isinf(le) else self.model.ttft_cdf(le, len(self.pods), self.gpus_per_pod)
             for le in (*BUCKETS_S, math.inf)
