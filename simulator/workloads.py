@@ -34,6 +34,7 @@ from simulator.scenario import Scenario, ScenarioError, training_workload_paths
 
 if TYPE_CHECKING:
     from simulator.training.goodput_las import LasSettings
+    from simulator.training.shared_goodput import SharedSettings
 
 ORACLE = "oracle"
 HINDSIGHT = "hindsight-static"
@@ -67,10 +68,18 @@ def _goodput_las(seed: int = 0, las: LasSettings | None = None):
     return GoodputLasScheduler(las, seed=seed)
 
 
+def _shared_goodput(seed: int = 0, shared: SharedSettings | None = None):
+    """Pollux's search over throughput models that the jobs of each class learn together (online, from what
+    they report); ``shared`` overrides the frozen defaults, for choosing them on the training workloads."""
+    from simulator.training.shared_goodput import SharedGoodputScheduler
+
+    return SharedGoodputScheduler(shared, seed=seed)
+
+
 TRAINING_SCHEDULERS = {"tiresias": _tiresias, "goodput-waterfill": _goodput_waterfill, "pollux": _pollux,
-                       "goodput-las": _goodput_las}
+                       "goodput-las": _goodput_las, "shared-goodput": _shared_goodput}
 """Cluster schedulers for training workloads (not per-workload learners): factories taking the run's seed."""
-SEEDED_SCHEDULERS = frozenset({"pollux", "goodput-las"})
+SEEDED_SCHEDULERS = frozenset({"pollux", "goodput-las", "shared-goodput"})
 """Training schedulers whose decisions depend on the run's seed: Pollux's genetic allocation search draws
 from ``np.random.default_rng(seed)`` (:class:`~simulator.training.pollux.PolluxScheduler`) and goodput-las
 runs that same search. Tiresias and goodput-waterfill take the seed and draw nothing from it. A test checks
@@ -78,7 +87,7 @@ this set against the schedulers themselves (which of them hold a random generato
 RENAMED_SCHEDULERS = {"rl-arbiter": "goodput-waterfill"}
 """Old name -> new name: the old names are refused with a message naming the new one."""
 PAPER_COUNTERPART = {"tiresias": "tiresias", "goodput-waterfill": "pollux", "pollux": "pollux",
-                     "goodput-las": "pollux"}
+                     "goodput-las": "pollux", "shared-goodput": "pollux"}
 """Which result of the Pollux paper's simulator a scheduler's ``avg_jct_vs_paper`` divides by: Tiresias by
 the paper's Tiresias (fidelity), the elastic arbiter by the paper's Pollux (the target it competes with)."""
 
