@@ -79,6 +79,8 @@ class PoolJob:
     elastic: tuple[int, float] | None
     max_gpus: int | None
     restarts: int
+    job_class: str | None = None
+    """``autocm.io/job-class``: jobs of one class share a learned throughput model (``shared-goodput``)."""
 
     @property
     def name(self) -> str:
@@ -165,8 +167,13 @@ def read_job(obj: Mapping[str, Any], namespace: str) -> PoolJob:
         cap = int(elastic[1]) * per
         max_gpus = min(max_gpus, cap) if max_gpus else cap
     restarts = _annotation_int(meta, "restarts", 0, 0, 1 << 30) or 0
+    job_class = (meta.get("annotations") or {}).get(ANNOTATION_PREFIX + "job-class")
+    if job_class is not None and (not isinstance(job_class, str) or not job_class
+                                  or not tp.LABEL_VALUE.fullmatch(job_class) or len(job_class) > 63):
+        raise JobSpecError(f"annotation {ANNOTATION_PREFIX}job-class: must be a label value (1-63 letters, "
+                           f"digits, '-', '_', '.'), got {job_class!r}")
     return PoolJob(obj, target, BatchLimits(init, most, low, high), per, workers, suspended, _finished(obj),
-                   elastic, max_gpus, restarts)
+                   elastic, max_gpus, restarts, job_class)
 
 
 @dataclass
@@ -265,6 +272,7 @@ class PoolRunner:
             if rec is None:
                 rec = self.records[name] = tp.JobRecord(name, job.limits, now, {})
             rec.limits, rec.max_gpus, rec.restarts = job.limits, job.max_gpus, job.restarts
+            rec.job_class = job.job_class
             rec.attained_gpu_s += job.gpus * dt
             placement = self.placements.get(name, ()) if job.gpus else ()
             if sum(c for _, c in placement) != job.gpus:

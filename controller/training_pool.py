@@ -37,7 +37,7 @@ MAX_GPUS_PER_NODE = 64
 MAX_JOBS = 256
 _LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                         r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
-_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 _DNS1123 = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
@@ -60,7 +60,7 @@ class PoolSpec:
 
     def scheduler_kwargs(self) -> dict[str, Any]:
         """The registered scheduler's constructor arguments that the pool spec sets."""
-        if self.scheduler == "pollux":
+        if self.scheduler in ("pollux", "shared-goodput"):
             return {"settings": SearchSettings(restart_delay_s=self.restart_s)}
         if self.scheduler == "fixed":
             return {"gpus": self.fixed_gpus}
@@ -111,7 +111,7 @@ def parse_pool(policy: Mapping[str, Any]) -> PoolSpec | None:
     for k, v in sel.items():
         if not isinstance(k, str) or len(k) > 253 or not _LABEL_KEY.fullmatch(k):
             raise PoolSpecError(f"spec.trainingPool.selector: bad label key {k!r}")
-        if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE.fullmatch(v):
+        if not isinstance(v, str) or len(v) > 63 or not LABEL_VALUE.fullmatch(v):
             raise PoolSpecError(f"spec.trainingPool.selector: bad label value {v!r} for {k}")
         pairs.append((k, v))
     restart = raw.get("restartSeconds", 30)
@@ -221,6 +221,7 @@ class JobRecord:
     restarts: int = 0
     attained_gpu_s: float = 0.0
     max_gpus: int | None = None
+    job_class: str | None = None
 
 
 def _finite(value: float | None) -> float | None:
@@ -244,7 +245,8 @@ def observe(record: JobRecord, values: Mapping[str, float | None], allocation: t
     return ts.JobObservation(record.name, record.limits, allocation, tuple(record.samples.values()),
                              _finite(values.get("grad_sqr")), _finite(values.get("grad_var")),
                              restarts=record.restarts, age_s=now - record.first_seen_s,
-                             attained_gpu_s=record.attained_gpu_s, max_gpus=record.max_gpus)
+                             attained_gpu_s=record.attained_gpu_s, max_gpus=record.max_gpus,
+                             job_class=record.job_class)
 
 
 @dataclass(frozen=True)

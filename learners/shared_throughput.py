@@ -25,7 +25,7 @@ No I/O: the simulator's agents and the operator both feed it plain numbers.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +46,9 @@ class ClassThroughput:
     """Out-of-sample relative step-time error under which a prediction counts as right."""
     window: int = 3
     """How many consecutive right predictions make the model converged."""
+    max_observations: int = 512
+    """Configurations kept per class; reports of further ones are ignored (bounded memory and fit time when
+    the reports come from tenants)."""
     observations: dict[ConfigKey, tuple[float, float]] = field(default_factory=dict)
     """Configuration -> (step seconds, of which synchronisation seconds), first report kept."""
     early_grad: tuple[float, float] | None = None
@@ -69,7 +72,7 @@ class ClassThroughput:
     def publish(self, key: ConfigKey, step_s: float, sync_s: float) -> bool:
         """One job ran ``key`` at ``step_s`` seconds per step (``sync_s`` of it synchronisation). Returns
         whether the configuration was new to the class (a known one changes nothing: the curve is shared)."""
-        if key in self.observations:
+        if key in self.observations or len(self.observations) >= self.max_observations:
             return False
         if not (step_s > 0 and 0 <= sync_s < step_s):
             raise ValueError(f"step times must satisfy 0 <= sync < step, got step {step_s}, sync {sync_s}")
@@ -120,13 +123,24 @@ class SharedThroughput:
     max_staleness: int = 0
     tolerance: float = 0.15
     window: int = 3
-    classes: dict[str, ClassThroughput] = field(default_factory=dict)
+    max_classes: int = 256
+    """Classes kept; the least recently used one is forgotten first (a tenant naming a new class for every
+    job costs the operator a bounded amount of memory)."""
+    classes: OrderedDict[str, ClassThroughput] = field(default_factory=OrderedDict)
+
+    def __post_init__(self) -> None:
+        if self.max_classes < 1:
+            raise ValueError(f"max_classes must be >= 1, got {self.max_classes}")
 
     def of(self, job_class: str) -> ClassThroughput:
         hit = self.classes.get(job_class)
         if hit is None:
             hit = ClassThroughput(self.max_staleness, self.tolerance, self.window)
             self.classes[job_class] = hit
+            while len(self.classes) > self.max_classes:
+                self.classes.popitem(last=False)
+        else:
+            self.classes.move_to_end(job_class)
         return hit
 
     def report(self) -> dict[str, dict[str, float | int | bool]]:

@@ -29,6 +29,7 @@ from learners.pollux import (
     goodput_table,
     search,
 )
+from learners.shared_throughput import ClassThroughput, SharedThroughput
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class JobObservation:
     max_gpus: int | None = None
     """Hard cap from the job's spec (e.g. ``elasticPolicy.maxReplicas``); None: no cap beyond the pool."""
     min_gpus: int = 1
+    job_class: str | None = None
+    """Jobs of one class (same model on the same hardware) share a throughput curve; a scheduler may pool
+    what they report (``shared-goodput``). None: the job is a class of its own."""
 
     @property
     def gpus(self) -> int:
@@ -201,9 +205,13 @@ class PolluxPool:
         assert cached.perf is not None
         return GoodputModel(cached.perf, job.grad_sqr, job.grad_var, job.limits)
 
+    def _profiled(self, job: JobObservation) -> int:
+        """The most GPUs the job's model has measured (growth is limited to twice that)."""
+        return max((s.replicas for s in job.samples), default=0)
+
     def _limit(self, job: JobObservation) -> int:
         lim = job.limits
-        profiled = max((s.replicas for s in job.samples), default=0)
+        profiled = self._profiled(job)
         grow = max(1, min(max(2 * profiled, 1), 64, lim.max_batch_size // lim.min_local_bsz))
         return min(grow, job.max_gpus) if job.max_gpus else grow
 
@@ -262,5 +270,63 @@ class PolluxPool:
 
 
 
+class SharedGoodputPool(PolluxPool):
+    """``shared-goodput`` over observed jobs: :class:`PolluxPool` whose jobs of one ``job_class`` learn one
+    throughput model together (:class:`~learners.shared_throughput.ClassThroughput`): every job publishes
+    the configurations it ran, a new job starts from its class's fit and early gradient statistics, and it may
+    grow to twice the most GPUs any job of its class ran on. The simulator's ``shared-goodput``
+    (``simulator/training/shared_goodput.py``) is the same rule over simulated jobs. A job without a class is
+    scheduled exactly as by :class:`PolluxPool`. The pool belongs to one policy, so classes never mix
+    namespaces."""
+
+    name = "shared-goodput"
+
+    def __init__(self, settings: SearchSettings | None = None, seed: int = 0, max_staleness: int = 0) -> None:
+        super().__init__(settings, seed)
+        self.estimates = SharedThroughput(max_staleness)
+
+    def _publish(self, job: JobObservation) -> None:
+        """Add what the job reported to its class model (a known configuration changes nothing)."""
+        if job.job_class is None:
+            return
+        shared = self.estimates.of(job.job_class)
+        for s in job.samples:
+            accum = s.accum_step_s if s.accum_step_s is not None else s.step_s
+            try:
+                shared.publish((s.num_nodes, s.replicas, s.atomic_bsz), s.step_s, max(s.step_s - accum, 0.0))
+            except ValueError:
+                continue  # a sample no step-time model can hold is not believed
+        if job.grad_sqr is not None and job.grad_var is not None:
+            shared.publish_grad(job.grad_sqr, job.grad_var)
+
+    def _class(self, job: JobObservation) -> ClassThroughput | None:
+        return None if job.job_class is None else self.estimates.of(job.job_class)
+
+    def allocate(self, jobs: Sequence[JobObservation], nodes: Mapping[str, int], now: float) -> dict[str, Allocation]:
+        # Every job publishes before any is sized, so a newcomer sees this round's reports of its class.
+        for job in jobs:
+            self._publish(job)
+        return super().allocate(jobs, nodes, now)
+
+    def _model(self, job: JobObservation) -> GoodputModel | None:
+        shared = self._class(job)
+        if shared is None:
+            return super()._model(job)
+        perf = shared.model()
+        grad = (job.grad_sqr, job.grad_var) if job.grad_sqr is not None and job.grad_var is not None \
+            else shared.early_grad
+        if perf is None or grad is None:
+            return None
+        return GoodputModel(perf, grad[0], grad[1], job.limits)
+
+    def _profiled(self, job: JobObservation) -> int:
+        if job.job_class is None:
+            return super()._profiled(job)
+        shared = self._class(job)
+        assert shared is not None
+        return max(shared.max_profiled_replicas, super()._profiled(job))
+
+
 register("pollux", PolluxPool)
+register("shared-goodput", SharedGoodputPool)
 register("fixed", FixedScheduler)
