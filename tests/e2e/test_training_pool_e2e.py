@@ -3,8 +3,9 @@ Prometheus, the real ``autocm run`` process, and a training-job emulator whose p
 profiles at the GPUs and batch size each Job was (re)started with (tests/e2e/training_emulator.py).
 
 Six cifar10 Jobs, created suspended 200 emulated seconds apart, share a 16-GPU quota (the two kwok nodes'
-16 GPUs); the emulator runs 50x faster than the wall clock. The same workload runs twice, first under
-``pollux``, then under ``fixed`` (4 GPUs per job, first come first served). Every half second the test reads
+16 GPUs); the emulator runs 50x faster than the wall clock. The same workload runs three times, first under
+``pollux``, then under ``shared-goodput`` (the jobs carry ``autocm.io/job-class: cifar10``), then under
+``fixed`` (4 GPUs per job, first come first served). Every half second the test reads
 the policy's status, the Jobs and the pods, and asserts:
 
 - no GPU oversubscribed: the status' allocation, the GPUs the unsuspended Jobs claim and the GPUs of bound
@@ -61,7 +62,9 @@ def training_job(name: str, pool: str) -> dict:
                          "annotations": {"autocm.io/init-batch-size": str(p.init_batch_size),
                                          "autocm.io/max-batch-size": str(p.max_batch_size),
                                          "autocm.io/min-local-batch-size": str(p.min_local_bsz),
-                                         "autocm.io/max-local-batch-size": str(p.max_local_bsz)}},
+                                         "autocm.io/max-local-batch-size": str(p.max_local_bsz),
+                                         # shared-goodput pools what jobs of one class report; pollux ignores it
+                                         "autocm.io/job-class": APP}},
             "spec": {"suspend": True, "parallelism": 1, "backoffLimit": 0, "template": {
                 "metadata": {"labels": {"autocm.io/application": APP}},
                 "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0, "containers": [{
@@ -133,7 +136,7 @@ def run_pool(plane: ControlPlane, ns: str, scheduler: str, emulator_url: str, lo
             "snapshots": snapshots}
 
 
-def test_pollux_pool_reallocates_within_the_quota_and_beats_a_fixed_allocation(
+def test_pollux_and_shared_goodput_pools_reallocate_within_the_quota_and_beat_a_fixed_allocation(
         crd, control_plane: ControlPlane, namespace: str, prometheus: PrometheusServer,  # noqa: F811
         tmp_path: Path) -> None:
     plane = control_plane
@@ -146,28 +149,35 @@ def test_pollux_pool_reallocates_within_the_quota_and_beats_a_fixed_allocation(
             process(operator_argv(plane, prometheus.url, free_port()), log):
         prometheus.add_job(f"training-{namespace}", [f"127.0.0.1:{port}"])
         try:
-            results = {s: run_pool(plane, namespace, s, emulator_url, log) for s in ("pollux", "fixed")}
+            results = {s: run_pool(plane, namespace, s, emulator_url, log)
+                       for s in ("pollux", "shared-goodput", "fixed")}
         finally:
             prometheus.remove_job(f"training-{namespace}")
-    pollux, fixed = results["pollux"], results["fixed"]
+    pollux, shared, fixed = results["pollux"], results["shared-goodput"], results["fixed"]
     print("training pool e2e:", json.dumps({s: {k: r[k] for k in ("jct", "mean_jct", "history", "peaks",
                                                                   "restarts", "wall_s", "snapshots")}
                                             for s, r in results.items()}))
 
     # Allocations change as jobs arrive and finish.
-    assert any(len(h) >= 3 for h in pollux["history"].values()), pollux["history"]  # resized while running
+    for r in (pollux, shared):
+        assert any(len(h) >= 3 for h in r["history"].values()), r["history"]  # resized while running
+    # A Pollux job starts blind (one GPU until it has measured itself); under shared-goodput a later job of the
+    # class starts from what the earlier ones reported, so some job's first GPUs are more than one.
+    assert all(next(g for g in h if g) == 1 for h in pollux["history"].values() if any(h)), pollux["history"]
+    assert any(next((g for g in h if g), 0) > 1 for h in shared["history"].values()), shared["history"]
     assert any(h[:2] == [0, 4] for h in fixed["history"].values()), fixed["history"]  # admitted when one finished
     assert all(h[-1] > 0 for h in fixed["history"].values())
     # Restarts went through the checkpoint-aware contract.
-    for r in (pollux, fixed):
+    for r in (pollux, shared, fixed):
         for job in r["jobs"].values():
             annotations = job.metadata.annotations or {}
             assert int(annotations["autocm.io/restarts"]) >= 1 and annotations["autocm.io/recreated-from-uid"]
             assert _env(job)["AUTOCM_GPUS"] == str(job.spec.parallelism)
-    assert sum(pollux["restarts"].values()) > 0  # resumed from progress after a resize
+    assert sum(pollux["restarts"].values()) > 0 and sum(shared["restarts"].values()) > 0  # resumed after resizes
     assert all(v == 0 for v in fixed["restarts"].values())  # fixed: started once, never moved
-    # Sooner under pollux.
+    # Sooner under pollux and under shared-goodput than under the fixed allocation.
     assert pollux["mean_jct"] < fixed["mean_jct"], (pollux["jct"], fixed["jct"])
+    assert shared["mean_jct"] < fixed["mean_jct"], (shared["jct"], fixed["jct"])
 
 
 def test_the_apiserver_admits_a_pool_policy_and_refuses_one_with_a_target_too(
