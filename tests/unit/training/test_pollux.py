@@ -147,7 +147,7 @@ def test_the_paper_scenarios_use_the_artifacts_node_choice_and_run_pollux():
     for load in ("0.5", "1.0", "1.5"):
         raw = sc.load(f"training-pollux-{load}").raw
         assert raw["cluster"]["node_choice"] == "most-free"
-        assert {p["name"] for p in raw["policies"]} == {"tiresias", "pollux", "goodput-waterfill"}
+        assert {p["name"] for p in raw["policies"]} == {"tiresias", "pollux", "goodput-waterfill", "shared-goodput"}
 
 
 def test_the_hand_written_gradient_matches_finite_differences():
