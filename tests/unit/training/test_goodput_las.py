@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from oversubscription import checked
+
 from learners.pollux import BatchLimits, PerfParams
 from simulator.cluster import GpuPool
 from simulator.datasets import data_path
@@ -53,17 +55,7 @@ def test_zero_exponent_is_pollux_and_weights_grow_with_attained_service():
     assert las.weight(_view("a", 0.0)) == 1.0 < las.weight(_view("a", 3600.0)) < las.weight(_view("a", 7200.0))
 
 
-class _Checked(GoodputLasScheduler):
-    """Records the worst over-subscription of any node in any answer."""
-
-    def optimize(self, jobs, nodes, now):
-        answer = super().optimize(jobs, nodes, now)
-        used: dict[str, int] = {}
-        for d in answer.values():
-            for node, count in d.nodes or ():
-                used[node] = used.get(node, 0) + count
-        self.worst = max(getattr(self, "worst", 0), *(used.get(n, 0) - c for n, c in nodes.items()))
-        return answer
+_Checked = checked(GoodputLasScheduler)
 
 
 def test_a_stream_runs_to_completion_without_oversubscription():

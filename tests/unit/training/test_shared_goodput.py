@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from oversubscription import checked
 
 from learners.pollux import BatchLimits, PerfParams, predict_accum_time, predict_step_time
 from learners.shared_throughput import ClassThroughput
@@ -69,17 +70,7 @@ def test_converged_growth_lifts_the_limit_only_once_the_class_model_passed_its_c
     assert agent.max_replicas("ncf") == 1  # pinned as in Pollux
 
 
-class _Checked(SharedGoodputScheduler):
-    """Records the worst over-subscription of any node in any answer."""
-
-    def optimize(self, jobs, nodes, now):
-        answer = super().optimize(jobs, nodes, now)
-        used: dict[str, int] = {}
-        for d in answer.values():
-            for node, count in d.nodes or ():
-                used[node] = used.get(node, 0) + count
-        self.worst = max(getattr(self, "worst", 0), *(used.get(n, 0) - c for n, c in nodes.items()))
-        return answer
+_Checked = checked(SharedGoodputScheduler)
 
 
 def test_a_stream_runs_to_completion_learning_only_what_its_jobs_reported():
