@@ -27,6 +27,7 @@ Jobs should be created suspended (``spec.suspend`` / ``spec.runPolicy.suspend``)
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from controller.policy import TargetRef
 from controller.prometheus import PrometheusClient, PrometheusError, format_window
 from learners import training_scheduler as ts
 from learners.pollux import BatchLimits
+from learners.shared_throughput import SharedThroughput
 
 MAX_BATCH = 1 << 20
 ANNOTATION_PREFIX = "autocm.io/"
@@ -391,7 +393,29 @@ class PoolRunner:
                 row["batchSize"] = int(batch)
             rows[name] = row
         pool = self.policy.pool
-        return {"trainingPool": {"scheduler": pool.scheduler, "gpuQuota": pool.gpu_quota,
-                                 "gpusAllocated": int(sum(r["gpus"] for r in rows.values())), "jobs": rows},
+        status: dict[str, Any] = {"scheduler": pool.scheduler, "gpuQuota": pool.gpu_quota,
+                                  "gpusAllocated": int(sum(r["gpus"] for r in rows.values())), "jobs": rows}
+        classes = self._class_models(jobs)
+        if classes:
+            status["classes"] = classes
+        return {"trainingPool": status,
                 "lastDecision": {"time": datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                  "message": message[:4096]}}
+
+    def _class_models(self, jobs: Mapping[str, PoolJob]) -> dict[str, Any]:
+        """Per job class of the pool's current jobs, what its shared throughput model has learned (only a
+        scheduler that keeps class models, ``shared-goodput``): configurations measured, whether its
+        out-of-sample convergence check passed, and its median out-of-sample error."""
+        estimates = getattr(self.scheduler, "estimates", None)
+        if not isinstance(estimates, SharedThroughput):
+            return {}
+        out: dict[str, Any] = {}
+        for name in sorted({j.job_class for j in jobs.values() if j.job_class})[: tp.MAX_JOBS]:
+            model = estimates.classes.get(name)
+            if model is None:
+                continue
+            row: dict[str, Any] = {"configs": len(model.observations), "converged": model.converged}
+            if model.errors:
+                row["medianError"] = round(float(statistics.median(model.errors)), 4)
+            out[name] = row
+        return out

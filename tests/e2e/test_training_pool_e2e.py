@@ -93,6 +93,7 @@ def run_pool(plane: ControlPlane, ns: str, scheduler: str, emulator_url: str, lo
     created = 0
     peaks = {"status": 0, "claimed": 0, "bound": 0}
     history: dict[str, list[int]] = {n: [] for n in names}
+    classes: dict = {}
     snapshots = 0
     while True:
         elapsed = time.monotonic() - start
@@ -113,6 +114,7 @@ def run_pool(plane: ControlPlane, ns: str, scheduler: str, emulator_url: str, lo
             peaks[key] = max(peaks[key], value)
             assert value <= QUOTA, (f"{scheduler}: {key} GPUs {value} > quota {QUOTA} at {elapsed:.1f}s: "
                                     f"{json.dumps(pool)}")
+        classes = pool.get("classes") or classes
         for n, row in (pool.get("jobs") or {}).items():
             if n in history and not row.get("finished") and (not history[n] or history[n][-1] != row["gpus"]):
                 history[n].append(int(row["gpus"]))
@@ -133,7 +135,7 @@ def run_pool(plane: ControlPlane, ns: str, scheduler: str, emulator_url: str, lo
     objects.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
     return {"jct": jct, "mean_jct": sum(jct.values()) / len(jct), "history": history, "peaks": peaks,
             "restarts": {n: state[n]["restarts"] for n in names}, "jobs": final, "wall_s": wall_s,
-            "snapshots": snapshots}
+            "snapshots": snapshots, "classes": classes}
 
 
 def test_pollux_and_shared_goodput_pools_reallocate_within_the_quota_and_beat_a_fixed_allocation(
@@ -155,7 +157,8 @@ def test_pollux_and_shared_goodput_pools_reallocate_within_the_quota_and_beat_a_
             prometheus.remove_job(f"training-{namespace}")
     pollux, shared, fixed = results["pollux"], results["shared-goodput"], results["fixed"]
     print("training pool e2e:", json.dumps({s: {k: r[k] for k in ("jct", "mean_jct", "history", "peaks",
-                                                                  "restarts", "wall_s", "snapshots")}
+                                                                  "restarts", "wall_s", "snapshots",
+                                                                  "classes")}
                                             for s, r in results.items()}))
 
     # Allocations change as jobs arrive and finish.
@@ -165,6 +168,8 @@ def test_pollux_and_shared_goodput_pools_reallocate_within_the_quota_and_beat_a_
     # class starts from what the earlier ones reported, so some job's first GPUs are more than one.
     assert all(next(g for g in h if g) == 1 for h in pollux["history"].values() if any(h)), pollux["history"]
     assert any(next((g for g in h if g), 0) > 1 for h in shared["history"].values()), shared["history"]
+    # The class model is in the policy's status (kept by the real apiserver's schema); pollux keeps none.
+    assert shared["classes"]["cifar10"]["configs"] >= 2 and not pollux["classes"], shared["classes"]
     assert any(h[:2] == [0, 4] for h in fixed["history"].values()), fixed["history"]  # admitted when one finished
     assert all(h[-1] > 0 for h in fixed["history"].values())
     # Restarts went through the checkpoint-aware contract.

@@ -100,3 +100,28 @@ def test_the_observation_carries_the_class_and_the_pool_spec_passes_the_restart_
     spec = tp.PoolSpec("ml", "shared-goodput", 16, 4, (("autocm.io/pool", "v"),), restart_s=45.0)
     assert spec.scheduler_kwargs()["settings"].restart_delay_s == 45.0
     assert ts.make("shared-goodput", **spec.scheduler_kwargs()).settings.restart_delay_s == 45.0
+
+
+def test_a_shared_goodput_pool_reports_what_each_class_model_learned_in_status():
+    from operator_fakes import fake_prometheus
+    from test_engine import Clock, engine_for
+    from test_pool_runner import JOBS, POLICY, cluster, held, pool_policy, step, training_metrics
+
+    def classed(name: str) -> dict:
+        return job(name, annotations={"autocm.io/max-batch-size": "1024", "autocm.io/job-class": "resnet"})
+
+    kube = cluster(classed("s-0"), classed("s-1"), job("s-2"), policy=pool_policy("shared-goodput", restartSeconds=1))
+    clock = Clock()
+    with fake_prometheus(training_metrics(kube)) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        for round_ in range(6):
+            if round_ == 3:
+                kube.put(f"{JOBS}/s-3", classed("s-3"))
+            assert step(eng, kube).outcome in ("applied", "unchanged")
+            assert held(kube) <= 8
+            clock.t += 5
+    st = kube.objects[POLICY]["status"]["trainingPool"]
+    assert st["scheduler"] == "shared-goodput" and set(st["classes"]) == {"resnet"}  # s-2 has no class
+    resnet = st["classes"]["resnet"]
+    assert resnet["configs"] >= 1 and isinstance(resnet["converged"], bool)
+    assert st["jobs"]["s-3"]["gpus"] >= 1
