@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from learners.pollux import BatchLimits, GoodputModel, SearchSettings
 from learners.shared_throughput import ClassThroughput, SharedThroughput
 from simulator.training.cluster_sim import JobView
+from simulator.training.goodput_las import LasSettings
 from simulator.training.job import TrainingJob
 from simulator.training.pollux import MAX_REPLICAS, PINNED, PolluxAgent, PolluxScheduler
 from simulator.training.profiles import StepTime
@@ -37,7 +38,8 @@ class SharedSettings:
     """Once its class model has converged, a job may grow past twice the class's most profiled GPUs."""
     las_exponent: float = 0.0
     """goodput-las' attained-service weight (0: Pollux's objective)."""
-    las_scale_gpu_s: float = 21579.113260376467
+    las_scale_gpu_s: float = LasSettings.scale_gpu_s
+    """goodput-las' frozen scale, when ``las_exponent`` is set."""
 
 
 class SharedAgent(PolluxAgent):
