@@ -279,7 +279,7 @@ class PoolRunner:
             placement = self.placements.get(name, ()) if job.gpus else ()
             if sum(c for _, c in placement) != job.gpus:
                 placement = ()  # what it holds is not what we placed (created running, or changed by hand)
-            observations.append(tp.observe(rec, metrics[name], placement, now))
+            observations.append(tp.observe(rec, metrics[name], placement, now, self.policy.window_s))
         current = {n: j.gpus for n, j in active.items()}
         try:
             answer = tp.run_round(self.scheduler, observations, pool, now) if observations else {}

@@ -222,6 +222,9 @@ class JobRecord:
     attained_gpu_s: float = 0.0
     max_gpus: int | None = None
     job_class: str | None = None
+    config: tuple[int, int, int] | None = None
+    """The (nodes, GPUs, micro-batch) the job last reported, and since when (``config_since_s``)."""
+    config_since_s: float = 0.0
 
 
 def _finite(value: float | None) -> float | None:
@@ -229,11 +232,14 @@ def _finite(value: float | None) -> float | None:
 
 
 def observe(record: JobRecord, values: Mapping[str, float | None], allocation: tuple[tuple[str, int], ...],
-            now: float) -> ts.JobObservation:
+            now: float, window_s: float = 0.0) -> ts.JobObservation:
     """Fold this round's query results into the job's record and return its observation.
 
     A step time is kept as a profile sample only when the job reports the GPUs and micro-batch it ran with
     (its pods restarted into the allocation); garbage (NaN, negative, absurd) is dropped, not believed.
+    The first sample of a configuration is taken at once, so a scheduler can learn from it in the next
+    round; its rate window may still hold steps of the configuration before the restart, so once the job
+    has run the configuration for a whole ``window_s`` the sample is replaced by the clean one.
     """
     step = _finite(values.get("step_s"))
     gpus = _finite(values.get("gpus"))
@@ -241,7 +247,14 @@ def observe(record: JobRecord, values: Mapping[str, float | None], allocation: t
     if step and gpus and local and step < 3600 and 1 <= gpus <= MAX_QUOTA:
         replicas, atomic = int(gpus), int(local)
         nodes = max(1, len(allocation))
-        record.samples.setdefault((nodes, replicas, atomic), ts.StepSample(nodes, replicas, atomic, step))
+        key = (nodes, replicas, atomic)
+        if key != record.config:
+            record.config, record.config_since_s = key, now
+        sample = ts.StepSample(nodes, replicas, atomic, step)
+        if now - record.config_since_s >= window_s > 0:
+            record.samples[key] = sample  # the whole window ran this configuration
+        else:
+            record.samples.setdefault(key, sample)
     return ts.JobObservation(record.name, record.limits, allocation, tuple(record.samples.values()),
                              _finite(values.get("grad_sqr")), _finite(values.get("grad_var")),
                              restarts=record.restarts, age_s=now - record.first_seen_s,

@@ -50,7 +50,8 @@ class ClassThroughput:
     """Configurations kept per class; reports of further ones are ignored (bounded memory and fit time when
     the reports come from tenants)."""
     observations: dict[ConfigKey, tuple[float, float]] = field(default_factory=dict)
-    """Configuration -> (step seconds, of which synchronisation seconds), first report kept."""
+    """Configuration -> (step seconds, of which synchronisation seconds): the first report, or the latest
+    with ``publish(..., replace=True)``."""
     early_grad: tuple[float, float] | None = None
     """The class's first reported (grad_sqr, grad_var): a new job's stand-in until it reports its own."""
     perf: PerfParams | None = None
@@ -69,13 +70,21 @@ class ClassThroughput:
             raise ValueError(f"window must be >= 1, got {self.window}")
 
     # --- writers ---------------------------------------------------------------------------------------
-    def publish(self, key: ConfigKey, step_s: float, sync_s: float) -> bool:
+    def publish(self, key: ConfigKey, step_s: float, sync_s: float, replace: bool = False) -> bool:
         """One job ran ``key`` at ``step_s`` seconds per step (``sync_s`` of it synchronisation). Returns
-        whether the configuration was new to the class (a known one changes nothing: the curve is shared)."""
-        if key in self.observations or len(self.observations) >= self.max_observations:
-            return False
+        whether the configuration was new to the class. A known configuration changes nothing (the first
+        report is kept, as Pollux's agents keep theirs), unless ``replace``: then other times replace what
+        was kept (the operator re-reports a configuration once a whole rate window ran it)."""
         if not (step_s > 0 and 0 <= sync_s < step_s):
             raise ValueError(f"step times must satisfy 0 <= sync < step, got step {step_s}, sync {sync_s}")
+        known = self.observations.get(key)
+        if known is not None:
+            if replace and known != (float(step_s), float(sync_s)):  # a cleaner measurement of it
+                self.observations[key] = (float(step_s), float(sync_s))
+                self.perf = None  # the next read refits
+            return False
+        if len(self.observations) >= self.max_observations:
+            return False
         perf = self.model()
         if perf is not None:
             nodes, replicas, bsz = key

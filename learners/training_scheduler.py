@@ -293,7 +293,8 @@ class SharedGoodputPool(PolluxPool):
         for s in job.samples:
             accum = s.accum_step_s if s.accum_step_s is not None else s.step_s
             try:
-                shared.publish((s.num_nodes, s.replicas, s.atomic_bsz), s.step_s, max(s.step_s - accum, 0.0))
+                shared.publish((s.num_nodes, s.replicas, s.atomic_bsz), s.step_s, max(s.step_s - accum, 0.0),
+                               replace=True)  # observe() replaces a first sample by a clean-window one
             except ValueError:
                 continue  # a sample no step-time model can hold is not believed
         if job.grad_sqr is not None and job.grad_var is not None:

@@ -24,13 +24,18 @@ def _publish(c: ClassThroughput, key: tuple[int, int, int]) -> None:
     c.publish(key, step, max(step - float(predict_accum_time(TRUE, np.array([key[2]]))[0]), 0.0))
 
 
-def test_a_configuration_is_learned_once_and_a_repeat_changes_nothing():
+def test_a_configuration_is_learned_once_and_only_a_replacing_report_changes_it():
     c = ClassThroughput()
     assert c.model() is None and c.max_profiled_replicas == 0
     assert c.publish((1, 1, 64), 0.1, 0.0)
     assert not c.publish((1, 1, 64), 0.5, 0.1)  # another job's report of a known configuration
     assert c.observations[(1, 1, 64)] == (0.1, 0.0)
     assert c.model() is not None and c.fits == 1 and c.max_profiled_replicas == 1
+    c.publish((1, 1, 64), 0.12, 0.0, replace=True)  # the operator's clean-window measurement of it
+    assert c.observations[(1, 1, 64)] == (0.12, 0.0) and c.model() is not None and c.fits == 2
+    c.publish((1, 1, 64), 0.12, 0.0, replace=True)
+    c.model()
+    assert c.fits == 2  # the same times again: no refit
 
 
 def test_a_read_refits_only_past_the_staleness_bound():

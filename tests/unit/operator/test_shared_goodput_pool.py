@@ -125,3 +125,20 @@ def test_a_shared_goodput_pool_reports_what_each_class_model_learned_in_status()
     resnet = st["classes"]["resnet"]
     assert resnet["configs"] >= 1 and isinstance(resnet["converged"], bool)
     assert st["jobs"]["s-3"]["gpus"] >= 1
+
+
+def test_a_first_sample_is_replaced_once_a_whole_window_ran_its_configuration():
+    """The first step time after a restart may mix in the configuration before it (a rate window straddles
+    the restart); the scheduler gets it at once, and the clean one once the window held only this config."""
+    rec = tp.JobRecord("a", LIMITS, 0.0, {})
+
+    def seen(step: float, gpus: float, now: float) -> float:
+        obs = tp.observe(rec, {"step_s": step, "gpus": gpus, "local_batch_size": 64.0}, (("slot-0", int(gpus)),),
+                         now, window_s=10.0)
+        return {s.replicas: s.step_s for s in obs.samples}[int(gpus)]
+
+    assert seen(0.5, 2, 0.0) == 0.5  # mixed with the 1-GPU steps before the restart
+    assert seen(0.3, 2, 5.0) == 0.5  # the window still reaches back before the restart
+    assert seen(0.25, 2, 10.0) == 0.25  # a whole window on 2 GPUs: the clean sample replaces it
+    assert seen(0.9, 4, 12.0) == 0.9 and seen(0.26, 2, 14.0) == 0.25  # back on 2 GPUs: the window restarts
+    assert seen(0.24, 2, 24.0) == 0.24
