@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from oversubscription import checked
+from oversubscription import run_checked_stream
 
 from learners.pollux import BatchLimits, PerfParams
-from simulator.cluster import GpuPool
 from simulator.datasets import data_path
-from simulator.training import JobView, load_profiles, load_workload, simulate_training, workload_path
+from simulator.training import JobView
 from simulator.training.goodput_las import GoodputLasScheduler, LasSettings
 from simulator.training.pollux import PolluxAgent
 from simulator.workloads import TRAINING_SCHEDULERS
@@ -55,16 +54,8 @@ def test_zero_exponent_is_pollux_and_weights_grow_with_attained_service():
     assert las.weight(_view("a", 0.0)) == 1.0 < las.weight(_view("a", 3600.0)) < las.weight(_view("a", 7200.0))
 
 
-_Checked = checked(GoodputLasScheduler)
-
-
 def test_a_stream_runs_to_completion_without_oversubscription():
-    stream = load_workload(workload_path(POLLUX, 1.0, 1))[:12]
-    sched = _Checked(seed=2)
-    result = simulate_training(stream, sched, pool=GpuPool.uniform(4, 4), profiles=load_profiles(POLLUX / "profiles"))
-    assert not result.unfinished and len(result.jcts_s) == 12
-    assert result.failed_grants == 0 and sched.worst <= 0
-    assert max(u for _, u in result.utilisation) <= 1.0
+    run_checked_stream(GoodputLasScheduler)  # asserts completion and no over-subscription
 
 
 def test_it_is_registered_as_a_training_scheduler():

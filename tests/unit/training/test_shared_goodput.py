@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from oversubscription import checked
+from oversubscription import run_checked_stream
 
 from learners.pollux import BatchLimits, PerfParams, predict_accum_time, predict_step_time
 from learners.shared_throughput import ClassThroughput
@@ -70,16 +70,8 @@ def test_converged_growth_lifts_the_limit_only_once_the_class_model_passed_its_c
     assert agent.max_replicas("ncf") == 1  # pinned as in Pollux
 
 
-_Checked = checked(SharedGoodputScheduler)
-
-
 def test_a_stream_runs_to_completion_learning_only_what_its_jobs_reported():
-    stream = load_workload(workload_path(POLLUX, 1.0, 1))[:12]
-    sched = _Checked(seed=2)
-    result = simulate_training(stream, sched, pool=GpuPool.uniform(4, 4), profiles=load_profiles(POLLUX / "profiles"))
-    assert not result.unfinished and len(result.jcts_s) == 12
-    assert result.failed_grants == 0 and sched.worst <= 0
-    assert max(u for _, u in result.utilisation) <= 1.0
+    sched, _ = run_checked_stream(SharedGoodputScheduler)
     # every configuration in a class model is one a job of that class ran, and nothing else
     ran: dict[str, set] = {}
     for name, agent in sched.agents.items():
