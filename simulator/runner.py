@@ -103,6 +103,9 @@ class _Progress:
 
     def advance(self, seconds: float) -> None:
         if self.bar is not None:
+            if self.bar.total is not None and self.bar.n + seconds > self.bar.total:
+                # A training run drains its jobs past the scenario's duration: grow the bar, never show "?"
+                self.bar.total = self.bar.n + seconds
             self.bar.update(seconds)
 
     def close(self) -> None:
