@@ -27,7 +27,6 @@ Jobs should be created suspended (``spec.suspend`` / ``spec.runPolicy.suspend``)
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -415,7 +414,7 @@ class PoolRunner:
             if model is None:
                 continue
             row: dict[str, Any] = {"configs": len(model.observations), "converged": model.converged}
-            if model.errors:
-                row["medianError"] = round(float(statistics.median(model.errors)), 4)
+            if model.median_error is not None:
+                row["medianError"] = round(model.median_error, 4)
             out[name] = row
         return out

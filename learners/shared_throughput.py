@@ -118,6 +118,11 @@ class ClassThroughput:
         return max((k[1] for k in self.observations), default=0)
 
     @property
+    def median_error(self) -> float | None:
+        """The median out-of-sample relative error so far (None before the first prediction)."""
+        return float(np.median(self.errors)) if self.errors else None
+
+    @property
     def converged(self) -> bool:
         """The last ``window`` out-of-sample predictions were all within ``tolerance``."""
         if len(self.errors) < self.window:
@@ -155,5 +160,5 @@ class SharedThroughput:
     def report(self) -> dict[str, dict[str, float | int | bool]]:
         """Per class: configurations seen, fits, converged, median out-of-sample error (for logs and docs)."""
         return {name: {"configs": len(c.observations), "fits": c.fits, "converged": c.converged,
-                       "median_error": float(np.median(c.errors)) if c.errors else float("nan")}
+                       "median_error": float("nan") if c.median_error is None else c.median_error}
                 for name, c in sorted(self.classes.items())}

@@ -40,6 +40,12 @@ class LasSettings:
     hand-set value it replaces was 3600)."""
 
 
+def las_weight(attained_gpu_s: float, exponent: float, scale_gpu_s: float) -> float:
+    """``(1 + attained / scale) ** exponent``: how much a job's speedup is scaled in the objective (1 at
+    exponent 0, Pollux's objective)."""
+    return (1.0 + max(attained_gpu_s, 0.0) / scale_gpu_s) ** exponent
+
+
 class GoodputLasScheduler(PolluxScheduler):
     """Pollux agents and genetic search; the objective weights each job by its attained service."""
 
@@ -51,4 +57,4 @@ class GoodputLasScheduler(PolluxScheduler):
         self.las = las or LasSettings()
 
     def weight(self, view: JobView) -> float:
-        return (1.0 + max(view.attained_service_gpu_s, 0.0) / self.las.scale_gpu_s) ** self.las.exponent
+        return las_weight(view.attained_service_gpu_s, self.las.exponent, self.las.scale_gpu_s)

@@ -128,9 +128,13 @@ class PolluxScheduler:
         p = job.profile
         limits = BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz, p.max_local_bsz)
         pinned = PINNED.get(p.name)
-        agent = PolluxAgent(limits, pinned[0] if pinned else None)
+        agent = self._agent(p.name, limits, pinned[0] if pinned else None)
         job.agent = agent
         self.agents[job.name] = agent
+
+    def _agent(self, application: str, limits: BatchLimits, target_batch_size: int | None) -> PolluxAgent:
+        """The agent a new job of ``application`` gets (schedulers built on Pollux change only this)."""
+        return PolluxAgent(limits, target_batch_size)
 
     def weight(self, view: JobView) -> float:
         """How much the objective scales this job's speedup (:attr:`SearchJob.weight`); 1 in Pollux."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from learners.pollux import BatchLimits, GoodputModel, SearchSettings
 from learners.shared_throughput import ClassThroughput, SharedThroughput
 from simulator.training.cluster_sim import JobView
-from simulator.training.goodput_las import LasSettings
+from simulator.training.goodput_las import LasSettings, las_weight
 from simulator.training.job import TrainingJob
 from simulator.training.pollux import MAX_REPLICAS, PINNED, PolluxAgent, PolluxScheduler
 from simulator.training.profiles import StepTime
@@ -90,18 +90,11 @@ class SharedGoodputScheduler(PolluxScheduler):
         self.shared_settings = shared or SharedSettings()
         self.estimates = SharedThroughput(self.shared_settings.max_staleness)
 
-    def attach(self, job: TrainingJob) -> None:
-        p = job.profile
-        limits = BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz, p.max_local_bsz)
-        pinned = PINNED.get(p.name)
+    def _agent(self, application: str, limits: BatchLimits, target_batch_size: int | None) -> SharedAgent:
         s = self.shared_settings
-        agent = SharedAgent(limits, pinned[0] if pinned else None, self.estimates.of(p.name), s.share_grad,
-                            s.converged_growth)
-        job.agent = agent
-        self.agents[job.name] = agent
+        return SharedAgent(limits, target_batch_size, self.estimates.of(application), s.share_grad,
+                           s.converged_growth)
 
     def weight(self, view: JobView) -> float:
         s = self.shared_settings
-        if s.las_exponent == 0:
-            return 1.0
-        return (1.0 + max(view.attained_service_gpu_s, 0.0) / s.las_scale_gpu_s) ** s.las_exponent
+        return las_weight(view.attained_service_gpu_s, s.las_exponent, s.las_scale_gpu_s)
