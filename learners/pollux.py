@@ -325,10 +325,6 @@ class SearchSettings:
     """``max_nodes = 16`` in ``Problem._repair``."""
     keep: int = 10
     """Solutions carried to the next round's initial population (the artifact carries its final Pareto front)."""
-    weigh_idle: bool = False
-    """Scale a job's whole term by its weight, including the floor a job with no GPUs scores. Off (Pollux and
-    ``goodput-las``): a waiting job scores the same floor whatever its weight, so weights never decide who
-    waits when jobs outnumber GPUs. On: they do (``shared-goodput-srpt`` ranks waiting jobs by remaining work)."""
 
 
 @dataclass(frozen=True)
@@ -389,13 +385,9 @@ class SearchProblem:
         jobs = np.arange(len(self.jobs))[None, :]
         speedup = self.table[jobs, nodes, np.minimum(replicas, self.table.shape[2] - 1)] * self.scale
         moved = np.any(states != self.base[None], axis=2)
-        speedup = speedup * np.where(moved, self.restart_factor[None, :], 1.0)
-        if self.settings.weigh_idle:
-            speedup = (speedup + 1e-3) * self.weight[None, :]
-        else:
-            speedup = speedup * self.weight[None, :] + 1e-3
+        speedup = speedup * np.where(moved, self.restart_factor[None, :], 1.0) * self.weight[None, :]
         p = self.settings.power
-        return (np.sum(speedup ** p, axis=1) / states.shape[1]) ** (1.0 / p)
+        return (np.sum((speedup + 1e-3) ** p, axis=1) / states.shape[1]) ** (1.0 / p)
 
     def repair(self, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``Problem._repair``: one distributed job per node, at most ``max_replicas`` per job (over shuffled

@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -34,11 +33,9 @@ from simulator.training.artifact_pool import MostFreeFirstPool  # noqa: E402
 from simulator.training.cluster_sim import TrainingScheduler  # noqa: E402
 from simulator.training.goodput_las import LasSettings  # noqa: E402
 from simulator.training.shared_goodput import SharedSettings  # noqa: E402
-from simulator.training.shared_goodput_srpt import SrptSettings  # noqa: E402
 from simulator.workloads import TRAINING_SCHEDULERS  # noqa: E402
 
 POLLUX_DIR = REPO / "simulator" / "data" / "pollux"
-T = TypeVar("T")
 
 
 def app_of(job: str) -> str:
@@ -72,9 +69,9 @@ def summarise(jcts_s: Mapping[str, float], makespan_s: float, gpu_hours: float,
 
 
 def run_once(policy: str, load: float, workload: int, seed: int, las: LasSettings | None = None,
-             shared: SharedSettings | None = None, srpt: SrptSettings | None = None) -> RunSummary:
+             shared: SharedSettings | None = None) -> RunSummary:
     """One (policy, load, workload, seed) on the paper's job stream, 16 x 4 GPUs, the artifact's node choice."""
-    r = simulate_training(workload_path(POLLUX_DIR, load, workload), scheduler_of(policy, seed, las, shared, srpt),
+    r = simulate_training(workload_path(POLLUX_DIR, load, workload), scheduler_of(policy, seed, las, shared),
                           pool=MostFreeFirstPool.uniform(16, 4), data_dir=POLLUX_DIR / "profiles", seed=seed)
     return summarise(r.jcts_s, r.makespan_s, r.gpu_hours, r.num_restarts, len(r.unfinished))
 
@@ -89,50 +86,39 @@ def las_settings(exponent: float | None, scale_gpu_s: float | None) -> LasSettin
                        default.scale_gpu_s if scale_gpu_s is None else scale_gpu_s)
 
 
-def dataclass_settings(default: T, flag: str, pairs: list[str]) -> T | None:
-    """Settings from ``FIELD=VALUE`` pairs on top of ``default`` (None when none given); values are parsed as
-    the default's type, so a misspelt field or a bad value is one clear error naming ``flag``."""
+def shared_settings(pairs: list[str]) -> SharedSettings | None:
+    """shared-goodput's settings from ``FIELD=VALUE`` pairs (None: the frozen defaults); values are parsed as
+    the default's type, so a misspelt field or a bad value is one clear error."""
     if not pairs:
         return None
-    fields = {f.name: type(getattr(default, f.name)) for f in dataclasses.fields(default)}
+    default = SharedSettings()
+    fields = {f.name: type(getattr(default, f.name)) for f in dataclasses.fields(SharedSettings)}
     values: dict[str, object] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or name not in fields:
-            raise ValueError(f"{flag} {pair!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}")
+            raise ValueError(f"--shared {pair!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}")
         kind = fields[name]
         if kind is bool:
             if text.lower() not in ("true", "false"):
-                raise ValueError(f"{flag} {pair!r}: {name} is true or false")
+                raise ValueError(f"--shared {pair!r}: {name} is true or false")
             values[name] = text.lower() == "true"
         else:
             try:
                 values[name] = kind(text)
             except ValueError:
-                raise ValueError(f"{flag} {pair!r}: {name} needs a {kind.__name__}") from None
+                raise ValueError(f"--shared {pair!r}: {name} needs a {kind.__name__}") from None
     return dataclasses.replace(default, **values)
 
 
-def shared_settings(pairs: list[str]) -> SharedSettings | None:
-    """shared-goodput's settings from ``FIELD=VALUE`` pairs (None: the frozen defaults)."""
-    return dataclass_settings(SharedSettings(), "--shared", pairs)
-
-
-def srpt_settings(pairs: list[str]) -> SrptSettings | None:
-    """shared-goodput-srpt's settings from ``FIELD=VALUE`` pairs (None: the defaults)."""
-    return dataclass_settings(SrptSettings(), "--srpt", pairs)
-
-
 def scheduler_of(policy: str, seed: int, las: LasSettings | None = None,
-                 shared: SharedSettings | None = None, srpt: SrptSettings | None = None) -> TrainingScheduler:
-    """The registered scheduler; goodput-las gets ``las``, shared-goodput ``shared`` and shared-goodput-srpt
-    ``srpt`` when given (no other scheduler has settings)."""
+                 shared: SharedSettings | None = None) -> TrainingScheduler:
+    """The registered scheduler; goodput-las gets ``las`` and shared-goodput ``shared`` when given (no other
+    scheduler has settings)."""
     if policy == "goodput-las" and las is not None:
         return TRAINING_SCHEDULERS[policy](seed, las=las)
     if policy == "shared-goodput" and shared is not None:
         return TRAINING_SCHEDULERS[policy](seed, shared=shared)
-    if policy == "shared-goodput-srpt" and srpt is not None:
-        return TRAINING_SCHEDULERS[policy](seed, srpt=srpt)
     return TRAINING_SCHEDULERS[policy](seed)
 
 
@@ -149,20 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", action="append", default=[], metavar="FIELD=VALUE",
                     help="shared-goodput setting other than its frozen default (repeatable), e.g. "
                          "--shared max_staleness=2; only shared-goodput reads it")
-    ap.add_argument("--srpt", action="append", default=[], metavar="FIELD=VALUE",
-                    help="shared-goodput-srpt setting other than its default (repeatable), e.g. "
-                         "--srpt exponent=0.5; only shared-goodput-srpt reads it")
     args = ap.parse_args(argv)
     las = las_settings(args.las_exponent, args.las_scale_gpu_s)
     try:
         shared = shared_settings(args.shared)
-        srpt = srpt_settings(args.srpt)
     except ValueError as e:
         ap.error(str(e))
     if shared is not None:
         print(f"# shared-goodput: {shared}", flush=True)
-    if srpt is not None:
-        print(f"# shared-goodput-srpt: {srpt}", flush=True)
     if las is not None:
         print(f"# goodput-las: exponent={las.exponent!r} scale_gpu_s={las.scale_gpu_s!r}", flush=True)
     print(f"{'policy':>12} {'load':>4} {'wl':>3} {'seed':>4} {'mean_s':>7} {'p99_s':>7} {'makespan_s':>10} "
@@ -172,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds:
                 for policy in args.policies:
                     started = time.perf_counter()
-                    r = run_once(policy, load, w, seed, las, shared, srpt)
+                    r = run_once(policy, load, w, seed, las, shared)
                     per = " ".join(f"{a}={v:.0f}" for a, v in r.per_class_s.items())
                     print(f"{policy:>12} {load:>4.1f} {w:>3d} {seed:>4d} {r.mean_s:>7.0f} "
                           f"{r.p99_s:>7.0f} {r.makespan_s:>10.0f} {r.gpu_hours:>7.1f} "

@@ -35,7 +35,6 @@ from simulator.scenario import Scenario, ScenarioError, training_workload_paths
 if TYPE_CHECKING:
     from simulator.training.goodput_las import LasSettings
     from simulator.training.shared_goodput import SharedSettings
-    from simulator.training.shared_goodput_srpt import SrptSettings
 
 ORACLE = "oracle"
 HINDSIGHT = "hindsight-static"
@@ -77,19 +76,10 @@ def _shared_goodput(seed: int = 0, shared: SharedSettings | None = None):
     return SharedGoodputScheduler(shared, seed=seed)
 
 
-def _shared_goodput_srpt(seed: int = 0, srpt: SrptSettings | None = None):
-    """shared-goodput, with each job weighted by the remaining work learned from its class's finished jobs;
-    ``srpt`` overrides the defaults, for choosing them on the training workloads."""
-    from simulator.training.shared_goodput_srpt import SharedGoodputSrptScheduler
-
-    return SharedGoodputSrptScheduler(srpt, seed=seed)
-
-
 TRAINING_SCHEDULERS = {"tiresias": _tiresias, "goodput-waterfill": _goodput_waterfill, "pollux": _pollux,
-                       "goodput-las": _goodput_las, "shared-goodput": _shared_goodput,
-                       "shared-goodput-srpt": _shared_goodput_srpt}
+                       "goodput-las": _goodput_las, "shared-goodput": _shared_goodput}
 """Cluster schedulers for training workloads (not per-workload learners): factories taking the run's seed."""
-SEEDED_SCHEDULERS = frozenset({"pollux", "goodput-las", "shared-goodput", "shared-goodput-srpt"})
+SEEDED_SCHEDULERS = frozenset({"pollux", "goodput-las", "shared-goodput"})
 """Training schedulers whose decisions depend on the run's seed: Pollux's genetic allocation search draws
 from ``np.random.default_rng(seed)`` (:class:`~simulator.training.pollux.PolluxScheduler`) and goodput-las
 runs that same search. Tiresias and goodput-waterfill take the seed and draw nothing from it. A test checks
@@ -97,7 +87,7 @@ this set against the schedulers themselves (which of them hold a random generato
 RENAMED_SCHEDULERS = {"rl-arbiter": "goodput-waterfill"}
 """Old name -> new name: the old names are refused with a message naming the new one."""
 PAPER_COUNTERPART = {"tiresias": "tiresias", "goodput-waterfill": "pollux", "pollux": "pollux",
-                     "goodput-las": "pollux", "shared-goodput": "pollux", "shared-goodput-srpt": "pollux"}
+                     "goodput-las": "pollux", "shared-goodput": "pollux"}
 """Which result of the Pollux paper's simulator a scheduler's ``avg_jct_vs_paper`` divides by: Tiresias by
 the paper's Tiresias (fidelity), the elastic arbiter by the paper's Pollux (the target it competes with)."""
 

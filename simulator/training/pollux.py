@@ -140,11 +140,6 @@ class PolluxScheduler:
         """How much the objective scales this job's speedup (:attr:`SearchJob.weight`); 1 in Pollux."""
         return 1.0
 
-    def priority(self, view: JobView) -> tuple[float, float]:
-        """Sort key of the search's job order (earlier jobs keep their GPUs where repair must choose): least
-        attained service first, as in the artifact."""
-        return (view.attained_service_gpu_s, view.arrival_s)
-
     # --- one round ------------------------------------------------------------------------------------
     def _goodput_table(self, name: str, model: GoodputModel, max_replicas: int, max_nodes: int) -> np.ndarray:
         """:func:`goodput_table`, cached while the job's model and growth limit stay the same."""
@@ -161,7 +156,7 @@ class PolluxScheduler:
         capacity = np.array([nodes[n] for n in node_names], dtype=np.int64)
         if not jobs or capacity.sum() == 0:
             return {j.name: Decision(()) for j in jobs}
-        order = sorted(jobs, key=self.priority)
+        order = sorted(jobs, key=lambda j: (j.attained_service_gpu_s, j.arrival_s))
         names = [j.name for j in order]
         total = int(capacity.sum())
         max_nodes = min(len(node_names), self.settings.max_nodes_per_job)
