@@ -720,7 +720,7 @@ class Engine:
                 runner.loop.guards.state = old.loop.guards.state
                 mine, was = runner.loop.sharing, old.loop.sharing
                 if mine is not None and was is not None and mine.key == was.key:
-                    mine.seen, mine.last_s = was.seen, was.last_s  # absorb nothing twice
+                    mine.carry_from(was)  # absorb nothing twice
                 runner.restored = old.restored
         else:
             runner.restore()
@@ -909,6 +909,8 @@ class Engine:
                                 [("Warning", "LearnerFailed", msg)])
         if runner.restored:
             result.status.setdefault("checkpoint", {})["restoredFrom"] = runner.restored
+        if runner.loop.sharing is not None:
+            result.status["sharing"] = runner.loop.sharing.report()
         if runner.last_saved:
             result.status.setdefault("checkpoint", {}).update(runner.last_saved)
         if runner.checkpoint_problem:

@@ -220,12 +220,20 @@ def probe_apiserver(api_client: Any, timeout_s: float = PROBE_TIMEOUT_S, crd: bo
 @click.option("--cross-namespace-classes", is_flag=True,
               help="Let spec.learner.shareWith name a class of another namespace (namespace/name); off: "
                    "a policy shares experience only with policies of its own namespace.")
+@click.option("--share-every", type=click.FloatRange(min=1, max=86400), default=300.0, show_default=True,
+              callback=_finite,
+              help="Seconds between a workload class member's exchanges (spec.learner.shareWith): it publishes "
+                   "what its learner saw since the last one and absorbs its peers' newer batches.")
+@click.option("--share-max-age", type=click.FloatRange(min=1, max=86400), default=900.0, show_default=True,
+              callback=_finite,
+              help="Peers' batches older than this many seconds are dropped, not absorbed (bounded staleness); "
+                   "keep it above --share-every, or every batch is stale by the time a peer looks.")
 @click.option("--verbose", "-v", is_flag=True)
 @friendly
 def run(kubeconfig: str | None, namespaces: tuple[str, ...], all_namespaces: bool, prometheus_url: str,
         interval: float | None, standalone: bool, peering_name: str, priority: int, priority_spread: int,
         peering_lifetime: int, metrics_port: int, pause: bool, checkpoint_every: float, status_refresh: float,
-        cross_namespace_classes: bool, verbose: bool) -> None:
+        cross_namespace_classes: bool, share_every: float, share_max_age: float, verbose: bool) -> None:
     """Run the operator: manage every SizingPolicy (install controller/crd/sizingpolicy.yaml first)."""
     import kopf
 
@@ -233,6 +241,9 @@ def run(kubeconfig: str | None, namespaces: tuple[str, ...], all_namespaces: boo
     from controller.kube import Kube
     from controller.telemetry import Telemetry
 
+    if share_max_age <= share_every:
+        raise click.BadParameter(f"{share_max_age:g} s is not above --share-every ({share_every:g} s): every "
+                                 "peer batch would be stale before it is read", param_hint="--share-max-age")
     if kubeconfig:
         os.environ["KUBECONFIG"] = kubeconfig  # kopf's own login reads it
     api_client = _api_client(kubeconfig)
@@ -248,7 +259,8 @@ def run(kubeconfig: str | None, namespaces: tuple[str, ...], all_namespaces: boo
     settings = operator.OperatorSettings(prometheus_url=prometheus_url, paused=pause,
                                          checkpoint_every_s=checkpoint_every, interval_override_s=interval,
                                          peering_lifetime_s=peering_lifetime, status_refresh_s=status_refresh,
-                                         cross_namespace_classes=cross_namespace_classes)
+                                         cross_namespace_classes=cross_namespace_classes,
+                                         share_every_s=share_every, share_max_age_s=share_max_age)
     operator.configure(lambda: operator.Engine(Kube(api_client), settings, telemetry))
     # kopf logs every handler call at INFO; our decisions are in status, events and /metrics.
     kopf.configure(verbose=verbose, quiet=not verbose)

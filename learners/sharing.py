@@ -103,15 +103,17 @@ class ShareBoard:
     _seq: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def publish(self, key: tuple, member: str, now: float, rows: Mapping[str, Any]) -> None:
+    def publish(self, key: tuple, member: str, now: float, rows: Mapping[str, Any]) -> bool:
+        """Post ``member``'s new rows to its class; False when there was nothing to share."""
         shared: dict[str, Any] = {"capacity_x": [], "capacity_y": [], "alarm_x": [], "alarm_y": []}
         shared.update({k: rows[k] for k in SHARED_FIELDS if k in rows})
         if not shared["capacity_x"] and not shared["alarm_x"]:
-            return
+            return False
         with self._lock:
             self._seq += 1
             self._batches.setdefault(key, []).append(_Batch(self._seq, member, now, shared))
             self._prune(key, now)
+        return True
 
     def _prune(self, key: tuple, now: float) -> None:
         kept = [b for b in self._batches.get(key, []) if now - b.time_s <= self.max_age_s]
@@ -160,6 +162,7 @@ class ShareMember:
     class, not about this workload, so counting each fully can make the posterior over-confident."""
     last_s: float | None = None
     seen: int = 0
+    published_batches: int = 0
     absorbed_batches: int = 0
     absorbed_rows: int = 0
     dropped_stale: int = 0
@@ -175,13 +178,29 @@ class ShareMember:
         if now - self.last_s < self.every_s:
             return
         self.last_s = now
-        self.board.publish(self.key, self.member, now, self.learner.take_experience())
+        if self.board.publish(self.key, self.member, now, self.learner.take_experience()):
+            self.published_batches += 1
         fresh, self.seen, stale = self.board.since(self.key, self.member, self.seen, now)
         self.dropped_stale += stale
         if fresh:
             self.learner.absorb([thin(b.rows, self.peer_fraction) for b in fresh], demand=False)
             self.absorbed_batches += len(fresh)
             self.absorbed_rows += sum(len(thin(b.rows, self.peer_fraction).get("capacity_x", [])) for b in fresh)
+
+
+    def carry_from(self, old: ShareMember) -> None:
+        """Continue ``old``'s membership (a spec change rebuilt the policy's runner): absorb nothing twice and
+        keep counting where it left off."""
+        self.seen, self.last_s = old.seen, old.last_s
+        self.published_batches, self.absorbed_batches = old.published_batches, old.absorbed_batches
+        self.absorbed_rows, self.dropped_stale = old.absorbed_rows, old.dropped_stale
+
+    def report(self) -> dict[str, Any]:
+        """What a policy's status shows of its membership: the class and the exchange so far."""
+        scope, name = self.key[0], self.key[1]
+        return {"class": f"{scope}/{name}", "everySeconds": self.every_s, "published": self.published_batches,
+                "absorbed": self.absorbed_batches, "absorbedRows": self.absorbed_rows,
+                "droppedStale": self.dropped_stale}
 
 
 def thin(rows: Mapping[str, Any], fraction: float) -> dict[str, Any]:

@@ -56,6 +56,9 @@ Checks the schema cannot express across values; fails the install with a message
 {{- if and (gt (int .Values.replicaCount) 1) (lt (int .Values.peering.prioritySpread) 2) }}
 {{- fail "replicaCount > 1 needs peering.prioritySpread >= 2: kopf pauses all peers that share the highest priority" }}
 {{- end }}
+{{- if le (float64 .Values.operator.shareMaxAgeSeconds) (float64 .Values.operator.shareEverySeconds) }}
+{{- fail "operator.shareMaxAgeSeconds must exceed operator.shareEverySeconds: every peer batch would be stale before it is read" }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -93,6 +96,8 @@ The `autocm run` arguments, one per list item (controller/run_cmd.py defines eac
 {{- if .Values.operator.crossNamespaceClasses }}
 - --cross-namespace-classes
 {{- end }}
+- {{ printf "--share-every=%v" .Values.operator.shareEverySeconds | quote }}
+- {{ printf "--share-max-age=%v" .Values.operator.shareMaxAgeSeconds | quote }}
 {{- if eq .Values.operator.logLevel "debug" }}
 - --verbose
 {{- end }}

@@ -82,6 +82,19 @@ def test_board_drops_stale_batches_never_echoes_and_forgets():
     assert board.since(key, "a", 0, 60.0)[0] == []
 
 
+def test_an_empty_publication_is_not_counted_and_a_rebuilt_member_keeps_its_counts():
+    board = ShareBoard(max_age_s=100.0)
+    assert board.publish(("ml", "llama"), "a", 0.0, {}) is False
+    assert board.publish(("ml", "llama"), "a", 0.0, _rows(2)) is True
+    old = ShareMember(board, ("ml", "llama", "", "slo-rl", ()), "ml/a", make(), every_s=10.0)
+    old.seen, old.last_s, old.published_batches, old.absorbed_batches, old.absorbed_rows = 4, 30.0, 2, 3, 40
+    new = ShareMember(board, old.key, "ml/a", make(), every_s=10.0)
+    new.carry_from(old)
+    assert (new.seen, new.last_s, new.published_batches, new.absorbed_batches, new.absorbed_rows) == (4, 30.0, 2, 3, 40)
+    assert new.report() == {"class": "ml/llama", "everySeconds": 10.0, "published": 2, "absorbed": 3,
+                            "absorbedRows": 40, "droppedStale": 0}
+
+
 def test_absorbing_peers_keeps_the_own_demand_forecast_and_burst_state():
     learner = make()
     for r in (1.0, 2.0, 3.0):

@@ -459,6 +459,8 @@ def test_helm_ships_the_sizingpolicy_crd_and_kopf_peering_crds(tmp_path: Path) -
     ("replicaCount=2,peering.enabled=false", "replicaCount > 1 needs peering.enabled=true"),
     ("replicaCount=2,peering.prioritySpread=1", "replicaCount > 1 needs peering.prioritySpread >= 2"),
     ("metrics.serviceMonitor.enabled=true,metrics.service.enabled=false", "needs metrics.service.enabled"),
+    ("operator.shareEverySeconds=600,operator.shareMaxAgeSeconds=600", "shareMaxAgeSeconds must exceed"),
+    ("operator.shareEverySeconds=0", "/operator/shareEverySeconds"),
 ])
 def test_bad_values_fail_with_a_message_naming_the_value(setting: str, message: str) -> None:
     got = helm("template", "ops", str(CHART), "--set", setting)

@@ -24,6 +24,12 @@ def test_run_help_lists_the_documented_flags():
         assert flag in out
 
 
+def test_share_max_age_must_exceed_share_every():
+    result = CliRunner().invoke(run_cmd.run, ["--prometheus", "http://prom:9090", "--share-every", "60",
+                                              "--share-max-age", "60"])
+    assert result.exit_code == 2 and "--share-max-age" in result.output and "stale" in result.output
+
+
 def test_run_requires_a_prometheus_url():
     result = CliRunner().invoke(run_cmd.run, [], env={"AUTOCM_PROMETHEUS_URL": ""})
     assert result.exit_code == 2 and "--prometheus" in result.output

@@ -89,3 +89,21 @@ def test_without_share_with_a_policy_is_in_no_class():
     eng = run_engine([("ml", "a", None), ("ml", "b", "llama")])
     assert eng.runners["ml/a-policy"].loop.sharing is None
     assert eng.runners["ml/b-policy"].loop.sharing.absorbed_rows == 0
+
+
+def test_the_status_shows_the_class_and_the_exchange():
+    """A tenant sees in status.sharing which class its policy is in and that experience moved (or did not)."""
+    eng = run_engine([("ml", "a", "llama"), ("ml", "b", "llama"), ("other", "c", "llama"), ("ml", "e", None)])
+
+    def sharing(ns: str, name: str) -> dict | None:
+        return eng.kube.get(f"/apis/autocm.io/v1alpha1/namespaces/{ns}/sizingpolicies/{name}-policy")["status"].get(
+            "sharing")
+
+    a, c = sharing("ml", "a"), sharing("other", "c")
+    assert a is not None and c is not None
+    assert a["class"] == "ml/llama" and c["class"] == "other/llama" and a["everySeconds"] == 10.0
+    assert a["published"] >= 1 and a["absorbed"] >= 1 and a["absorbedRows"] >= 1
+    member = eng.runners["ml/a-policy"].loop.sharing
+    assert (a["absorbed"], a["absorbedRows"]) == (member.absorbed_batches, member.absorbed_rows)
+    assert c["published"] >= 1 and c["absorbed"] == 0 and c["absorbedRows"] == 0  # alone in its namespace's class
+    assert sharing("ml", "e") is None  # no shareWith, no sharing status
