@@ -238,8 +238,9 @@ def observe(record: JobRecord, values: Mapping[str, float | None], allocation: t
     A step time is kept as a profile sample only when the job reports the GPUs and micro-batch it ran with
     (its pods restarted into the allocation); garbage (NaN, negative, absurd) is dropped, not believed.
     The first sample of a configuration is taken at once, so a scheduler can learn from it in the next
-    round; its rate window may still hold steps of the configuration before the restart, so once the job
-    has run the configuration for a whole ``window_s`` the sample is replaced by the clean one.
+    round; its rate window may still hold steps of the configuration before the restart, so it is marked
+    not ``clean``, and once the job has run the configuration for a whole ``window_s`` it is replaced by the
+    clean one (only clean samples join a shared class model).
     """
     step = _finite(values.get("step_s"))
     gpus = _finite(values.get("gpus"))
@@ -250,11 +251,10 @@ def observe(record: JobRecord, values: Mapping[str, float | None], allocation: t
         key = (nodes, replicas, atomic)
         if key != record.config:
             record.config, record.config_since_s = key, now
-        sample = ts.StepSample(nodes, replicas, atomic, step)
         if now - record.config_since_s >= window_s > 0:
-            record.samples[key] = sample  # the whole window ran this configuration
-        else:
-            record.samples.setdefault(key, sample)
+            record.samples[key] = ts.StepSample(nodes, replicas, atomic, step)  # a whole window ran it
+        else:  # with no window given every sample counts as clean (and the first is kept)
+            record.samples.setdefault(key, ts.StepSample(nodes, replicas, atomic, step, clean=window_s <= 0))
     return ts.JobObservation(record.name, record.limits, allocation, tuple(record.samples.values()),
                              _finite(values.get("grad_sqr")), _finite(values.get("grad_var")),
                              restarts=record.restarts, age_s=now - record.first_seen_s,

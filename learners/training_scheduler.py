@@ -42,6 +42,10 @@ class StepSample:
     step_s: float
     accum_step_s: float | None = None
     """Time of one micro-batch without the gradient sync; None: not measured, taken as ``step_s``."""
+    clean: bool = True
+    """Measured over a whole rate window of this configuration. False: a configuration's first sample, taken
+    at once so the job's own model can use it next round, whose window may still hold steps from before the
+    restart into it (the operator replaces it by a clean one a window later)."""
 
 
 @dataclass(frozen=True)
@@ -291,10 +295,14 @@ class SharedGoodputPool(PolluxPool):
             return
         shared = self.estimates.of(job.job_class)
         for s in job.samples:
+            if not s.clean:
+                # Only whole-window measurements join the class model: its out-of-sample errors (the
+                # convergence check) would otherwise measure the restart inside the window, not the model.
+                continue
             accum = s.accum_step_s if s.accum_step_s is not None else s.step_s
             try:
                 shared.publish((s.num_nodes, s.replicas, s.atomic_bsz), s.step_s, max(s.step_s - accum, 0.0),
-                               replace=True)  # observe() replaces a first sample by a clean-window one
+                               replace=True)  # a later window's measurement of a configuration replaces it
             except ValueError:
                 continue  # a sample no step-time model can hold is not believed
         if job.grad_sqr is not None and job.grad_var is not None:

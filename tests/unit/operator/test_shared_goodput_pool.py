@@ -142,3 +142,28 @@ def test_a_first_sample_is_replaced_once_a_whole_window_ran_its_configuration():
     assert seen(0.25, 2, 10.0) == 0.25  # a whole window on 2 GPUs: the clean sample replaces it
     assert seen(0.9, 4, 12.0) == 0.9 and seen(0.26, 2, 14.0) == 0.25  # back on 2 GPUs: the window restarts
     assert seen(0.24, 2, 24.0) == 0.24
+
+
+def test_only_whole_window_samples_join_the_class_model():
+    """A configuration's first sample may mix in the configuration before the restart: the job's own model
+    may use it at once, but the class model (and its out-of-sample convergence check) waits for the clean
+    one, so the check measures the model, not restarts."""
+    rec = tp.JobRecord("a", LIMITS, 0.0, {}, job_class="resnet")
+
+    def observed(step: float, now: float) -> ts.JobObservation:
+        return tp.observe(rec, {"step_s": step, "gpus": 2.0, "local_batch_size": 64.0}, (("slot-0", 2),), now,
+                          window_s=10.0)
+
+    pool = ts.make("shared-goodput", seed=0)
+    first = observed(0.5, 0.0)
+    assert [s.clean for s in first.samples] == [False]
+    pool.allocate([first], NODES, 0.0)
+    assert pool.estimates.of("resnet").observations == {}  # the mixed sample stayed out of the class
+    clean = observed(0.25, 10.0)
+    assert [s.clean for s in clean.samples] == [True]
+    pool.allocate([clean], NODES, 10.0)
+    assert pool.estimates.of("resnet").observations == {(1, 2, 64): (0.25, 0.0)}
+    # With no window (callers that do not measure over one) every sample counts as clean, as before.
+    rec2 = tp.JobRecord("b", LIMITS, 0.0, {})
+    obs = tp.observe(rec2, {"step_s": 0.5, "gpus": 2.0, "local_batch_size": 64.0}, (("slot-0", 2),), 0.0)
+    assert [s.clean for s in obs.samples] == [True]
