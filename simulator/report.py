@@ -48,6 +48,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "avg_jct_vs_paper": ("x paper", "avg JCT over the Pollux paper's figure for this scheduler"),
     "makespan_s": ("makespan s", "time until the last job finished"),
     "jobs_completed": ("jobs done", "training jobs completed"),
+    "class_models_converged": ("classes conv.", "share of job-class throughput models (shared-goodput) whose "
+                               "out-of-sample convergence check passed at the end of the run"),
 }
 
 

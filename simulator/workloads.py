@@ -578,6 +578,18 @@ def training_scheduler(scenario: Scenario, learner: str) -> str:
     return str((scenario.training or {}).get("scheduler", "tiresias"))
 
 
+def class_model_checks(scheduler: object) -> list[bool]:
+    """Whether each shared class throughput model of ``scheduler`` (shared-goodput's ``estimates``) passed its
+    out-of-sample convergence check at the end of a run; classes that never made an out-of-sample prediction
+    (one configuration only, e.g. ncf, pinned to 1 GPU) are left out. Empty for schedulers without class
+    models."""
+    estimates = getattr(scheduler, "estimates", None)
+    classes = getattr(estimates, "classes", None)
+    if not classes:
+        return []
+    return [bool(c.converged) for c in classes.values() if c.median_error is not None]
+
+
 def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, pool: GpuPool,
                   recorder: Recorder | None, seed: int, until: float | None, slowdown: float = 0.0,
                   listeners: list[FailureListener] | None = None,
@@ -595,14 +607,17 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
                             f"known: {sorted(TRAINING_SCHEDULERS)}")
     paths = training_workload_paths(t["workload"], scenario.path)
     avgs, makespans, gpu_hours, jcts, done, unfinished, failures = [], [], 0.0, [], 0, 0, 0
+    class_checks: list[bool] = []  # per (workload, class model): did its convergence check pass at the end
     for i, path in enumerate(paths):
         # the first workload shares the environment (and GPU pool) with any inference services
         run_env, run_pool = (env, pool) if i == 0 else (simpy.Environment(), _pool(scenario))
         run_listeners = listeners if i == 0 or start_failures is None else start_failures(run_env, run_pool)
-        res = simulate_training(path, TRAINING_SCHEDULERS[name](seed=seed), run_pool, run_env,
+        scheduler = TRAINING_SCHEDULERS[name](seed=seed)
+        res = simulate_training(path, scheduler, run_pool, run_env,
                                 recorder if i == 0 else None, seed, until=until,
                                 settings=TrainingSettings(interference_slowdown=slowdown),
                                 failure_listeners=run_listeners)
+        class_checks += class_model_checks(scheduler)
         failures += res.failures
         avgs.append(res.avg_jct_s)
         makespans.append(res.makespan_s)
@@ -615,6 +630,8 @@ def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, p
                "training_gpu_hours": gpu_hours}
     if listeners is not None:
         metrics["job_failures"] = float(failures)
+    if class_checks:
+        metrics["class_models_converged"] = float(np.mean(class_checks))
     load = _paper_load(t["workload"])
     counterpart = PAPER_COUNTERPART.get(name, name)
     paper = DATA_DIR / "pollux" / "results" / f"{counterpart}-{load:.1f}.json" if load else None

@@ -336,3 +336,19 @@ def test_a_pick_at_an_end_is_cut_off_only_where_further_out_could_be_better():
     assert beyond_grid("s0", grid((9, False), (7, False), (5, False)))  # none met: further out might
     assert not beyond_grid("s1", grid((9, True), (7, True), (5, False)))  # inside the grid
     assert not beyond_grid("s0", grid((9, True)))  # nothing swept
+
+
+def test_shared_goodput_reports_how_many_class_models_passed_their_convergence_check(tmp_path):
+    """The class models' out-of-sample convergence check is shown (a share, 0-1) for shared-goodput only: a
+    scheduler without class models has no such column value, rather than a made-up 0."""
+    from simulator.report import COLUMNS, table_rows
+    from simulator.results import aggregate
+
+    scen = sc.load(_training(tmp_path, "{name: shared-goodput}, {name: pollux}"))
+    report = run_scenario(scen, tmp_path / "out", [0], progress=False, metrics=False)
+    by = {r.learner: r.metrics for r in report.runs}
+    assert 0.0 <= by["shared-goodput"]["class_models_converged"] <= 1.0
+    assert "class_models_converged" not in by["pollux"]
+    header, rows = table_rows(aggregate(report.runs))
+    col = header.index(COLUMNS["class_models_converged"][0])
+    assert {r[0]: r[col] for r in rows}["pollux"] == "-"
