@@ -60,6 +60,9 @@ class ClassThroughput:
     fits: int = 0
     errors: deque[float] = field(default_factory=lambda: deque(maxlen=64))
     """Relative errors of predictions made before the configuration was observed, oldest first."""
+    unscored: set[ConfigKey] = field(default_factory=set)
+    """Configurations known only from measurements published with ``clean=False``: scored at the first
+    clean one."""
 
     def __post_init__(self) -> None:
         if self.max_staleness < 0:
@@ -70,29 +73,57 @@ class ClassThroughput:
             raise ValueError(f"window must be >= 1, got {self.window}")
 
     # --- writers ---------------------------------------------------------------------------------------
-    def publish(self, key: ConfigKey, step_s: float, sync_s: float, replace: bool = False) -> bool:
+    def publish(self, key: ConfigKey, step_s: float, sync_s: float, replace: bool = False,
+                clean: bool = True) -> bool:
         """One job ran ``key`` at ``step_s`` seconds per step (``sync_s`` of it synchronisation). Returns
         whether the configuration was new to the class. A known configuration changes nothing (the first
         report is kept, as Pollux's agents keep theirs), unless ``replace``: then other times replace what
-        was kept (the operator re-reports a configuration once a whole rate window ran it)."""
+        was kept (the operator re-reports a configuration once a whole rate window ran it).
+
+        ``clean=False`` marks a measurement that may be contaminated (the operator's first sample of a
+        configuration, whose rate window can straddle the restart into it): it joins the fit at once, so
+        newcomers of the class get a model, but it is not scored. The configuration is scored when its first
+        clean measurement arrives, against a fit made without any of that configuration's data, so the
+        convergence check measures the model and not the restart."""
         if not (step_s > 0 and 0 <= sync_s < step_s):
             raise ValueError(f"step times must satisfy 0 <= sync < step, got step {step_s}, sync {sync_s}")
+        value = (float(step_s), float(sync_s))
         known = self.observations.get(key)
         if known is not None:
-            if replace and known != (float(step_s), float(sync_s)):  # a cleaner measurement of it
-                self.observations[key] = (float(step_s), float(sync_s))
+            if clean and key in self.unscored:
+                self.unscored.discard(key)
+                self._score(key, step_s, self._fit_without(key))
+            if replace and known != value:  # a cleaner measurement of it
+                self.observations[key] = value
                 self.perf = None  # the next read refits
             return False
         if len(self.observations) >= self.max_observations:
             return False
-        perf = self.model()
-        if perf is not None:
-            nodes, replicas, bsz = key
-            predicted = float(predict_step_time(perf, np.array([nodes]), np.array([replicas]),
-                                                np.array([bsz]), np.array([0]))[0])
-            self.errors.append(abs(predicted - step_s) / step_s)
-        self.observations[key] = (float(step_s), float(sync_s))
+        if clean:
+            self._score(key, step_s, self.model())
+        else:
+            self.unscored.add(key)
+        self.observations[key] = value
         return True
+
+    def _score(self, key: ConfigKey, step_s: float, perf: PerfParams | None) -> None:
+        """Record the relative error of ``perf``'s prediction of ``key`` (nothing without a fit)."""
+        if perf is None:
+            return
+        nodes, replicas, bsz = key
+        predicted = float(predict_step_time(perf, np.array([nodes]), np.array([replicas]),
+                                            np.array([bsz]), np.array([0]))[0])
+        self.errors.append(abs(predicted - step_s) / step_s)
+
+    def _fit_without(self, key: ConfigKey) -> PerfParams | None:
+        """A fit of every observation but ``key``'s (None when nothing else is known)."""
+        others = {k: v for k, v in self.observations.items() if k != key}
+        if not others:
+            return None
+        keys = np.array(list(others), dtype=float)
+        vals = np.array(list(others.values()), dtype=float)
+        self.fits += 1
+        return fit_perf_params(keys[:, 0], keys[:, 1], keys[:, 2], vals[:, 0] - vals[:, 1], vals[:, 0])
 
     def publish_grad(self, grad_sqr: float, grad_var: float) -> None:
         """A job's gradient statistics; the class keeps the first as its early-training stand-in."""

@@ -295,14 +295,12 @@ class SharedGoodputPool(PolluxPool):
             return
         shared = self.estimates.of(job.job_class)
         for s in job.samples:
-            if not s.clean:
-                # Only whole-window measurements join the class model: its out-of-sample errors (the
-                # convergence check) would otherwise measure the restart inside the window, not the model.
-                continue
             accum = s.accum_step_s if s.accum_step_s is not None else s.step_s
             try:
+                # A first sample (not clean) joins the class model at once, so newcomers get a model; a
+                # whole window's measurement replaces it and is what the convergence check scores.
                 shared.publish((s.num_nodes, s.replicas, s.atomic_bsz), s.step_s, max(s.step_s - accum, 0.0),
-                               replace=True)  # a later window's measurement of a configuration replaces it
+                               replace=True, clean=s.clean)
             except ValueError:
                 continue  # a sample no step-time model can hold is not believed
         if job.grad_sqr is not None and job.grad_var is not None:

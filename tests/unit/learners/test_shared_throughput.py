@@ -109,3 +109,18 @@ def test_classes_are_separate_and_share_settings():
     assert s.of("cifar10").max_staleness == 3
     report = s.report()
     assert report["bert"]["configs"] == 1 and report["cifar10"]["configs"] == 0
+
+
+def test_a_contaminated_measurement_is_fitted_at_once_and_scored_only_when_a_clean_one_comes():
+    c = ClassThroughput()
+    c.publish((1, 1, 64), 1.0, 0.0)
+    c.publish((1, 2, 64), 0.6, 0.05)
+    assert c.publish((1, 4, 64), 9.0, 0.1, clean=False)  # new: fitted now, not scored
+    assert (1, 4, 64) in c.observations and (1, 4, 64) in c.unscored and len(c.errors) == 1
+    c.publish((1, 4, 64), 9.0, 0.1, replace=True, clean=False)  # again contaminated: still unscored
+    assert len(c.errors) == 1
+    c.publish((1, 4, 64), 0.4, 0.1, replace=True)  # the clean one: scored without any 4-GPU data
+    assert len(c.errors) == 2 and (1, 4, 64) not in c.unscored and c.observations[(1, 4, 64)] == (0.4, 0.1)
+    assert c.errors[-1] < 1.0  # a fit without the contaminated 9 s does not predict anything like it
+    c.publish((1, 4, 64), 0.41, 0.1, replace=True)  # a later clean window: replaces, scores nothing new
+    assert len(c.errors) == 2 and c.observations[(1, 4, 64)] == (0.41, 0.1)

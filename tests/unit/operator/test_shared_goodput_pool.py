@@ -144,25 +144,30 @@ def test_a_first_sample_is_replaced_once_a_whole_window_ran_its_configuration():
     assert seen(0.24, 2, 24.0) == 0.24
 
 
-def test_only_whole_window_samples_join_the_class_model():
-    """A configuration's first sample may mix in the configuration before the restart: the job's own model
-    may use it at once, but the class model (and its out-of-sample convergence check) waits for the clean
-    one, so the check measures the model, not restarts."""
+def test_a_first_sample_joins_the_class_at_once_but_only_a_whole_window_is_scored():
+    """A configuration's first sample may mix in the configuration before the restart: it joins the class
+    model at once (a newcomer of the class gets a model from it), but the convergence check scores the
+    configuration only when a whole window measured it, against a fit without that configuration."""
     rec = tp.JobRecord("a", LIMITS, 0.0, {}, job_class="resnet")
 
-    def observed(step: float, now: float) -> ts.JobObservation:
-        return tp.observe(rec, {"step_s": step, "gpus": 2.0, "local_batch_size": 64.0}, (("slot-0", 2),), now,
-                          window_s=10.0)
+    def observed(step: float, gpus: int, now: float) -> ts.JobObservation:
+        return tp.observe(rec, {"step_s": step, "gpus": float(gpus), "local_batch_size": 64.0},
+                          (("slot-0", gpus),), now, window_s=10.0)
 
     pool = ts.make("shared-goodput", seed=0)
-    first = observed(0.5, 0.0)
+    cls = pool.estimates.of("resnet")
+    first = observed(_sample(1, 1, 64).step_s, 1, 0.0)
     assert [s.clean for s in first.samples] == [False]
     pool.allocate([first], NODES, 0.0)
-    assert pool.estimates.of("resnet").observations == {}  # the mixed sample stayed out of the class
-    clean = observed(0.25, 10.0)
-    assert [s.clean for s in clean.samples] == [True]
-    pool.allocate([clean], NODES, 10.0)
-    assert pool.estimates.of("resnet").observations == {(1, 2, 64): (0.25, 0.0)}
+    assert set(cls.observations) == {(1, 1, 64)} and cls.unscored == {(1, 1, 64)}  # in the model, unscored
+    pool.allocate([observed(_sample(1, 1, 64).step_s, 1, 10.0)], NODES, 10.0)  # clean, but nothing else known
+    assert cls.unscored == set() and len(cls.errors) == 0
+    mixed = observed(3.0 * _sample(1, 2, 64).step_s, 2, 12.0)  # 2 GPUs, a window mixing in the restart
+    pool.allocate([mixed], NODES, 12.0)
+    assert (1, 2, 64) in cls.observations and len(cls.errors) == 0  # the mixed sample is not scored
+    pool.allocate([observed(_sample(1, 2, 64).step_s, 2, 22.0)], NODES, 22.0)
+    assert len(cls.errors) == 1  # scored once, when clean, against a fit of the 1-GPU data only
+    assert cls.observations[(1, 2, 64)][0] == pytest.approx(_sample(1, 2, 64).step_s)  # and it replaced the mix
     # With no window (callers that do not measure over one) every sample counts as clean, as before.
     rec2 = tp.JobRecord("b", LIMITS, 0.0, {})
     obs = tp.observe(rec2, {"step_s": 0.5, "gpus": 2.0, "local_batch_size": 64.0}, (("slot-0", 2),), 0.0)
