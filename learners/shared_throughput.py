@@ -83,8 +83,8 @@ class ClassThroughput:
         ``clean=False`` marks a measurement that may be contaminated (the operator's first sample of a
         configuration, whose rate window can straddle the restart into it): it joins the fit at once, so
         newcomers of the class get a model, but it is not scored. The configuration is scored when its first
-        clean measurement arrives, against a fit made without any of that configuration's data, so the
-        convergence check measures the model and not the restart."""
+        clean measurement arrives, against a fit of the other configurations' clean measurements only, so
+        the convergence check measures the model and not the restart."""
         if not (step_s > 0 and 0 <= sync_s < step_s):
             raise ValueError(f"step times must satisfy 0 <= sync < step, got step {step_s}, sync {sync_s}")
         value = (float(step_s), float(sync_s))
@@ -99,8 +99,8 @@ class ClassThroughput:
             return False
         if len(self.observations) >= self.max_observations:
             return False
-        if clean:
-            self._score(key, step_s, self.model())
+        if clean:  # scored by the class's fit, or by a fit of its clean data while it holds contaminated ones
+            self._score(key, step_s, self._fit_without(key) if self.unscored else self.model())
         else:
             self.unscored.add(key)
         self.observations[key] = value
@@ -116,8 +116,9 @@ class ClassThroughput:
         self.errors.append(abs(predicted - step_s) / step_s)
 
     def _fit_without(self, key: ConfigKey) -> PerfParams | None:
-        """A fit of every observation but ``key``'s (None when nothing else is known)."""
-        others = {k: v for k, v in self.observations.items() if k != key}
+        """A fit of the clean observations other than ``key``'s (None when there are none): what scores a
+        configuration is a model of clean measurements, not one that still holds contaminated ones."""
+        others = {k: v for k, v in self.observations.items() if k != key and k not in self.unscored}
         if not others:
             return None
         keys = np.array(list(others), dtype=float)
