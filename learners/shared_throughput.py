@@ -36,6 +36,13 @@ ConfigKey = tuple[int, int, int]
 """(nodes, GPUs, micro-batch per GPU)."""
 
 
+def _fit(observations: dict[ConfigKey, tuple[float, float]]) -> PerfParams:
+    """Pollux's throughput fit over (nodes, GPUs, micro-batch) -> (step, sync) seconds."""
+    keys = np.array(list(observations), dtype=float)
+    vals = np.array(list(observations.values()), dtype=float)
+    return fit_perf_params(keys[:, 0], keys[:, 1], keys[:, 2], vals[:, 0] - vals[:, 1], vals[:, 0])
+
+
 @dataclass
 class ClassThroughput:
     """The shared throughput model of one job class: pooled observations, a fit, its out-of-sample errors."""
@@ -121,10 +128,8 @@ class ClassThroughput:
         others = {k: v for k, v in self.observations.items() if k != key and k not in self.unscored}
         if not others:
             return None
-        keys = np.array(list(others), dtype=float)
-        vals = np.array(list(others.values()), dtype=float)
         self.fits += 1
-        return fit_perf_params(keys[:, 0], keys[:, 1], keys[:, 2], vals[:, 0] - vals[:, 1], vals[:, 0])
+        return _fit(others)
 
     def publish_grad(self, grad_sqr: float, grad_var: float) -> None:
         """A job's gradient statistics; the class keeps the first as its early-training stand-in."""
@@ -137,9 +142,7 @@ class ClassThroughput:
         if not self.observations:
             return None
         if self.perf is None or len(self.observations) - self.fitted_on > self.max_staleness:
-            keys = np.array(list(self.observations), dtype=float)
-            vals = np.array(list(self.observations.values()), dtype=float)
-            self.perf = fit_perf_params(keys[:, 0], keys[:, 1], keys[:, 2], vals[:, 0] - vals[:, 1], vals[:, 0])
+            self.perf = _fit(self.observations)
             self.fitted_on = len(self.observations)
             self.fits += 1
         return self.perf
@@ -188,6 +191,11 @@ class SharedThroughput:
         else:
             self.classes.move_to_end(job_class)
         return hit
+
+    def checks(self) -> list[bool]:
+        """Per class that has made an out-of-sample prediction (a class pinned to one configuration never
+        does): whether its convergence check passes now."""
+        return [c.converged for c in self.classes.values() if c.median_error is not None]
 
     def report(self) -> dict[str, dict[str, float | int | bool]]:
         """Per class: configurations seen, fits, converged, median out-of-sample error (for logs and docs)."""

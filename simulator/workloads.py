@@ -579,15 +579,13 @@ def training_scheduler(scenario: Scenario, learner: str) -> str:
 
 
 def class_model_checks(scheduler: object) -> list[bool]:
-    """Whether each shared class throughput model of ``scheduler`` (shared-goodput's ``estimates``) passed its
-    out-of-sample convergence check at the end of a run; classes that never made an out-of-sample prediction
-    (one configuration only, e.g. ncf, pinned to 1 GPU) are left out. Empty for schedulers without class
+    """Whether each class throughput model of ``scheduler`` (shared-goodput's ``estimates``) passes its
+    out-of-sample convergence check (:meth:`SharedThroughput.checks`); empty for schedulers without class
     models."""
+    from learners.shared_throughput import SharedThroughput
+
     estimates = getattr(scheduler, "estimates", None)
-    classes = getattr(estimates, "classes", None)
-    if not classes:
-        return []
-    return [bool(c.converged) for c in classes.values() if c.median_error is not None]
+    return estimates.checks() if isinstance(estimates, SharedThroughput) else []
 
 
 def _run_training(scenario: Scenario, prun: PolicyRun, env: simpy.Environment, pool: GpuPool,
