@@ -176,6 +176,9 @@ class SloRlSettings:
     demand_seasonal: bool = True
     """Mix a seasonal-naive model with a period found online into the demand forecast
     (:mod:`learners.seasonal`): bursts on a clock are planned for before they come."""
+    demand_noise_clip: float = 0.0
+    """Robust demand noise (``ForecastSettings.noise_clip``): one-step errors beyond this many standard
+    deviations count as this many (0: off). A step in demand then reads as a new level, not as noise."""
     saturation_guard: bool = False
     """Size a scale-up under saturation from measured throughput, not only from the capacity model: when a
     queue stands, the requests served per ready replica in the interval are what a replica delivers now,
@@ -257,7 +260,8 @@ class SloRl:
             self.capacity.mean[-2] = self.s.batch_prior
         self.demand = DemandForecaster(ForecastSettings(level=self.s.demand_level,
                                                         level_log_odds=self.s.demand_level_log_odds,
-                                                        seasonal=self.s.demand_seasonal))
+                                                        seasonal=self.s.demand_seasonal,
+                                                        noise_clip=self.s.demand_noise_clip))
         self.alarm_model = ViolationForecaster(objective)
         self.price = 0.0
         self.recent: deque[tuple[float, float]] = deque(maxlen=max(1, self.s.dual_window))
