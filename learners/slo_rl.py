@@ -190,6 +190,14 @@ class SloRlSettings:
     took three more intervals to drain."""
     saturation_wait: float = 0.5
     """Share of the latency target the backlog at readiness may wait before the guard acts."""
+    placed_cold_start: bool = False
+    """Learn the cold start from pods that boot only: where the source says which pods have their GPUs
+    (``ReplicaSample.placed``, the simulator), a pod waiting for placement teaches nothing and a placed one
+    its time since placement (``boot_s``). False (as before): every unready pod younger than three assumed
+    cold starts teaches its age, so pods queued for GPUs in a full pool read as slow boots. Off by default
+    because the overestimate works as headroom: on the step scenario's training side every episode learned
+    180 s where pods boot in 60 s, and with the true 60 s no combination of the grid met the SLO on all 20
+    validation seeds (docs/evaluation.md, session 20)."""
     saturation_trigger_sd: float = 0.0
     """What triggers the saturation guard: the standing queue plus the arrivals in excess of completions
     beyond this many Poisson standard deviations of the interval's mean rate, extrapolated over a cold start
@@ -591,8 +599,11 @@ class SloRl:
             step = self.s.dual_step * min(gap, 10.0) if gap > 0 else self.s.dual_step_down * gap
             self.price = min(self.s.dual_max, max(self.s.dual_min, self.price + step))
         for r in obs.replicas:  # a replica still booting after the assumed cold start: it is longer
-            if not r.ready and math.isfinite(r.age_s) and r.age_s <= self._stuck_after_s():
-                self.cold_start_s = max(self.cold_start_s, r.age_s)
+            if r.ready or (self.s.placed_cold_start and r.placed is False):
+                continue  # with placed_cold_start, a pod waiting for GPUs is not booting
+            age = r.boot_s if self.s.placed_cold_start and math.isfinite(r.boot_s) else r.age_s
+            if math.isfinite(age) and age <= self._stuck_after_s():
+                self.cold_start_s = max(self.cold_start_s, age)
         if not self.s.learn:
             return
         self.demand.observe(self._rate(obs))

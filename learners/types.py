@@ -40,11 +40,20 @@ class ReplicaSample:
 
     ``value`` is the pod's metric (for example CPU or GPU utilization as a fraction of request),
     or ``None`` when the metrics pipeline has no sample for it.
+
+    ``placed`` says whether the pod has its node and GPUs (False: it waits for placement, as a Pending,
+    unschedulable pod does; None: the source does not say), and ``boot_s`` the seconds since it got them
+    (nan when not placed or not known). Why: a learner that reads a cold start off the age of unready pods
+    took pods waiting for GPUs in a full cluster for pods booting, and learned 180 s where every pod booted
+    in 60 s (slo-rl on the step scenario's training side, where the first plan asked for more GPUs than the
+    pool holds).
     """
 
     ready: bool
     value: float | None
     age_s: float = math.inf
+    placed: bool | None = None
+    boot_s: float = math.nan
 
 
 @dataclass(frozen=True)

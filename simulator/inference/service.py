@@ -457,6 +457,12 @@ class InferenceService:
         self.rejected += 1
         self.rejected_seq.append((t, req))
 
+    @staticmethod
+    def _placement(r: Replica, now: float) -> tuple[bool, float]:
+        """(placed, seconds since placement) of a replica, as :class:`learners.ReplicaSample` carries them."""
+        placed = r.alloc is not None
+        return placed, (now - r.allocated_s) if placed else math.nan
+
     def _expire(self) -> None:
         """Reject requests that waited longer than the timeout (they are at the head: FCFS by arrival)."""
         timeout = self.settings.queue_timeout_s
@@ -688,9 +694,9 @@ class InferenceService:
                     value: float | None = frac
                 else:
                     value = (area - a0) / span + len(self.queue) / max(len(ready), 1)
-                samples.append(ReplicaSample(True, value, now - r.created_s))
+                samples.append(ReplicaSample(True, value, now - r.created_s, *self._placement(r, now)))
             else:
-                samples.append(ReplicaSample(False, None, now - r.created_s))
+                samples.append(ReplicaSample(False, None, now - r.created_s, *self._placement(r, now)))
             self._obs_replica_snap[r.index] = (busy, area, now)
         metrics = {
             "request_rate_per_second": (self.arrived - arrived0) / interval,
@@ -730,7 +736,8 @@ class InferenceService:
         self._expire()
         arrived0, done0, rej0 = self._peek_marks
         interval = max(now - self._peek_t, 1e-9)
-        samples = tuple(ReplicaSample(r.ready, None, now - r.created_s) for r in self.replicas)
+        samples = tuple(ReplicaSample(r.ready, None, now - r.created_s, *self._placement(r, now))
+                        for r in self.replicas)
         metrics = {"request_rate_per_second": (self.arrived - arrived0) / interval,
                    "queue_length": float(len(self.queue)),
                    "queued_prompt_tokens": float(sum(self.prompt[i] for i in self.queue))}
