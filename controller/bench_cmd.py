@@ -137,7 +137,8 @@ def split_cmd(out: Path, seeds: int, quick: bool, debug: bool) -> None:
                    "missed an evaluation seed (docs/evaluation.md, session 16). Each is one episode per "
                    "combination (an hour-long one takes about a second here).")
 @click.option("--quick", is_flag=True, help="Train on the short (--quick) training scenarios.")
-@click.option("--quiet", "-q", is_flag=True, help="No per-episode lines.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No per-episode lines (each combination's validation summary and the choice still print).")
 @click.option("--debug", is_flag=True, hidden=True)
 @friendly_errors
 def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None, sets: tuple[str, ...],
@@ -158,7 +159,8 @@ def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None
     say = (lambda _m: None) if quiet else click.echo
     grid, deployed = _grid("--choose", choose_specs), _grid("--choose-deployed", deployed_specs)
     chooser = (grid, validate) if grid or deployed else None
-    for t in pretrain_suite(out, learner_name, seeds, names, quick, _parse_sets(sets), say, chooser, deployed):
+    for t in pretrain_suite(out, learner_name, seeds, names, quick, _parse_sets(sets), say, chooser, deployed,
+                            click.echo):
         chosen = t.validation and decode_settings(t.path)
         click.echo(f"checkpoint: {t.path} (from {', '.join(p.name for p in t.files)})"
                    + (f", settings {chosen}" if chosen else ""))

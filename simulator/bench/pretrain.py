@@ -161,7 +161,8 @@ def _save(learner: Any, space: Any, learner_name: str, b: BenchScenario, setting
 def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Sequence[tuple[str, Sequence[Any]]],
            validate: int, quick: bool = False, settings: Mapping[str, Any] | None = None,
            say: Callable[[str], None] = lambda _m: None,
-           deployed: Sequence[tuple[str, Sequence[Any]]] = ()) -> Trained:
+           deployed: Sequence[tuple[str, Sequence[Any]]] = (),
+           report: Callable[[str], None] | None = None) -> Trained:
     """Every combination of the ``grid``'s values (``[(setting, values), ...]``) is trained on seeds
     1..``seeds`` and validated on ``validate`` further TRAINING seeds; kept: the one with the fewest
     validation GPU-hours among those whose validation episodes all meet ``b``'s SLO, else the one that
@@ -176,7 +177,10 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
 
     Until session 13 the rule was "the first value, in the order given, that meets", on one setting: with
     values ordered from the cheapest to the most cautious that was the cheapest, but it could not weigh
-    two settings against each other."""
+    two settings against each other.
+
+    ``say`` hears every episode; ``report`` (default: ``say``) each combination's validation summary and
+    the choice, so a quiet run still says what it kept and why."""
     import itertools
 
     from simulator.scenario import load
@@ -185,6 +189,7 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
     overlap = set(keys) & set(dkeys)
     if overlap:
         raise ValueError(f"{sorted(overlap)}: chosen both while training and at deployment")
+    tell = report or say
     tried: list[_Tried] = []
     for combo in itertools.product(*(values for _, values in grid)):
         chosen = dict(zip(keys, combo, strict=True))
@@ -207,17 +212,17 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
             met = sum(a >= aim for a in att)
             gpu_h = sum(e["gpu_hours"] for e in result.validation) / max(len(result.validation), 1)
             tried.append(_Tried({**chosen, **extra}, result, met, min(att), gpu_h))
-            say(f"{b.name}: {label}: validation (training seeds {[e['seed'] for e in result.validation]}) "
+            tell(f"{b.name}: {label}: validation (training seeds {[e['seed'] for e in result.validation]}) "
                 f"attainment {[round(a, 4) for a in att]}, {gpu_h:.1f} GPU-h mean: "
                 f"{'meets' if met == len(att) else f'misses on {len(att) - met}'} {aim}")
     passing = [t for t in tried if t.meets_all]
     if passing:
         best = min(passing, key=lambda t: t.gpu_hours)
-        say(f"{b.name}: kept {best.settings}: the fewest validation GPU-hours ({best.gpu_hours:.1f}) of the "
+        tell(f"{b.name}: kept {best.settings}: the fewest validation GPU-hours ({best.gpu_hours:.1f}) of the "
             f"{len(passing)} of {len(tried)} that met the SLO on every validation seed")
     else:
         best = max(tried, key=lambda t: (t.met, t.worst, -t.gpu_hours))
-        say(f"{b.name}: no combination met the SLO on every validation seed; kept {best.settings}, which met on "
+        tell(f"{b.name}: no combination met the SLO on every validation seed; kept {best.settings}, which met on "
             f"{best.met} of {len(best.result.validation)} (worst {best.worst:.4f})")
     result = best.result
     target = out / result.path.name
@@ -243,9 +248,11 @@ def pretrain_suite(out: Path, learner_name: str = "slo-rl", seeds: int = 3, name
                    quick: bool = False, settings: Mapping[str, Any] | None = None,
                    say: Callable[[str], None] = lambda _m: None,
                    chooser: tuple[Sequence[tuple[str, Sequence[Any]]], int] | None = None,
-                   deployed: Sequence[tuple[str, Sequence[Any]]] = ()) -> list[Trained]:
+                   deployed: Sequence[tuple[str, Sequence[Any]]] = (),
+                   report: Callable[[str], None] | None = None) -> list[Trained]:
     """``chooser``: (grid of settings and values, validation seeds) for :func:`choose`, per scenario;
-    ``deployed``: :func:`choose`'s grid of settings used from the checkpoint on only."""
+    ``deployed``: :func:`choose`'s grid of settings used from the checkpoint on only; ``report``: see
+    :func:`choose`."""
     known = {b.name: b for b in TRAINING}
     chosen = list(names) if names else list(known)
     unknown = [n for n in chosen if n not in known]
@@ -254,4 +261,5 @@ def pretrain_suite(out: Path, learner_name: str = "slo-rl", seeds: int = 3, name
     if chooser is None:
         return [pretrain_one(known[n], out, learner_name, seeds, quick, settings, say) for n in chosen]
     grid, validate = chooser
-    return [choose(known[n], out, learner_name, seeds, grid, validate, quick, settings, say, deployed) for n in chosen]
+    return [choose(known[n], out, learner_name, seeds, grid, validate, quick, settings, say, deployed, report)
+            for n in chosen]

@@ -209,3 +209,15 @@ def test_a_setting_cannot_be_chosen_both_while_training_and_at_deployment(tmp_pa
                                        "--choose-deployed", "risk=0.05"])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "risk" in result.output and "deployment" in result.output
+
+
+def test_quiet_choice_still_says_what_it_kept_and_why(tmp_path):
+    """-q drops the per-episode lines only: each combination's validation summary and the choice still print
+    (before, a quiet --choose run printed the checkpoint's path and nothing about the grid)."""
+    r = CliRunner().invoke(main, ["bench", "pretrain", "--quick", "--seeds", "1", "--scenarios", "knob-tp",
+                                  "--choose", "risk=0.2,0.1", "--validate", "1", "--out", str(tmp_path), "-q"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert sum(": validation (training seeds [2])" in line for line in lines) == 2
+    assert sum(line.startswith("knob-tp: kept ") or "no combination met" in line for line in lines) == 1
+    assert not any(" GPU-h, " in line and line.endswith(" s") for line in lines)  # no per-episode line
