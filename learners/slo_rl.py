@@ -246,6 +246,12 @@ class SloRlSettings:
             raise ValueError(f"down_risk must be a share of the risk bound in (0, 1], got {self.down_risk!r}")
         if not (isinstance(self.fast_step, (int, float)) and 0 <= self.fast_step < math.inf):
             raise ValueError(f"fast_step must be a relative increase >= 0, got {self.fast_step!r}")
+        if not (isinstance(self.demand_noise_clip, (int, float)) and 0 <= self.demand_noise_clip < math.inf):
+            raise ValueError(f"demand_noise_clip must be 0 (off) or a number of standard deviations, "
+                             f"got {self.demand_noise_clip!r}")
+        if not (isinstance(self.saturation_trigger_sd, (int, float)) and self.saturation_trigger_sd >= 0):
+            raise ValueError(f"saturation_trigger_sd must be 0 (as before), a number of standard deviations or "
+                             f"inf (the standing queue alone), got {self.saturation_trigger_sd!r}")
 
 
 class SloRl:

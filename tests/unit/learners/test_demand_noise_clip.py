@@ -66,3 +66,20 @@ def test_off_by_default_and_unchanged():
         a.observe(float(r))
         b.observe(float(r))
     assert a.noise == b.noise and a.quantile(3, 1.0) == b.quantile(3, 1.0)
+
+
+def test_slo_rl_refuses_a_clip_that_is_not_a_number_of_standard_deviations():
+    """A tenant's custom resource reaches these settings: a negative, infinite or NaN clip is refused with a
+    message naming it, and so is a negative saturation trigger."""
+    import math
+
+    import pytest
+
+    from learners.slo_rl import SloRlSettings
+
+    for bad in (-1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="demand_noise_clip"):
+            SloRlSettings(demand_noise_clip=bad)
+    with pytest.raises(ValueError, match="saturation_trigger_sd"):
+        SloRlSettings(saturation_trigger_sd=-2.0)
+    assert SloRlSettings(demand_noise_clip=3.0, saturation_trigger_sd=math.inf).demand_noise_clip == 3.0
