@@ -213,17 +213,17 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
             gpu_h = sum(e["gpu_hours"] for e in result.validation) / max(len(result.validation), 1)
             tried.append(_Tried({**chosen, **extra}, result, met, min(att), gpu_h))
             tell(f"{b.name}: {label}: validation (training seeds {[e['seed'] for e in result.validation]}) "
-                f"attainment {[round(a, 4) for a in att]}, {gpu_h:.1f} GPU-h mean: "
-                f"{'meets' if met == len(att) else f'misses on {len(att) - met}'} {aim}")
+                 f"attainment {[round(a, 4) for a in att]}, {gpu_h:.1f} GPU-h mean: "
+                 f"{'meets' if met == len(att) else f'misses on {len(att) - met}'} {aim}")
     passing = [t for t in tried if t.meets_all]
     if passing:
         best = min(passing, key=lambda t: t.gpu_hours)
         tell(f"{b.name}: kept {best.settings}: the fewest validation GPU-hours ({best.gpu_hours:.1f}) of the "
-            f"{len(passing)} of {len(tried)} that met the SLO on every validation seed")
+             f"{len(passing)} of {len(tried)} that met the SLO on every validation seed")
     else:
         best = max(tried, key=lambda t: (t.met, t.worst, -t.gpu_hours))
         tell(f"{b.name}: no combination met the SLO on every validation seed; kept {best.settings}, which met on "
-            f"{best.met} of {len(best.result.validation)} (worst {best.worst:.4f})")
+             f"{best.met} of {len(best.result.validation)} (worst {best.worst:.4f})")
     result = best.result
     target = out / result.path.name
     shutil.copyfile(result.path, target)
