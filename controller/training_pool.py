@@ -279,7 +279,8 @@ def plan(answer: Mapping[str, ts.Allocation], current: Mapping[str, int], pool: 
          elastic: Mapping[str, tuple[int, float] | None], gpus_per_worker: Mapping[str, int]) -> list[JobAction]:
     """The actions for jobs whose GPU count changed; refuses an answer over the quota as a whole.
 
-    ``elastic`` is :func:`controller.pytorchjob.elastic_bounds` per job (None: not elastic).
+    ``elastic`` is :func:`controller.pytorchjob.elastic_bounds` per job (None: not elastic); an elastic job
+    is resized in place only while it holds GPUs (``current`` above 0).
     ``gpus_per_worker`` is each job's GPUs per pod (PyTorchJob worker or Job pod).
     """
     total = sum(a.gpus for a in answer.values())
@@ -295,7 +296,11 @@ def plan(answer: Mapping[str, ts.Allocation], current: Mapping[str, int], pool: 
         workers = alloc.gpus // per
         gpus = workers * per  # whole pods only; never more than answered
         bounds = elastic.get(name)
-        in_bounds = bounds is not None and workers >= 1 and bounds[0] <= workers <= bounds[1]
+        # In place only while the job runs: a suspended (or not yet admitted) elastic job has no pods, and a
+        # new Worker.replicas leaves runPolicy.suspend true, so the training operator would start nothing.
+        # Admitting it is the recreation, which also writes the batch the scheduler chose.
+        running = current.get(name, 0) > 0
+        in_bounds = bounds is not None and running and workers >= 1 and bounds[0] <= workers <= bounds[1]
         env = () if in_bounds else (("AUTOCM_GPUS", str(gpus)),
                                     ("AUTOCM_BATCH_SIZE", str(alloc.batch_size or 0)))
         actions.append(JobAction(name, gpus, alloc.batch_size, workers if in_bounds else None, env))

@@ -21,6 +21,9 @@ K8S_VERSION=v1.34.4      # newest v1.34 patch on the Go proxy when this was writ
 ETCD_VERSION=v3.6.4      # the etcd that k8s.io/kubernetes v1.34.4's go.mod pins
 KWOK_VERSION=v0.7.0      # plain `go install` works (no replace directives)
 HELM_VERSION=v3.19.5     # built against the v0.34 Kubernetes libraries, like our control plane
+# Kubeflow's training operator (PyTorchJob controller): plain `go install` works. Its CRD ships in the
+# module; it is copied next to the binary so the tests install the real schema, not a stand-in.
+TRAINING_OPERATOR_VERSION=v1.8.1
 # dashboard-linter has no tagged releases: a main-branch pseudo-version the Go proxy serves. Its
 # checksums come from scripts/e2e/dashboard-linter/go.sum (the checksum database is not served for it).
 DASHBOARD_LINTER_VERSION=v0.0.0-20241224134444-1765d94aec4a
@@ -131,6 +134,29 @@ build_kwok() {
   fi
   link "$dest/kwok" kwok
   report kwok "$("$dest/kwok" --version 2>&1 | grep -o 'v[0-9][0-9.]*' | head -1)" "$state"
+}
+
+build_training_operator() {
+  local dest="$CACHE/training-operator-$TRAINING_OPERATOR_VERSION" state=cached t0=$SECONDS
+  local module=github.com/kubeflow/training-operator
+  if ! has_all "$dest" training-operator || [[ ! -s "$dest/pytorchjobs-crd.yaml" ]]; then
+    need_go
+    log "building the Kubeflow training operator $TRAINING_OPERATOR_VERSION ..."
+    begin "$dest"
+    GOBIN="$dest.tmp" go install -p "$GO_JOBS" -ldflags "-s -w" \
+      "$module/cmd/training-operator.v1@$TRAINING_OPERATOR_VERSION" || die "training-operator build failed"
+    mv "$dest.tmp/training-operator.v1" "$dest.tmp/training-operator"
+    local src
+    src="$(go env GOMODCACHE)/$module@$TRAINING_OPERATOR_VERSION/manifests/base/crds/kubeflow.org_pytorchjobs.yaml"
+    [[ -s "$src" ]] || die "the PyTorchJob CRD is not in the module ($src)"
+    cp "$src" "$dest.tmp/pytorchjobs-crd.yaml"
+    chmod u+w "$dest.tmp/pytorchjobs-crd.yaml"
+    commit "$dest"
+    state="built in $((SECONDS - t0)) s"
+  fi
+  link "$dest/training-operator" training-operator
+  link "$dest/pytorchjobs-crd.yaml" pytorchjobs-crd.yaml
+  report training-operator "$TRAINING_OPERATOR_VERSION" "$state"
 }
 
 build_helm() {
@@ -283,6 +309,7 @@ main() {
   build_etcd
   build_kwok
   build_helm
+  build_training_operator
   build_dashboard_linter
   install_prometheus
   write_env

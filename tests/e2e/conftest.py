@@ -126,6 +126,8 @@ TOOL_NAMES = (
     "kube-scheduler",
     "kwok",
     "helm",
+    "training-operator",
+    "pytorchjobs-crd.yaml",
     "prometheus",
     "dashboard-linter",
 )
@@ -152,7 +154,7 @@ def tools_bin_dir() -> Path:
 def find_tools() -> E2ETools:
     """Fails (never skips) when a tool is missing: a skip would let a broken build pass CI."""
     bin_dir = tools_bin_dir()
-    missing = [n for n in TOOL_NAMES if not os.access(bin_dir / n, os.X_OK)]
+    missing = [n for n in TOOL_NAMES if not os.access(bin_dir / n, os.R_OK if n.endswith(".yaml") else os.X_OK)]
     if missing:
         pytest.fail(
             f"e2e tools missing from {bin_dir}: {', '.join(missing)}. "

@@ -1,8 +1,9 @@
 """Kubeflow PyTorchJobs on the real apiserver, with the real ``autocm run`` process.
 
-No training operator runs (no pods appear): the tests assert on the PyTorchJob objects autocm
-writes. The CRD is our own minimal stand-in (tests/e2e/crds/pytorchjob.yaml) with Kubeflow's group,
-version, kind and plural.
+No training operator runs here (no pods appear): the tests assert on the PyTorchJob objects autocm
+writes. The CRD is Kubeflow's own (training-operator v1.8.1's, which scripts/e2e-tools.sh copies from
+its Go module). What the real training operator then does with these objects is
+tests/e2e/test_kubeflow_training_operator_e2e.py.
 
 1. Before the CRD exists, a policy that targets a PyTorchJob says so (Ready=False, CRDNotInstalled).
 2. With the CRD: an elastic job's ``Worker.replicas`` is changed in place (same uid, autocm owns
@@ -35,7 +36,6 @@ from .test_operator_faults import THROUGHPUT
 
 pytestmark = pytest.mark.e2e
 
-PYTORCHJOB_CRD = Path(__file__).resolve().parent / "crds" / "pytorchjob.yaml"
 KF_GROUP, KF_VERSION, KF_PLURAL = "kubeflow.org", "v1", "pytorchjobs"
 
 
@@ -70,16 +70,37 @@ def crd_installed(ext: kubernetes.client.ApiextensionsV1Api) -> bool:
     return True
 
 
-def install_pytorchjob_crd(ext: kubernetes.client.ApiextensionsV1Api) -> None:
-    body = yaml.safe_load(PYTORCHJOB_CRD.read_text())
-    if not crd_installed(ext):
+def install_pytorchjob_crd(plane: ControlPlane) -> None:
+    """Kubeflow's PyTorchJob CRD (created, or replaced where one is already there)."""
+    ext = kubernetes.client.ApiextensionsV1Api(plane.api_client)
+    body = yaml.safe_load(plane.tools.path("pytorchjobs-crd.yaml").read_text())
+    name = body["metadata"]["name"]
+    try:
+        old = ext.read_custom_resource_definition(name)
+    except kubernetes.client.ApiException as exc:
+        if exc.status != 404:
+            raise
         ext.create_custom_resource_definition(body)
+    else:
+        body["metadata"]["resourceVersion"] = old.metadata.resource_version
+        ext.replace_custom_resource_definition(name, body)
 
     def established() -> bool:
-        conditions = ext.read_custom_resource_definition(body["metadata"]["name"]).status.conditions or []
+        conditions = ext.read_custom_resource_definition(name).status.conditions or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
     wait_until(established, what="PyTorchJob CRD Established", timeout_s=30)
+
+
+def remove_pytorchjob_crd(plane: ControlPlane) -> None:
+    """Deletes the CRD (and every PyTorchJob) and waits until it is gone, so the next test starts without it."""
+    ext = kubernetes.client.ApiextensionsV1Api(plane.api_client)
+    try:
+        ext.delete_custom_resource_definition(f"{KF_PLURAL}.{KF_GROUP}")
+    except kubernetes.client.ApiException as exc:
+        if exc.status != 404:
+            raise
+    wait_until(lambda: not crd_installed(ext), what="the PyTorchJob CRD removed", timeout_s=60)
 
 
 def test_pytorchjobs_are_resized_elastically_or_recreated(crd, control_plane: ControlPlane,  # noqa: F811
@@ -102,7 +123,7 @@ def test_pytorchjobs_are_resized_elastically_or_recreated(crd, control_plane: Co
         assert "kubeflow.org/v1 PyTorchJob CRD is not installed" in condition(st, "Ready")["message"]
 
     # 2. With the CRD.
-    install_pytorchjob_crd(ext)
+    install_pytorchjob_crd(plane)
     for name, elastic in (("elastic", True), ("fixed", False)):
         objects.create_namespaced_custom_object(KF_GROUP, KF_VERSION, namespace, KF_PLURAL,
                                                 pytorchjob(name, workers=1, elastic=elastic))

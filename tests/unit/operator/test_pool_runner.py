@@ -190,6 +190,27 @@ def test_an_elastic_pytorchjob_is_resized_in_place_and_recommend_mode_changes_no
     assert not kube.writes("DELETE")
 
 
+def test_a_suspended_elastic_pytorchjob_is_admitted_unsuspended():
+    """Found by the real Kubeflow training operator (tests/e2e/test_kubeflow_training_operator_e2e.py): an in-place
+    Worker.replicas change left runPolicy.suspend true, so the admitted job never got pods."""
+    ptj = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+           "metadata": {"name": "s-0", "namespace": "ml", "uid": "uid-s", "labels": {"autocm.io/pool": "vision"},
+                        "annotations": {"autocm.io/init-batch-size": "32"}},
+           "spec": {"elasticPolicy": {"minReplicas": 1, "maxReplicas": 8}, "runPolicy": {"suspend": True},
+                    "pytorchReplicaSpecs": {"Worker": {"replicas": 1, "template": {"spec": {"containers": [{
+                        "name": "pytorch", "image": "t:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}}}
+    kube = cluster(ptj, job("unlabelled", labels={"team": "x"}), policy=pool_policy(fixedGpusPerJob=2))
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, Clock())
+        assert step(eng, kube).outcome == "applied"
+    obj = kube.objects[f"{PTJ}/s-0"]
+    assert obj["spec"]["runPolicy"]["suspend"] is False
+    assert obj["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] >= 1
+    env = obj["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "AUTOCM_BATCH_SIZE", "value": "32"} in env
+    assert obj["metadata"]["annotations"]["autocm.io/restarts"] == "1"
+
+
 def test_jobs_the_pool_cannot_use_are_reported_and_left_alone():
     bad = job("d-0", annotations={"autocm.io/max-batch-size": "lots"})
     kube = cluster(bad, job("d-1"))

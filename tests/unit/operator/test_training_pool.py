@@ -67,6 +67,9 @@ def test_plan_resizes_elastic_jobs_in_place_recreates_others_and_refuses_over_qu
     assert acts["el"].elastic_replicas == 4 and acts["el"].env == ()
     assert acts["job"].elastic_replicas is None
     assert dict(acts["job"].env) == {"AUTOCM_GPUS": "2", "AUTOCM_BATCH_SIZE": "128"}
+    admitted = tp.plan({"el": ts.Allocation((("slot-0", 2),), 64)}, {"el": 0}, pool, {"el": (1, 8)}, {"el": 1})
+    assert admitted[0].elastic_replicas is None  # suspended: recreated unsuspended with its batch, not patched
+    assert dict(admitted[0].env) == {"AUTOCM_GPUS": "2", "AUTOCM_BATCH_SIZE": "64"}
     outside = tp.plan({"el": ts.Allocation((("slot-0", 4), ("slot-1", 4)))}, {"el": 2}, pool, {"el": (1, 4)}, {})
     assert outside[0].elastic_replicas is None  # beyond maxReplicas: recreate, never patch outside the policy
     with pytest.raises(ValueError, match="oversubscribed"):
