@@ -121,8 +121,15 @@ class Kube:
         return self.request("PATCH", path, body=body, content_type="application/apply-patch+yaml",
                             query={"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"})
 
-    def merge_patch(self, path: str, body: Mapping[str, Any]) -> Any:
-        return self.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+    def merge_patch(self, path: str, body: Mapping[str, Any], field_manager: str | None = None) -> Any:
+        """A JSON merge patch (RFC 7386): changes what ``body`` names and nothing else.
+
+        One field alone (a count) is written this way, not by :meth:`apply`: a server-side apply by the
+        ``autocm`` manager that omits fields the same manager applied before *removes* them, and a recreation
+        applies the whole spec, so a later count-only apply wiped a recreated PyTorchJob's pod template (the
+        real Kubeflow training operator then panicked on a template without containers)."""
+        query = {"fieldManager": field_manager} if field_manager else None
+        return self.request("PATCH", path, body=body, content_type="application/merge-patch+json", query=query)
 
     def strategic_patch(self, path: str, body: Mapping[str, Any]) -> Any:
         return self.request("PATCH", path, body=body, content_type="application/strategic-merge-patch+json",
@@ -540,9 +547,8 @@ class WorkloadActuator:
         if "replicas" in changed:
             replicas = round(target[names["replicas"]])
             if t.kind == "Job":
-                self.kube.apply(self.path, {"apiVersion": "batch/v1", "kind": "Job",
-                                            "metadata": {"name": t.name, "namespace": t.namespace},
-                                            "spec": {"parallelism": replicas}})
+                # a merge patch, not an apply: see Kube.merge_patch (a recreated Job's spec was applied whole)
+                self.kube.merge_patch(self.path, {"spec": {"parallelism": replicas}}, field_manager=FIELD_MANAGER)
             else:
                 self.kube.apply(self.path + "/scale", {
                     "apiVersion": "autoscaling/v1", "kind": "Scale",
@@ -642,7 +648,7 @@ class WorkloadActuator:
         names = knob_names(self.policy)
         if changed == {"replicas"} and pytorchjob.elastic_bounds(obj) is not None:
             count = round(target[names["replicas"]])
-            self.kube.apply(self.path, pytorchjob.replicas_body(obj, t.namespace, t.name, count))
+            self.kube.merge_patch(self.path, pytorchjob.replicas_patch(obj, count), field_manager=FIELD_MANAGER)
             return
         restarts = self._delete_for_recreation(obj)
         container = container_of(obj, t.container)

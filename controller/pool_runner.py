@@ -12,7 +12,7 @@ Each round (every ``spec.intervalSeconds``):
 4. :func:`~controller.training_pool.plan` refuses an answer over the quota or oversubscribing a slot;
 5. in apply mode, the changed jobs are actuated, the shrinking ones first (so that GPUs held never exceed
    the quota in between): an elastic PyTorchJob inside its ``elasticPolicy`` is resized in place
-   (:func:`controller.pytorchjob.replicas_body`), anything else goes through the checkpoint-aware recreation
+   (:func:`controller.pytorchjob.replicas_patch`), anything else goes through the checkpoint-aware recreation
    of :mod:`controller.kube` (:func:`~controller.kube.delete_and_wait`, then the object applied again with
    ``AUTOCM_GPUS`` / ``AUTOCM_BATCH_SIZE``); a job given no GPUs is recreated suspended.
 
@@ -38,6 +38,7 @@ from kubernetes.client import ApiException
 from controller import pytorchjob
 from controller import training_pool as tp
 from controller.kube import (
+    FIELD_MANAGER,
     GPU,
     RESTARTS_ANNOTATION,
     Kube,
@@ -342,7 +343,8 @@ class PoolRunner:
         path = workload_path(t)
         obj = job.obj
         if action.elastic_replicas:
-            self.kube.apply(path, pytorchjob.replicas_body(obj, t.namespace, t.name, action.elastic_replicas))
+            self.kube.merge_patch(path, pytorchjob.replicas_patch(obj, action.elastic_replicas),
+                                  field_manager=FIELD_MANAGER)
             post_event(self.kube, involved_ref(obj), "Normal", "AutocmResized",
                        f"workers {job.workers} -> {action.elastic_replicas} (training pool {self.policy.name})")
             return

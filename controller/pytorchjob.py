@@ -71,10 +71,10 @@ def elastic_bounds(obj: Mapping[str, Any]) -> tuple[int, float] | None:
     return (int(low) if low is not None else 1, float(high) if high is not None else math.inf)
 
 
-def replicas_body(obj: Mapping[str, Any], namespace: str, name: str, count: int) -> dict[str, Any]:
-    """The server-side apply body that sets the scaled replica type's count (elastic resize)."""
-    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name, "namespace": namespace},
-            "spec": {"pytorchReplicaSpecs": {scaled_type(obj): {"replicas": count}}}}
+def replicas_patch(obj: Mapping[str, Any], count: int) -> dict[str, Any]:
+    """The JSON merge patch that sets the scaled replica type's count (elastic resize). A merge patch, not a
+    server-side apply: see :meth:`controller.kube.Kube.merge_patch`."""
+    return {"spec": {"pytorchReplicaSpecs": {scaled_type(obj): {"replicas": count}}}}
 
 
 def recreated_spec(obj: Mapping[str, Any], container: str, mine: Mapping[str, Any],

@@ -12,7 +12,10 @@ into pods on the kwok GPU nodes, so the test checks what a user running Kubeflow
    the old job's pods and starts new ones that read ``AUTOCM_BATCH_SIZE=16``;
 3. a training pool of three suspended PyTorchJobs on 2 GPUs: the pool's recreation unsuspends one (two
    worker pods), the others run no pods, and when the first finishes the training operator marks it
-   Succeeded and the pool admits the next.
+   Succeeded and the pool admits the next;
+4. the training pool e2e's six emulated cifar10 trainers (tests/e2e/training_emulator.py reads PyTorchJobs
+   too) as elastic PyTorchJobs under ``pollux`` on 16 GPUs: all finish, nothing is oversubscribed, and running
+   jobs are resized in place (same uid, several worker counts).
 
 The operator's webhooks are not served: the apiserver could not reach them (no Service network here), so
 the test gives the operator's certificate rotator an empty ValidatingWebhookConfiguration to patch.
@@ -21,7 +24,10 @@ the test gives the operator's certificate rotator an empty ValidatingWebhookConf
 from __future__ import annotations
 
 import base64
+import json
 import os
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +35,18 @@ import kubernetes
 import pytest
 
 from .conftest import Component, ControlPlane, E2ETools, PrometheusServer, free_port, http_get, wait_until
-from .test_operator_e2e import GROUP, PLURAL, VERSION, crd, custom, operator_argv, process, wait_status  # noqa: F401
+from .test_operator_e2e import (  # noqa: F401
+    GROUP,
+    PLURAL,
+    REPO,
+    VERSION,
+    crd,
+    custom,
+    operator_argv,
+    process,
+    status,
+    wait_status,
+)
 from .test_operator_pytorchjob import (
     KF_GROUP,
     KF_PLURAL,
@@ -39,6 +56,8 @@ from .test_operator_pytorchjob import (
     remove_pytorchjob_crd,
     training_policy,
 )
+from .test_training_pool_e2e import ARRIVAL_GAP_S, JOBS, QUOTA, RUN_TIMEOUT_S, SPEED, pool_policy, training_job
+from .test_training_pool_e2e import EMULATOR as TRAINING_EMULATOR
 
 pytestmark = pytest.mark.e2e
 
@@ -239,3 +258,85 @@ def test_a_training_pool_of_pytorchjobs_under_the_real_training_operator(
         done = objects.get_namespaced_custom_object(KF_GROUP, KF_VERSION, namespace, KF_PLURAL, first)
         assert any(c["type"] == "Succeeded" and c["status"] == "True" for c in done["status"]["conditions"])
     assert most <= 2, f"{most} GPU pods bound at once in a 2-GPU pool"
+
+
+def elastic_training_job(name: str, pool: str) -> dict:
+    """The training pool test's cifar10 job (tests/e2e/test_training_pool_e2e.py) as an elastic PyTorchJob:
+    Worker only, 1 GPU per worker, 1-16 workers, created suspended."""
+    job = training_job(name, pool)
+    # Kubeflow's training operator finds the trainer (and its port) by the container name "pytorch".
+    container = {**job["spec"]["template"]["spec"]["containers"][0], "name": "pytorch"}
+    return {"apiVersion": f"{KF_GROUP}/{KF_VERSION}", "kind": "PyTorchJob", "metadata": job["metadata"],
+            "spec": {"runPolicy": {"suspend": True},
+                     "elasticPolicy": {"rdzvBackend": "c10d", "minReplicas": 1, "maxReplicas": QUOTA},
+                     "pytorchReplicaSpecs": {"Worker": {"replicas": 1, "restartPolicy": "OnFailure", "template": {
+                         "metadata": job["spec"]["template"]["metadata"],
+                         "spec": {"terminationGracePeriodSeconds": 0, "containers": [container]}}}}}}
+
+
+def test_a_pollux_pool_of_elastic_pytorchjobs_under_the_real_training_operator(
+        crd, training_operator: Component, control_plane: ControlPlane,  # noqa: F811
+        namespace: str, prometheus: PrometheusServer, tmp_path: Path) -> None:
+    """The training pool e2e's six cifar10 jobs (emulated trainers, Pollux profiles, 50x the wall clock) as
+    elastic PyTorchJobs under ``pollux`` on 16 GPUs, with the real training operator making the pods: every job
+    finishes (the training operator's ``Succeeded``), no GPU is oversubscribed at any observed moment (the
+    policy's allocation and the bound worker pods), and some running job is resized in place (the same job uid
+    seen at two worker counts, unsuspended)."""
+    plane = control_plane
+    objects = custom(plane)
+    core = kubernetes.client.CoreV1Api(plane.api_client)
+    scheduler = "pollux"
+    port = free_port()
+    emulator_url = f"http://127.0.0.1:{port}"
+    emu_argv = [sys.executable, str(TRAINING_EMULATOR), "--kubeconfig", str(plane.kubeconfig), "--namespace",
+                namespace, "--port", str(port), "--speed", str(SPEED)]
+    names = [f"{scheduler}-{i}" for i in range(JOBS)]
+    seen: dict[str, set[tuple[str, int]]] = {n: set() for n in names}
+    peaks = {"status": 0, "bound": 0}
+    log = tmp_path / "operator.log"
+    with process(emu_argv, tmp_path / "emulator.log", env={"PYTHONPATH": str(REPO)}), \
+            process(operator_argv(plane, prometheus.url, free_port()), log):
+        prometheus.add_job(f"training-{namespace}", [f"127.0.0.1:{port}"])
+        try:
+            objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
+                                                    pool_policy("pool", scheduler))
+            start, created = time.monotonic(), 0
+            while True:
+                training_operator.check_alive()
+                elapsed = time.monotonic() - start
+                while created < JOBS and elapsed >= created * ARRIVAL_GAP_S:
+                    objects.create_namespaced_custom_object(KF_GROUP, KF_VERSION, namespace, KF_PLURAL,
+                                                            elastic_training_job(names[created], scheduler))
+                    created += 1
+                pool = (status(plane, namespace, "pool").get("trainingPool") or {})
+                jobs = {o["metadata"]["name"]: o for o in objects.list_namespaced_custom_object(
+                    KF_GROUP, KF_VERSION, namespace, KF_PLURAL)["items"]}
+                bound = sum(1 for p in core.list_namespaced_pod(namespace).items
+                            if p.spec.node_name and p.status.phase not in ("Succeeded", "Failed"))
+                for key, value in (("status", int(pool.get("gpusAllocated", 0))), ("bound", bound)):
+                    peaks[key] = max(peaks[key], value)
+                    assert value <= QUOTA, f"{key} GPUs {value} > {QUOTA} at {elapsed:.1f}s: {json.dumps(pool)}"
+                done = {n for n, o in jobs.items() if any(
+                    c.get("type") == "Succeeded" and c.get("status") == "True"
+                    for c in (o.get("status") or {}).get("conditions") or [])}
+                for n, o in jobs.items():
+                    if n not in done and not o["spec"].get("runPolicy", {}).get("suspend"):
+                        seen[n].add((o["metadata"]["uid"], int(o["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"])))
+                if created == JOBS and done == set(names):
+                    break
+                if elapsed > RUN_TIMEOUT_S:
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+                    raise AssertionError(f"jobs not all Succeeded after {RUN_TIMEOUT_S:.0f}s (done: {sorted(done)})"
+                                         f"\nstatus: {json.dumps(pool)}\nemulator: "
+                                         f"{http_get(emulator_url + '/state')[1].decode()}\noperator log:\n{tail}")
+                time.sleep(0.5)
+            state = json.loads(http_get(f"{emulator_url}/state")[1])
+        finally:
+            prometheus.remove_job(f"training-{namespace}")
+    print("kubeflow pollux pool e2e:", json.dumps({"wall_s": round(time.monotonic() - start, 1), "peaks": peaks,
+                                                    "seen": {n: sorted(v) for n, v in seen.items()},
+                                                    "restarts": {n: state[n]["restarts"] for n in names}}))
+    assert all(state[n]["done_s"] is not None for n in names)
+    in_place = [n for n, pairs in seen.items() if any(
+        len({w for u, w in pairs if u == uid}) >= 2 for uid in {u for u, _ in pairs})]
+    assert in_place, f"no running PyTorchJob was resized in place: {seen}"

@@ -1,5 +1,8 @@
 """A training-job emulator: every pool Job of one namespace trains at the speed the Pollux profiles give for
-the GPUs and batch size it was started with, and exports the ``autocm_train_*`` contract.
+the GPUs and batch size it was started with, and exports the ``autocm_train_*`` contract. Pool Kubeflow
+PyTorchJobs (run by the real training operator) are read the same way: their Worker count for
+``parallelism``, the training operator's pod label, their ``Succeeded`` condition, and GPUs from the Running
+worker pods (an elastic resize in place changes the pods, not ``AUTOCM_GPUS``).
 
 The e2e tests need training jobs whose metrics respond to the allocation the operator applies, without
 GPUs or PyTorch. Like ``emulator.py`` this one process plays every pod: every ``--tick`` seconds it lists the
@@ -39,6 +42,49 @@ from simulator.training.profiles import ApplicationProfile, load_profiles
 POOL_LABEL = "autocm.io/pool"
 APP_LABEL = "autocm.io/application"
 GPUS_PER_NODE = 4
+KUBEFLOW = ("kubeflow.org", "v1", "pytorchjobs")
+
+
+@dataclass(frozen=True)
+class PoolObject:
+    """What the emulator reads of one pool job, a batch/v1 Job or a Kubeflow PyTorchJob."""
+
+    name: str
+    uid: str
+    labels: dict[str, str]
+    suspended: bool
+    want: int
+    """Pods the job runs with: ``parallelism`` (Job) or the Worker (else Master) replica count."""
+    env: dict[str, str]
+    pod_label: str
+    """The label that names the job on its pods (the Job controller's or the training operator's)."""
+    complete: bool
+    per_pod_gpus: int
+    gpus_from_pods: bool
+    """True for a PyTorchJob: an elastic resize in place changes the pods, not ``AUTOCM_GPUS``."""
+
+
+def job_object(obj: Any) -> PoolObject:
+    c = obj.spec.template.spec.containers[0]
+    return PoolObject(obj.metadata.name, obj.metadata.uid, dict(obj.metadata.labels or {}), bool(obj.spec.suspend),
+                      int(obj.spec.parallelism or 0), {e.name: e.value for e in c.env or []},
+                      "batch.kubernetes.io/job-name",
+                      any(x.type == "Complete" and x.status == "True" for x in (obj.status.conditions or [])),
+                      1, False)
+
+
+def pytorchjob_object(obj: dict[str, Any]) -> PoolObject:
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    roles = spec.get("pytorchReplicaSpecs") or {}
+    role = roles.get("Worker") or roles.get("Master") or {}
+    c = role["template"]["spec"]["containers"][0]
+    limits = (c.get("resources") or {}).get("limits") or {}
+    return PoolObject(meta["name"], meta["uid"], dict(meta.get("labels") or {}),
+                      bool((spec.get("runPolicy") or {}).get("suspend", False)), int(role.get("replicas", 1)),
+                      {e["name"]: e.get("value") for e in c.get("env") or []}, "training.kubeflow.org/job-name",
+                      any(x.get("type") == "Succeeded" and x.get("status") == "True"
+                          for x in (obj.get("status") or {}).get("conditions") or []),
+                      int(limits.get("nvidia.com/gpu", 1)), True)
 
 
 @dataclass
@@ -75,38 +121,47 @@ class TrainingEmulator:
         """Emulated seconds since start."""
         return (time.monotonic() - self.start) * self.speed
 
-    def observe(self, batch_api: Any, core: Any) -> None:
-        jobs = batch_api.list_namespaced_job(self.namespace, label_selector=POOL_LABEL).items
+    def observe(self, batch_api: Any, core: Any, custom: Any | None = None) -> None:
+        objs = [job_object(j) for j in batch_api.list_namespaced_job(self.namespace, label_selector=POOL_LABEL).items]
+        if custom is not None:
+            import kubernetes
+
+            try:
+                listed = custom.list_namespaced_custom_object(*KUBEFLOW[:2], self.namespace, KUBEFLOW[2],
+                                                              label_selector=POOL_LABEL)
+                objs += [pytorchjob_object(o) for o in listed.get("items", [])]
+            except kubernetes.client.ApiException as exc:
+                if exc.status != 404:  # 404: no PyTorchJob CRD, a pool of Jobs only
+                    raise
         pods = core.list_namespaced_pod(self.namespace).items
         now = self.now()
         with self.lock:
-            for obj in jobs:
+            for obj in objs:
                 self._observe_job(obj, pods, now, core)
 
-    def _observe_job(self, obj: Any, pods: list[Any], now: float, core: Any) -> None:
-        name = obj.metadata.name
-        app = (obj.metadata.labels or {}).get(APP_LABEL, "cifar10")
+    def _observe_job(self, obj: PoolObject, pods: list[Any], now: float, core: Any) -> None:
+        name = obj.name
+        app = obj.labels.get(APP_LABEL, "cifar10")
         em = self.jobs.get(name)
         if em is None:
             spec = JobSpec(name, app, now, 1, None)
             em = self.jobs[name] = Emulated(TrainingJob(spec, self.profiles[app], self.restart_delay_s), now)
-        if em.done_s is not None:
-            # Every tick, not once: the operator may have recreated the Job as it finished; the new pods
-            # load the checkpoint, find the job done and exit 0 too.
-            if not any(c.type == "Complete" and c.status == "True" for c in (obj.status.conditions or [])):
-                self._succeed(obj, pods, core)
-            return
-        env = {e.name: e.value for e in obj.spec.template.spec.containers[0].env or []}
-        mine = [p for p in pods if (p.metadata.labels or {}).get("batch.kubernetes.io/job-name") == name
+        mine = [p for p in pods if (p.metadata.labels or {}).get(obj.pod_label) == name
                 and p.metadata.deletion_timestamp is None and (p.metadata.owner_references or [None])[0]
-                and p.metadata.owner_references[0].uid == obj.metadata.uid]
+                and p.metadata.owner_references[0].uid == obj.uid]
+        if em.done_s is not None:
+            # Every tick, not once: the operator may have recreated the job as it finished; the new pods
+            # load the checkpoint, find the job done and exit 0 too.
+            if not obj.complete:
+                self._succeed(mine, core)
+            return
         running = sum(1 for p in mine if p.status.phase == "Running")
-        want = int(obj.spec.parallelism or 0)
-        gpus = int(env.get("AUTOCM_GPUS") or 0)
-        batch = int(env.get("AUTOCM_BATCH_SIZE") or 0)
-        ok = not obj.spec.suspend and want > 0 and running >= want and gpus > 0 and batch > 0
+        want = obj.want
+        gpus = running * obj.per_pod_gpus if obj.gpus_from_pods else int(obj.env.get("AUTOCM_GPUS") or 0)
+        batch = int(obj.env.get("AUTOCM_BATCH_SIZE") or 0)
+        ok = not obj.suspended and want > 0 and running >= want and gpus > 0 and batch > 0
         config = (gpus, batch) if ok else None
-        if config != em.running or (ok and obj.metadata.uid != em.uid):
+        if config != em.running or (ok and obj.uid != em.uid):
             job = em.job
             if config is None:
                 job.reallocate(())
@@ -114,14 +169,13 @@ class TrainingEmulator:
                 job.reallocate(placement(gpus), batch)  # resumes from its progress: the checkpoint
                 fit_batch(job)
                 em.restarts = max(job.num_restarts, 0)  # the first start is not a restart
-                em.uid = obj.metadata.uid
+                em.uid = obj.uid
             em.running = config
 
-    def _succeed(self, obj: Any, pods: list[Any], core: Any) -> None:
-        """The trainer exits 0 in every pod: Succeeded, so the Job controller completes the Job."""
+    def _succeed(self, pods: list[Any], core: Any) -> None:
+        """The trainer exits 0 in every pod of the job: Succeeded, so the Job controller (or the training
+        operator) completes the job."""
         for p in pods:
-            if (p.metadata.labels or {}).get("batch.kubernetes.io/job-name") != obj.metadata.name:
-                continue
             if p.status.phase in ("Succeeded", "Failed") or p.metadata.deletion_timestamp is not None:
                 continue
             status = {"phase": "Succeeded", "containerStatuses": [{
@@ -220,12 +274,13 @@ def main() -> None:
 
     client = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
     batch_api, core = kubernetes.client.BatchV1Api(client), kubernetes.client.CoreV1Api(client)
+    custom = kubernetes.client.CustomObjectsApi(client)
     emu = TrainingEmulator(args.namespace, load_profiles(), args.speed, args.restart_delay)
     serve(emu, args.port)
     last = emu.now()
     while True:
         try:
-            emu.observe(batch_api, core)
+            emu.observe(batch_api, core, custom)
         except Exception as exc:  # the apiserver may be briefly busy; keep serving the last state
             print(f"training emulator: cluster read failed: {exc}", flush=True)
         time.sleep(args.tick)

@@ -82,6 +82,17 @@ class FakeApiError(Exception):
     pass
 
 
+def _json_merge(into: dict, patch: dict) -> None:
+    """RFC 7386: maps merge recursively, null deletes, anything else (lists included) replaces."""
+    for k, v in patch.items():
+        if v is None:
+            into.pop(k, None)
+        elif isinstance(v, dict) and isinstance(into.get(k), dict):
+            _json_merge(into[k], v)
+        else:
+            into[k] = copy.deepcopy(v)
+
+
 def _merge(into: dict, patch: dict) -> None:
     """Server-side-apply-like merge: maps merge, lists of named items merge by name, others replace."""
     for k, v in patch.items():
@@ -174,14 +185,17 @@ class FakeKube:
         obj["metadata"]["generation"] = obj["metadata"].get("generation", 0) + 1
         return copy.deepcopy(obj)
 
-    def merge_patch(self, path: str, body: dict):
+    def merge_patch(self, path: str, body: dict, field_manager: str | None = None):
         self._write("MERGE", path, body)
         base = path[: -len("/status")] if path.endswith("/status") else path
         if base not in self.objects:
             self._raise(404)
         obj = self.objects[base]
-        for k, v in body.items():
-            obj[k] = copy.deepcopy(v)  # a status merge patch replaces the status' top-level fields
+        if path.endswith("/status"):
+            for k, v in body.items():
+                obj[k] = copy.deepcopy(v)  # a status merge patch replaces the status' top-level fields
+        else:
+            _json_merge(obj, body)
         return copy.deepcopy(obj)
 
     def strategic_patch(self, path: str, body: dict):

@@ -48,6 +48,10 @@ OPERATOR_CALLS: dict[tuple[str, str, str], list[Need]] = {
         ("batch", "jobs", "get"), ("kubeflow.org", "pytorchjobs", "get")],
     ("kube", "WorkloadActuator._actuate_pytorchjob", "apply"): [
         ("kubeflow.org", "pytorchjobs", "patch"), ("kubeflow.org", "pytorchjobs", "create")],
+    # A count alone (Worker.replicas, a Job's parallelism) is a JSON merge patch: see Kube.merge_patch.
+    ("kube", "WorkloadActuator._actuate_pytorchjob", "merge_patch"): [("kubeflow.org", "pytorchjobs", "patch")],
+    ("kube", "WorkloadActuator._actuate", "merge_patch"): [("batch", "jobs", "patch")],
+    ("pool_runner", "PoolRunner._apply", "merge_patch"): [("kubeflow.org", "pytorchjobs", "patch")],
     # The checkpoint-aware recreation's delete-and-wait, shared by a policy's actuator and the training pool.
     ("kube", "delete_and_wait", "get"): [("batch", "jobs", "get"), ("kubeflow.org", "pytorchjobs", "get")],
     ("kube", "delete_and_wait", "request"): [("batch", "jobs", "delete"), ("kubeflow.org", "pytorchjobs", "delete")],

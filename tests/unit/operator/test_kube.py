@@ -223,7 +223,7 @@ def test_job_template_change_recreates_the_job_and_parallelism_is_patched():
                workload="training", objective={"metric": "throughput_samples_per_second", "target": 100})
     act = WorkloadActuator(kube, p)
     act.apply("ml/web", {"replicas": 4, "batch_size": 8}, "elastic")
-    assert [m for m, _, _ in kube.writes()] == ["APPLY"]
+    assert [m for m, _, _ in kube.writes()] == ["MERGE"]  # the count alone (see Kube.merge_patch)
     assert kube.objects[path]["spec"]["parallelism"] == 4
     act.apply("ml/web", {"replicas": 4, "batch_size": 16}, "bigger batch")
     kinds = [m for m, _, _ in kube.writes()]
@@ -235,6 +235,9 @@ def test_job_template_change_recreates_the_job_and_parallelism_is_patched():
     env = {e["name"]: e["value"] for e in new["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env == {"MODEL": "llama", "AUTOCM_BATCH_SIZE": "16"}
     assert new["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm:latest"
+    act.apply("ml/web", {"replicas": 2, "batch_size": 16}, "fewer")  # after a recreation: still the count alone
+    assert kube.writes()[-1][0] == "MERGE" and kube.writes()[-1][2] == {"spec": {"parallelism": 2}}
+    assert kube.objects[path]["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm:latest"
 
 
 class FlakyApiClient:
