@@ -14,8 +14,8 @@ into pods on the kwok GPU nodes, so the test checks what a user running Kubeflow
    worker pods), the others run no pods, and when the first finishes the training operator marks it
    Succeeded and the pool admits the next;
 4. the training pool e2e's six emulated cifar10 trainers (tests/e2e/training_emulator.py reads PyTorchJobs
-   too) as elastic PyTorchJobs under ``pollux`` on 16 GPUs: all finish, nothing is oversubscribed, and running
-   jobs are resized in place (same uid, several worker counts).
+   too) as elastic PyTorchJobs under ``pollux`` and under ``shared-goodput`` on 16 GPUs: all finish, nothing is
+   oversubscribed, and running jobs are resized in place (same uid, several worker counts).
 
 The operator's webhooks are not served: the apiserver could not reach them (no Service network here), so
 the test gives the operator's certificate rotator an empty ValidatingWebhookConfiguration to patch.
@@ -274,18 +274,19 @@ def elastic_training_job(name: str, pool: str) -> dict:
                          "spec": {"terminationGracePeriodSeconds": 0, "containers": [container]}}}}}}
 
 
-def test_a_pollux_pool_of_elastic_pytorchjobs_under_the_real_training_operator(
+@pytest.mark.parametrize("scheduler", ["pollux", "shared-goodput"])
+def test_a_pool_of_elastic_pytorchjobs_under_the_real_training_operator(
         crd, training_operator: Component, control_plane: ControlPlane,  # noqa: F811
-        namespace: str, prometheus: PrometheusServer, tmp_path: Path) -> None:
+        namespace: str, prometheus: PrometheusServer, tmp_path: Path, scheduler: str) -> None:
     """The training pool e2e's six cifar10 jobs (emulated trainers, Pollux profiles, 50x the wall clock) as
-    elastic PyTorchJobs under ``pollux`` on 16 GPUs, with the real training operator making the pods: every job
-    finishes (the training operator's ``Succeeded``), no GPU is oversubscribed at any observed moment (the
-    policy's allocation and the bound worker pods), and some running job is resized in place (the same job uid
-    seen at two worker counts, unsuspended)."""
+    elastic PyTorchJobs on 16 GPUs, under ``pollux`` and under the learned ``shared-goodput`` (the jobs carry
+    ``autocm.io/job-class: cifar10``), with the real training operator making the pods: every job finishes (the
+    training operator's ``Succeeded``), no GPU is oversubscribed at any observed moment (the policy's allocation
+    and the bound worker pods), and some running job is resized in place (the same job uid seen at two worker
+    counts, unsuspended)."""
     plane = control_plane
     objects = custom(plane)
     core = kubernetes.client.CoreV1Api(plane.api_client)
-    scheduler = "pollux"
     port = free_port()
     emulator_url = f"http://127.0.0.1:{port}"
     emu_argv = [sys.executable, str(TRAINING_EMULATOR), "--kubeconfig", str(plane.kubeconfig), "--namespace",
@@ -333,9 +334,10 @@ def test_a_pollux_pool_of_elastic_pytorchjobs_under_the_real_training_operator(
             state = json.loads(http_get(f"{emulator_url}/state")[1])
         finally:
             prometheus.remove_job(f"training-{namespace}")
-    print("kubeflow pollux pool e2e:", json.dumps({"wall_s": round(time.monotonic() - start, 1), "peaks": peaks,
-                                                    "seen": {n: sorted(v) for n, v in seen.items()},
-                                                    "restarts": {n: state[n]["restarts"] for n in names}}))
+    print(f"kubeflow {scheduler} pool e2e:", json.dumps({
+        "wall_s": round(time.monotonic() - start, 1), "peaks": peaks, "seen": {n: sorted(v) for n, v in seen.items()},
+        "restarts": {n: state[n]["restarts"] for n in names},
+        "mean_jct_s": sum(state[n]["done_s"] - state[n]["first_seen_s"] for n in names) / len(names)}))
     assert all(state[n]["done_s"] is not None for n in names)
     in_place = [n for n, pairs in seen.items() if any(
         len({w for u, w in pairs if u == uid}) >= 2 for uid in {u for u, _ in pairs})]
