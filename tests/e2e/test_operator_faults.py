@@ -302,8 +302,8 @@ def test_a_job_is_recreated_with_the_new_batch_size(crd, control_plane: ControlP
     body = policy("train", "apply",
                   targetRef={"kind": "Job", "name": "train"}, workload="training",
                   objective={"metric": "throughput_samples_per_second", "target": 50},
-                  knobs={"batchSize": {"min": 8, "max": 64, "step": 8}},
-                  learner={"name": "static", "settings": {"config": {"batch_size": 16}}},
+                  knobs={"replicas": {"min": 1, "max": 4}, "batchSize": {"min": 8, "max": 64, "step": 8}},
+                  learner={"name": "static", "settings": {"config": {"replicas": 1, "batch_size": 16}}},
                   metrics={"windowSeconds": 5, "queries": {"throughput_samples_per_second": THROUGHPUT}})
     custom(plane).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
     log = tmp_path / "operator.log"
@@ -311,7 +311,20 @@ def test_a_job_is_recreated_with_the_new_batch_size(crd, control_plane: ControlP
         st = wait_status(plane, namespace, "train",
                          lambda s: s.get("currentConfig", {}).get("batch_size") == 16,
                          "the Job recreated with batch size 16", 120, log)
-    job = batch.read_namespaced_job("train", namespace)
+        recreated = batch.read_namespaced_job("train", namespace)
+        # Then parallelism alone, on the Job autocm recreated (its whole spec applied by autocm): a merge
+        # patch of the count. A server-side apply of the count alone would drop the template autocm applied.
+        custom(plane).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "train", {
+            "spec": {"learner": {"settings": {"config": {"replicas": 2, "batch_size": 16}}}}})
+        resized = wait_status(plane, namespace, "train",
+                              lambda s: s.get("currentConfig", {}).get("replicas") == 2,
+                              "the recreated Job at parallelism 2", 120, log)
+    assert condition(resized, "Applied")["status"] == "True", resized
+    again = batch.read_namespaced_job("train", namespace)
+    assert again.metadata.uid == recreated.metadata.uid and again.spec.parallelism == 2
+    assert {e.name: e.value for e in again.spec.template.spec.containers[0].env} == {"AUTOCM_BATCH_SIZE": "16"}
+    assert again.spec.template.spec.containers[0].image == "registry.k8s.io/pause:3.10"
+    job = recreated
     assert job.metadata.uid != first_uid
     assert job.metadata.annotations["autocm.io/restarts"] == "1"
     assert job.metadata.annotations["autocm.io/recreated-from-uid"] == first_uid
