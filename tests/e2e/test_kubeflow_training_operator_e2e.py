@@ -189,6 +189,40 @@ def test_the_training_operator_carries_out_autocm_resizes(
         assert env_of(pod)["AUTOCM_BATCH_SIZE"] == "16"
 
 
+def test_an_elastic_pytorchjob_recreated_by_autocm_is_then_resized_in_place(
+        crd, training_operator: Component, control_plane: ControlPlane,  # noqa: F811
+        namespace: str, prometheus: PrometheusServer, tmp_path: Path) -> None:
+    """A batch change recreates the elastic job (autocm applies its whole spec), then a replicas change resizes it
+    in place. The second write is a merge patch of the count: a server-side apply of the count alone by the same
+    field manager removed the pod template the recreation had applied, and the training operator panicked."""
+    plane = control_plane
+    objects = custom(plane)
+    objects.create_namespaced_custom_object(KF_GROUP, KF_VERSION, namespace, KF_PLURAL,
+                                            pytorchjob("both", workers=1, elastic=True))
+    body = training_policy("both", {"replicas": {"min": 1, "max": 4}, "batchSize": {"min": 8, "max": 64, "step": 8}},
+                           {"replicas": 1, "batch_size": 16})
+    objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    log = tmp_path / "operator.log"
+    watch = [training_operator]
+    with process(operator_argv(plane, prometheus.url, free_port()), log):
+        wait_status(plane, namespace, "both", lambda s: s.get("currentConfig", {}).get("batch_size") == 16,
+                    "the elastic PyTorchJob recreated with batch size 16", 120, log)
+        recreated = objects.get_namespaced_custom_object(KF_GROUP, KF_VERSION, namespace, KF_PLURAL, "both")
+        objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "both", {
+            "spec": {"learner": {"settings": {"config": {"replicas": 2, "batch_size": 16}}}}})
+        wait_status(plane, namespace, "both", lambda s: s.get("currentConfig", {}).get("replicas") == 2,
+                    "the recreated elastic PyTorchJob at 2 workers", 120, log)
+        wait_until(lambda: len(running(plane, namespace, "both", "worker")) == 2,
+                   what="two Running workers of the recreated elastic PyTorchJob", timeout_s=60, watch=watch)
+    job = objects.get_namespaced_custom_object(KF_GROUP, KF_VERSION, namespace, KF_PLURAL, "both")
+    assert job["metadata"]["uid"] == recreated["metadata"]["uid"]  # in place after the recreation
+    worker = job["spec"]["pytorchReplicaSpecs"]["Worker"]
+    assert worker["replicas"] == 2 and worker["template"]["spec"]["containers"][0]["image"]
+    for pod in running(plane, namespace, "both"):
+        assert env_of(pod)["AUTOCM_BATCH_SIZE"] == "16"
+    training_operator.check_alive()
+
+
 def pool_pytorchjob(name: str) -> dict:
     """A pool job: Worker only (elastic, 1-2 workers of 1 GPU), created suspended, as docs/training-operator.md asks."""
     body = pytorchjob(name, workers=1, elastic=True)
