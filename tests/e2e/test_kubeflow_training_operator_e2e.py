@@ -34,6 +34,8 @@ from pathlib import Path
 import kubernetes
 import pytest
 
+from controller.pytorchjob import JOB_NAME_LABEL
+
 from .conftest import Component, ControlPlane, E2ETools, PrometheusServer, free_port, http_get, wait_until
 from .test_operator_e2e import (  # noqa: F401
     GROUP,
@@ -58,6 +60,7 @@ from .test_operator_pytorchjob import (
 )
 from .test_training_pool_e2e import ARRIVAL_GAP_S, JOBS, QUOTA, RUN_TIMEOUT_S, SPEED, pool_policy, training_job
 from .test_training_pool_e2e import EMULATOR as TRAINING_EMULATOR
+from .training_emulator import succeed
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +69,6 @@ OPERATOR_NAMESPACE = "kubeflow"
 WEBHOOK_CONFIG = "validator.training-operator.kubeflow.org"
 WEBHOOK_SECRET = "training-operator-webhook-cert"
 CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")
-JOB_LABEL = "training.kubeflow.org/job-name"
 ROLE_LABEL = "training.kubeflow.org/replica-type"
 
 
@@ -122,7 +124,7 @@ def training_operator(control_plane: ControlPlane, e2e_tools: E2ETools,
 
 
 def pods(plane: ControlPlane, namespace: str, job: str, role: str | None = None) -> list[kubernetes.client.V1Pod]:
-    selector = f"{JOB_LABEL}={job}" + (f",{ROLE_LABEL}={role}" if role else "")
+    selector = f"{JOB_NAME_LABEL}={job}" + (f",{ROLE_LABEL}={role}" if role else "")
     core = kubernetes.client.CoreV1Api(plane.api_client)
     return [p for p in core.list_namespaced_pod(namespace, label_selector=selector).items
             if p.metadata.deletion_timestamp is None]
@@ -233,17 +235,6 @@ def pool_pytorchjob(name: str) -> dict:
     return body
 
 
-def finish(plane: ControlPlane, namespace: str, job: str) -> None:
-    """The trainer exits 0 in every pod of ``job`` (kwok runs no process), as tests/e2e/training_emulator.py does."""
-    core = kubernetes.client.CoreV1Api(plane.api_client)
-    for pod in running(plane, namespace, job):
-        c = pod.spec.containers[0]
-        core.patch_namespaced_pod_status(pod.metadata.name, namespace, {"status": {
-            "phase": "Succeeded", "containerStatuses": [{
-                "name": c.name, "image": c.image, "imageID": "", "ready": False, "restartCount": 0,
-                "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}})
-
-
 def test_a_training_pool_of_pytorchjobs_under_the_real_training_operator(
         crd, training_operator: Component, control_plane: ControlPlane,  # noqa: F811
         namespace: str, prometheus: PrometheusServer, tmp_path: Path) -> None:
@@ -286,7 +277,7 @@ def test_a_training_pool_of_pytorchjobs_under_the_real_training_operator(
         assert job["metadata"]["annotations"]["autocm.io/restarts"] == "1"
         for other in {"a", "b", "c"} - {first}:
             assert not pods(plane, namespace, other), f"suspended {other} has pods"
-        finish(plane, namespace, first)
+        succeed(core, namespace, running(plane, namespace, first))  # the trainers exit 0 (kwok runs none)
         wait_until(lambda: len(admitted()) == 1 and admitted()[0] != first,
                    what=f"the next pool PyTorchJob admitted after {first} finished", timeout_s=120, watch=watch)
         done = objects.get_namespaced_custom_object(KF_GROUP, KF_VERSION, namespace, KF_PLURAL, first)

@@ -87,6 +87,25 @@ def pytorchjob_object(obj: dict[str, Any]) -> PoolObject:
                       int(limits.get("nvidia.com/gpu", 1)), True)
 
 
+def succeed(core: Any, namespace: str, pods: list[Any]) -> None:
+    """The trainer exits 0 in every one of ``pods`` (one job's): Succeeded, so the Job controller (or the
+    training operator) completes the job. A pod not patched now is retried on the next call."""
+    for p in pods:
+        if p.status.phase in ("Succeeded", "Failed") or p.metadata.deletion_timestamp is not None:
+            continue
+        status = {"phase": "Succeeded", "containerStatuses": [{
+            "name": c.name, "image": c.image, "imageID": "", "ready": False, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                     "startedAt": p.status.start_time.isoformat() if p.status.start_time
+                                     else None, "finishedAt": None}}} for c in p.spec.containers]}
+        status["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = \
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            core.patch_namespaced_pod_status(p.metadata.name, namespace, {"status": status})
+        except Exception as exc:  # the next call retries
+            print(f"training emulator: pod {p.metadata.name} not set Succeeded: {exc}", flush=True)
+
+
 @dataclass
 class Emulated:
     job: TrainingJob
@@ -153,7 +172,7 @@ class TrainingEmulator:
             # Every tick, not once: the operator may have recreated the job as it finished; the new pods
             # load the checkpoint, find the job done and exit 0 too.
             if not obj.complete:
-                self._succeed(mine, core)
+                succeed(core, self.namespace, mine)
             return
         running = sum(1 for p in mine if p.status.phase == "Running")
         want = obj.want
@@ -171,24 +190,6 @@ class TrainingEmulator:
                 em.restarts = max(job.num_restarts, 0)  # the first start is not a restart
                 em.uid = obj.uid
             em.running = config
-
-    def _succeed(self, pods: list[Any], core: Any) -> None:
-        """The trainer exits 0 in every pod of the job: Succeeded, so the Job controller (or the training
-        operator) completes the job."""
-        for p in pods:
-            if p.status.phase in ("Succeeded", "Failed") or p.metadata.deletion_timestamp is not None:
-                continue
-            status = {"phase": "Succeeded", "containerStatuses": [{
-                "name": c.name, "image": c.image, "imageID": "", "ready": False, "restartCount": 0,
-                "state": {"terminated": {"exitCode": 0, "reason": "Completed",
-                                         "startedAt": p.status.start_time.isoformat() if p.status.start_time
-                                         else None, "finishedAt": None}}} for c in p.spec.containers]}
-            status["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = \
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            try:
-                core.patch_namespaced_pod_status(p.metadata.name, self.namespace, {"status": status})
-            except Exception as exc:  # the next tick retries
-                print(f"training emulator: pod {p.metadata.name} not set Succeeded: {exc}", flush=True)
 
     def tick(self, start_s: float, seconds: float) -> None:
         with self.lock:
