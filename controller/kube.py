@@ -154,6 +154,16 @@ DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0
 regex, at most 253 characters): no slash, no ``..``, nothing a URL could resolve out of its collection."""
 
 
+class WorkloadSpecError(ValueError):
+    """The target workload's own object cannot be read as a sizable workload (no containers, a
+    PyTorchJob with neither Worker nor Master, a resource quantity or knob value that is not a number).
+
+    Why a class of its own: the operator used to blame the learner for these ("learner 'static' failed in
+    its step"), sending the user to ``spec.learner`` when the fault is in the object ``spec.targetRef``
+    names. The operator reports it as ``InvalidWorkload`` and retries next interval, since the owner of
+    that object (a person, or another controller) may fix it."""
+
+
 class UnsafeTarget(ValueError):
     """A name or namespace that would leave the policy's own collection if pasted into an API path,
     or an object the apiserver returned that is not the one the policy targets."""
@@ -253,15 +263,22 @@ def pod_spec(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def container_of(obj: Mapping[str, Any], name: str | None) -> dict[str, Any]:
-    containers = pod_spec(obj).get("containers", [])
+    """The container named ``name`` (the first one for ``None``); :class:`WorkloadSpecError` when the
+    object has none or its pod template is not the shape its kind promises."""
+    try:
+        containers = pod_spec(obj).get("containers") or []
+        if not isinstance(containers, list) or not all(isinstance(c, Mapping) for c in containers):
+            raise WorkloadSpecError("its pod template's containers are not a list of objects")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise WorkloadSpecError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')}: {exc}") from None
     if not containers:
-        raise ValueError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} has no containers")
+        raise WorkloadSpecError(f"{obj.get('kind')} {obj.get('metadata', {}).get('name')} has no containers")
     if name is None:
         return containers[0]
     for c in containers:
         if c.get("name") == name:
             return c
-    raise ValueError(f"container {name!r} not found; containers are {[c.get('name') for c in containers]}")
+    raise WorkloadSpecError(f"container {name!r} not found; containers are {[c.get('name') for c in containers]}")
 
 
 def knob_names(policy: Policy) -> dict[str, str]:
@@ -270,8 +287,20 @@ def knob_names(policy: Policy) -> dict[str, str]:
 
 
 def read_config(obj: Mapping[str, Any], policy: Policy) -> Config:
-    """The workload's current value of every knob (knobs it does not express take the knob's default)."""
+    """The workload's current value of every knob (knobs it does not express take the knob's default);
+    :class:`WorkloadSpecError` when the object holds a value that is not one (``nvidia.com/gpu: two``)."""
     container = container_of(obj, policy.target.container)
+    try:
+        return _read_config(obj, container, policy)
+    except WorkloadSpecError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        t = policy.target
+        raise WorkloadSpecError(f"{t.kind} {t.namespace}/{t.name}: cannot read its configuration "
+                                f"({type(exc).__name__}: {exc})") from None
+
+
+def _read_config(obj: Mapping[str, Any], container: Mapping[str, Any], policy: Policy) -> Config:
     res = container.get("resources", {})
     env = {e.get("name"): e.get("value") for e in container.get("env", []) if "value" in e}
     in_place = json.loads(obj.get("metadata", {}).get("annotations", {}).get(RESOURCES_ANNOTATION, "{}"))

@@ -42,6 +42,7 @@ from controller.kube import (
     Kube,
     UnsafeTarget,
     WorkloadActuator,
+    WorkloadSpecError,
     describe_changes,
     other_scalers,
     post_event,
@@ -836,6 +837,11 @@ class Engine:
                 msg = f"fast step: {type(exc).__name__}: {exc}"
                 log.warning("%s: %s", key, msg)
                 events.append(("Warning", "ApplyFailed", msg))
+            except WorkloadSpecError as exc:
+                self.telemetry.errors.labels("workload").inc()
+                t = runner.policy.target
+                events.append(("Warning", "InvalidWorkload",
+                               f"fast step: spec.targetRef: {t.kind} {t.namespace}/{t.name} cannot be sized: {exc}"))
             except Exception as exc:  # the learner's react (or a bug): never a dead loop
                 self.telemetry.errors.labels("learner").inc()
                 log.exception("fast step of %s failed", key)
@@ -899,6 +905,13 @@ class Engine:
             result = StepResult("error", [Condition("Applied", "False", "ApplyFailed", msg)],
                                 {"lastDecision": {"time": _rfc3339(now), "message": msg}},
                                 [("Warning", "ApplyFailed", msg)])
+        except WorkloadSpecError as exc:  # the target object is malformed: its owner fixes it, not spec.learner
+            self.telemetry.errors.labels("workload").inc()
+            t = runner.policy.target
+            msg = f"spec.targetRef: {t.kind} {t.namespace}/{t.name} cannot be sized: {exc}"
+            result = StepResult("refused", [Condition("Ready", "False", "InvalidWorkload", msg)],
+                                {"lastDecision": {"time": _rfc3339(now), "message": msg}},
+                                [("Warning", "InvalidWorkload", msg)])
         except Exception as exc:  # the learner (or a bug) failed in this step: said in the status, never a dead loop
             self.telemetry.errors.labels("learner").inc()
             log.exception("control step of %s failed", key)

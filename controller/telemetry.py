@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 PREFIX = "autocm_operator"
 
-ERROR_STAGES = ("prometheus", "kubernetes", "learner", "status", "checkpoint")
+ERROR_STAGES = ("prometheus", "kubernetes", "workload", "learner", "status", "checkpoint")
 """Where a control step can fail; each stage's error counter exists from the start at 0, as Prometheus'
 instrumentation guide advises, so that ``rate()`` sees the first error and dashboards show 0, not "No data"."""
 
@@ -44,7 +44,7 @@ class Telemetry:
         self.loop_latency = Histogram(f"{PREFIX}_loop_duration_seconds", "Wall time of one control step.",
                                       buckets=LOOP_BUCKETS_S, registry=r)
         self.errors = Counter(f"{PREFIX}_errors",
-                              "Errors by stage (prometheus, kubernetes, learner, status, checkpoint).",
+                              "Errors by stage (prometheus, kubernetes, workload, learner, status, checkpoint).",
                               ["stage"], registry=r)
         for stage in ERROR_STAGES:
             self.errors.labels(stage)

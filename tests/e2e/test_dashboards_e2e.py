@@ -331,4 +331,4 @@ def test_every_operator_panel_answers_from_a_running_operator(
             p99 = [float(v) for _, v in got[("Control-loop latency", "B")][0]["values"] if v != "NaN"]
             assert p99 and all(0 < v <= LOOP_BUCKETS_S[-1] for v in p99)
             stages = {s["metric"]["stage"] for s in got[("Errors by stage", "A")]}
-            assert stages == {"prometheus", "kubernetes", "learner", "status", "checkpoint"}
+            assert stages == {"prometheus", "kubernetes", "workload", "learner", "status", "checkpoint"}
