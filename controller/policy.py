@@ -74,7 +74,7 @@ KNOBS: dict[str, KnobInfo] = {
 }
 
 HIGHER_IS_BETTER = frozenset({
-    "request_rate_per_second", "slo_attainment", "gpu_utilization",
+    "request_rate_per_second", "request_rate_peak_per_second", "slo_attainment", "gpu_utilization",
     "throughput_samples_per_second", "goodput_samples_per_second",
 })
 """Objective metrics where bigger meets the SLO; every latency, queue or usage metric is lower-better."""

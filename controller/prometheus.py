@@ -73,7 +73,9 @@ class PrometheusClient:
         self.settings = settings or PrometheusSettings()
         self.queries_sent = 0
 
-    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+    def query(self, promql: str, at: float | None = None, *, matrix: bool = False) -> list[Sample]:
+        """The samples of an instant query at ``at``. ``matrix``: a range-vector answer (a subquery) is
+        accepted too, one sample per point with the point's time; otherwise it is refused."""
         params = {"query": promql, "timeout": f"{round(self.settings.timeout_s * 1000)}ms"}
         if at is not None:
             params["time"] = f"{at:.3f}"
@@ -98,13 +100,16 @@ class PrometheusClient:
         if payload.get("status") != "success":
             raise PrometheusError(f"Prometheus query failed: {payload.get('error', payload)}; "
                                   f"query: {promql}")
-        return parse_result(payload.get("data", {}))
+        return parse_result(payload.get("data", {}), matrix=matrix)
 
 
-def parse_result(data: Mapping) -> list[Sample]:
-    """Instant-vector or scalar results as samples; values are floats ("NaN", "+Inf" included)."""
+def parse_result(data: Mapping, *, matrix: bool = False) -> list[Sample]:
+    """Instant-vector or scalar results as samples; values are floats ("NaN", "+Inf" included). With
+    ``matrix``, a range vector's points too, each a sample at its own time."""
     kind = data.get("resultType")
     result = data.get("result", [])
+    if kind == "matrix" and matrix:
+        return [Sample(r.get("metric", {}), float(v), float(t)) for r in result for t, v in r.get("values", [])]
     if kind == "vector":
         # The label dicts are fresh from json.loads: no copy (25,000 of them a refresh at 1,000 workloads).
         return [Sample(r.get("metric", {}), float(r["value"][1]), float(r["value"][0])) for r in result]
@@ -161,7 +166,8 @@ class MetricQuery:
     """How one loop metric comes out of Prometheus.
 
     ``reduce`` combines a workload's per-pod values: ``sum`` (rates, queues), ``mean`` (utilisation),
-    ``max`` (memory peak) or ``quantile`` (sum the pods' buckets, then take the p99).
+    ``max`` (memory peak), ``quantile`` (sum the pods' buckets, then take the p99) or ``peak`` (a
+    subquery's points: sum the pods' values at each time, then take the largest sum).
     """
 
     metric: str
@@ -183,6 +189,12 @@ DEFAULT_QUERIES: dict[str, MetricQuery] = {
         MetricQuery("request_rate_per_second",
                     "sum by (namespace, pod) (rate(vllm:request_success_total{{{selector}}}[{window}]))",
                     "sum"),
+        # The burst: the largest short-window rate within the window, summed over the workload's pods
+        # at each point (simulator/inference/service.py reports the largest 10 s arrival rate).
+        MetricQuery("request_rate_peak_per_second",
+                    "sum by (namespace, pod) (rate(vllm:request_success_total{{{selector}}}[{burst_window}]))"
+                    "[{window}:{burst_step}]",
+                    "peak"),
         MetricQuery("queue_length",
                     "sum by (namespace, pod) (vllm:num_requests_waiting{{{selector}}})", "sum"),
         MetricQuery("concurrency_per_replica",
@@ -220,8 +232,22 @@ def format_window(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms" if seconds != int(seconds) else f"{int(seconds)}s"
 
 
+BURST_WINDOW_S = 10.0
+"""The short window of ``request_rate_peak_per_second``: the simulator's (its largest 10 s rate)."""
+
+
+def burst_fields(window_s: float) -> dict[str, str]:
+    """``{burst_window}`` (10 s, or half the rate window when that is shorter, so there are at least two
+    short windows to compare) and ``{burst_step}`` (half of it: the subquery's resolution). A short window
+    needs two scrapes within it: with a scrape interval above 5 s the default query returns nothing and
+    slo-rl's burst feature is 0; override the metric's query with a longer ``[...]`` then (docs/operator.md)."""
+    burst = min(BURST_WINDOW_S, window_s / 2)
+    return {"burst_window": format_window(burst), "burst_step": format_window(burst / 2)}
+
+
 def render_shared(template: str, namespaces: Iterable[str], window_s: float) -> str:
-    return template.format(selector=namespace_selector(namespaces), window=format_window(window_s))
+    return template.format(selector=namespace_selector(namespaces), window=format_window(window_s),
+                           **burst_fields(window_s))
 
 
 def render_for(template: str, target: TargetRef, window_s: float) -> str:
@@ -229,6 +255,7 @@ def render_for(template: str, target: TargetRef, window_s: float) -> str:
     return template.format(
         selector=f'namespace="{escape_string(target.namespace)}"',
         window=format_window(window_s),
+        **burst_fields(window_s),
         namespace=escape_string(target.namespace),
         name=escape_string(target.name),
         pod_regex=escape_string(pod_regex(target)),
@@ -324,6 +351,12 @@ def reduce_values(how: str, samples: Sequence[Sample], quantile: float) -> float
         return math.nan
     if how == "quantile" and any("le" in s.labels for s in samples):
         return histogram_quantile(quantile, histogram_buckets(samples))
+    if how == "peak":  # a subquery's points: the workload's total at each time, then the largest
+        totals: dict[float, float] = defaultdict(float)
+        for s in samples:
+            if math.isfinite(s.value):
+                totals[s.time_s] += s.value
+        return max(totals.values()) if totals else math.nan
     values = [s.value for s in samples]
     if how == "sum":
         return math.fsum(values)
@@ -504,7 +537,8 @@ class SharedMetrics:
             for text, metric in plan.items():
                 t0 = time.perf_counter()
                 try:
-                    results[text] = self.client.query(text, at=now)
+                    results[text] = self.client.query(text, at=now, matrix=metric in DEFAULT_QUERIES
+                                                      and DEFAULT_QUERIES[metric].reduce == "peak")
                     ok = True
                 except PrometheusError as exc:
                     errors[text] = str(exc)

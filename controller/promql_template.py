@@ -24,12 +24,13 @@ from __future__ import annotations
 import re
 import string
 
-PLACEHOLDERS = ("selector", "window", "namespace", "name", "pod_regex")
+PLACEHOLDERS = ("selector", "window", "namespace", "name", "pod_regex", "burst_window", "burst_step")
 """The documented template fields (controller.prometheus.render_shared / render_for fill them in)."""
 
 _NS = "autocm_sentinel_namespace"
 SENTINELS = {"selector": f'namespace="{_NS}"', "window": "60s", "namespace": _NS,
-             "name": "autocm-sentinel-name", "pod_regex": "autocm-sentinel-name-[a-z0-9]{5}"}
+             "name": "autocm-sentinel-name", "pod_regex": "autocm-sentinel-name-[a-z0-9]{5}",
+             "burst_window": "10s", "burst_step": "5s"}
 
 MAX_TEMPLATE_CHARS = 4096
 """Long enough for any real query (the defaults are under 150 characters); bounds the work per check."""

@@ -16,6 +16,8 @@ from learners.space import Config
 
 METRICS: dict[str, str] = {
     "request_rate_per_second": "requests arriving per second over the last interval",
+    "request_rate_peak_per_second": "largest 10 s request rate within the last interval (the burst; slo-rl's "
+                                    "burst feature is its log ratio to the interval's rate)",
     "ttft_p99_seconds": "99th percentile time to first token over the last interval",
     "tbt_p99_seconds": "99th percentile time between tokens over the last interval",
     "e2e_p99_seconds": "99th percentile end-to-end latency over the last interval",

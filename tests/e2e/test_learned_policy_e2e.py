@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import subprocess
 import sys
@@ -217,6 +218,7 @@ def run_side_by_side(plane: ControlPlane, prometheus: PrometheusServer, promethe
     op_log = tmp_path / "operator.log"
     sizes: dict[str, list[str]] = {name: [] for name in policies}
     attainment_seen: list[float] = []  # slo_attainment in the checkpoint policy's status.metrics
+    bursts_seen: list[float] = []  # log(request_rate_peak_per_second / request_rate_per_second), the same
     with process(operator_argv(plane, prometheus.url, free_port()), op_log), contextlib.ExitStack() as emulators:
         st = wait_status(plane, ns, ckpt_policy, lambda s: "restoredFrom" in s.get("checkpoint", {}),
                          "the checkpoint restored", 60, op_log)
@@ -234,9 +236,13 @@ def run_side_by_side(plane: ControlPlane, prometheus: PrometheusServer, promethe
             for name in policies:
                 dep = apps.read_namespaced_deployment(name, ns)
                 sizes[name].append(f"{dep.spec.replicas}x{dep.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu']}")
-            value = status(plane, ns, ckpt_policy).get("metrics", {}).get("slo_attainment")
+            metrics = status(plane, ns, ckpt_policy).get("metrics", {})
+            value = metrics.get("slo_attainment")
             if isinstance(value, int | float):
                 attainment_seen.append(float(value))
+            peak, rate = metrics.get("request_rate_peak_per_second"), metrics.get("request_rate_per_second")
+            if isinstance(peak, int | float) and isinstance(rate, int | float) and rate > 0 and peak > 0:
+                bursts_seen.append(math.log(peak / rate))
             time.sleep(4)
         seen = {name: counters(port) for name, port in ports.items()}
     events = kubernetes.client.CoreV1Api(plane.api_client).list_namespaced_event(ns).items
@@ -247,8 +253,13 @@ def run_side_by_side(plane: ControlPlane, prometheus: PrometheusServer, promethe
         got["replica_min"] = got["emulator_pod_seconds_total"] / 60
         got["restored"] = restored if name == ckpt_policy else ""
         got["status_attainment"] = attainment_seen if name == ckpt_policy else []
+        got["status_bursts"] = bursts_seen if name == ckpt_policy else []
         got["replicas"] = [int(size.split("x")[0]) for size in sizes[name]]
         if name == ckpt_policy:
+            if bursts_seen:
+                median = sorted(bursts_seen)[len(bursts_seen) // 2]
+                print(f"burst feature (log peak / rate) in status: median {median:.3f}, "
+                      f"range {min(bursts_seen):.3f}-{max(bursts_seen):.3f} over {len(bursts_seen)} reads")
             print("\n".join(f"  {e.message}" for e in sorted(
                 (e for e in events if e.reason == "AutocmResized" and e.involved_object.name == name),
                 key=lambda e: e.first_timestamp or e.event_time)))
@@ -294,6 +305,11 @@ def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
     assert rl["resizes"] >= 1  # the learned policy acted
     # The operator derived slo_attainment from the TTFT histogram (no query given) and the learner saw it.
     assert rl["status_attainment"] and all(0.0 <= a <= 1.0 for a in rl["status_attainment"]), rl
+    # and the burst (the largest 2 s rate in the 4 s window): slo-rl's burst feature, 0 in the operator
+    # before session 22 while every checkpoint learned it from the simulator at about 0.3.
+    # (the peak's points need not line up with the rate's window, so one read may sit just below 0)
+    bursts = sorted(rl["status_bursts"])
+    assert bursts and bursts[len(bursts) // 2] > 0, bursts
     # It followed the load: up for the 8 requests/s plateau (one TP 8 replica serves ~2.8 at the SLO)
     # and back down after it.
     peak = max(rl["replicas"])

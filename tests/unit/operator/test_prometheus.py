@@ -279,3 +279,54 @@ def test_training_series_join_by_pod_or_exported_job():
         got = shared.metrics_for("ml/bert")
         assert not any("vllm:" in q for q in prom.queries)  # training workloads skip serving metrics
     assert got.values["throughput_samples_per_second"] == 100.0
+
+
+# --- the burst: request_rate_peak_per_second --------------------------------------------------------
+
+
+def test_the_burst_is_the_largest_total_over_the_workloads_pods_at_one_time():
+    """The simulator's burst is the largest 10 s rate of the service's arrivals; the operator's is the
+    largest short-window rate summed over the workload's pods at each point of a subquery. Two pods
+    peaking at different times must not add up to a peak that never happened (the sum of per-pod maxima
+    would be 9 here, the workload's peak is 7), and another workload's pods never count."""
+    def matrix(series):
+        result = [{"metric": labels, "values": [[t, repr(v)] for t, v in points]} for labels, points in series]
+        return 200, {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
+    def responder(q: str):
+        if q.startswith("sum by (namespace, pod) (rate(vllm:request_success_total") and "[5s]))[10s:2500ms]" in q:
+            return matrix([({"namespace": "a", "pod": "web-5d8f7c9b4-aaaaa"}, [(990, 2.0), (995, 5.0), (1000, 1.0)]),
+                           ({"namespace": "a", "pod": "web-5d8f7c9b4-bbbbb"}, [(990, 4.0), (995, 2.0), (1000, 4.0)]),
+                           ({"namespace": "a", "pod": "api-7c9b4d8f5-ccccc"}, [(995, 50.0)])])
+        return vector([])
+
+    with fake_prometheus(responder) as prom:
+        shared = SharedMetrics(PrometheusClient(prom.url), clock=Clock())
+        shared.register("a/web", Registration(deployment("a", "web"), "inference", 10.0, 10.0, {}))
+        got = shared.metrics_for("a/web")
+    assert got.values["request_rate_peak_per_second"] == 7.0, got
+    assert not got.problems
+
+
+def test_the_burst_window_is_ten_seconds_or_half_a_short_rate_window():
+    from controller.prometheus import render_shared
+
+    template = DEFAULT_QUERIES["request_rate_peak_per_second"].template
+    assert render_shared(template, ["a"], 60.0).endswith('[10s]))[60s:5s]')
+    assert render_shared(template, ["a"], 4.0).endswith('[2s]))[4s:1s]')
+
+
+def test_a_range_vector_is_refused_for_every_other_metric():
+    """Only the burst's query may answer with a matrix: an override for an instant metric that returns a
+    range vector would otherwise be summed over every point of it, silently."""
+    def responder(q: str):
+        return 200, {"status": "success", "data": {"resultType": "matrix", "result": [
+            {"metric": {"namespace": "a", "pod": "web-5d8f7c9b4-aaaaa"}, "values": [[990, "1"], [1000, "2"]]}]}}
+
+    with fake_prometheus(responder) as prom:
+        shared = SharedMetrics(PrometheusClient(prom.url), clock=Clock())
+        shared.register("a/web", reg(deployment("a", "web")))
+        got = shared.metrics_for("a/web")
+    assert "request_rate_per_second" not in got.values and "queue_length" not in got.values
+    assert got.values.get("request_rate_peak_per_second") == 2.0
+    assert any(p.startswith("request_rate_per_second") and "instant vector" in p for p in got.problems)
