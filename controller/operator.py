@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import math
@@ -49,7 +50,7 @@ from controller.kube import (
     read_config,
 )
 from controller.loop import ControlLoop, Mode, StepRecord, fast_period_s
-from controller.policy import GROUP, LIMITS, PLURAL, VERSION, Policy, PolicyError, parse
+from controller.policy import GROUP, LIMITS, PLURAL, VERSION, Policy, PolicyError, check_learner_settings, parse
 from controller.pool_runner import PoolRunner
 from controller.prometheus import PrometheusClient, PrometheusSettings, Registration, SharedMetrics
 from controller.telemetry import Telemetry
@@ -276,6 +277,43 @@ class _InvalidatingActuator:
             self.workloads.invalidate(self.actuator.policy.target)
 
 
+def checkpoint_settings(kube: Kube, policy: Policy) -> tuple[dict[str, Any], str | None, str | None]:
+    """(settings, configmap, problem): the learner settings recorded in the checkpoint this policy will
+    restore (its own, else the pretrained one it names; the first that decodes for its learner and knobs).
+
+    Why: ``autocm bench pretrain --choose`` picks settings on the training side and records them in the
+    checkpoint's ``provenance.settings``; the simulator's evaluation runs the checkpoint with them. The
+    operator ran it with the learner's defaults unless the user copied every setting into
+    ``spec.learner.settings``, so the policy it ran was not the one evaluated (a checkpoint chosen with
+    ``risk: 0.05`` and the fast guard ran at ``risk: 0.2`` without it). The settings are tenant input
+    like the spec's and pass the same checks (:func:`controller.policy.check_learner_settings`); ones that
+    fail are not used and ``problem`` says why. API errors other than 404 propagate, as in ``restore``."""
+    names = [ckpt.configmap_name(policy.name)]
+    if policy.checkpoint:
+        names.append(policy.checkpoint.split("/", 1)[1])
+    for name in names:
+        try:
+            cm = kube.get(f"/api/v1/namespaces/{policy.namespace}/configmaps/{name}")
+        except ApiException as exc:
+            if exc.status == 404:
+                continue
+            raise
+        try:
+            got = ckpt.decode(ckpt.blob_of(cm), policy.learner, policy.space)
+        except Exception:  # restore() reports why this checkpoint is not used
+            continue
+        prov = got.state.get("provenance")
+        raw = prov.get("settings") if isinstance(prov, Mapping) else None
+        if not raw:
+            return {}, name, None
+        try:
+            return (check_learner_settings(policy.learner, raw, f"checkpoint configmap/{name} provenance.settings"),
+                    name, None)
+        except PolicyError as exc:
+            return {}, name, f"settings of checkpoint configmap/{name} not used: {exc}"
+    return {}, None, None
+
+
 class PolicyRunner:
     """One SizingPolicy: its control loop, adapters, safety checks and how a step reads in words."""
 
@@ -308,6 +346,9 @@ class PolicyRunner:
         """When the latest scale-up was made (the age of replicas still booting, :meth:`_fast_state`)."""
         self.restored: str | None = None
         self.checkpoint_problem: str | None = None
+        self.adopted_settings: dict[str, Any] = {}
+        """Learner settings taken from the checkpoint's provenance (:func:`checkpoint_settings`); the
+        spec's own settings win over them. Saved with every checkpoint, so a restart keeps them."""
         self.last_saved_s = -math.inf
         self.steps_since_save = 0
         self.last_saved: dict[str, Any] = {}
@@ -389,7 +430,10 @@ class PolicyRunner:
         g.awaiting_verdict = bool(state.get("awaiting_verdict", False))
 
     def save(self, owner: Mapping[str, Any], now: float) -> dict[str, Any] | None:
-        blob = ckpt.encode(self.policy.learner, self.policy.space, self.learner.state_dict(),
+        state = self.learner.state_dict()
+        if self.adopted_settings:  # the settings the state was trained (and is run) with go along with it
+            state = {**state, "provenance": {"settings": dict(self.adopted_settings)}}
+        blob = ckpt.encode(self.policy.learner, self.policy.space, state,
                            samples=self.learner.convergence().samples, loop=self._loop_state())
         name = ckpt.configmap_name(self.policy.name)
         body = ckpt.configmap_body(name, self.policy.namespace, blob, self.policy.learner,
@@ -693,15 +737,39 @@ class Engine:
             self._unregister(key)
             return None
         self._unregister(key)
-        try:
-            runner = PolicyRunner(policy, body, self.kube, self.shared, self.settings,
-                                  self._resize_supported(), self.clock, self.autoscalers, self.workloads,
-                                  self.fast_shared)
-        except Exception as exc:  # the learner refuses this space or settings, however it says so
-            self.invalid[key] = f"spec.learner: learner {policy.learner!r} refused this policy: {exc}"
-            self.runners.pop(key, None)
-            self._unregister(key)
-            return None
+        old = self.runners.get(key)
+        keeps = (isinstance(old, PolicyRunner) and old.policy.space == policy.space
+                 and old.policy.learner == policy.learner)
+        adopted: dict[str, Any] = {}
+        problem = None
+        if keeps:  # a spec change that keeps the learner keeps the checkpoint's settings too
+            adopted = dict(old.adopted_settings)  # type: ignore[union-attr]
+        elif old is None:  # the runner that will restore a checkpoint: run it with the settings it was chosen with
+            adopted, _name, problem = checkpoint_settings(self.kube, policy)
+        runner: PolicyRunner | None = None
+        if adopted:  # the spec's own settings win over the checkpoint's
+            try:
+                mixed = dataclasses.replace(policy, learner_settings={**adopted, **policy.learner_settings})
+                runner = PolicyRunner(mixed, body, self.kube, self.shared, self.settings, self._resize_supported(),
+                                      self.clock, self.autoscalers, self.workloads, self.fast_shared)
+            except Exception as exc:  # the learner refuses the mix, however it says so
+                problem = (f"settings of the checkpoint not used: learner {policy.learner!r} refused them "
+                           f"together with spec.learner.settings: {exc}")
+                adopted = {}
+                self._unregister(key)
+        if runner is None:
+            try:
+                runner = PolicyRunner(policy, body, self.kube, self.shared, self.settings,
+                                      self._resize_supported(), self.clock, self.autoscalers, self.workloads,
+                                      self.fast_shared)
+            except Exception as exc:  # the learner refuses this space or settings, however it says so
+                self.invalid[key] = f"spec.learner: learner {policy.learner!r} refused this policy: {exc}"
+                self.runners.pop(key, None)
+                self._unregister(key)
+                return None
+        runner.adopted_settings = adopted
+        if problem:
+            runner.checkpoint_problem = problem
         if policy.share_with is not None:
             try:
                 share_key = class_key(policy.share_with, policy.namespace, policy.learner, policy.space,
@@ -714,7 +782,6 @@ class Engine:
             runner.loop.sharing = ShareMember(self.board, share_key, key, runner.learner,  # type: ignore[arg-type]
                                               self.settings.share_every_s)
         self.invalid.pop(key, None)
-        old = self.runners.get(key)
         if isinstance(old, PolicyRunner):  # a spec change: keep learning if the knobs and learner are unchanged
             if old.policy.space == policy.space and old.policy.learner == policy.learner:
                 runner.learner.load_state_dict(old.learner.state_dict())
@@ -922,6 +989,8 @@ class Engine:
                                 [("Warning", "LearnerFailed", msg)])
         if runner.restored:
             result.status.setdefault("checkpoint", {})["restoredFrom"] = runner.restored
+        if runner.adopted_settings:
+            result.status.setdefault("checkpoint", {})["settings"] = dict(runner.adopted_settings)
         if runner.loop.sharing is not None:
             result.status["sharing"] = runner.loop.sharing.report()
         if runner.last_saved:

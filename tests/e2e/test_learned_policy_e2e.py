@@ -134,10 +134,15 @@ def extra_gpu_nodes(control_plane: ControlPlane):
 
 
 def compressed_checkpoint(src: Path, dst: Path) -> Path:
-    """``src`` with its cold start in this segment's time (:data:`SLO_RL_COLD_START_S`), all else as trained."""
+    """``src`` with its cold start in this segment's time (:data:`SLO_RL_COLD_START_S`), all else as trained.
+
+    Its provenance also records the one setting it was trained with that differs from today's default
+    (``risk_max`` 0.4, the default then; no effect at ``risk`` 0.2, whose bound only falls from there): the
+    operator runs a checkpoint with its provenance's settings, and the test reads them back in the status."""
     doc = json.loads(inflate(src.read_bytes()))
     doc["state"]["cold_start_s"] = SLO_RL_COLD_START_S
     doc["state"]["settings"]["cold_start_s"] = SLO_RL_COLD_START_S
+    doc["state"]["provenance"]["settings"] = {"risk_max": doc["state"]["settings"]["risk_max"]}
     dst.write_bytes(zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), level=9))
     return dst
 
@@ -223,6 +228,8 @@ def run_side_by_side(plane: ControlPlane, prometheus: PrometheusServer, promethe
         st = wait_status(plane, ns, ckpt_policy, lambda s: "restoredFrom" in s.get("checkpoint", {}),
                          "the checkpoint restored", 60, op_log)
         restored = st["checkpoint"]["restoredFrom"]
+        # the checkpoint's settings, adopted and shown (the CRD's status schema keeps them)
+        assert st["checkpoint"].get("settings") == {"risk_max": 0.4}, st["checkpoint"]
         for name in policies:
             emulators.enter_context(process(
                 [sys.executable, str(EMULATOR), "--kubeconfig", str(plane.kubeconfig), "--namespace", ns,

@@ -337,3 +337,72 @@ def test_events_of_a_change_are_posted_even_when_the_status_write_fails():
     assert "status" not in kube.objects[POLICY]  # the status write failed ...
     applied = [e for e in kube.events if e["reason"] == "AutocmApplied"]
     assert len(applied) == 1 and applied[0]["message"].startswith("replicas 2 -> 4")  # ... the event did not
+
+
+def _pretrained_slo_rl(kube: FakeKube, prom_url: str, settings: dict) -> None:
+    """A ConfigMap ``pretrained`` holding a fresh slo-rl's state for this policy's knobs, with
+    ``settings`` as its provenance (what ``autocm bench pretrain --choose`` records)."""
+    from learners.base import create
+
+    fresh = engine_for(prom_url, kube, Clock())
+    step(fresh, kube)
+    space = fresh.runners["ml/web-policy"].policy.space
+    objective = fresh.runners["ml/web-policy"].policy.objective
+    state = create("slo-rl", space, objective).state_dict()
+    state["provenance"] = {"scenario": "step", "settings": settings}
+    kube.put("/api/v1/namespaces/ml/configmaps/pretrained",
+             ckpt.configmap_body("pretrained", "ml", ckpt.encode("slo-rl", space, state), "slo-rl", space))
+    kube.objects.pop("/api/v1/namespaces/ml/configmaps/" + ckpt.configmap_name("web-policy"), None)
+
+
+def test_a_pretrained_checkpoint_runs_with_the_settings_it_was_chosen_with_and_the_spec_wins():
+    """The simulator evaluates a checkpoint with its provenance's settings; the operator ran it with the
+    learner's defaults unless every setting was copied into the spec. Now it takes them (the spec's own win),
+    says so in status.checkpoint.settings, and keeps them across its own checkpoints and a restart."""
+    chosen = {"risk": 0.05, "demand_noise_clip": 3.0, "fast_period_s": 15.0, "saturation_guard": True}
+    slo = {"name": "slo-rl", "checkpoint": "configmap/pretrained", "settings": {"risk": 0.1}}
+    kube = cluster(policy_body(learner=slo, intervalSeconds=60))  # room for fast steps of 15 s
+    clock = Clock()
+    with fake_prometheus(ttft(1.0)) as prom:
+        _pretrained_slo_rl(kube, prom.url, chosen)
+        eng = engine_for(prom.url, kube, clock, checkpoint_every_s=1.0)
+        step(eng, kube)
+        runner = eng.runners["ml/web-policy"]
+        assert runner.restored and runner.restored.startswith("configmap/pretrained")
+        s = runner.learner.s
+        assert (s.risk, s.demand_noise_clip, s.fast_period_s, s.saturation_guard) == (0.1, 3.0, 15.0, True)
+        assert runner.fast_period_s == 15.0  # the fast guard the evaluation ran, here too
+        assert kube.objects[POLICY]["status"]["checkpoint"]["settings"] == chosen
+        assert not [e for e in kube.events if e["reason"] == "CheckpointIgnored"]
+        clock.t += 5
+        step(eng, kube)  # saves its own checkpoint, which carries the settings on
+        kube.objects.pop("/api/v1/namespaces/ml/configmaps/pretrained")
+        restarted = engine_for(prom.url, kube, clock)
+        step(restarted, kube)
+    again = restarted.runners["ml/web-policy"]
+    assert again.restored.startswith("configmap/autocm-checkpoint-web-policy")
+    assert (again.learner.s.risk, again.learner.s.demand_noise_clip, again.fast_period_s) == (0.1, 3.0, 15.0)
+
+
+@pytest.mark.parametrize(("settings", "spec", "words"), [
+    ({"risk": "lots"}, {}, "expected a finite number"),
+    ({"no_such_setting": 1}, {}, "no setting(s) ['no_such_setting']"),
+    ({"down_window": 10**9}, {}, "down_window"),
+    ({"risk": 0.95}, {}, "risk must be a probability"),  # the learner's own check, alone
+    ({"risk": 0.6}, {"risk_max": 0.4}, "refused them together with spec.learner.settings"),  # each fine alone
+])
+def test_hostile_checkpoint_settings_are_not_used_and_the_policy_runs_on(settings, spec, words):
+    """A checkpoint is tenant input: its settings pass the spec's checks (types, caps, the learner's own)
+    or are not used, with a CheckpointIgnored warning; the policy then runs with its spec's settings."""
+    slo = {"name": "slo-rl", "checkpoint": "configmap/pretrained", "settings": spec}
+    kube = cluster(policy_body(learner=slo))
+    with fake_prometheus(ttft(1.0)) as prom:
+        _pretrained_slo_rl(kube, prom.url, settings)
+        eng = engine_for(prom.url, kube, Clock())
+        result = step(eng, kube)
+    runner = eng.runners["ml/web-policy"]
+    assert result.outcome != "refused" and runner.adopted_settings == {}
+    assert runner.learner.s.risk == 0.2  # the default
+    warnings = [e["message"] for e in kube.events if e["reason"] == "CheckpointIgnored"]
+    assert warnings and "settings of" in warnings[0] and words in warnings[0], warnings
+    assert "settings" not in kube.objects[POLICY]["status"].get("checkpoint", {})
