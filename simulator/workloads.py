@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -262,11 +262,33 @@ def build_services(scenario: Scenario) -> list[_Service]:
     return [_build_service(scenario, spec, scenario.seed) for spec in scenario.inference]
 
 
+def _checkpoint(scenario: Scenario, prun: PolicyRun, svc: _Service) -> Any:
+    """The policy's checkpoint, decoded and checked against its learner and this service's knobs."""
+    from controller.checkpoint import CheckpointError, decode
+
+    path = scenario.resolve(prun.checkpoint)
+    try:
+        return decode(path.read_bytes(), prun.learner, svc.space)
+    except FileNotFoundError:
+        raise ScenarioError(f"{scenario.path}: policy {prun.label}: checkpoint {path} does not exist "
+                            "(make one with autocm train)") from None
+    except CheckpointError as exc:
+        raise ScenarioError(f"{scenario.path}: policy {prun.label}: checkpoint {path}: {exc}") from None
+
+
 def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
     from controller.policy import check_learner_settings
 
+    ckpt = _checkpoint(scenario, prun, svc) if prun.checkpoint else None
+    # A checkpoint runs with the settings its provenance records (what it was trained and chosen with), as
+    # the operator and `autocm bench inference --pretrained` run it; the scenario's own settings win.
+    prov = ckpt.state.get("provenance") if ckpt is not None else None
+    recorded = dict(prov.get("settings") or {}) if isinstance(prov, Mapping) else {}
     try:
-        settings = {**latency_profile(prun.learner, svc), **prun.settings} if prun.profiled else prun.settings
+        settings = {**latency_profile(prun.learner, svc), **prun.settings} if prun.profiled else dict(prun.settings)
+        if recorded:
+            check_learner_settings(prun.learner, recorded, f"checkpoint {prun.checkpoint}: provenance.settings")
+            settings = {**recorded, **settings}
         check_learner_settings(prun.learner, settings, "settings")
         learner = create(prun.learner, svc.space, svc.objective, settings)
     except (TypeError, ValueError) as exc:
@@ -274,18 +296,12 @@ def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
     except (RuntimeError, ArithmeticError) as exc:  # a setting the type check let through broke the learner
         raise ScenarioError(f"{scenario.path}: policy {prun.label}: its settings {dict(prun.settings)} could "
                             f"not build the learner ({exc})") from None
-    if prun.checkpoint:
-        from controller.checkpoint import CheckpointError, decode
-
-        path = scenario.resolve(prun.checkpoint)
+    if ckpt is not None:
         try:
-            ckpt = decode(path.read_bytes(), prun.learner, svc.space)
             learner.load_state_dict(ckpt.state)
-        except FileNotFoundError:
-            raise ScenarioError(f"{scenario.path}: policy {prun.label}: checkpoint {path} does not exist "
-                                "(make one with autocm train)") from None
-        except (CheckpointError, ValueError) as exc:
-            raise ScenarioError(f"{scenario.path}: policy {prun.label}: checkpoint {path}: {exc}") from None
+        except ValueError as exc:
+            raise ScenarioError(f"{scenario.path}: policy {prun.label}: checkpoint "
+                                f"{scenario.resolve(prun.checkpoint)}: {exc}") from None
     return learner
 
 

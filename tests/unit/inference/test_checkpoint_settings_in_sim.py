@@ -1,0 +1,47 @@
+"""`autocm sim` runs a checkpoint with the settings its provenance records, as the operator and
+`autocm bench inference --pretrained` do; the scenario's own settings win, and bad ones are refused naming
+the checkpoint. Before session 22 a scenario policy ``{name: slo-rl, checkpoint: x.ckpt}`` ran the
+checkpoint with the learner's defaults whatever it was chosen with."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import pytest
+
+from controller.checkpoint import inflate
+from simulator.scenario import load
+from simulator.workloads import PolicyRun, ScenarioError, _learner, build_services
+
+CKPT = str(Path(__file__).resolve().parents[3] / "simulator" / "checkpoints" / "slo-rl-diurnal.ckpt")
+
+
+def with_settings(tmp_path, settings: dict) -> str:
+    doc = json.loads(inflate(Path(CKPT).read_bytes()))
+    doc["state"]["provenance"]["settings"] = settings
+    path = tmp_path / "chosen.ckpt"
+    path.write_bytes(zlib.compress(json.dumps(doc).encode()))
+    return str(path)
+
+
+def test_the_checkpoints_settings_apply_and_the_scenarios_win(tmp_path):
+    scenario = load("inference-diurnal-eval")
+    svc = build_services(scenario)[0]
+    path = with_settings(tmp_path, {"risk": 0.05, "demand_noise_clip": 3.0, "fast_period_s": 15.0})
+    learner = _learner(scenario, PolicyRun("rl", "slo-rl", {"fast_period_s": 0.0}, checkpoint=path), svc)
+    assert (learner.s.risk, learner.s.demand_noise_clip, learner.s.fast_period_s) == (0.05, 3.0, 0.0)
+    plain = _learner(scenario, PolicyRun("rl", "slo-rl", {}, checkpoint=CKPT), svc)  # provenance settings {}
+    assert (plain.s.risk, plain.s.demand_noise_clip) == (0.2, 0.0)
+
+
+@pytest.mark.parametrize(("settings", "words"), [({"risk": "x"}, "provenance.settings.risk"),
+                                                  ({"bogus": 1}, "no setting(s) ['bogus']")])
+def test_bad_recorded_settings_are_refused_naming_the_checkpoint(tmp_path, settings, words):
+    scenario = load("inference-diurnal-eval")
+    svc = build_services(scenario)[0]
+    path = with_settings(tmp_path, settings)
+    with pytest.raises(ScenarioError, match="policy rl") as err:
+        _learner(scenario, PolicyRun("rl", "slo-rl", {}, checkpoint=path), svc)
+    assert words in str(err.value) and "chosen.ckpt" in str(err.value)
