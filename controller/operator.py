@@ -197,6 +197,13 @@ class ClusterSource:
     fast_window_s: float = 0.0
     read_state: Callable[[float], tuple[Config, tuple[ReplicaSample, ...]]] | None = None
     """The live config and replicas (:func:`replica_samples`) at a time, for :meth:`peek`; None: the config only."""
+    slow_replicas: bool = False
+    """The slow observation carries the replicas' readiness too (from ``read_state``), for a learner that
+    reads it (``reads_replica_readiness``): the simulator gives every observation one sample per replica,
+    and slo-rl counts only ready ones as serving, holds scale-downs while some boot and learns its cold
+    start from them. Until session 22 the operator gave it none on the slow path, so slo-rl counted booting
+    replicas as serving (its capacity rows after a scale-up read their load per GPU too low) and never saw
+    one boot. Not for the rest: HPA takes per-pod samples as per-pod metric values, which this has none of."""
 
     def observe(self, workload: str, now: float) -> Observation | None:
         self.problem = None
@@ -210,7 +217,11 @@ class ClusterSource:
         # Optional metrics that are NaN (a histogram with no requests) are dropped rather than
         # freezing the workload; required ones stay, and the loop freezes on them.
         metrics = {k: v for k, v in got.values.items() if k in required or math.isfinite(v)}
-        return Observation(time_s=got.time_s, config=self.read_config(), metrics=metrics,
+        if self.slow_replicas and self.read_state is not None:
+            config, replicas = self.read_state(now)
+        else:
+            config, replicas = self.read_config(), ()
+        return Observation(time_s=got.time_s, config=config, metrics=metrics, replicas=replicas,
                            interval_s=self.policy.interval_s, events=_completions(metrics, self.policy.interval_s))
 
     def peek(self, workload: str, now: float) -> Observation | None:
@@ -370,7 +381,8 @@ class PolicyRunner:
                 policy.target, policy.workload, self.fast_period_s, self.fast_period_s,
                 {m: t for m, t in policy.queries.items() if m in FAST_METRICS}, metrics=FAST_METRICS))
             self.source.fast, self.source.fast_window_s = fast_shared, self.fast_period_s
-            self.source.read_state = self._fast_state
+        self.source.read_state = self._fast_state
+        self.source.slow_replicas = bool(getattr(self.learner, "reads_replica_readiness", False))
 
     def _current_config(self) -> Config:
         """The workload's configuration as observed this interval (from the namespace's shared listing)."""

@@ -260,6 +260,10 @@ class SloRl:
     name = "slo-rl"
     uses_guard_rails = False
     """It keeps its own rails (hysteresis, hold after scale-up, restart gating, bounds)."""
+    reads_replica_readiness = True
+    """Every observation should carry one :class:`ReplicaSample` per replica (ready or booting, and how
+    long): it counts only ready replicas as serving, holds scale-downs while some boot and learns its cold
+    start from them. The simulator always gives them; the operator gives them to learners that say so."""
 
     def __init__(self, space: ConfigSpace, objective: Objective, settings: SloRlSettings | None = None) -> None:
         self.space, self.objective = space, objective

@@ -116,6 +116,28 @@ def test_the_slow_observation_carries_the_intervals_completions_as_the_simulator
     assert eng.runners[KEY].learner._served_per_replica > 0  # the learner read it at the first step
 
 
+def test_the_slow_observation_carries_readiness_for_slo_rl_and_not_for_hpa():
+    """The simulator gives every observation one sample per replica; slo-rl counts only ready ones as
+    serving and learns its cold start from the booting ones. The operator's slow path gave it none, with
+    or without the fast guard. HPA gets none still: it reads samples as per-pod metric values."""
+    for learner in (slo_rl(None), slo_rl(15.0)):
+        kube = cluster(body_of(learner), ready=1)
+        with fake_prometheus(Cluster(queue=0.0, rate_15s=1.0, rate_60s=1.0)) as prom:
+            eng = engine_for(prom.url, kube, Clock())
+            step(eng, kube)
+            kube.objects[DEPLOY]["spec"]["replicas"] = 2
+            kube.objects[DEPLOY]["status"] = {"replicas": 2, "readyReplicas": 1}
+            eng.workloads.invalidate(eng.runners[KEY].policy.target)
+            obs = eng.runners[KEY].source.observe(KEY, eng.clock())
+        assert obs is not None and [r.ready for r in obs.replicas] == [True, False], (learner, obs.replicas)
+    kube = cluster(body_of({"name": "hpa", "settings": {"metric": "gpu_utilization", "target": 0.5}}), ready=1)
+    with fake_prometheus(Cluster()) as prom:
+        eng = engine_for(prom.url, kube, Clock())
+        step(eng, kube)
+        obs = eng.runners[KEY].source.observe(KEY, eng.clock())
+    assert obs is not None and obs.replicas == ()
+
+
 def test_peek_is_none_without_an_answer():
     kube = cluster(body_of(slo_rl()))
     with fake_prometheus(Cluster()) as prom:
