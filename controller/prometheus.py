@@ -234,15 +234,21 @@ def format_window(seconds: float) -> str:
 
 BURST_WINDOW_S = 10.0
 """The short window of ``request_rate_peak_per_second``: the simulator's (its largest 10 s rate)."""
+BURST_POINTS = 60
+"""The most points the burst's subquery asks for per series: a policy may set a window of a day, and 5 s
+points over a day would be 17,280 per pod in every refresh of the shared query, parsed in the operator."""
 
 
 def burst_fields(window_s: float) -> dict[str, str]:
     """``{burst_window}`` (10 s, or half the rate window when that is shorter, so there are at least two
-    short windows to compare) and ``{burst_step}`` (half of it: the subquery's resolution). A short window
-    needs two scrapes within it: with a scrape interval above 5 s the default query returns nothing and
-    slo-rl's burst feature is 0; override the metric's query with a longer ``[...]`` then (docs/operator.md)."""
+    short windows to compare) and ``{burst_step}`` (half of it: the subquery's resolution, coarser when the
+    window would need more than :data:`BURST_POINTS` points; the peak is then the largest of those samples).
+    A short window needs two scrapes within it: with a scrape interval above 5 s the default query returns
+    nothing and slo-rl's burst feature is 0; override the metric's query with a longer ``[...]`` then
+    (docs/operator.md)."""
     burst = min(BURST_WINDOW_S, window_s / 2)
-    return {"burst_window": format_window(burst), "burst_step": format_window(burst / 2)}
+    step = max(burst / 2, math.ceil(window_s / BURST_POINTS))
+    return {"burst_window": format_window(burst), "burst_step": format_window(step)}
 
 
 def render_shared(template: str, namespaces: Iterable[str], window_s: float) -> str:

@@ -330,3 +330,16 @@ def test_a_range_vector_is_refused_for_every_other_metric():
     assert "request_rate_per_second" not in got.values and "queue_length" not in got.values
     assert got.values.get("request_rate_peak_per_second") == 2.0
     assert any(p.startswith("request_rate_per_second") and "instant vector" in p for p in got.problems)
+
+
+def test_the_bursts_subquery_asks_for_at_most_sixty_points_whatever_the_window():
+    """A tenant's spec.metrics.windowSeconds may be a day: 5 s points over it would be 17,280 per pod in
+    every refresh of the shared query, each parsed by the operator."""
+    from controller.prometheus import BURST_POINTS, burst_fields
+
+    for window in (1.0, 4.0, 60.0, 600.0, 3600.0, 86_400.0):
+        f = burst_fields(window)
+        step = float(f["burst_step"].removesuffix("ms")) / 1000 if f["burst_step"].endswith("ms") \
+            else float(f["burst_step"].removesuffix("s"))
+        assert window / step <= BURST_POINTS, (window, f)
+    assert burst_fields(86_400.0) == {"burst_window": "10s", "burst_step": "1440s"}
