@@ -7,6 +7,7 @@ end-to-end tests can start, SIGKILL and restart the real operator process.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -289,7 +290,7 @@ def push_checkpoint(file: Path, policy_name: str, namespace: str, kubeconfig: st
 
     from controller import checkpoint as ckpt
     from controller.kube import Kube
-    from controller.policy import GROUP, PLURAL, VERSION, PolicyError, parse
+    from controller.policy import GROUP, PLURAL, VERSION, PolicyError, check_learner_settings, parse
 
     # The file first: a wrong file is the user's to fix before any cluster is involved.
     size = file.stat().st_size
@@ -318,6 +319,15 @@ def push_checkpoint(file: Path, policy_name: str, namespace: str, kubeconfig: st
         got = ckpt.decode(blob, policy.learner, policy.space)
     except ckpt.CheckpointError as exc:
         raise CommandError(f"{file}: {exc}") from exc
+    # The operator runs a checkpoint with the settings it was chosen with (spec.learner.settings win): say
+    # which, and refuse ones it would not use before they reach the cluster.
+    prov = got.state.get("provenance")
+    recorded = dict(prov.get("settings") or {}) if isinstance(prov, dict) else {}
+    try:
+        check_learner_settings(policy.learner, recorded, f"{file}: provenance.settings")
+    except PolicyError as exc:
+        raise CommandError(f"{exc}; the operator would not use them (retrain, or write the checkpoint's "
+                           "provenance.settings anew)") from exc
     name = configmap or (policy.checkpoint.split("/", 1)[1] if policy.checkpoint
                          else ckpt.configmap_name(policy_name))
     cm = ckpt.configmap_body(name, namespace, blob, policy.learner, policy.space)
@@ -327,6 +337,10 @@ def push_checkpoint(file: Path, policy_name: str, namespace: str, kubeconfig: st
         raise CommandError(f"configmap/{name} in {namespace}: {exc.status} {exc.reason}", EXIT_ENVIRONMENT) from exc
     click.echo(f"pushed {file} ({len(blob)} bytes, learner {got.learner}, saved {got.saved_at}) "
                f"to configmap/{name} in {namespace}")
+    if recorded:
+        spec_wins = sorted(k for k in recorded if k in policy.learner_settings)
+        click.echo(f"it runs with the settings it was chosen with: {json.dumps(recorded, sort_keys=True)}"
+                   + (f"; spec.learner.settings override {', '.join(spec_wins)}" if spec_wins else ""))
 
 
 @click.group()

@@ -35,14 +35,15 @@ def test_run_requires_a_prometheus_url():
     assert result.exit_code == 2 and "--prometheus" in result.output
 
 
-def push(tmp_path, monkeypatch, space: ConfigSpace, learner: str = "vconf"):
+def push(tmp_path, monkeypatch, space: ConfigSpace, learner: str = "vconf", state: dict | None = None,
+         spec: dict | None = None):
     kube = FakeKube()
-    kube.put(POLICY, {"metadata": {"name": "web", "namespace": "ml"}, "spec": SPEC})
+    kube.put(POLICY, {"metadata": {"name": "web", "namespace": "ml"}, "spec": spec or SPEC})
     monkeypatch.setattr(run_cmd, "_api_client", lambda kubeconfig: None)
     monkeypatch.setattr(run_cmd, "probe_apiserver", lambda client, **_: "v1.34.0")
     monkeypatch.setattr("controller.kube.Kube", lambda client: kube)
     path = tmp_path / "ckpt.bin"
-    path.write_bytes(ckpt.encode(learner, space, {"epsilon": 0.1}))
+    path.write_bytes(ckpt.encode(learner, space, state if state is not None else {"epsilon": 0.1}))
     result = CliRunner().invoke(run_cmd.push_checkpoint, [str(path), "--policy", "web", "-n", "ml"])
     return kube, result
 
@@ -59,6 +60,22 @@ def test_push_checkpoint_uploads_to_the_configmap_the_policy_names(tmp_path, mon
 def test_push_checkpoint_refuses_other_knobs(tmp_path, monkeypatch):
     kube, result = push(tmp_path, monkeypatch, ConfigSpace.of(Knob("replicas", 1, 16)))
     assert result.exit_code == run_cmd.EXIT_USAGE and "trained for knobs" in result.output
+    assert "/api/v1/namespaces/ml/configmaps/pretrained" not in kube.objects
+
+
+def test_push_checkpoint_says_which_settings_the_checkpoint_runs_with_and_refuses_bad_ones(tmp_path, monkeypatch):
+    """The operator runs a checkpoint with its provenance's settings (spec.learner.settings win); the
+    upload says so, and refuses settings the operator would not use before they reach the cluster."""
+    spec = {**SPEC, "learner": {**SPEC["learner"], "settings": {"epsilon_min": 0.2}}}
+    space = parse(spec, "ml", "web").space
+    state = {"epsilon": 0.1, "provenance": {"settings": {"epsilon_min": 0.05, "hidden": 32}}}
+    _kube, result = push(tmp_path, monkeypatch, space, state=state, spec=spec)
+    assert result.exit_code == 0, result.output
+    assert 'chosen with: {"epsilon_min": 0.05, "hidden": 32}; spec.learner.settings override epsilon_min' in result.output
+    bad = {"epsilon": 0.1, "provenance": {"settings": {"hidden": 10**9}}}
+    kube, result = push(tmp_path, monkeypatch, space, state=bad, spec=spec)
+    assert result.exit_code == run_cmd.EXIT_USAGE, result.output
+    assert "provenance.settings.hidden" in result.output and "would not use them" in result.output
     assert "/api/v1/namespaces/ml/configmaps/pretrained" not in kube.objects
 
 
