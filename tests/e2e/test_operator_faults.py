@@ -6,6 +6,8 @@
 - CPU in place through pods/resize: the apiserver accepts it on kwok's pods (no kubelet carries it
   out), and the pod template is untouched (no rollout).
 - GPU capacity: a scale-up is cut to what the kwok GPU nodes can schedule; no pod stays Pending.
+- A workload the apiserver accepts but autocm cannot read (a batch size that is not a number) is
+  reported as InvalidWorkload, not as the learner failing, and is sized once its owner fixes it.
 """
 
 from __future__ import annotations
@@ -160,6 +162,42 @@ def test_cpu_is_resized_in_place_through_pods_resize(crd, control_plane: Control
     assert dep.spec.template.spec.containers[0].resources.requests["cpu"] == "500m"  # no rollout
     assert json.loads(dep.metadata.annotations["autocm.io/resources"]) == {"cpu": "1000m"}
     assert condition(st, "Applied")["status"] == "True"
+
+
+def test_a_workload_with_an_unreadable_knob_is_invalid_until_fixed(crd, control_plane: ControlPlane,  # noqa: F811
+                                                                    namespace: str, prometheus: PrometheusServer,
+                                                                    prometheus_scrape, tmp_path: Path) -> None:
+    plane = control_plane
+    apps = kubernetes.client.AppsV1Api(plane.api_client)
+    make_deployment(plane, namespace, replicas=1)
+    env = [{"name": "AUTOCM_BATCH_SIZE", "value": "eight"}]  # the apiserver takes any string
+    apps.patch_namespaced_deployment("web", namespace, {"spec": {"template": {"spec": {"containers": [
+        {"name": "server", "env": env}]}}}})
+    log = tmp_path / "operator.log"
+    with emulator(plane, namespace, tmp_path / "emulator.log") as emu_port:
+        prometheus_scrape([f"127.0.0.1:{emu_port}"])
+        body = policy("web", "apply", knobs={"replicas": {"min": 1, "max": 4}, "batchSize": {"choices": [8, 16]}},
+                      learner={"name": "static", "settings": {"config": {"replicas": 2}}})
+        custom(plane).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+        with process(operator_argv(plane, prometheus.url, free_port()), log):
+            st = wait_status(plane, namespace, "web",
+                             lambda s: condition(s, "Ready").get("reason") == "InvalidWorkload",
+                             "Ready=False InvalidWorkload", 120, log)
+            msg = condition(st, "Ready")["message"]
+            assert msg.startswith(f"spec.targetRef: Deployment {namespace}/web cannot be sized: "), msg
+            assert "cannot read its configuration" in msg and "'eight'" in msg, msg
+            assert "learner" not in msg, msg
+            assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 1  # nothing applied
+            events = kubernetes.client.CoreV1Api(plane.api_client).list_namespaced_event(namespace).items
+            assert any(e.reason == "InvalidWorkload" and e.involved_object.kind == "SizingPolicy" for e in events)
+            env[0]["value"] = "8"  # its owner fixes it: the next interval sizes it
+            apps.patch_namespaced_deployment("web", namespace, {"spec": {"template": {"spec": {"containers": [
+                {"name": "server", "env": env}]}}}})
+            st = wait_status(plane, namespace, "web",
+                             lambda s: condition(s, "Ready").get("status") == "True"
+                             and s.get("currentConfig", {}).get("replicas") == 2,
+                             "sized once fixed", 120, log)
+    assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 2
 
 
 def test_gpu_scale_up_is_cut_to_what_the_nodes_can_schedule(crd, control_plane: ControlPlane,  # noqa: F811

@@ -71,7 +71,8 @@ def test_push_checkpoint_says_which_settings_the_checkpoint_runs_with_and_refuse
     state = {"epsilon": 0.1, "provenance": {"settings": {"epsilon_min": 0.05, "hidden": 32}}}
     _kube, result = push(tmp_path, monkeypatch, space, state=state, spec=spec)
     assert result.exit_code == 0, result.output
-    assert 'chosen with: {"epsilon_min": 0.05, "hidden": 32}; spec.learner.settings override epsilon_min' in result.output
+    said = 'chosen with: {"epsilon_min": 0.05, "hidden": 32}; spec.learner.settings override epsilon_min'
+    assert said in result.output, result.output
     bad = {"epsilon": 0.1, "provenance": {"settings": {"hidden": 10**9}}}
     kube, result = push(tmp_path, monkeypatch, space, state=bad, spec=spec)
     assert result.exit_code == run_cmd.EXIT_USAGE, result.output
