@@ -294,10 +294,8 @@ def read_config(obj: Mapping[str, Any], policy: Policy) -> Config:
         return _read_config(obj, container, policy)
     except WorkloadSpecError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        t = policy.target
-        raise WorkloadSpecError(f"{t.kind} {t.namespace}/{t.name}: cannot read its configuration "
-                                f"({type(exc).__name__}: {exc})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # the caller names the object
+        raise WorkloadSpecError(f"cannot read its configuration ({type(exc).__name__}: {exc})") from None
 
 
 def _read_config(obj: Mapping[str, Any], container: Mapping[str, Any], policy: Policy) -> Config:

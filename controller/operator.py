@@ -756,7 +756,7 @@ class Engine:
         problem = None
         if keeps:  # a spec change that keeps the learner keeps the checkpoint's settings too
             adopted = dict(old.adopted_settings)  # type: ignore[union-attr]
-        elif old is None:  # the runner that will restore a checkpoint: run it with the settings it was chosen with
+        elif not isinstance(old, PolicyRunner):  # this runner will restore a checkpoint: run it as it was chosen
             adopted, _name, problem = checkpoint_settings(self.kube, policy)
         runner: PolicyRunner | None = None
         if adopted:  # the spec's own settings win over the checkpoint's
