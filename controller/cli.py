@@ -269,6 +269,7 @@ def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int
     for i, e in enumerate(result.episodes, 1):
         click.echo(f"{i:7d}  {e.seed:4d}  {e.slo_attainment:11.4f}  {e.gpu_hours:9.2f}  {e.changes:7d}  {e.verdict}")
     click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
+    _say_settings(sets)
 
 
 def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int, seed: int | None,
@@ -309,6 +310,17 @@ def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], epi
                f"{record.discarded} in-flight episodes discarded); the checkpoint holds the policy of check "
                f"{record.best_check + 1}")
     click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
+    _say_settings(sets)
+
+
+def _say_settings(sets: tuple[str, ...]) -> None:
+    """The checkpoint runs with its --set settings wherever it goes (autocm sim, bench, the operator)."""
+    import json
+
+    chosen = _parse_sets(sets)
+    if chosen:
+        click.echo(f"it runs with {json.dumps(chosen, sort_keys=True)} wherever it is used (autocm sim, bench, "
+                   "the operator); settings written in a scenario or in spec.learner.settings win")
 
 
 LAZY_COMMANDS = {

@@ -45,3 +45,20 @@ def test_bad_recorded_settings_are_refused_naming_the_checkpoint(tmp_path, setti
     with pytest.raises(ScenarioError, match="policy rl") as err:
         _learner(scenario, PolicyRun("rl", "slo-rl", {}, checkpoint=path), svc)
     assert words in str(err.value) and "chosen.ckpt" in str(err.value)
+
+
+def test_autocm_train_says_which_settings_travel_and_sim_runs_with_them(tmp_path):
+    """The round trip a user makes: ``autocm train --set`` (it says the settings travel), then a scenario
+    naming the checkpoint runs with them."""
+    from click.testing import CliRunner
+
+    from controller.cli import main
+
+    out = tmp_path / "t.ckpt"
+    result = CliRunner().invoke(main, ["train", "inference-diurnal-train", "--learner", "slo-rl", "--episodes", "1",
+                                       "--set", "risk=0.1", "-q", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert 'it runs with {"risk": 0.1} wherever it is used' in result.output
+    scenario = load("inference-diurnal-eval")
+    learner = _learner(scenario, PolicyRun("rl", "slo-rl", {}, checkpoint=str(out)), build_services(scenario)[0])
+    assert learner.s.risk == 0.1
