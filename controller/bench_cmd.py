@@ -185,4 +185,4 @@ def _grid(option: str, specs: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
 def decode_settings(path: Path) -> dict[str, Any]:
     from controller.checkpoint import decode
 
-    return dict(decode(path.read_bytes()).state.get("provenance", {}).get("settings") or {})
+    return dict(decode(path.read_bytes()).recorded_settings)

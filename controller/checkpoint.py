@@ -118,6 +118,15 @@ class Checkpoint:
     loop: dict[str, Any] | None = None
     """The control loop's guard state (last change, cooldown), so a restart repeats no action."""
 
+    @property
+    def recorded_settings(self) -> Any:
+        """The learner settings the checkpoint was trained and chosen with: its provenance's ``settings``
+        as stored, ``{}`` when it records none. Unchecked (a file is tenant input): a caller that runs
+        them checks them as it checks ``spec.learner.settings`` (``check_learner_settings``)."""
+        prov = self.state.get("provenance")
+        raw = prov.get("settings") if isinstance(prov, Mapping) else None
+        return raw if raw else {}
+
 
 def encode(learner: str, space: ConfigSpace, state: Mapping[str, Any], samples: int = 0,
            loop: Mapping[str, Any] | None = None) -> bytes:

@@ -26,7 +26,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -288,6 +288,21 @@ class _InvalidatingActuator:
             self.workloads.invalidate(self.actuator.policy.target)
 
 
+def checkpoint_configmaps(kube: Kube, policy: Policy) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(name, ConfigMap) of every checkpoint this policy may restore that exists, in the order it tries
+    them: its own, then the pretrained one ``spec.learner.checkpoint`` names. API errors other than 404
+    propagate."""
+    names = [ckpt.configmap_name(policy.name)]
+    if policy.checkpoint:
+        names.append(policy.checkpoint.split("/", 1)[1])
+    for name in names:
+        try:
+            yield name, kube.get(f"/api/v1/namespaces/{policy.namespace}/configmaps/{name}")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
 def checkpoint_settings(kube: Kube, policy: Policy) -> tuple[dict[str, Any], str | None, str | None]:
     """(settings, configmap, problem): the learner settings recorded in the checkpoint this policy will
     restore (its own, else the pretrained one it names; the first that decodes for its learner and knobs).
@@ -299,22 +314,12 @@ def checkpoint_settings(kube: Kube, policy: Policy) -> tuple[dict[str, Any], str
     ``risk: 0.05`` and the fast guard ran at ``risk: 0.2`` without it). The settings are tenant input
     like the spec's and pass the same checks (:func:`controller.policy.check_learner_settings`); ones that
     fail are not used and ``problem`` says why. API errors other than 404 propagate, as in ``restore``."""
-    names = [ckpt.configmap_name(policy.name)]
-    if policy.checkpoint:
-        names.append(policy.checkpoint.split("/", 1)[1])
-    for name in names:
-        try:
-            cm = kube.get(f"/api/v1/namespaces/{policy.namespace}/configmaps/{name}")
-        except ApiException as exc:
-            if exc.status == 404:
-                continue
-            raise
+    for name, cm in checkpoint_configmaps(kube, policy):
         try:
             got = ckpt.decode(ckpt.blob_of(cm), policy.learner, policy.space)
         except Exception:  # restore() reports why this checkpoint is not used
             continue
-        prov = got.state.get("provenance")
-        raw = prov.get("settings") if isinstance(prov, Mapping) else None
+        raw = got.recorded_settings
         if not raw:
             return {}, name, None
         try:
@@ -381,15 +386,16 @@ class PolicyRunner:
                 policy.target, policy.workload, self.fast_period_s, self.fast_period_s,
                 {m: t for m, t in policy.queries.items() if m in FAST_METRICS}, metrics=FAST_METRICS))
             self.source.fast, self.source.fast_window_s = fast_shared, self.fast_period_s
-        self.source.read_state = self._fast_state
+        self.source.read_state = self._live_state
         self.source.slow_replicas = bool(getattr(self.learner, "reads_replica_readiness", False))
 
     def _current_config(self) -> Config:
         """The workload's configuration as observed this interval (from the namespace's shared listing)."""
         return read_config(self.workloads.get(self.policy.target), self.policy)
 
-    def _fast_state(self, now: float) -> tuple[Config, tuple[ReplicaSample, ...]]:
-        """The configuration and the replicas' readiness, from one read of the workload (fast steps)."""
+    def _live_state(self, now: float) -> tuple[Config, tuple[ReplicaSample, ...]]:
+        """The configuration and the replicas' readiness, from one read of the workload (fast steps, and the
+        control steps of a learner that reads readiness)."""
         obj = self.workloads.get(self.policy.target)
         up = self.actuator.last_scale_up  # cleared once its pods are checked; the time is kept here
         if up is not None:
@@ -400,17 +406,7 @@ class PolicyRunner:
     # checkpoints ---------------------------------------------------------------------------------------
     def restore(self) -> None:
         """The policy's own checkpoint, else the pretrained one it names; a mismatch is reported."""
-        ns = self.policy.namespace
-        names = [ckpt.configmap_name(self.policy.name)]
-        if self.policy.checkpoint:
-            names.append(self.policy.checkpoint.split("/", 1)[1])
-        for name in names:
-            try:
-                cm = self.kube.get(f"/api/v1/namespaces/{ns}/configmaps/{name}")
-            except ApiException as exc:
-                if exc.status == 404:
-                    continue
-                raise
+        for name, cm in checkpoint_configmaps(self.kube, self.policy):
             before = self.learner.state_dict()
             try:
                 got = ckpt.decode(ckpt.blob_of(cm), self.policy.learner, self.policy.space)

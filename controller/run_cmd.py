@@ -321,10 +321,8 @@ def push_checkpoint(file: Path, policy_name: str, namespace: str, kubeconfig: st
         raise CommandError(f"{file}: {exc}") from exc
     # The operator runs a checkpoint with the settings it was chosen with (spec.learner.settings win): say
     # which, and refuse ones it would not use before they reach the cluster.
-    prov = got.state.get("provenance")
-    recorded = dict(prov.get("settings") or {}) if isinstance(prov, dict) else {}
     try:
-        check_learner_settings(policy.learner, recorded, f"{file}: provenance.settings")
+        recorded = check_learner_settings(policy.learner, got.recorded_settings, f"{file}: provenance.settings")
     except PolicyError as exc:
         raise CommandError(f"{exc}; the operator would not use them (retrain, or write the checkpoint's "
                            "provenance.settings anew)") from exc

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -282,13 +282,12 @@ def _learner(scenario: Scenario, prun: PolicyRun, svc: _Service):
     ckpt = _checkpoint(scenario, prun, svc) if prun.checkpoint else None
     # A checkpoint runs with the settings its provenance records (what it was trained and chosen with), as
     # the operator and `autocm bench inference --pretrained` run it; the scenario's own settings win.
-    prov = ckpt.state.get("provenance") if ckpt is not None else None
-    recorded = dict(prov.get("settings") or {}) if isinstance(prov, Mapping) else {}
+    recorded = ckpt.recorded_settings if ckpt is not None else {}
     try:
         settings = {**latency_profile(prun.learner, svc), **prun.settings} if prun.profiled else dict(prun.settings)
         if recorded:
-            check_learner_settings(prun.learner, recorded, f"checkpoint {prun.checkpoint}: provenance.settings")
-            settings = {**recorded, **settings}
+            settings = {**check_learner_settings(prun.learner, recorded,
+                                                 f"checkpoint {prun.checkpoint}: provenance.settings"), **settings}
         check_learner_settings(prun.learner, settings, "settings")
         learner = create(prun.learner, svc.space, svc.objective, settings)
     except (TypeError, ValueError) as exc:

@@ -155,10 +155,9 @@ def pretrained_plans(plan: list[Plan], folder: Path, scenario: str) -> list[Plan
         path = folder / checkpoint_name(name, scenario)
         if path.is_file():
             try:
-                prov = decode(path.read_bytes(), name).state.get("provenance") or {}
+                settings = dict(decode(path.read_bytes(), name).recorded_settings)
             except CheckpointError as exc:
                 raise ValueError(f"--pretrained: {path}: {exc}") from None
-            settings = dict(prov.get("settings") or {})
             out.append(Plan(name + PRETRAINED, name, settings, name + PRETRAINED, str(path.resolve())))
     return out
 

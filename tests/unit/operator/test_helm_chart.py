@@ -78,8 +78,7 @@ OPERATOR_CALLS: dict[tuple[str, str, str], list[Need]] = {
     ("kube", "_list_autoscalers.listing", "get"): [
         ("autoscaling", "horizontalpodautoscalers", "list"), ("autoscaling.k8s.io", "verticalpodautoscalers", "list"),
         ("keda.sh", "scaledobjects", "list")],
-    ("operator", "PolicyRunner.restore", "get"): [("", "configmaps", "get")],
-    ("operator", "checkpoint_settings", "get"): [("", "configmaps", "get")],
+    ("operator", "checkpoint_configmaps", "get"): [("", "configmaps", "get")],
     ("operator", "PolicyRunner.save", "apply"): [("", "configmaps", "create"), ("", "configmaps", "patch")],
     # GET /version is a non-resource URL every authenticated user may read (system:public-info-viewer).
     ("operator", "Engine._resize_supported", "server_minor_version"): [],
