@@ -259,9 +259,10 @@ def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int
 
     check_runnable(loaded)
     first = loaded.seed if seed is None else seed
+    chosen = _parse_sets(sets)
     bar = _Progress(duration_of(loaded) * episodes, not quiet)
     try:
-        result = pretrain(loaded, learner_name, _parse_sets(sets), episodes, first, tick=bar.advance)
+        result = pretrain(loaded, learner_name, chosen, episodes, first, tick=bar.advance)
     finally:
         bar.close()
     size = save(result, out)
@@ -269,7 +270,7 @@ def train(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int
     for i, e in enumerate(result.episodes, 1):
         click.echo(f"{i:7d}  {e.seed:4d}  {e.slo_attainment:11.4f}  {e.gpu_hours:9.2f}  {e.changes:7d}  {e.verdict}")
     click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
-    _say_settings(sets)
+    _say_settings(chosen)
 
 
 def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], episodes: int, seed: int | None,
@@ -292,8 +293,9 @@ def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], epi
                                 eval_seeds=tuple(first + 100_000 + i for i in range(eval_seeds)),
                                 backend="ray" if ray_address else "process", ray_address=ray_address)
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    chosen = _parse_sets(sets)
     try:
-        result, record = pretrain_parallel(loaded, learner_name, _parse_sets(sets), first, settings, say)
+        result, record = pretrain_parallel(loaded, learner_name, chosen, first, settings, say)
     except RayUnavailableError as exc:  # friendly_errors prints a ValueError as one line, exit status 2
         raise ValueError(f"--ray: {exc}") from None
     size = save(result, out)
@@ -310,14 +312,13 @@ def _train_parallel(scenario: str, learner_name: str, sets: tuple[str, ...], epi
                f"{record.discarded} in-flight episodes discarded); the checkpoint holds the policy of check "
                f"{record.best_check + 1}")
     click.echo(f"checkpoint: {out} ({size} bytes, learner {learner_name}, scenario {loaded.name})")
-    _say_settings(sets)
+    _say_settings(chosen)
 
 
-def _say_settings(sets: tuple[str, ...]) -> None:
+def _say_settings(chosen: dict[str, Any]) -> None:
     """The checkpoint runs with its --set settings wherever it goes (autocm sim, bench, the operator)."""
     import json
 
-    chosen = _parse_sets(sets)
     if chosen:
         click.echo(f"it runs with {json.dumps(chosen, sort_keys=True)} wherever it is used (autocm sim, bench, "
                    "the operator); settings written in a scenario or in spec.learner.settings win")
