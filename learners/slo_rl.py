@@ -102,6 +102,16 @@ class SloRlSettings:
     times this (1: the same bound as scale-up, as before). Below 1, a smaller size must look safer than a
     scale-up needs before replicas are removed, so a posterior grown optimistic while the SLO held does not
     step down at the peak (the operator e2e test's 3 -> 2 at ~7 requests/s at price 0)."""
+    down_evidence: float = 0.0
+    """Scale-down trust region (0: off). Above 0, a scale-down to ``n`` replicas of a template must plan at
+    most this many times the highest load per GPU at which the template has met the SLO with ``n`` or fewer
+    ready replicas (:meth:`SloRl.evidenced`); with no such evidence yet, the posterior alone decides, so the
+    learner still explores smaller sizes. Why: the capacity model is logistic in load *per GPU*, so evidence
+    from 3 replicas at 0.3 requests/s per GPU reads as room for 2 replicas at 0.4, but per-replica capacity
+    at a tail target grows with the number of replicas (queueing: fewer servers multiplex worse); in the
+    operator e2e test slo-rl stepped 3 -> 2 x TP 8 at ~6.5 requests/s on the ramp down, where 2 had met the
+    SLO only up to ~5.5 on the ramp up, and the queue that built cost it 1.06-1.31x HPA's replica-minutes.
+    Evidence at fewer replicas carries over to more (more servers multiplex better), never the reverse."""
     up_hold: int = 3
     """Intervals after a scale-up during which nothing is removed (its replicas are still warming)."""
     switch_gain: float = 0.15
@@ -150,8 +160,8 @@ class SloRlSettings:
     floor_intervals: int = 10
     """Intervals with enough requests a template must have run before its floor is used."""
     floor_min_requests: float = 20.0
-    """An interval's tail counts toward the floor only with at least this many requests (a p99 of a few
-    requests is one short prompt's latency, not the template's floor)."""
+    """An interval's tail counts toward the floor, and as evidence for ``down_evidence``, only with at least
+    this many requests (a p99 of a few requests is one short prompt's latency, not the template's floor)."""
     worst_tail_label: bool = False
     """Label each interval by the worst of the SLO's latency targets (``Objective.targets``: the TTFT tail
     against its target and the TBT tail against its own, each over its template's floor), not the headline
@@ -244,6 +254,10 @@ class SloRlSettings:
             raise ValueError(f"fast_wait must be a positive share of the latency target, got {self.fast_wait!r}")
         if not (isinstance(self.down_risk, (int, float)) and 0 < self.down_risk <= 1):
             raise ValueError(f"down_risk must be a share of the risk bound in (0, 1], got {self.down_risk!r}")
+        if not (isinstance(self.down_evidence, (int, float)) and (self.down_evidence == 0 or
+                                                                   1 <= self.down_evidence < math.inf)):
+            raise ValueError(f"down_evidence must be 0 (off) or a factor >= 1 on the load per GPU met before, "
+                             f"got {self.down_evidence!r}")
         if not (isinstance(self.fast_step, (int, float)) and 0 <= self.fast_step < math.inf):
             raise ValueError(f"fast_step must be a relative increase >= 0, got {self.fast_step!r}")
         if not (isinstance(self.demand_noise_clip, (int, float)) and 0 <= self.demand_noise_clip < math.inf):
@@ -298,6 +312,9 @@ class SloRl:
         """template -> (lowest tail seen, intervals counted) for :meth:`label`."""
         self.also_floors: dict[str, dict[tuple[float, float], tuple[float, int]]] = {}
         """The same per further SLO target (``Objective.also``), for ``worst_tail_label``."""
+        self.met: dict[tuple[float, float], dict[float, float]] = {}
+        """template -> ready replicas -> the highest load per GPU of an interval that met the SLO at that
+        size (steady: the same ready count at both ends, enough requests); ``down_evidence`` reads it."""
         self.p_alarm = 0.0
         self.pending: list[tuple[np.ndarray, float]] = []
         self.errors: deque[float] = deque(maxlen=20)
@@ -492,6 +509,12 @@ class SloRl:
             self.last_up = self.intervals
             return Action(self._config(arm, n), f"scale up to {n:g} replicas for {load:.2f} req/s ({self._why()})")
         floor = max(list(self.wanted)[-self._window():])
+        if floor < cur_n and self.s.down_evidence:
+            trusted = self.evidenced(arm, floor, cur_n, load)
+            if trusted >= cur_n:
+                return Action(dict(current), f"hold {cur_n:g} replicas ({floor:g} would do for {load:.2f} req/s, "
+                                             f"past the load per GPU met with that few; {self._why()})")
+            floor = trusted
         if floor < cur_n:
             if pending == 0 and self.p_alarm < self.s.alarm and self.intervals - self.last_up >= self.s.up_hold:
                 return Action(self._config(arm, floor),
@@ -500,6 +523,17 @@ class SloRl:
             return Action(dict(current), f"hold {cur_n:g} replicas ({n:g} would do for {load:.2f} req/s; "
                                          f"replicas warming or alarm up; {self._why()})")
         return Action(dict(current), f"keep {cur_n:g} replicas for {load:.2f} req/s ({self._why()})")
+
+    def evidenced(self, arm: tuple[float, float], floor: float, current: float, load: float) -> float:
+        """The fewest replicas in [``floor``, ``current``] a scale-down may go to under ``down_evidence``:
+        the first size whose planned load per GPU is within the factor of the most met with as many
+        replicas or fewer; a size with no such evidence is the posterior's to judge (trusted)."""
+        met = self.met.get(arm, {})
+        for n in self.replica_values[(self.replica_values >= floor) & (self.replica_values < current)]:
+            seen = [v for m, v in met.items() if m <= n]
+            if not seen or load / (n * arm[0]) <= self.s.down_evidence * max(seen):
+                return float(n)
+        return float(current)
 
     @property
     def fast_period_s(self) -> float:
@@ -643,6 +677,11 @@ class SloRl:
             y = max(y, self.label(tail, during, floors, target))
         if not self.objective.meets(obs):
             y = max(y, 0.75)
+        steady = self._ready(prev) == self._ready(obs) > 0
+        if y < 0.5 and enough and steady:
+            sizes = self.met.setdefault(during, {})
+            n = self._ready(obs)
+            sizes[n] = max(sizes.get(n, 0.0), load / (n * tp))
         x = self.features(np.array([load]), np.array([gpus]), np.array([tp]), np.array([during[1]]), burst)[0]
         self.errors.append(abs(float(self.capacity.predict(x[None, :])[0]) - y))  # prequential
         self.pending.append((x, y))
@@ -704,6 +743,7 @@ class SloRl:
             raise RuntimeError("record_experience() was not called")
         out = {k: list(v) for k, v in self._experience.items()}
         out["cold_start_s"], out["log_burst"] = self.cold_start_s, self.log_burst
+        out["met_load_per_gpu"] = self._met_rows()  # a running maximum: merging it twice changes nothing
         for v in self._experience.values():
             v.clear()
         return out
@@ -725,6 +765,7 @@ class SloRl:
             model = self.alarm_model.model
             type(model).update(model, np.asarray(ax, float), np.asarray([y for b in batches for y in b["alarm_y"]]))
         for b in batches:
+            self._merge_met(b.get("met_load_per_gpu", []))
             if not demand:
                 self.cold_start_s = max(self.cold_start_s, float(b.get("cold_start_s", self.cold_start_s)))
                 continue
@@ -744,6 +785,7 @@ class SloRl:
                 "tail_floors": [[list(t), low, n] for t, (low, n) in self.floors.items()],
                 "also_floors": {m: [[list(t), low, n] for t, (low, n) in f.items()]
                                 for m, f in self.also_floors.items()},
+                "met_load_per_gpu": self._met_rows(),
                 **({"training": self.training} if self.training else {})}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -760,8 +802,18 @@ class SloRl:
         self.log_burst = float(state.get("log_burst", 0.0))
         self.floors = _floors(state.get("tail_floors", []))
         self.also_floors = {str(m): _floors(rows) for m, rows in dict(state.get("also_floors", {})).items()}
+        self.met = {}
+        self._merge_met(state.get("met_load_per_gpu", []))  # absent in checkpoints from before 2026-12-07
         training = state.get("training")
         self.training = dict(training) if training else None
+
+    def _met_rows(self) -> list[list[Any]]:
+        return [[list(t), n, v] for t, sizes in self.met.items() for n, v in sizes.items()]
+
+    def _merge_met(self, rows: Any) -> None:
+        for t, n, v in rows:
+            sizes = self.met.setdefault((float(t[0]), float(t[1])), {})
+            sizes[float(n)] = max(sizes.get(float(n), 0.0), float(v))
 
 
 def _floors(rows: Any) -> dict[tuple[float, float], tuple[float, int]]:

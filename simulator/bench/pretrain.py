@@ -206,7 +206,7 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
                 full = {**(settings or {}), **chosen, **extra}
                 validation = validate_from(b, folder, learner_name, trained.path, seeds, validate, quick, full, say)
                 path = folder / "deployed" / ",".join(f"{k}={v}" for k, v in extra.items()) / trained.path.name
-                _redeclare(trained.path, path, learner_name, load(trained.files[0]), full, extra)
+                redeclare(trained.path, path, learner_name, load(trained.files[0]), full, extra)
                 result = dataclasses.replace(trained, path=path, validation=validation)
             att = [e["slo_attainment"] for e in result.validation]
             met = sum(a >= aim for a in att)
@@ -230,7 +230,7 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
     return Trained(result.scenario, target, result.files, result.sources, result.episodes, result.validation)
 
 
-def _redeclare(source: Path, target: Path, learner_name: str, scenario: Any, settings: Mapping[str, Any],
+def redeclare(source: Path, target: Path, learner_name: str, scenario: Any, settings: Mapping[str, Any],
                deployed: Mapping[str, Any]) -> None:
     """Copy the checkpoint ``source`` to ``target`` with its provenance's ``settings`` set to ``settings``
     (what ``--pretrained`` runs it with) and ``deployed`` naming those not used while training."""

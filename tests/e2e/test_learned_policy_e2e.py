@@ -104,6 +104,10 @@ SLO_RL_COLD_START_S = 60 / COMPRESSION
 time: kwok's pods run within about a second, so one 2 s interval is what 60 s was. Left at 60 s, slo-rl
 forecasts 1 + 60/2 = 31 intervals ahead (a whole ramp) at its upper quantile: the second run planned
 for 29.7 requests/s at a true 8 and went to 9 x TP 8."""
+SLO_RL_MIN_REQUESTS = 20 / COMPRESSION
+"""slo-rl's ``floor_min_requests`` (20, the requests an interval needs before its tail counts as evidence of
+what a size can serve, ``down_evidence``) in this segment's time: a 60 s interval at 5 requests/s holds 300
+requests, a 2 s one 10, so left at 20 no interval here would ever count."""
 KNOBS = {
     "replicas": {"min": 1, "max": 16},
     "gpusPerReplica": {"choices": [4, 8]},
@@ -134,15 +138,19 @@ def extra_gpu_nodes(control_plane: ControlPlane):
 
 
 def compressed_checkpoint(src: Path, dst: Path) -> Path:
-    """``src`` with its cold start in this segment's time (:data:`SLO_RL_COLD_START_S`), all else as trained.
+    """``src`` with its cold start and its request threshold in this segment's time
+    (:data:`SLO_RL_COLD_START_S`, :data:`SLO_RL_MIN_REQUESTS`), all else as trained.
 
-    Its provenance also records the one setting it was trained with that differs from today's default
+    Its provenance keeps the settings it records (``down_evidence`` 1.0, chosen on the training side by
+    scripts/choose_deployed.py) and adds the one it was trained with that differs from today's default
     (``risk_max`` 0.4, the default then; no effect at ``risk`` 0.2, whose bound only falls from there): the
     operator runs a checkpoint with its provenance's settings, and the test reads them back in the status."""
     doc = json.loads(inflate(src.read_bytes()))
     doc["state"]["cold_start_s"] = SLO_RL_COLD_START_S
     doc["state"]["settings"]["cold_start_s"] = SLO_RL_COLD_START_S
-    doc["state"]["provenance"]["settings"] = {"risk_max": doc["state"]["settings"]["risk_max"]}
+    prov = doc["state"]["provenance"]
+    prov["settings"] = {**prov.get("settings", {}), "risk_max": doc["state"]["settings"]["risk_max"],
+                        "floor_min_requests": SLO_RL_MIN_REQUESTS}
     dst.write_bytes(zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), level=9))
     return dst
 
@@ -229,7 +237,8 @@ def run_side_by_side(plane: ControlPlane, prometheus: PrometheusServer, promethe
                          "the checkpoint restored", 60, op_log)
         restored = st["checkpoint"]["restoredFrom"]
         # the checkpoint's settings, adopted and shown (the CRD's status schema keeps them)
-        assert st["checkpoint"].get("settings") == {"risk_max": 0.4}, st["checkpoint"]
+        assert st["checkpoint"].get("settings") == {"down_evidence": 1.0, "risk_max": 0.4,
+                                                    "floor_min_requests": SLO_RL_MIN_REQUESTS}, st["checkpoint"]
         for name in policies:
             emulators.enter_context(process(
                 [sys.executable, str(EMULATOR), "--kubeconfig", str(plane.kubeconfig), "--namespace", ns,

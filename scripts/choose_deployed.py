@@ -1,0 +1,94 @@
+"""Choose deployment-only settings for an existing checkpoint on a training scenario, and record them in it.
+
+``autocm bench pretrain --choose-deployed`` does this for the suite's scenarios, training each checkpoint
+first. The bundled day-long checkpoint (simulator/checkpoints/slo-rl-diurnal.ckpt, trained on
+``inference-diurnal-train`` seeds 101-103) is not a suite scenario, so this script applies the same rule
+to it: every combination of the grid is run from the checkpoint on each validation seed of the TRAINING
+scenario (learning online within the episode, nothing carried to the next, as an evaluation seed runs);
+kept: the fewest mean GPU-hours among the combinations that meet the SLO on every seed, else the one
+meeting on the most. The kept settings are written into the checkpoint's provenance (``settings`` and
+``deployed``), which ``autocm sim``, ``autocm bench --pretrained`` and the operator all run it with.
+
+    PYTHONPATH=$PWD python scripts/choose_deployed.py inference-diurnal-train \\
+        simulator/checkpoints/slo-rl-diurnal.ckpt --seeds 11-30 --choose down_evidence=0,1.0,1.1,1.25 \\
+        --out /tmp/slo-rl-diurnal.ckpt
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from controller.checkpoint import decode
+from simulator.bench.pretrain import redeclare
+from simulator.scenario import load
+from simulator.workloads import PolicyRun, simulate
+
+
+def parse_value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_seeds(text: str) -> list[int]:
+    if "-" in text:
+        lo, hi = (int(x) for x in text.split("-", 1))
+        return list(range(lo, hi + 1))
+    return [int(x) for x in text.split(",")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("scenario", help="the training scenario (name or path)")
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--seeds", default="11-30", help="validation seeds of the training scenario: 11-30 or 11,12")
+    ap.add_argument("--choose", action="append", default=[], metavar="KEY=V1,V2,...", required=True)
+    ap.add_argument("--out", type=Path, help="write the checkpoint with the kept settings recorded here")
+    ap.add_argument("--learner", default="slo-rl")
+    args = ap.parse_args(argv)
+    scenario = load(args.scenario)
+    grid = []
+    for spec in args.choose:
+        key, _, values = spec.partition("=")
+        if not key or not values:
+            ap.error(f"--choose {spec!r}: expected KEY=V1,V2,...")
+        grid.append((key, [parse_value(v) for v in values.split(",")]))
+    ck = decode(args.checkpoint.read_bytes(), args.learner)
+    recorded = dict(ck.recorded_settings)
+    aim = float(scenario.inference[0]["slo"]["attainment"])
+    seeds = parse_seeds(args.seeds)
+    tried = []
+    for combo in itertools.product(*(values for _, values in grid)):
+        extra = dict(zip((k for k, _ in grid), combo, strict=True))
+        settings = {**recorded, **extra}
+        runs, t0 = [], time.time()
+        for seed in seeds:
+            r = simulate(scenario, PolicyRun(args.learner, args.learner, settings,
+                                             checkpoint=str(args.checkpoint.resolve())), seed)
+            runs.append((r.metrics["slo_attainment"], r.metrics["gpu_hours"]))
+        met = sum(a >= aim for a, _ in runs)
+        gpu_h = sum(g for _, g in runs) / len(runs)
+        worst = min(a for a, _ in runs)
+        tried.append((extra, met, worst, gpu_h))
+        print(f"{extra}: worst attainment {worst:.4f}, meets on {met}/{len(runs)}, {gpu_h:.2f} GPU-h mean "
+              f"({time.time() - t0:.0f} s)", flush=True)
+    passing = [t for t in tried if t[1] == len(seeds)]
+    best = min(passing, key=lambda t: t[3]) if passing else max(tried, key=lambda t: (t[1], t[2], -t[3]))
+    print(f"kept {best[0]}: " + (f"the fewest GPU-hours of the {len(passing)} that met on every seed" if passing
+                                  else f"none met on every seed; it met on the most ({best[1]})"))
+    if args.out:
+        redeclare(args.checkpoint, args.out, args.learner, scenario, {**recorded, **best[0]}, best[0])
+        print(f"wrote {args.out} (provenance settings {decode(args.out.read_bytes(), args.learner).recorded_settings})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
