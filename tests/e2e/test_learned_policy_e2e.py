@@ -25,8 +25,11 @@ Asserted: the checkpoint was restored; slo-rl acted, saw slo_attainment, scaled 
 back down after it, and reached ``ATTAINMENT_FLOOR``; some HPA target held the SLO. Printed, not
 asserted: whether slo-rl held the 0.99 SLO in this run, and its cost against HPA's best (one real-time
 run is one seed; how often it held and at what cost is in docs/learned-autoscaler.md, "In the
-operator, end to end"). The known way it misses: one 3 -> 2 step at ~7 requests/s on the plateau at
-price 0 (its capacity posterior, updated online, allows it within the per-interval risk bound 0.2).
+operator, end to end"). The way it used to miss, or over-react and cost 1.1-1.3x HPA: one 3 -> 2 step at
+~6.5-7 requests/s at the start of the ramp down, at price 0 (its capacity posterior, logistic in load per GPU,
+read 3 replicas' evidence as room for 2). Since session 23 the checkpoint records ``down_evidence`` 1.0, chosen
+on the training side: a scale-down plans no more load per GPU than the template met the SLO at with as many
+replicas or fewer, here the ~5 requests/s 2 replicas met on the ramp up.
 """
 
 from __future__ import annotations
