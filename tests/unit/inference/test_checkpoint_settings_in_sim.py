@@ -32,8 +32,8 @@ def test_the_checkpoints_settings_apply_and_the_scenarios_win(tmp_path):
     path = with_settings(tmp_path, {"risk": 0.05, "demand_noise_clip": 3.0, "fast_period_s": 15.0})
     learner = _learner(scenario, PolicyRun("rl", "slo-rl", {"fast_period_s": 0.0}, checkpoint=path), svc)
     assert (learner.s.risk, learner.s.demand_noise_clip, learner.s.fast_period_s) == (0.05, 3.0, 0.0)
-    plain = _learner(scenario, PolicyRun("rl", "slo-rl", {}, checkpoint=CKPT), svc)  # provenance settings {}
-    assert (plain.s.risk, plain.s.demand_noise_clip) == (0.2, 0.0)
+    plain = _learner(scenario, PolicyRun("rl", "slo-rl", {}, checkpoint=CKPT), svc)  # records down_evidence only
+    assert (plain.s.risk, plain.s.demand_noise_clip, plain.s.down_evidence) == (0.2, 0.0, 1.0)
 
 
 @pytest.mark.parametrize(("settings", "words"), [({"risk": "x"}, "provenance.settings.risk"),
