@@ -111,7 +111,9 @@ class SloRlSettings:
     at a tail target grows with the number of replicas (queueing: fewer servers multiplex worse); in the
     operator e2e test slo-rl stepped 3 -> 2 x TP 8 at ~6.5 requests/s on the ramp down, where 2 had met the
     SLO only up to ~5.5 on the ramp up, and the queue that built cost it 1.06-1.31x HPA's replica-minutes.
-    Evidence at fewer replicas carries over to more (more servers multiplex better), never the reverse."""
+    Evidence at fewer replicas carries over to more (more servers multiplex better), never the reverse. The
+    evidence is each workload's own: it is kept in checkpoints and merged in parallel training, but does not
+    cross between the workloads of a sharing class (only capacity rows do, :mod:`learners.sharing`)."""
     up_hold: int = 3
     """Intervals after a scale-up during which nothing is removed (its replicas are still warming)."""
     switch_gain: float = 0.15
@@ -811,9 +813,19 @@ class SloRl:
         return [[list(t), n, v] for t, sizes in self.met.items() for n, v in sizes.items()]
 
     def _merge_met(self, rows: Any) -> None:
-        for t, n, v in rows:
-            sizes = self.met.setdefault((float(t[0]), float(t[1])), {})
-            sizes[float(n)] = max(sizes.get(float(n), 0.0), float(v))
+        """Merge ``[[tp, batch], replicas, load per GPU]`` rows by maximum. A checkpoint is tenant input: a
+        malformed row is refused (the operator then reports the checkpoint as not used), and a row for a
+        template or size this space does not have, or a value that is not a positive number, changes nothing
+        (a NaN would otherwise hold every scale-down for good)."""
+        arms, sizes_ok = set(self.arms), set(self.replica_values.tolist())
+        try:
+            parsed = [((float(t[0]), float(t[1])), float(n), float(v)) for t, n, v in rows]
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"met_load_per_gpu: expected [[tp, batch], replicas, load per GPU] rows ({exc})") from None
+        for arm, n, v in parsed:
+            if arm in arms and n in sizes_ok and math.isfinite(v) and v > 0:
+                sizes = self.met.setdefault(arm, {})
+                sizes[n] = max(sizes.get(n, 0.0), v)
 
 
 def _floors(rows: Any) -> dict[tuple[float, float], tuple[float, int]]:

@@ -111,6 +111,19 @@ def test_evidence_survives_a_checkpoint_and_merges_by_maximum():
     assert back.met[TP8] == {2.0: 0.35, 3.0: 0.33}
 
 
+def test_a_hostile_checkpoints_evidence_is_refused_or_ignored():
+    """A checkpoint is tenant input (a ConfigMap): malformed rows are refused with the field's name, and rows
+    that are not evidence about this space (other templates, sizes, NaN, negative) change nothing."""
+    state = learner().state_dict()
+    for bad in ([["x", 2, 0.3]], [[[8, 0], "two", 0.3]], [[8.0, 2.0, 0.3]], [1, 2, 3]):
+        with pytest.raises(ValueError, match="met_load_per_gpu"):
+            learner().load_state_dict({**state, "met_load_per_gpu": bad})
+    lr = learner()
+    lr.load_state_dict({**state, "met_load_per_gpu": [[[8, 0], 2, math.nan], [[8, 0], 2, -1.0], [[8, 0], 2, math.inf],
+                                                       [[2, 0], 2, 0.3], [[8, 0], 99, 0.3], [[8, 0], 2, 0.3]]})
+    assert lr.met == {TP8: {2.0: 0.3}}
+
+
 def test_bad_factors_are_refused_in_one_line():
     from controller.policy import PolicyError, check_learner_settings
 
