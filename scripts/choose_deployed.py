@@ -54,14 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="write the checkpoint with the kept settings recorded here")
     ap.add_argument("--learner", default="slo-rl")
     args = ap.parse_args(argv)
-    scenario = load(args.scenario)
+    if not args.checkpoint.is_file():
+        ap.error(f"{args.checkpoint}: no such checkpoint (make one with autocm train)")
+    try:
+        scenario = load(args.scenario)
+        ck = decode(args.checkpoint.read_bytes(), args.learner)
+    except ValueError as exc:  # ScenarioError, CheckpointError: one line, not a traceback
+        ap.error(str(exc))
     grid = []
     for spec in args.choose:
         key, _, values = spec.partition("=")
         if not key or not values:
             ap.error(f"--choose {spec!r}: expected KEY=V1,V2,...")
         grid.append((key, [parse_value(v) for v in values.split(",")]))
-    ck = decode(args.checkpoint.read_bytes(), args.learner)
     recorded = dict(ck.recorded_settings)
     aim = float(scenario.inference[0]["slo"]["attainment"])
     seeds = parse_seeds(args.seeds)

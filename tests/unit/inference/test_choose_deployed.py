@@ -41,7 +41,13 @@ def test_the_cheapest_passing_setting_is_kept_and_recorded(tmp_path, capsys):
     assert ck.state["capacity"] == before.state["capacity"]  # only the provenance changes
 
 
-def test_a_malformed_grid_is_a_usage_error():
+@pytest.mark.parametrize("argv", [
+    ["inference-diurnal-train", "simulator/checkpoints/slo-rl-diurnal.ckpt", "--choose", "risk"],
+    ["inference-diurnal-train", "no-such.ckpt", "--choose", "risk=0.2"],
+    ["no-such-scenario", "simulator/checkpoints/slo-rl-diurnal.ckpt", "--choose", "risk=0.2"],
+])
+def test_bad_input_is_a_usage_error_not_a_traceback(argv, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
     with pytest.raises(SystemExit) as exc:
-        _script().main(["inference-diurnal-train", "x.ckpt", "--choose", "risk"])
-    assert exc.value.code == 2
+        _script().main(argv)
+    assert exc.value.code == 2 and "Traceback" not in capsys.readouterr().err
