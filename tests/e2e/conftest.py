@@ -264,11 +264,25 @@ def wait_until(
     )
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port that is free now. Racy in principle; the OS hands out ports round-robin."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port that is free now and that this session has not handed out before.
+
+    Still racy against other processes, but no longer against ourselves: a test that takes two ports before
+    starting either server (Prometheus' port, then the emulator's) could get the same one twice, since the
+    port is free again once the probe socket closes. That happened in CI on 2026-12-07: the emulator died
+    with "Address already in use" behind a private Prometheus on its port, and the test timed out waiting
+    for metrics."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh loopback port after 100 tries")
 
 
 def http_get(url: str, context: ssl.SSLContext | None = None, timeout_s: float = 2.0) -> tuple[int, bytes]:

@@ -49,6 +49,13 @@ def emulator(plane: ControlPlane, ns: str, log: Path) -> Iterator[int]:
     port = free_port()
     with process([sys.executable, str(EMULATOR), "--kubeconfig", str(plane.kubeconfig), "--namespace", ns,
                   "--deployment", "web", "--port", str(port)], log):
+        # Serving before anything scrapes it: a bind failure is then this wait's error, with the log, and
+        # not a metrics timeout 90 s later.
+        try:
+            wait_until(lambda: http_get(f"http://127.0.0.1:{port}/metrics")[0] == 200,
+                       what="the emulator serving", timeout_s=60)
+        except Exception as exc:
+            raise AssertionError(f"{exc}\nemulator log:\n{log.read_text(errors='replace')[-2000:]}") from exc
         yield port
 
 
