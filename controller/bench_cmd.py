@@ -157,7 +157,7 @@ def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None
 
     names = [s.strip() for s in scenarios.split(",")] if scenarios else None
     say = (lambda _m: None) if quiet else click.echo
-    grid, deployed = _grid("--choose", choose_specs), _grid("--choose-deployed", deployed_specs)
+    grid, deployed = parse_grid("--choose", choose_specs), parse_grid("--choose-deployed", deployed_specs)
     chooser = (grid, validate) if grid or deployed else None
     for t in pretrain_suite(out, learner_name, seeds, names, quick, _parse_sets(sets), say, chooser, deployed,
                             click.echo):
@@ -166,8 +166,9 @@ def pretrain_cmd(out: Path, learner_name: str, seeds: int, scenarios: str | None
                    + (f", settings {chosen}" if chosen else ""))
 
 
-def _grid(option: str, specs: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
-    """``KEY=V1,V2,...`` options -> [(key, values)], each value parsed as ``--set`` parses it."""
+def parse_grid(option: str, specs: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
+    """``KEY=V1,V2,...`` options -> [(key, values)], each value parsed as ``--set`` parses it (also
+    scripts/choose_deployed.py's ``--choose``)."""
     from controller.cli import _parse_sets
 
     grid: list[tuple[str, list[Any]]] = []

@@ -679,11 +679,10 @@ class SloRl:
             y = max(y, self.label(tail, during, floors, target))
         if not self.objective.meets(obs):
             y = max(y, 0.75)
-        steady = self._ready(prev) == self._ready(obs) > 0
-        if y < 0.5 and enough and steady:
+        if y < 0.5 and enough and self._ready(prev) == self._ready(obs):  # steady: ``gpus`` is n x TP exactly
             sizes = self.met.setdefault(during, {})
             n = self._ready(obs)
-            sizes[n] = max(sizes.get(n, 0.0), load / (n * tp))
+            sizes[n] = max(sizes.get(n, 0.0), load / gpus)
         x = self.features(np.array([load]), np.array([gpus]), np.array([tp]), np.array([during[1]]), burst)[0]
         self.errors.append(abs(float(self.capacity.predict(x[None, :])[0]) - y))  # prequential
         self.pending.append((x, y))

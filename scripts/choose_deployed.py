@@ -21,21 +21,12 @@ import itertools
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
+from controller.bench_cmd import parse_grid
 from controller.checkpoint import decode
-from simulator.bench.pretrain import redeclare
+from simulator.bench.pretrain import Tried, keep, redeclare
 from simulator.scenario import load
 from simulator.workloads import PolicyRun, simulate
-
-
-def parse_value(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -61,12 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         ck = decode(args.checkpoint.read_bytes(), args.learner)
     except ValueError as exc:  # ScenarioError, CheckpointError: one line, not a traceback
         ap.error(str(exc))
-    grid = []
-    for spec in args.choose:
-        key, _, values = spec.partition("=")
-        if not key or not values:
-            ap.error(f"--choose {spec!r}: expected KEY=V1,V2,...")
-        grid.append((key, [parse_value(v) for v in values.split(",")]))
+    try:
+        grid = parse_grid("--choose", tuple(args.choose))
+    except ValueError as exc:
+        ap.error(str(exc))
     recorded = dict(ck.recorded_settings)
     aim = float(scenario.inference[0]["slo"]["attainment"])
     seeds = parse_seeds(args.seeds)
@@ -79,18 +68,16 @@ def main(argv: list[str] | None = None) -> int:
             r = simulate(scenario, PolicyRun(args.learner, args.learner, settings,
                                              checkpoint=str(args.checkpoint.resolve())), seed)
             runs.append((r.metrics["slo_attainment"], r.metrics["gpu_hours"]))
-        met = sum(a >= aim for a, _ in runs)
-        gpu_h = sum(g for _, g in runs) / len(runs)
-        worst = min(a for a, _ in runs)
-        tried.append((extra, met, worst, gpu_h))
-        print(f"{extra}: worst attainment {worst:.4f}, meets on {met}/{len(runs)}, {gpu_h:.2f} GPU-h mean "
+        t = Tried(extra, None, sum(a >= aim for a, _ in runs), min(a for a, _ in runs),
+                  sum(g for _, g in runs) / len(runs), len(runs))
+        tried.append(t)
+        print(f"{extra}: worst attainment {t.worst:.4f}, meets on {t.met}/{t.episodes}, {t.gpu_hours:.2f} GPU-h mean "
               f"({time.time() - t0:.0f} s)", flush=True)
-    passing = [t for t in tried if t[1] == len(seeds)]
-    best = min(passing, key=lambda t: t[3]) if passing else max(tried, key=lambda t: (t[1], t[2], -t[3]))
-    print(f"kept {best[0]}: " + (f"the fewest GPU-hours of the {len(passing)} that met on every seed" if passing
-                                  else f"none met on every seed; it met on the most ({best[1]})"))
+    best, passing = keep(tried)
+    print(f"kept {best.settings}: " + (f"the fewest GPU-hours of the {passing} that met on every seed" if passing
+                                       else f"none met on every seed; it met on the most ({best.met})"))
     if args.out:
-        redeclare(args.checkpoint, args.out, args.learner, scenario, {**recorded, **best[0]}, best[0])
+        redeclare(args.checkpoint, args.out, args.learner, scenario, {**recorded, **best.settings}, best.settings)
         print(f"wrote {args.out} (provenance settings {decode(args.out.read_bytes(), args.learner).recorded_settings})")
     return 0
 

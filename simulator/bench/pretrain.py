@@ -62,21 +62,34 @@ class Trained:
 
 
 @dataclass(frozen=True)
-class _Tried:
-    """One combination of :func:`choose`: its settings, its training result, and how its validation went."""
+class Tried:
+    """One combination of :func:`choose` (or of scripts/choose_deployed.py): its settings, its training result
+    (None where nothing was trained), and how its validation went."""
 
     settings: dict[str, Any]
-    result: Trained
+    result: Trained | None
     met: int
     """Validation episodes that met the SLO."""
     worst: float
     """The lowest validation attainment."""
     gpu_hours: float
     """Mean validation GPU-hours."""
+    episodes: int
+    """Validation episodes run."""
 
     @property
     def meets_all(self) -> bool:
-        return self.met == len(self.result.validation)
+        return self.met == self.episodes
+
+
+def keep(tried: Sequence[Tried]) -> tuple[Tried, int]:
+    """The suite's rule, and how many combinations met on every validation seed: of those, the fewest
+    validation GPU-hours; if none did, the one meeting on the most seeds (then the highest worst-seed
+    attainment, then the fewest GPU-hours)."""
+    passing = [t for t in tried if t.meets_all]
+    if passing:
+        return min(passing, key=lambda t: t.gpu_hours), len(passing)
+    return max(tried, key=lambda t: (t.met, t.worst, -t.gpu_hours)), 0
 
 
 def pretrain_one(b: BenchScenario, out: Path, learner_name: str, seeds: int, quick: bool = False,
@@ -190,7 +203,7 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
     if overlap:
         raise ValueError(f"{sorted(overlap)}: chosen both while training and at deployment")
     tell = report or say
-    tried: list[_Tried] = []
+    tried: list[Tried] = []
     for combo in itertools.product(*(values for _, values in grid)):
         chosen = dict(zip(keys, combo, strict=True))
         tag = ",".join(f"{k}={v}" for k, v in chosen.items())
@@ -211,20 +224,19 @@ def choose(b: BenchScenario, out: Path, learner_name: str, seeds: int, grid: Seq
             att = [e["slo_attainment"] for e in result.validation]
             met = sum(a >= aim for a in att)
             gpu_h = sum(e["gpu_hours"] for e in result.validation) / max(len(result.validation), 1)
-            tried.append(_Tried({**chosen, **extra}, result, met, min(att), gpu_h))
+            tried.append(Tried({**chosen, **extra}, result, met, min(att), gpu_h, len(att)))
             tell(f"{b.name}: {label}: validation (training seeds {[e['seed'] for e in result.validation]}) "
                  f"attainment {[round(a, 4) for a in att]}, {gpu_h:.1f} GPU-h mean: "
                  f"{'meets' if met == len(att) else f'misses on {len(att) - met}'} {aim}")
-    passing = [t for t in tried if t.meets_all]
+    best, passing = keep(tried)
     if passing:
-        best = min(passing, key=lambda t: t.gpu_hours)
         tell(f"{b.name}: kept {best.settings}: the fewest validation GPU-hours ({best.gpu_hours:.1f}) of the "
-             f"{len(passing)} of {len(tried)} that met the SLO on every validation seed")
+             f"{passing} of {len(tried)} that met the SLO on every validation seed")
     else:
-        best = max(tried, key=lambda t: (t.met, t.worst, -t.gpu_hours))
         tell(f"{b.name}: no combination met the SLO on every validation seed; kept {best.settings}, which met on "
-             f"{best.met} of {len(best.result.validation)} (worst {best.worst:.4f})")
+             f"{best.met} of {best.episodes} (worst {best.worst:.4f})")
     result = best.result
+    assert result is not None  # every combination here was trained
     target = out / result.path.name
     shutil.copyfile(result.path, target)
     return Trained(result.scenario, target, result.files, result.sources, result.episodes, result.validation)
