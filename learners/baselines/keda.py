@@ -44,9 +44,11 @@ from learners.types import Action, Observation
 QUERIES: dict[str, tuple[str, ...]] = {
     "waiting": ("queue_length",),
     "running+waiting": ("queue_length", "requests_running"),
+    "rate": ("request_rate_per_second",),
 }
 """What the trigger's PromQL sums, in Observation metric names: ``queue_length`` is
-``sum(vllm:num_requests_waiting)``, ``requests_running`` is ``sum(vllm:num_requests_running)``
+``sum(vllm:num_requests_waiting)``, ``requests_running`` is ``sum(vllm:num_requests_running)``,
+``request_rate_per_second`` is ``sum(rate(vllm:request_success_total[window]))``
 (controller/prometheus.py DEFAULT_QUERIES)."""
 
 AVERAGE_VALUE, VALUE = "AverageValue", "Value"
@@ -59,7 +61,9 @@ class KEDASettings:
 
     query: str = "waiting"
     """``"waiting"``: ``sum(vllm:num_requests_waiting)``; ``"running+waiting"``: that plus
-    ``sum(vllm:num_requests_running)``, the in-flight form some vLLM guides use."""
+    ``sum(vllm:num_requests_running)``, the in-flight form some vLLM guides use; ``"rate"``: the request
+    rate, ``sum(rate(vllm:request_success_total[window]))`` (requests/s per replica with ``AverageValue``),
+    the scale-on-throughput form: in the operator it counts completions, in the simulator arrivals."""
 
     threshold: float = 5.0
     """Trigger metadata ``threshold`` (required upstream: no default). 5 waiting requests per replica is

@@ -82,3 +82,62 @@ def bundled_slo_capacity(model: str, hardware: str, tp: int, max_batch: int, rep
     half, as a scenario's ``trace.sizes`` says), memoised: what the inference scenarios simulate."""
     return slo_capacity(PerfModel.load(model, hardware), azure_code_half(sizes), tp, max_batch, replicas,
                         SLO(ttft_s=ttft_s, attainment=attainment))
+
+
+SIGNALS = ("gpu_utilization", "requests_running", "kv_cache_usage")
+"""The per-replica signals a rule scales on, as the simulator reports them: the busy fraction of a replica's
+GPUs (DCGM's ``DCGM_FI_DEV_GPU_UTIL`` / 100), the requests its engine is running (``vllm:num_requests_running``)
+and the share of its KV cache in use (``vllm:kv_cache_usage_perc``)."""
+
+
+def steady_signals(perf: PerfModel, sizes: Trace, tp: int, max_batch: int, replicas: int, rate_per_s: float,
+                   duration_s: float = 900.0, warmup_s: float = 180.0, seed: int = 0) -> dict[str, float]:
+    """Per replica, the mean of each of :data:`SIGNALS` over 60 s observations of ``replicas`` warm
+    (``tp``, ``max_batch``) replicas serving steady Poisson arrivals at ``rate_per_s`` (all replicas
+    together), after ``warmup_s``: what the simulator's HPA, KEDA and KPA read at that load.
+
+    The SimPy service itself (not :func:`simulate_window`), because the busy fraction is its own
+    accounting: a replica's GPUs count as busy while its engine runs any iteration, so a batching engine
+    reads near 100% long before it is near its capacity, as DCGM does for a real vLLM server."""
+    import simpy  # the service needs it; this module's capacity search does not
+
+    from simulator.cluster import GpuPool
+    from simulator.inference.service import InferenceService
+
+    if rate_per_s <= 0:
+        return dict.fromkeys(SIGNALS, 0.0)
+    rng = np.random.default_rng(seed)
+    arrival = np.cumsum(rng.exponential(1.0 / rate_per_s, size=int(duration_s * rate_per_s * 1.3) + 50))
+    arrival = arrival[arrival < duration_s]
+    pick = rng.integers(0, len(sizes), size=arrival.size)
+    trace = Trace(arrival, sizes.prompt_tokens[pick], sizes.output_tokens[pick])
+    env = simpy.Environment()
+    service = InferenceService(env, GpuPool.uniform(math.ceil(replicas * tp / 8) + 1, 8), perf, trace,
+                               ServiceSettings(initial={"replicas": replicas, "gpus_per_replica": tp,
+                                                        "max_batch_size": max_batch}, cold_start_s=0.0))
+    seen: list[dict[str, float]] = []
+
+    def observe():
+        while True:
+            yield env.timeout(60.0)
+            obs = service.observe(service.name, env.now)
+            if obs is not None and env.now > warmup_s:
+                seen.append(obs.metrics)
+
+    env.process(observe())
+    env.run(until=duration_s)
+    return {
+        "gpu_utilization": float(np.mean([m["gpu_utilization"] for m in seen])),
+        "requests_running": float(np.mean([m["requests_running"] for m in seen])) / replicas,
+        "kv_cache_usage": float(np.mean([m["kv_cache_usage"] for m in seen])),
+    }
+
+
+@lru_cache(maxsize=64)
+def bundled_steady_signals(model: str, hardware: str, tp: int, max_batch: int, replicas: int, rate_per_s: float,
+                           sizes: str = "second-half") -> tuple[float, float, float]:
+    """:func:`steady_signals` on the bundled latency table and the Azure code trace's sizes, memoised, as a
+    tuple in the order of :data:`SIGNALS`."""
+    got = steady_signals(PerfModel.load(model, hardware), azure_code_half(sizes), tp, max_batch, replicas,
+                         rate_per_s)
+    return tuple(got[name] for name in SIGNALS)  # type: ignore[return-value]

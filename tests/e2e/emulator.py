@@ -28,6 +28,14 @@ test_emulator_calibration.py); the simulator's batching server has a sharper cli
 tail latencies between the SLO and the cliff are not reproduced, only the capacity at the SLO.
 During a rolling update every Running pod counts as the Deployment's current template.
 
+The per-replica signals rules scale on are the simulator's too, with ``--calibrate`` (since session 24):
+``DCGM_FI_DEV_GPU_UTIL``, ``vllm:num_requests_running`` and ``vllm:kv_cache_usage_perc`` read what the
+simulator's replicas of the live template read at the same per-replica rate (:func:`calibrated_signals`, from
+:func:`simulator.inference.capacity.bundled_steady_signals`). Before, all three were the M/M/c queue's
+utilisation (arrivals over service capacity), a gauge exactly proportional to the load that no vLLM exports:
+HPA on it was a rule on requests per replica, where the simulator's HPA reads a GPU busy fraction that is
+near 1 from half a replica's capacity on. ``vllm:num_requests_waiting`` stays the M/M/c mean queue.
+
 Run: ``python tests/e2e/emulator.py --kubeconfig K --namespace NS --deployment NAME --port P``.
 ``POST /rate`` with a number as the body steps the arrival rate from that instant (replacing ``--rate`` or
 ``--schedule``): a test that must place a load step relative to the operator's control steps.
@@ -43,6 +51,8 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
 
 BUCKETS_S = (
     0.001,
@@ -159,6 +169,56 @@ def calibrated_model(model: str, hardware: str, tp: int, max_batch: int, slo_s: 
     return ServiceModel(rate=0.0, service_rate=hi, prefill_s=prefill)
 
 
+SIGNAL_LOADS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.2)
+"""Per-replica arrival rates, as shares of one replica's capacity at the SLO (at ``CALIBRATION_REPLICAS``), at
+which :func:`calibrated_signals` reads the simulator's per-replica signals; linear in between, the last value
+beyond."""
+SIGNAL_REPLICAS = 4
+"""Replica counts 1..this are simulated; a larger Deployment reads as this many (the signals per replica at
+one per-replica rate move by a few percent between 2 and 4 replicas)."""
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What a replica's exporters read at a per-replica arrival rate, as the simulator reads them."""
+
+    rates: tuple[float, ...]
+    """Per-replica arrival rates (requests/s), ascending, from 0."""
+    table: tuple[tuple[tuple[float, float, float], ...], ...]
+    """``table[k - 1][i]``: (GPU busy fraction, requests running, KV cache share) per replica with k replicas
+    at ``rates[i]``."""
+
+    def at(self, pods: int, rate: float) -> tuple[float, float, float]:
+        if pods <= 0:
+            return 0.0, 0.0, 0.0
+        rows = self.table[min(pods, len(self.table)) - 1]
+        per = rate / pods
+        return tuple(float(np.interp(per, self.rates, [row[j] for row in rows])) for j in range(3))  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=32)
+def calibrated_signals(model: str, hardware: str, tp: int, max_batch: int, slo_s: float, attainment: float = 0.99,
+                       sizes: str = "second-half") -> Signals:
+    """The simulator's GPU busy fraction, running requests and KV share per replica of one template
+    (:func:`simulator.inference.capacity.bundled_steady_signals`), on a grid of per-replica rates.
+
+    The M/M/c queue's own utilisation (arrival rate over service capacity) is a load gauge that no vLLM
+    exports: DCGM's GPU utilisation is the share of time a kernel runs, and a batching engine runs one as
+    long as any request is in it, so the simulator's busy fraction is 0.97-0.99 at half a replica's capacity at
+    the SLO where the queue's utilisation is 0.45. A rule that scales on GPU utilisation must read here what
+    it reads in the simulator, or the e2e costs a different rule than the simulator's sweep did."""
+    from simulator.inference.capacity import bundled_slo_capacity, bundled_steady_signals
+
+    per = bundled_slo_capacity(model, hardware, tp, max_batch, CALIBRATION_REPLICAS, slo_s, attainment, sizes)
+    per /= CALIBRATION_REPLICAS
+    rates = (0.0, *(f * per for f in SIGNAL_LOADS))
+    table = tuple(
+        ((0.0, 0.0, 0.0), *(bundled_steady_signals(model, hardware, tp, max_batch, k, r * k, sizes) for r in rates[1:]))
+        for k in range(1, SIGNAL_REPLICAS + 1)
+    )
+    return Signals(rates, table)
+
+
 @dataclass
 class Emulator:
     namespace: str
@@ -191,6 +251,9 @@ class Emulator:
     """Arrival rate over time (:func:`rate_at`), from the first :meth:`advance`; None keeps ``model.rate``."""
     started_t: float | None = None
     last_t: float | None = None
+    signals: Signals | None = None
+    """Per-replica GPU utilisation, running requests and KV share as the simulator reads them at the live
+    template (:func:`calibrated_signals`, with ``calibrate``); None: the M/M/c queue's utilisation for all three."""
 
     def observe_cluster(self, apps, core) -> None:
         dep = apps.read_namespaced_deployment(self.deployment, self.namespace)
@@ -206,12 +269,16 @@ class Emulator:
             for p in pods
             if p.status.phase == "Running" and p.metadata.deletion_timestamp is None
         )
+        # These may simulate for a few seconds (once per template): not under the lock.
         calibrated = (calibrated_model(*self.calibrate, int(gpus), batch, self.slo_s)
-                      if self.calibrate is not None else None)  # may simulate for a few seconds: not under the lock
+                      if self.calibrate is not None else None)
+        signals = (calibrated_signals(*self.calibrate, int(gpus), batch, self.slo_s)
+                   if self.calibrate is not None else None)
         with self.lock:
             self.pods, self.gpus_per_pod, self.batch_size = running, gpus, batch
             if calibrated is not None:
                 self.model = replace(calibrated, rate=self.model.rate)
+            self.signals = signals
 
     def advance(self, now: float) -> None:
         """Account for the time since the last call (the schedule's rate at the gap's midpoint).
@@ -304,6 +371,8 @@ class Emulator:
                 lines.append(f"vllm:time_to_first_token_seconds_count{{{lab}}} {self.total.get(pod, 0.0)}")
                 lines.append(f"vllm:time_to_first_token_seconds_sum{{{lab}}} {self.total_sum.get(pod, 0.0)}")
             queue = (wait_p * util / (1.0 - util)) if decay > 0 else 100.0
+            busy, running, kv = ((util, util, util) if self.signals is None
+                                 else self.signals.at(len(pods), self.model.rate))
             lines.append("# TYPE vllm:request_success counter")
             for pod in pods:
                 lines.append(
@@ -311,10 +380,10 @@ class Emulator:
                     f"{self.completed.get(pod, 0.0)}"
                 )
             for name, value in (
-                ("vllm:num_requests_running", util),
+                ("vllm:num_requests_running", running),
                 ("vllm:num_requests_waiting", queue * share),
-                ("vllm:kv_cache_usage_perc", util),
-                ("DCGM_FI_DEV_GPU_UTIL", 100.0 * util),
+                ("vllm:kv_cache_usage_perc", kv),
+                ("DCGM_FI_DEV_GPU_UTIL", 100.0 * busy),
             ):
                 lines.append(f"# TYPE {name} gauge")
                 for pod in pods:

@@ -86,6 +86,7 @@ def test_query_forms_and_ignore_null_values():
     o = Observation(0, {"replicas": 1.0}, {"queue_length": 7.0, "requests_running": 12.0})
     assert query_value(o, "waiting") == 7.0
     assert query_value(o, "running+waiting") == 19.0
+    assert query_value(Observation(0, {"replicas": 1.0}, {"request_rate_per_second": 6.5}), "rate") == 6.5
     empty = Observation(0, {"replicas": 1.0}, {"queue_length": math.nan})
     assert query_value(empty, "waiting") == 0.0  # ignoreNullValues: true
 
@@ -110,6 +111,12 @@ def test_scales_up_under_load_at_once_and_down_only_after_the_stabilization_wind
 def test_running_plus_waiting_form_counts_in_flight_requests():
     k = keda(query="running+waiting", threshold=16)
     assert k.decide(obs(0, 2, waiting=0, running=64)).target["replicas"] == 4
+
+
+def test_rate_form_sizes_by_requests_per_second_per_replica():
+    k = keda(query="rate", threshold=2.5)
+    o = Observation(0, {"replicas": 2.0}, {"request_rate_per_second": 9.0})
+    assert k.decide(o).target["replicas"] == 4  # ceil(9 / 2.5); 9 / (2.5 x 2) = 1.8 is past the 10% tolerance
 
 
 def test_no_scale_to_zero_unless_min_replica_count_is_zero():

@@ -4,13 +4,16 @@ tests/e2e/emulator.py stands in for the simulated llama2-70b/A100 service in the
 (issue 11): a checkpoint learned in the simulator must meet a service of the same capacity there. Its
 M/M/c service rate is matched to the simulator's capacity at the SLO at 3 replicas; this checks the
 match holds at the other sizes the e2e segment uses (1, 2, 4 replicas), for three templates, within
-12%: both capacities are computed here, the simulator's by simulating its replicas (no cluster).
+12%: both capacities are computed here, the simulator's by simulating its replicas (no cluster). Since
+session 24 the per-replica signals the rules scale on (GPU busy fraction, running requests, KV share) are the
+simulator's too, read off the same simulated replicas.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,30 @@ def test_an_overloaded_emulator_reports_its_throughput_not_its_demand() -> None:
     emu.model = ServiceModel(rate=10.0, service_rate=8.0)
     emu.tick(10.0)
     assert emu.completed == {"a": 130.0, "b": 130.0}
+
+
+def test_per_replica_signals_are_the_simulators_between_the_grid_points() -> None:
+    """GPU busy fraction, running requests and KV share per replica read what the simulator reads at the same
+    template, replicas and rate (off the calibration grid: the interpolation's error), and the busy fraction
+    saturates where the simulator's does: near 1 at half a replica's capacity, where the M/M/c queue's own
+    utilisation (what the emulator exported before) is under 0.5."""
+    from simulator.inference.capacity import bundled_steady_signals
+
+    signals = _emulator.calibrated_signals(MODEL, HARDWARE, 8, 64, SLO_S)
+    for replicas, rate in ((2, 1.7), (3, 4.4), (3, 7.3), (4, 2.6)):
+        busy, running, kv = signals.at(replicas, rate)
+        s_busy, s_running, s_kv = bundled_steady_signals(MODEL, HARDWARE, 8, 64, replicas, rate)
+        assert abs(busy - s_busy) <= 0.05, (replicas, rate, busy, s_busy)
+        assert abs(running - s_running) <= 0.25 * s_running + 0.3, (replicas, rate, running, s_running)
+        assert abs(kv - s_kv) <= 0.25 * s_kv + 0.002, (replicas, rate, kv, s_kv)
+    for rows in signals.table:  # monotone in the load, a fraction
+        busy = [row[0] for row in rows]
+        assert busy == sorted(busy) and busy[0] >= 0.0 and busy[-1] <= 1.0
+    half = 0.5 * bundled_slo_capacity(MODEL, HARDWARE, 8, 64, 3, SLO_S)
+    model = calibrated_model(MODEL, HARDWARE, 8, 64, SLO_S)
+    emu = _emulator.Emulator("ns", "d", replace(model, rate=half), pods=["a", "b", "c"], gpus_per_pod=8.0,
+                             signals=signals)
+    text = emu.exposition()
+    dcgm = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("DCGM_FI_DEV_GPU_UTIL{")]
+    rho, _, _ = replace(model, rate=half).state(3, 8.0)
+    assert len(dcgm) == 3 and all(d >= 97.0 for d in dcgm) and rho < 0.5, (dcgm, rho)
