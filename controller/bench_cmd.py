@@ -40,7 +40,8 @@ def bench() -> None:
               help="Add your own scenario (your trace, your latency table); its policies are replaced by the "
                    "suite's. Repeatable. With --scenarios none, only yours run.")
 @click.option("--policies", default=None, metavar="A,B,...",
-              help="Only these registered policies, or swept groups of one (keda-rw: KEDA on requests in flight).")
+              help="Only these registered policies, or swept groups of one (keda-rw: KEDA on requests in "
+                   "flight; keda-rate: KEDA on the request rate).")
 @click.option("--no-oracle", is_flag=True, help="Skip the oracle's bound and replay.")
 @click.option("--pretrained", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Also run each policy P from DIR/<P>-<scenario>.ckpt where that file exists, as the row "

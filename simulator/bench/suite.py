@@ -66,6 +66,7 @@ RULE_SWEEPS: dict[str, Sweep] = {
     "kpa": Sweep("kpa", {}, "container_concurrency_target", (0.1, 0.25, 0.5, 1, 2, 4, 8, 16)),
     "keda": Sweep("keda", {}, "threshold", (0.1, 0.25, 0.5, 1, 2, 5, 12, 30)),
     "keda-rw": Sweep("keda", {"query": "running+waiting"}, "threshold", (0.5, 1, 1.5, 2, 2.5, 3, 4, 6, 8, 12, 16, 24)),
+    "keda-rate": Sweep("keda", {"query": "rate"}, "threshold", (0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4)),
     "aibrix-kpa": Sweep("aibrix-kpa", {}, "target", (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)),
     "aibrix-apa": Sweep("aibrix-apa", {}, "target", (0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)),
 }
@@ -77,6 +78,10 @@ values spanning where they start and stop meeting the SLO on the suite's scenari
   queue alone never did (docs/baselines.md). ``keda-rw`` met at every value to 6 on step (session 14, 5
   seeds), so its grid reached 12; on day-bursty 12 was the best rule of all (session 15, 3 seeds, 545.7 GPU-h)
   and 16, 24 and 32 each missed there (worst seed 0.9825, 0.9599, 0.9364), so it reaches 24.
+- ``keda-rate`` (session 24) scales on the request rate, requests/s per replica: the load-proportional rule. On
+  the operator's e2e ramp it is the strongest rule (the old emulator's GPU utilisation, exactly proportional to
+  the load, had made HPA this rule there). Its grid spans one TP 4 or TP 8 replica's capacity at the suite's SLOs
+  (about 0.5-3 requests/s).
 - KPA, KEDA and AIBrix reach down to values a person would rarely type (KEDA's queue threshold 0.1,
   Knative concurrency 0.1, AIBrix KV-cache usage 0.0005; all are valid settings upstream, which take
   fractional targets): on the hour-long scenarios a 70B model on 8 A100s at 1-3 requests/s keeps its KV
@@ -122,7 +127,7 @@ class Plan:
 def plans(quick: bool, only: Sequence[str] | None = None) -> list[Plan]:
     """Every policy's runs per scenario and seed: each swept group (:data:`SWEEPS`) of a registered learner
     once per grid value, every other registered policy once at its defaults. ``only`` names learners or
-    groups (``keda`` keeps both KEDA forms; ``keda-rw`` only the in-flight one)."""
+    groups (``keda`` keeps every KEDA form; ``keda-rw`` only the in-flight one, ``keda-rate`` only the rate)."""
     out = []
     registered = inference_policies()
     for name in registered:

@@ -14,22 +14,30 @@ simulator is the capacity it meets here. It counts attainment exactly (requests 
 the SLO) and GPU- and pod-seconds of Running pods, and its counters advance to each scrape's instant,
 so Prometheus' rate() reads the true arrival rate.
 
-slo-rl and HPA (gpu_utilization, TP 8 as in the simulator's sweep) at every target of ``HPA_TARGETS``
-run side by side, each on its own Deployment and emulator, under one operator: the same segment, the
-same machine load. HPA's best is its cheapest target that met the SLO here (hindsight tuning, as the
-simulator's sweep does). slo-rl gets no ``slo_attainment`` query: the operator derives it from the
-objective's TTFT histogram (controller/prometheus.py, ``histogram_fraction``), so its dual price rises
-after misses as it does in the simulator.
+Since session 24 the per-replica signals the rules scale on are the simulator's as well: the emulator's GPU
+utilisation is the busy fraction the simulator's replicas report at the same per-replica rate (near 1 from half a
+replica's capacity on, as DCGM reads a batching vLLM), not the M/M/c queue's utilisation (arrivals over service
+capacity), a gauge exactly proportional to the load that no vLLM exports and that made HPA a request-rate rule.
+
+slo-rl and three rule families run side by side, each setting on its own Deployment and emulator, under one
+operator: the same segment, the same machine load. HPA on gpu_utilization at every target of ``HPA_TARGETS``
+(TP 8, as in the simulator's sweep; the issue's comparison); KEDA on the request rate per replica
+(``KEDA_RATE_THRESHOLDS``), the load-proportional rule the old emulator's HPA amounted to; KEDA on running plus
+waiting requests (``KEDA_RW_THRESHOLDS``). Each family's best is its cheapest setting that met the SLO here
+(hindsight tuning, as the simulator's sweep does). slo-rl gets no ``slo_attainment`` query: the operator derives
+it from the objective's TTFT histogram (controller/prometheus.py, ``histogram_fraction``), so its dual price
+rises after misses as it does in the simulator.
 
 Asserted: the checkpoint was restored; slo-rl acted, saw slo_attainment, scaled up for the plateau and
-back down after it, and reached ``ATTAINMENT_FLOOR``; some HPA target held the SLO. Printed, not
-asserted: whether slo-rl held the 0.99 SLO in this run, and its cost against HPA's best (one real-time
-run is one seed; how often it held and at what cost is in docs/learned-autoscaler.md, "In the
-operator, end to end"). The way it used to miss, or over-react and cost 1.1-1.3x HPA: one 3 -> 2 step at
-~6.5-7 requests/s at the start of the ramp down, at price 0 (its capacity posterior, logistic in load per GPU,
-read 3 replicas' evidence as room for 2). Since session 23 the checkpoint records ``down_evidence`` 1.0, chosen
-on the training side: a scale-down plans no more load per GPU than the template met the SLO at with as many
-replicas or fewer, here the ~5 requests/s 2 replicas met on the ramp up.
+back down after it, and reached ``ATTAINMENT_FLOOR``; some HPA target held the SLO, and slo-rl used fewer
+replica-minutes than the cheapest one that did (0.48-0.55x in runs 30-32 of docs/learned-autoscaler.md, "In the
+operator, end to end"); no replica asked for went without a node. Printed, not asserted: whether slo-rl held the
+0.99 SLO in this run (one real-time run is one seed), and its cost against each family's best; against the
+request-rate rule it is at parity (0.98-0.99x), not below. The way it used to miss, or over-react and cost
+1.1-1.3x the old emulator's HPA: one 3 -> 2 step at ~6.5-7 requests/s at the start of the ramp down, at price 0
+(its capacity posterior, logistic in load per GPU, read 3 replicas' evidence as room for 2). Since session 23 the
+checkpoint records ``down_evidence`` 1.0, chosen on the training side: a scale-down plans no more load per GPU than
+the template met the SLO at with as many replicas or fewer, here the ~5 requests/s 2 replicas met on the ramp up.
 """
 
 from __future__ import annotations
@@ -84,17 +92,18 @@ policies one after the other)."""
 SEGMENT_S = 180
 CALIBRATE = "llama2-70b:a100-80gb"
 """The checkpoint's model and hardware (the eval scenario's)."""
-HPA_TARGETS = (0.7, 0.8, 0.85, 0.9)
+HPA_TARGETS = (0.8, 0.85, 0.9)
 """HPA's gpu_utilization targets swept on this segment. Since session 24 the emulator's GPU utilisation is the
 simulator's busy fraction (0.97-0.99 at half a replica's capacity), so as in the simulator's sweep a target above
-0.9 never scales up (1.0 / target stays inside the 10% tolerance) and 0.9 is the top; 0.5 and 0.6 (swept before,
-when the emulator exported the M/M/c queue's utilisation) only cost more than 0.7."""
-KEDA_RATE_THRESHOLDS = (2.2, 2.5, 2.8)
+0.9 never scales up (1.0 / target stays inside the 10% tolerance) and 0.9 is the top; below 0.8 (0.5-0.7, swept
+before, when the emulator exported the M/M/c queue's utilisation) only costs more (0.7: 27 replica-min in run 30)."""
+KEDA_RATE_THRESHOLDS = (2.2, 2.4, 2.6, 2.8)
 """KEDA on the request rate (requests/s per replica, ``query: rate``): the load-proportional rule. Three TP 8
 replicas serve 8.8 requests/s at the SLO, 2.9 each; HPA at 0.85 on the emulator's old utilisation (the M/M/c
 queue's, arrivals over 3.25 requests/s per replica) amounted to this rule at 2.76."""
-KEDA_RW_THRESHOLDS = (8.0, 16.0)
-"""KEDA on running + waiting requests per replica (``query: running+waiting``), the suite's in-flight form."""
+KEDA_RW_THRESHOLDS = (4.0, 8.0)
+"""KEDA on running + waiting requests per replica (``query: running+waiting``), the suite's in-flight form
+(16 missed in run 30: 0.951, oscillating between 3 and 10 replicas)."""
 COMPRESSION = 60 / INTERVAL_S
 """Simulated seconds per second here: the simulator's control interval is 60 s."""
 HPA_TIME = {
@@ -109,9 +118,10 @@ segment, and HPA could never scale down after the peak (the first run did exactl
 HPA_INTERVAL_S = 1
 """HPA evaluates every 15 s in the simulator, 4 times per 60 s interval (its own period, simulator/runner.py):
 0.5 s here, so as often as the 1 s scrape allows."""
-EXTRA_NODES = 56
-"""58 8-GPU nodes in all (464 GPUs): ten Deployments start at 4 x TP 8 each (320 GPUs) with room to grow (HPA on
-the busy fraction holds 6-12 replicas at the plateau)."""
+EXTRA_NODES = 62
+"""64 8-GPU nodes in all (512 GPUs): eleven Deployments start at 4 x TP 8 each (352 GPUs) with room to grow (HPA on
+the busy fraction holds 5-11 replicas at the plateau). A pod left Pending would not be costed: the test checks
+that the replicas asked for at once never outgrow the nodes."""
 SLO_RL_COLD_START_S = 60 / COMPRESSION
 """The checkpoint's cold start (60 s, one simulated interval, state ``cold_start_s``) in this segment's
 time: kwok's pods run within about a second, so one 2 s interval is what 60 s was. Left at 60 s, slo-rl
@@ -336,6 +346,10 @@ def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
     seen = run_side_by_side(control_plane, prometheus, prometheus_scrape, namespace, policies, tmp_path,
                             ("rl", compressed_checkpoint(CHECKPOINT, tmp_path / "slo-rl-diurnal.ckpt")))
     rl = seen["rl"]
+    samples = min(len(got["replicas"]) for got in seen.values())
+    asked = [sum(got["replicas"][i] for got in seen.values()) for i in range(samples)]
+    # Every TP 8 replica asked for had a node (the emulators cost Running pods only: a Pending one would be free).
+    assert max(asked) <= EXTRA_NODES + 2, asked
     best: dict[str, float | None] = {}
     for rule, swept in RULES.items():
         passing = {t: seen[name] for t, name in swept.items() if seen[name]["attainment"] >= ATTAINMENT}
@@ -369,10 +383,14 @@ def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
     assert peak >= 3 and rl["replicas"][-1] < peak, rl["replicas"]
     assert rl["attainment"] >= ATTAINMENT_FLOOR, rl
     assert best["HPA gpu_utilization"] is not None, "no HPA target held the SLO on this segment: widen HPA_TARGETS"
+    # The issue's comparison: fewer replica-minutes than HPA's cheapest passing target on the same segment. With
+    # the simulator's busy fraction HPA needs 11.6-13.1 replica-minutes here and slo-rl 6.3-6.4 (runs 30-31); its
+    # worst run before session 23 (the 3 -> 2 step and the over-reaction after it) used 8.8.
+    hpa_best = seen[RULES["HPA gpu_utilization"][best["HPA gpu_utilization"]]]
+    assert rl["replica_min"] < hpa_best["replica_min"], (rl, hpa_best)
     # NOT asserted on one run: attainment >= the SLO's 0.99. One real-time run is one seed of a learner
     # that is randomised by the machine's timing; the SLO is a property tested across seeds in the
     # simulator (tests/unit/learners/test_slo_rl.py, >= 9 of 10). Here slo-rl held it in most runs, not
     # all (docs/learned-autoscaler.md, "In the operator, end to end", with the count).
-    # NOT asserted: slo-rl below HPA's best. It used 1.09-1.35x the replica- (and GPU-) minutes of HPA 0.8,
-    # HPA's cheapest passing target in every run (2026-12-05, docs/learned-autoscaler.md); what remains is
-    # its queue-drain term (queue / interval, 2 s here against 60 s in the simulator), in learners/slo_rl.py.
+    # NOT asserted: slo-rl below the request-rate rule's best. It is at parity with it (0.985-0.989x in runs
+    # 30-31), within one run's noise.

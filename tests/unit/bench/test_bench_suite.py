@@ -29,11 +29,12 @@ def test_every_registered_inference_policy_is_in_the_suite_and_rules_are_swept_f
     assert {p.group for p in full} == set(names) | set(SWEEPS)
     # both KEDA forms its users write; the forecast scaler is swept and profiled but is not a reactive rule
     assert RULE_SWEEPS["keda-rw"].base == {"query": "running+waiting"} and RULE_SWEEPS["keda"].base == {}
+    assert RULE_SWEEPS["keda-rate"].base == {"query": "rate"}  # and the load-proportional form (session 24)
     assert FORECAST not in RULE_SWEEPS and SWEEPS[FORECAST].profiled
 
 
 def test_policies_can_name_a_learner_or_one_swept_group():
-    assert {p.group for p in plans(quick=True, only=["keda"])} == {"keda", "keda-rw"}
+    assert {p.group for p in plans(quick=True, only=["keda"])} == {"keda", "keda-rw", "keda-rate"}
     assert {p.group for p in plans(quick=True, only=["keda-rw"])} == {"keda-rw"}
     assert {p.group for p in plans(quick=True, only=["forecast", "static"])} == {"forecast", "static"}
     res = CliRunner().invoke(main, ["bench", "inference", "--policies", "keda-rx", "--out", "/tmp/x", "-q"])
