@@ -210,6 +210,14 @@ class SloRlSettings:
     because the overestimate works as headroom: on the step scenario's training side every episode learned
     180 s where pods boot in 60 s, and with the true 60 s no combination of the grid met the SLO on all 20
     validation seeds (docs/evaluation.md, session 20)."""
+    rollout_guard: bool = False
+    """Learn no capacity from an interval while a template switch is still rolling out: until no replica
+    created before the switch is left (``ReplicaSample.age_s``), not only in the interval of the switch
+    itself. Why: on the diurnal training day the one switch to TP 4 of the bundled checkpoint's training was
+    followed by an interval at 0.942 attainment (old replicas going, new ones booting) at 0.058 requests/s per
+    GPU, a load TP 8 meets with a wide margin; labelled as TP 4's, that one miss gave TP 4 a logit offset of
+    +1.9 (sd 0.76), so the posterior asks 2-2.5x TP 8's GPUs of TP 4 (which the simulator serves about as
+    well per GPU) and never tries it again. False (as before): only the switch's own interval is skipped."""
     saturation_trigger_sd: float = 0.0
     """What triggers the saturation guard: the standing queue plus the arrivals in excess of completions
     beyond this many Poisson standard deviations of the interval's mean rate, extrapolated over a cold start
@@ -318,6 +326,9 @@ class SloRl:
         """template -> ready replicas -> the highest load per GPU of an interval that met the SLO at that
         size (steady: the same ready count at both ends, enough requests); ``down_evidence`` reads it."""
         self.p_alarm = 0.0
+        self.switched_s: float | None = None
+        """When the last template switch took effect, while replicas from before it may still serve
+        (``rollout_guard``); None once they are gone."""
         self.pending: list[tuple[np.ndarray, float]] = []
         self.errors: deque[float] = deque(maxlen=20)
         self.intervals = 0
@@ -660,7 +671,10 @@ class SloRl:
         self.log_burst = max(burst, 0.9 * self.log_burst + 0.1 * burst)  # rises at once, decays slowly
         before, during = self._template(prev.config), self._template(action.target)
         if before != during:
+            self.switched_s = float(prev.time_s)
             return  # a rolling restart mixes templates: this interval says nothing about either
+        if self.s.rollout_guard and self.rolling_out(prev, obs):
+            return  # nor does any later one while replicas of the old template still serve
         tp = during[0]
         gpus = 0.5 * (self._ready(prev) + self._ready(obs)) * tp
         if gpus <= 0:
@@ -693,6 +707,18 @@ class SloRl:
             X = np.stack([p[0] for p in self.pending])
             self.capacity.update(X, np.array([p[1] for p in self.pending]))
             self.pending = []
+
+    def rolling_out(self, prev: Observation, obs: Observation) -> bool:
+        """A replica created before the last template switch is in ``prev`` or ``obs`` (its age exceeds the
+        time since the switch by more than a second), so the interval mixed templates; clears the switch once
+        none is left."""
+        if self.switched_s is None:
+            return False
+        old = any(r.age_s > o.time_s - self.switched_s + 1.0
+                  for o in (prev, obs) for r in o.replicas if math.isfinite(r.age_s))
+        if not old:
+            self.switched_s = None
+        return old
 
     def label(self, tail: float, template: tuple[float, float],
               floors: Mapping[tuple[float, float], tuple[float, int]] | None = None,
