@@ -122,6 +122,13 @@ class SloRlSettings:
     """Intervals in a row another template must be the cheaper plan before switching to it. The count is
     per TP degree: draws that favour the same degree at alternating batch sizes keep counting (the
     switch goes to the last draw's batch size)."""
+    switch_mean: bool = False
+    """A template switch also needs the posterior predictive (not only the draw) to plan the new template at
+    no more GPUs than the current one. Why: the draw is Thompson sampling, exploration that pays while
+    training and costs when deployed. On diurnal evaluation day 1 a draw switched from 3 x TP 4 to 3 x TP 8
+    where the predictive planned 24 GPUs against 12, and it ran 24 for 43 intervals (about 8.6 GPU-h of the
+    day's 64.8). A deployment-only setting: ``scripts/choose_deployed.py`` decides it on the training days.
+    False (as before): the draw alone decides."""
     switch_after: int = 10
     """Intervals the learner runs before its first template switch: a switch is a bet that another
     template is cheaper, and before it has seen the current one under load, a posterior draw is
@@ -218,6 +225,19 @@ class SloRlSettings:
     GPU, a load TP 8 meets with a wide margin; labelled as TP 4's, that one miss gave TP 4 a logit offset of
     +1.9 (sd 0.76), so the posterior asks 2-2.5x TP 8's GPUs of TP 4 (which the simulator serves about as
     well per GPU) and never tries it again. False (as before): only the switch's own interval is skipped."""
+    pool_term: bool = False
+    """Add a capacity feature for the size of the pool: the smallest TP degree over the GPUs held (1 for one
+    replica of the smallest template, 1/16 at 16 of them), with the prior mean ``pool_prior``. Why: what a
+    GPU serves at the SLO grows with the replicas that share the load (queueing's pooling), and the load per
+    GPU alone cannot say so. The simulator's llama2-70b on A100s at a 5 s TTFT (capacity.slo_capacity) serves
+    0.28 requests/s per GPU with one TP 4 replica, 0.39 with two, 0.44 with four, 0.49 with sixteen; TP 8
+    0.31, 0.35, 0.38, 0.39. Without the term the model fits one capacity per GPU per template, and the data
+    it sees at small sizes (TP 4 at one or two replicas off-peak) makes TP 4 look worse than TP 8 at every
+    size. Log capacity per GPU is close to linear in 1/GPUs for both (within 7%), so one weight serves all
+    templates. False (as before): the checkpoints trained without it keep their shape."""
+    pool_prior: float = 0.0
+    """Prior mean of the ``pool_term`` weight (0: the data decide; queueing says positive, a small pool
+    misses more at the same load per GPU)."""
     saturation_trigger_sd: float = 0.0
     """What triggers the saturation guard: the standing queue plus the arrivals in excess of completions
     beyond this many Poisson standard deviations of the interval's mean rate, extrapolated over a cold start
@@ -301,14 +321,17 @@ class SloRl:
         self.replica_values = np.asarray(space["replicas"].values, float)
         self.arms = [(tp, b) for tp in self.tps for b in self.batches]
         batch_cols = (len(self.batches) - 1 if self.s.batch_levels else 1) if len(self.batches) > 1 else 0
-        self.dim = 1 + (len(self.tps) - 1) + batch_cols + 1
+        self.dim = 1 + (len(self.tps) - 1) + batch_cols + 1 + int(self.s.pool_term)
         self.capacity = CapacityModel(self.dim, CapacitySettings(forgetting=self.s.capacity_forgetting))
         self.capacity.mean[-1] = self.s.burst_prior
+        if self.s.pool_term:  # the pool column sits before the burst's
+            self.capacity.mean[-2] = self.s.pool_prior
         if len(self.batches) > 1 and self.s.batch_levels:  # the position line's prior, one weight per batch size
             positions = np.arange(len(self.batches) - 1) / (len(self.batches) - 1) - 1.0
-            self.capacity.mean[-1 - batch_cols:-1] = self.s.batch_prior * positions
+            end = -1 - int(self.s.pool_term)
+            self.capacity.mean[end - batch_cols:end] = self.s.batch_prior * positions
         elif len(self.batches) > 1:
-            self.capacity.mean[-2] = self.s.batch_prior
+            self.capacity.mean[-2 - int(self.s.pool_term)] = self.s.batch_prior
         self.demand = DemandForecaster(ForecastSettings(level=self.s.demand_level,
                                                         level_log_odds=self.s.demand_level_log_odds,
                                                         seasonal=self.s.demand_seasonal,
@@ -359,6 +382,8 @@ class SloRl:
         elif len(self.batches) > 1:
             idx = np.searchsorted(np.asarray(self.batches), np.asarray(batch, float))
             cols.append(idx / (len(self.batches) - 1) - 1.0 + 0 * load)
+        if self.s.pool_term:
+            cols.append(self.tps[0] / np.maximum(gpus, self.tps[0]))
         cols.append(np.full_like(load, log_burst))
         return np.stack(cols, axis=-1)
 
@@ -488,7 +513,8 @@ class SloRl:
         sampled = self.cheapest(load, draw) if draw is not None else need
         best = min(sampled, key=lambda a: (sampled[a] * a[0], a != arm))
         if best != arm and math.isfinite(need[best]) and \
-                sampled[best] * best[0] <= (1 - self.s.switch_gain) * sampled[arm] * arm[0]:
+                sampled[best] * best[0] <= (1 - self.s.switch_gain) * sampled[arm] * arm[0] and \
+                (not self.s.switch_mean or need[best] * best[0] <= need[arm] * arm[0]):
             count = self.better[1] + 1 if self.better[0] is not None and self.better[0][0] == best[0] else 1
             self.better = (best, count)
         else:
