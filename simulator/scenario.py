@@ -146,6 +146,12 @@ SCHEMA: dict[str, Any] = {
                             "shape": {"type": "string"},
                             "path": {"type": "string"},
                             "mean_rate_per_s": {"type": "number", "exclusiveMinimum": 0},
+                            "mean_rate_range": {
+                                "type": "array", "minItems": 2, "maxItems": 2,
+                                "items": {"type": "number", "exclusiveMinimum": 0},
+                                "description": "load-shape only, instead of mean_rate_per_s: [low, high] "
+                                               "requests/s; each seed draws its mean log-uniformly from it "
+                                               "(a training ground over load levels)"},
                             "duration_s": {"type": "number", "exclusiveMinimum": 0},
                             "rate_scale": {"type": "number", "exclusiveMinimum": 0},
                             "sizes": {"enum": ["all", "first-half", "second-half"],
@@ -424,7 +430,9 @@ def _check_magnitudes(raw: dict[str, Any], path: Path) -> None:
     for i, svc in enumerate(raw.get("inference", [])):
         t = svc["trace"]
         if t["kind"] != "request-log":  # a request log's own size is checked when it is read
-            rate = float(t.get("mean_rate_per_s", AZURE_CODE_MEAN_RATE_PER_S)) * float(t.get("rate_scale", 1.0))
+            top = max(t["mean_rate_range"]) if "mean_rate_range" in t else t.get("mean_rate_per_s",
+                                                                                   AZURE_CODE_MEAN_RATE_PER_S)
+            rate = float(top) * float(t.get("rate_scale", 1.0))
             span = float(t.get("duration_s", 3600.0 if t["kind"] == "load-shape" else 3437.0 / float(
                 t.get("rate_scale", 1.0))))
             if rate * span > MAX_REQUESTS:
@@ -494,6 +502,17 @@ def _check_semantics(raw: dict[str, Any], path: Path) -> None:
         trace = svc["trace"]
         if trace["kind"] == "request-log" and "path" not in trace:
             raise ScenarioError(f"{path}: inference[{i}].trace.path: required for kind request-log")
+        if "mean_rate_range" in trace:
+            low, high = (float(v) for v in trace["mean_rate_range"])
+            if trace["kind"] != "load-shape":
+                raise ScenarioError(f"{path}: inference[{i}].trace.mean_rate_range: only for kind load-shape "
+                                    f"(a {trace['kind']} trace has its own rates; scale it with rate_scale)")
+            if "mean_rate_per_s" in trace:
+                raise ScenarioError(f"{path}: inference[{i}].trace: give mean_rate_per_s or mean_rate_range, "
+                                    "not both")
+            if low > high:
+                raise ScenarioError(f"{path}: inference[{i}].trace.mean_rate_range: [{low:g}, {high:g}] is "
+                                    "[low, high] with low above high")
         if trace["kind"] == "load-shape" and "shape" not in trace:
             raise ScenarioError(f"{path}: inference[{i}].trace.shape: required for kind load-shape "
                                 "(bursty, noisy or a file path)")

@@ -183,9 +183,21 @@ def _trace(scenario: Scenario, spec: dict[str, Any], seed: int) -> Trace:
     if t["kind"] == "request-log":
         return _recorded("request-log", scenario.resolve(t["path"]), scale, t.get("duration_s"))
     shape = t["shape"] if t["shape"] in tr.SHAPES else scenario.resolve(t["shape"])
-    mean = float(t.get("mean_rate_per_s", tr.azure_code().mean_rate_per_s))
+    mean = mean_rate(t, seed)
     return tr.load_shape(shape, mean, float(t.get("duration_s", 3600.0)), seed=seed, rate_scale=scale,
                          sizes=tr.azure_code_half(t.get("sizes", "all")))
+
+
+def mean_rate(trace: dict[str, Any], seed: int) -> float:
+    """A load-shape trace's mean requests/s on ``seed``: ``mean_rate_per_s``, or with ``mean_rate_range``
+    [low, high] a log-uniform draw from it, fixed by the seed (from a stream of its own, not the arrivals').
+    Why: a policy trained at one level extrapolates at another; the
+    diurnal evaluation day runs at 1.5x its training day's mean (docs/learned-autoscaler.md, session 25)."""
+    if "mean_rate_range" not in trace:
+        return float(trace.get("mean_rate_per_s", tr.azure_code().mean_rate_per_s))
+    low, high = (float(v) for v in trace["mean_rate_range"])
+    u = float(np.random.default_rng([seed, 0x1E7E1]).uniform())
+    return low * (high / low) ** u
 
 
 def _slo(spec: dict[str, Any]) -> SLO:
