@@ -233,6 +233,10 @@ def main() -> None:
     ap.add_argument("--hpa-target", type=float, default=0.9, help="HPA target for --day")
     ap.add_argument("--windows", action="store_true",
                     help="online convergence from the checkpoint on each evaluation scenario")
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="with --windows on the bundled evaluation scenarios: this slo-rl checkpoint instead of the "
+                         "scenario's default (slo-rl-diurnal.ckpt, slo-rl-code.ckpt), e.g. "
+                         "simulator/checkpoints/slo-rl-diurnal-levels.ckpt")
     ap.add_argument("--pretrained", type=Path, default=None,
                     help="with --windows: the suite's evaluation scenarios (--scenarios: suite names, default all; "
                          "seeds 101, ...) from the slo-rl checkpoints `autocm bench pretrain` wrote to this folder")
@@ -244,7 +248,8 @@ def main() -> None:
     if args.windows:
         ckpts = {"inference-diurnal-eval": "slo-rl-diurnal.ckpt", "inference-code-hour-eval": "slo-rl-code.ckpt"}
         for name in args.scenarios:
-            path = load_scenario(name).resolve(f"../checkpoints/{ckpts[name]}")
+            path = args.checkpoint.resolve() if args.checkpoint else \
+                load_scenario(name).resolve(f"../checkpoints/{ckpts[name]}")
             online_windows(name, str(path), args.seeds)
         return
     if args.day:
