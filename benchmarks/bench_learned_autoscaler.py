@@ -101,8 +101,9 @@ def table(name: str, s: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def day_wall_times(hpa_target: float) -> None:
-    """Wall time of a 24-hour day with HPA and with slo-rl (pretrained), same process, after a warm-up."""
+def day_wall_times(hpa_target: float, checkpoint: Path | None = None) -> None:
+    """Wall time of a 24-hour day with HPA and with slo-rl (pretrained: ``checkpoint``, default the bundled
+    slo-rl-diurnal.ckpt), same process, after a warm-up."""
     import yaml
 
     from simulator.workloads import PolicyRun, simulate
@@ -114,7 +115,7 @@ def day_wall_times(hpa_target: float) -> None:
     svc = raw["inference"][0]
     svc["trace"]["duration_s"] = 86400
     svc["trace"]["shape"] = str(src.resolve(svc["trace"]["shape"]))
-    ckpt = str(src.resolve("../checkpoints/slo-rl-diurnal.ckpt"))
+    ckpt = str(checkpoint.resolve() if checkpoint else src.resolve("../checkpoints/slo-rl-diurnal.ckpt"))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "inference-diurnal-eval-24h.yaml"
         path.write_text(yaml.safe_dump(raw))
@@ -234,8 +235,8 @@ def main() -> None:
     ap.add_argument("--windows", action="store_true",
                     help="online convergence from the checkpoint on each evaluation scenario")
     ap.add_argument("--checkpoint", type=Path, default=None,
-                    help="with --windows on the bundled evaluation scenarios: this slo-rl checkpoint instead of the "
-                         "scenario's default (slo-rl-diurnal.ckpt, slo-rl-code.ckpt), e.g. "
+                    help="with --windows on the bundled evaluation scenarios, or --day: this slo-rl checkpoint instead "
+                         "of the default (slo-rl-diurnal.ckpt, slo-rl-code.ckpt), e.g. "
                          "simulator/checkpoints/slo-rl-diurnal-levels.ckpt")
     ap.add_argument("--pretrained", type=Path, default=None,
                     help="with --windows: the suite's evaluation scenarios (--scenarios: suite names, default all; "
@@ -253,7 +254,7 @@ def main() -> None:
             online_windows(name, str(path), args.seeds)
         return
     if args.day:
-        day_wall_times(args.hpa_target)
+        day_wall_times(args.hpa_target, args.checkpoint)
         return
     if args.runs and len(args.scenarios) != 1:
         ap.error("--runs reads one scenario's outputs: name exactly one scenario with --scenarios")
