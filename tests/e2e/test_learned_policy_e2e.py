@@ -30,14 +30,10 @@ rises after misses as it does in the simulator.
 
 Asserted: the checkpoint was restored with the settings it records; slo-rl acted, saw slo_attainment, scaled up for
 the plateau and back down after it, and reached ``ATTAINMENT_FLOOR``; some HPA target held the SLO, and slo-rl used
-fewer GPU-minutes than the cheapest one that did (0.415-0.497x in runs 33-35 of docs/learned-autoscaler.md, "In the
-operator, end to end"); no replica asked for went without a node. Printed, not asserted: whether slo-rl held the
-0.99 SLO in this run (one real-time run is one seed), and its cost against each family's best; against the
-request-rate rule it is 0.85-1.04x in GPU-minutes (runs 33-35), not reliably below.
-
-Since session 25 the checkpoint is slo-rl-diurnal-levels.ckpt (trained over load levels with the pool term), which
-switches to TP 4 on the ramp (4 x TP 8 -> 1-2 x TP 8 -> 4-6 x TP 4): the operator's restart path for a template
-change runs here too. Its older TP 8 history, kept below for the record, was with slo-rl-diurnal.ckpt.
+fewer replica-minutes and fewer GPU-minutes than the cheapest one that did (0.48-0.55x in runs 30-32 of
+docs/learned-autoscaler.md, "In the operator, end to end"); no replica asked for went without a node. Printed, not
+asserted: whether slo-rl held the 0.99 SLO in this run (one real-time run is one seed), and its cost against each
+family's best; against the request-rate rule it is at parity (0.985-1.003x in runs 30-32), not below.
 
 The way it used to miss, or over-react and cost 1.1-1.3x the old emulator's
 HPA: one 3 -> 2 step at ~6.5-7 requests/s at the start of the ramp down, at price 0 (its capacity posterior,
@@ -81,9 +77,11 @@ from .test_operator_e2e import (
 
 pytestmark = pytest.mark.e2e
 
-CHECKPOINT = REPO / "simulator" / "checkpoints" / "slo-rl-diurnal-levels.ckpt"
-"""Since session 25 the checkpoint trained over load levels with the pool term (docs/learned-autoscaler.md, "A capacity
-term for the pool"), the one the simulator's evaluation day runs best; before, slo-rl-diurnal.ckpt (TP 8 throughout)."""
+CHECKPOINT = REPO / "simulator" / "checkpoints" / "slo-rl-diurnal.ckpt"
+"""The bundled diurnal checkpoint (TP 8 throughout here). Session 25 ran this test with slo-rl-diurnal-levels.ckpt
+(trained over load levels with the pool term; it switches to TP 4 in the operator): SLO held in 4 runs of 4 at
+0.415-0.497x HPA's GPU-minutes. It is not the one tested because in the simulator it missed the SLO on 2 of 10
+evaluation seeds where this one met all 10 (docs/learned-autoscaler.md, "A capacity term for the pool")."""
 SLO_S, ATTAINMENT = 5.0, 0.99
 ATTAINMENT_FLOOR = 0.95
 """What one run must reach: far enough below the 0.99 SLO that the timing of one real-time run does not
@@ -295,7 +293,7 @@ def run_side_by_side(plane: ControlPlane, prometheus: PrometheusServer, promethe
         restored = st["checkpoint"]["restoredFrom"]
         # the checkpoint's settings, adopted and shown (the CRD's status schema keeps them)
         recorded = recorded_settings(checkpoint[1])
-        assert recorded["pool_term"] and recorded["floor_min_requests"] == SLO_RL_MIN_REQUESTS, recorded
+        assert recorded["down_evidence"] == 1.0 and recorded["floor_min_requests"] == SLO_RL_MIN_REQUESTS, recorded
         assert st["checkpoint"].get("settings") == recorded, st["checkpoint"]
         for name in policies:
             emulators.enter_context(process(
@@ -356,9 +354,9 @@ def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
     prometheus_scrape,
     tmp_path: Path,
 ) -> None:
-    policies = {"rl": {"name": "slo-rl", "checkpoint": "configmap/slo-rl-diurnal-levels"}} | rule_learners()
+    policies = {"rl": {"name": "slo-rl", "checkpoint": "configmap/slo-rl-diurnal"}} | rule_learners()
     seen = run_side_by_side(control_plane, prometheus, prometheus_scrape, namespace, policies, tmp_path,
-                            ("rl", compressed_checkpoint(CHECKPOINT, tmp_path / "slo-rl-diurnal-levels.ckpt")))
+                            ("rl", compressed_checkpoint(CHECKPOINT, tmp_path / "slo-rl-diurnal.ckpt")))
     rl = seen["rl"]
     samples = min(len(got["replicas"]) for got in seen.values())
     asked = [sum(got["replicas"][i] for got in seen.values()) for i in range(samples)]
@@ -380,7 +378,7 @@ def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
         "rules": {rule: {str(t): {k: seen[name][k] for k in ("attainment", "replica_min")}
                          for t, name in swept.items()} for rule, swept in RULES.items()},
         "best": best}))
-    assert rl["restored"].startswith("configmap/slo-rl-diurnal-levels"), rl
+    assert rl["restored"].startswith("configmap/slo-rl-diurnal"), rl
     assert rl["resizes"] >= 1  # the learned policy acted
     # The operator derived slo_attainment from the TTFT histogram (no query given) and the learner saw it.
     assert rl["status_attainment"] and all(0.0 <= a <= 1.0 for a in rl["status_attainment"]), rl
@@ -397,15 +395,16 @@ def test_learned_policy_from_checkpoint_holds_the_slo_and_is_costed_against_hpa(
     assert peak >= 3 and rl["replicas"][-1] < peak, rl["replicas"]
     assert rl["attainment"] >= ATTAINMENT_FLOOR, rl
     assert best["HPA gpu_utilization"] is not None, "no HPA target held the SLO on this segment: widen HPA_TARGETS"
-    # The issue's comparison: the SLO held at less cost than HPA's cheapest passing target on the same segment, in
-    # GPU-minutes: since session 25 slo-rl runs TP 4 replicas (4 GPUs) beside HPA's TP 8 ones (8 GPUs), so a
-    # replica-minute is not one unit of cost across them. Runs 33-35: 0.415-0.497x HPA's GPU-minutes (replica-minutes,
-    # printed: 0.72-0.89x); with the TP 8 checkpoint (runs 30-32) 0.48-0.55x in either unit.
+    # The issue's comparison: the SLO held at fewer replica-minutes than HPA's cheapest passing target on the same
+    # segment (runs 30-32: 0.48-0.55x), and fewer GPU-minutes, the unit of cost: the same ratio while both run TP 8,
+    # not once a checkpoint runs TP 4 replicas (4 GPUs) beside HPA's TP 8 ones (session 25's runs 33-35 with the
+    # levels checkpoint: 0.415-0.497x in GPU-minutes, 0.72-0.89x in replica-minutes).
     hpa_best = seen[RULES["HPA gpu_utilization"][best["HPA gpu_utilization"]]]
+    assert rl["replica_min"] < hpa_best["replica_min"], (rl, hpa_best)
     assert rl["gpu_min"] < hpa_best["gpu_min"], (rl, hpa_best)
     # NOT asserted on one run: attainment >= the SLO's 0.99. One real-time run is one seed of a learner
     # that is randomised by the machine's timing; the SLO is a property tested across seeds in the
     # simulator (tests/unit/learners/test_slo_rl.py, >= 9 of 10). Here slo-rl held it in most runs, not
     # all (docs/learned-autoscaler.md, "In the operator, end to end", with the count).
-    # NOT asserted: slo-rl below the request-rate rule's best. In GPU-minutes it is 0.85-1.04x it (runs 33-35; at
-    # parity, 0.985-1.003x, with the TP 8 checkpoint in runs 30-32), within one run's noise.
+    # NOT asserted: slo-rl below the request-rate rule's best. It is at parity with it (0.985-1.003x in runs
+    # 30-32; the levels checkpoint 0.85-1.04x in GPU-minutes in runs 33-35), within one run's noise.
