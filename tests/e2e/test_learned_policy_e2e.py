@@ -170,10 +170,10 @@ def compressed_checkpoint(src: Path, dst: Path) -> Path:
     """``src`` with its cold start and its request threshold in this segment's time
     (:data:`SLO_RL_COLD_START_S`, :data:`SLO_RL_MIN_REQUESTS`), all else as trained.
 
-    Its provenance keeps the settings it records (those it was trained with that differ from the defaults, and
-    ``risk``, ``down_evidence`` and ``switch_mean``, chosen on the training side by scripts/choose_deployed.py) and
-    adds ``risk_max`` as trained: the operator runs a checkpoint with its provenance's settings, and the test
-    reads them back in the status."""
+    Its provenance keeps the settings it records (the bundled one: ``down_evidence`` 1.0 and, since session 25,
+    ``dual_step`` 0.03, both chosen on the training side by scripts/choose_deployed.py) and adds ``risk_max`` as
+    trained: the operator runs a checkpoint with its provenance's settings, and the test reads them back in the
+    status."""
     doc = json.loads(inflate(src.read_bytes()))
     doc["state"]["cold_start_s"] = SLO_RL_COLD_START_S
     doc["state"]["settings"]["cold_start_s"] = SLO_RL_COLD_START_S
