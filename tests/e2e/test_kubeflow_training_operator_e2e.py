@@ -285,6 +285,16 @@ def test_a_training_pool_of_pytorchjobs_under_the_real_training_operator(
     assert most <= 2, f"{most} GPU pods bound at once in a 2-GPU pool"
 
 
+def live_pods(core: kubernetes.client.CoreV1Api, namespace: str) -> str:
+    """One line per pod not Succeeded or Failed (job, name, phase, node, deleting): what a stalled pool
+    waits on, for the failure message."""
+    return "\n".join(
+        f"{(p.metadata.labels or {}).get(JOB_NAME_LABEL, '?')} {p.metadata.name} {p.status.phase} "
+        f"node={p.spec.node_name} deleting={p.metadata.deletion_timestamp is not None}"
+        for p in core.list_namespaced_pod(namespace).items
+        if p.status.phase not in ("Succeeded", "Failed")) or "(none)"
+
+
 def elastic_training_job(name: str, pool: str) -> dict:
     """The training pool test's cifar10 job (tests/e2e/test_training_pool_e2e.py) as an elastic PyTorchJob:
     Worker only, 1 GPU per worker, 1-16 workers, created suspended."""
@@ -354,7 +364,8 @@ def test_a_pool_of_elastic_pytorchjobs_under_the_real_training_operator(
                     tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
                     raise AssertionError(f"jobs not all Succeeded after {RUN_TIMEOUT_S:.0f}s (done: {sorted(done)})"
                                          f"\nstatus: {json.dumps(pool)}\nemulator: "
-                                         f"{http_get(emulator_url + '/state')[1].decode()}\noperator log:\n{tail}")
+                                         f"{http_get(emulator_url + '/state')[1].decode()}\npods not finished:\n"
+                                         f"{live_pods(core, namespace)}\noperator log:\n{tail}")
                 time.sleep(0.5)
             state = json.loads(http_get(f"{emulator_url}/state")[1])
         finally:

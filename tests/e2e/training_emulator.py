@@ -58,7 +58,6 @@ class PoolObject:
     env: dict[str, str]
     pod_label: str
     """The label that names the job on its pods (the Job controller's or the training operator's)."""
-    complete: bool
     per_pod_gpus: int
     gpus_from_pods: bool
     """True for a PyTorchJob: an elastic resize in place changes the pods, not ``AUTOCM_GPUS``."""
@@ -68,9 +67,7 @@ def job_object(obj: Any) -> PoolObject:
     c = obj.spec.template.spec.containers[0]
     return PoolObject(obj.metadata.name, obj.metadata.uid, dict(obj.metadata.labels or {}), bool(obj.spec.suspend),
                       int(obj.spec.parallelism or 0), {e.name: e.value for e in c.env or []},
-                      "batch.kubernetes.io/job-name",
-                      any(x.type == "Complete" and x.status == "True" for x in (obj.status.conditions or [])),
-                      1, False)
+                      "batch.kubernetes.io/job-name", 1, False)
 
 
 def pytorchjob_object(obj: dict[str, Any]) -> PoolObject:
@@ -82,8 +79,6 @@ def pytorchjob_object(obj: dict[str, Any]) -> PoolObject:
     return PoolObject(meta["name"], meta["uid"], dict(meta.get("labels") or {}),
                       bool((spec.get("runPolicy") or {}).get("suspend", False)), int(role.get("replicas", 1)),
                       {e["name"]: e.get("value") for e in c.get("env") or []}, "training.kubeflow.org/job-name",
-                      any(x.get("type") == "Succeeded" and x.get("status") == "True"
-                          for x in (obj.get("status") or {}).get("conditions") or []),
                       int(limits.get("nvidia.com/gpu", 1)), True)
 
 
@@ -169,10 +164,12 @@ class TrainingEmulator:
                 and p.metadata.deletion_timestamp is None and (p.metadata.owner_references or [None])[0]
                 and p.metadata.owner_references[0].uid == obj.uid]
         if em.done_s is not None:
-            # Every tick, not once: the operator may have recreated the job as it finished; the new pods
-            # load the checkpoint, find the job done and exit 0 too.
-            if not obj.complete:
-                succeed(core, self.namespace, mine)
+            # Every tick, not once, and even once the job is marked complete: every worker's trainer exits
+            # when training is done. The operator may have recreated the job as it finished (the new pods
+            # load the checkpoint, find the job done and exit 0 too), and the training operator marks an
+            # elastic PyTorchJob Succeeded as soon as one worker has, leaving a worker created after our
+            # pod list Running (its CleanPodPolicy defaults to None) and holding its GPU for good.
+            succeed(core, self.namespace, mine)
             return
         running = sum(1 for p in mine if p.status.phase == "Running")
         want = obj.want
