@@ -53,3 +53,12 @@ def test_a_range_that_cannot_be_one_is_refused_by_name(tmp_path, edit, expected)
     with pytest.raises(sc.ScenarioError) as err:
         sc.load(path)
     assert expected in str(err.value)
+
+
+def test_the_size_check_default_rate_is_the_bundled_code_trace_rate():
+    """The scenario check sizes a load-shape trace without a rate at ``AZURE_CODE_MEAN_RATE_PER_S`` without
+    reading the trace file; the simulator runs it at the code trace's own mean. The two must not drift."""
+    from simulator.inference import traces as tr
+
+    assert sc.AZURE_CODE_MEAN_RATE_PER_S == pytest.approx(tr.azure_code().mean_rate_per_s, abs=0.005)
+    assert mean_rate({}, 3) == tr.azure_code().mean_rate_per_s
