@@ -1,8 +1,8 @@
 """A training-job emulator: every pool Job of one namespace trains at the speed the Pollux profiles give for
 the GPUs and batch size it was started with, and exports the ``autocm_train_*`` contract. Pool Kubeflow
 PyTorchJobs (run by the real training operator) are read the same way: their Worker count for
-``parallelism``, the training operator's pod label, their ``Succeeded`` condition, and GPUs from the Running
-worker pods (an elastic resize in place changes the pods, not ``AUTOCM_GPUS``).
+``parallelism``, the training operator's pod label, and GPUs from the Running worker pods (an elastic resize
+in place changes the pods, not ``AUTOCM_GPUS``).
 
 The e2e tests need training jobs whose metrics respond to the allocation the operator applies, without
 GPUs or PyTorch. Like ``emulator.py`` this one process plays every pod: every ``--tick`` seconds it lists the
@@ -16,7 +16,8 @@ namespace's Jobs labelled ``autocm.io/pool`` and their pods (kwok runs them), an
   profile's restart delay, and the restart is counted;
 - time runs ``--speed`` times faster than the wall clock (the profiles' step times are in real seconds);
 - when the job reaches its last epoch the emulator sets its pods to Succeeded, so the real Job controller
-  marks the Job Complete, and the pool's GPUs free up.
+  marks the Job Complete, and the pool's GPUs free up; it goes on doing so for any pod of the finished job
+  that is still running, as every trainer of a finished job exits.
 
 ``/metrics`` serves the contract (labels ``namespace``, ``job_name``, ``replica``) for running jobs only;
 ``/state`` serves JSON per job (first seen, done, restarts, GPUs, batch, progress, in emulated seconds) for
