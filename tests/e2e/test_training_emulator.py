@@ -12,6 +12,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from controller.pytorchjob import JOB_NAME_LABEL
 from simulator.training.profiles import load_profiles
 
 from .training_emulator import TrainingEmulator, pytorchjob_object
@@ -21,7 +22,7 @@ NS = "pool"
 
 def _pod(name: str, job: str, uid: str, phase: str) -> Any:
     return SimpleNamespace(
-        metadata=SimpleNamespace(name=name, labels={"training.kubeflow.org/job-name": job}, deletion_timestamp=None,
+        metadata=SimpleNamespace(name=name, labels={JOB_NAME_LABEL: job}, deletion_timestamp=None,
                                  owner_references=[SimpleNamespace(uid=uid)]),
         spec=SimpleNamespace(containers=[SimpleNamespace(name="pytorch", image="trainer")]),
         status=SimpleNamespace(phase=phase, start_time=None))
