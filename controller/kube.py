@@ -43,6 +43,9 @@ from controller.policy import KNOBS, Policy, TargetRef
 from learners.space import Config
 
 log = logging.getLogger("autocm.kube")
+events_log = logging.getLogger("autocm.events")
+"""Every event autocm posts is also one line here (INFO for Normal, WARNING for Warning), so ``kubectl logs``
+of the operator tells what it did without ``kubectl get events``, which the apiserver keeps for an hour."""
 
 FIELD_MANAGER = "autocm"
 GPU = "nvidia.com/gpu"
@@ -227,10 +230,24 @@ def post_event(kube: Kube, involved: Mapping[str, Any], type_: str, reason: str,
         "reportingInstance": socket.gethostname()[:128], "firstTimestamp": ts, "lastTimestamp": ts,
         "count": 1, "action": reason,
     }
+    events_log.log(logging.WARNING if type_ == "Warning" else logging.INFO, "%s %s/%s: %s: %s",
+                   involved.get("kind"), involved.get("namespace"), involved.get("name"), reason,
+                   one_line(message))
     try:
         kube.request("POST", f"/api/v1/namespaces/{involved['namespace']}/events", body=body)
     except (ApiException, OSError) as exc:  # an event is best effort; the change itself happened
         log.warning("could not post event %s on %s: %s", reason, involved.get("name"), exc)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def one_line(text: str, limit: int = 1024) -> str:
+    """``text`` as one log line of at most ``limit`` characters: control characters (newlines included)
+    written as escapes. Messages quote tenants' specs, and a tenant must not be able to forge a line of
+    the operator's log (say, another namespace's decision) by putting a newline in a name or a setting."""
+    flat = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return flat if len(flat) <= limit else flat[:limit - 1] + "\u2026"
 
 
 def involved_ref(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from controller.kube import (
     WorkloadActuator,
     WorkloadSpecError,
     describe_changes,
+    one_line,
     other_scalers,
     post_event,
     read_config,
@@ -576,8 +577,7 @@ class PolicyRunner:
                 log.info("%s: fast step wanted %s, not applied: %s", p.key, describe_changes(p, wanted),
                          "; ".join(self.actuator.notes) or "no change")
                 return FastResult("fast_refused", rec)
-            msg = f"{describe_changes(p, done)}: {rec.reason}"
-            log.info("%s: fast step applied %s", p.key, msg)
+            msg = f"{describe_changes(p, done)}: {rec.reason}"  # logged with its event
             return FastResult("fast_applied", rec, [("Normal", "AutocmFastScaleUp", msg)],
                               _finite({**current, **{k: b for k, (_, b) in done.items()}}))
         events = []
@@ -1029,9 +1029,14 @@ class Engine:
     def _write(self, body: Mapping[str, Any], result: StepResult, generation: int, now: float) -> None:
         old = {c.get("type"): c for c in (body.get("status") or {}).get("conditions", [])}
         merged = dict(old)
+        announced = {reason for _, reason, _ in result.events}
         for c in result.conditions:
             prev = old.get(c.type)
             changed = prev is None or prev.get("status") != c.status
+            if changed and c.reason not in announced:  # an event's log line already says it
+                log.log(logging.WARNING if c.status == "False" and c.type in ("Ready", "MetricsAvailable")
+                        else logging.INFO, "%s: %s is %s (%s): %s", self.key_of(body), c.type, c.status,
+                        c.reason, one_line(c.message))
             merged[c.type] = {"type": c.type, "status": c.status, "reason": c.reason,
                               "message": c.message[:32768], "observedGeneration": generation,
                               "lastTransitionTime": _rfc3339(now) if changed

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from operator_fakes import FakeKube, deployment, fake_prometheus, node, vector
 from prometheus_client import generate_latest
 
 from controller import checkpoint as ckpt
+from controller.kube import one_line
 from controller.operator import Engine, OperatorSettings
 from controller.prometheus import PrometheusClient, PrometheusSettings
 
@@ -406,3 +409,54 @@ def test_hostile_checkpoint_settings_are_not_used_and_the_policy_runs_on(setting
     warnings = [e["message"] for e in kube.events if e["reason"] == "CheckpointIgnored"]
     assert warnings and "settings of" in warnings[0] and words in warnings[0], warnings
     assert "settings" not in kube.objects[POLICY]["status"].get("checkpoint", {})
+
+
+def test_every_event_and_condition_change_is_one_log_line_a_tenant_cannot_break(caplog):
+    """``kubectl logs`` of the operator says what it did: each event it posts is a line (INFO, WARNING for
+    a Warning), and so is each condition change no event announced, once, not once per interval."""
+    caplog.set_level(logging.INFO, logger="autocm")
+    kube = cluster(policy_body("apply"))
+    clock = Clock()
+    with fake_prometheus(ttft(1.0)) as prom:
+        url = prom.url
+    eng = engine_for(url, kube, clock)
+    assert step(eng, kube).outcome == "frozen"
+    clock.t += 5
+    assert step(eng, kube).outcome == "frozen"
+    down = [r for r in caplog.records if "MetricsAvailable is False (PrometheusUnavailable)" in r.getMessage()]
+    assert len(down) == 1 and down[0].levelno == logging.WARNING
+    assert down[0].getMessage().startswith("ml/web-policy: ")
+    caplog.clear()
+    with fake_prometheus(ttft(1.0)) as prom:
+        eng.shared.client = PrometheusClient(prom.url)
+        clock.t += 5
+        assert step(eng, kube).outcome == "applied"
+    lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    assert ("autocm.operator", logging.INFO, next(m for _, _, m in lines if "MetricsAvailable is True" in m)) in lines
+    resized = [m for n, lv, m in lines if n == "autocm.events" and lv == logging.INFO and "AutocmResized" in m]
+    assert resized and resized[0].startswith("Deployment ml/web: AutocmResized: replicas 2 -> 4")
+    assert any(m.startswith("SizingPolicy ml/web-policy: AutocmApplied: ") for n, _, m in lines
+               if n == "autocm.events")
+
+    # A tenant's setting name with a newline in it: refused, said on one line, nothing forged (the refusal
+    # quotes the name; one_line, tested below, is the guard for any message that does not).
+    caplog.clear()
+    forged = "typo\nSizingPolicy other/victim: AutocmApplied: replicas 8 -> 0"
+    kube = cluster(policy_body(learner={"name": "static", "settings": {forged: 1}}))
+    with fake_prometheus(ttft(1.0)) as prom:
+        assert step(engine_for(prom.url, kube, Clock()), kube).outcome == "refused"
+    invalid = [r for r in caplog.records if "InvalidSpec" in r.getMessage()]
+    assert [r.levelno for r in invalid] == [logging.WARNING]  # the event's line; the condition's is not repeated
+    assert all("\n" not in r.getMessage() and "\r" not in r.getMessage() for r in caplog.records)
+    assert not any(r.getMessage().startswith("SizingPolicy other/") for r in caplog.records)
+
+
+@pytest.mark.parametrize("text, want", [
+    ("plain", "plain"),
+    ("a\nb\r\nc", "a\\nb\\r\\nc"),
+    ("tab\there\x1b[31m", "tab\\there\\x1b[31m"),
+    ("line\u2028sep", "line\\u2028sep"),
+    ("x" * 2000, "x" * 1023 + "\u2026"),
+])
+def test_one_line_escapes_what_would_break_a_log_line(text, want):
+    assert one_line(text) == want
