@@ -402,7 +402,8 @@ def needs_template(policy: Policy, config: Config, in_place: bool) -> bool:
 # --- capacity --------------------------------------------------------------------------------------
 
 
-def _pod_gpus(pod: Mapping[str, Any]) -> float:
+def pod_gpus(pod: Mapping[str, Any]) -> float:
+    """GPUs a pod asks for (requests, else limits), summed over its containers."""
     total = 0.0
     for c in pod.get("spec", {}).get("containers", []):
         res = c.get("resources", {})
@@ -430,7 +431,7 @@ def free_gpu_slots(nodes: list[Mapping[str, Any]], pods: list[Mapping[str, Any]]
     for p in pods:
         node = p.get("spec", {}).get("nodeName")
         if node and p.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
-            used[node] = used.get(node, 0.0) + _pod_gpus(p)
+            used[node] = used.get(node, 0.0) + pod_gpus(p)
     slots = 0
     for n in nodes:
         if n.get("spec", {}).get("unschedulable"):
@@ -523,7 +524,7 @@ class WorkloadActuator:
         notes: list[str] = []
         pods = self.kube.get("/api/v1/pods").get("items", [])
         if g1 > 0:
-            waiting = [p for p in pods if _pod_gpus(p) > 0 and _unschedulable(p)]
+            waiting = [p for p in pods if pod_gpus(p) > 0 and _unschedulable(p)]
             if waiting:
                 # Only this namespace's pods are named: a status is readable by the namespace's users,
                 # and another tenant's pod names are not theirs to see.

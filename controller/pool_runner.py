@@ -14,7 +14,11 @@ Each round (every ``spec.intervalSeconds``):
    the quota in between): an elastic PyTorchJob inside its ``elasticPolicy`` is resized in place
    (:func:`controller.pytorchjob.replicas_patch`), anything else goes through the checkpoint-aware recreation
    of :mod:`controller.kube` (:func:`~controller.kube.delete_and_wait`, then the object applied again with
-   ``AUTOCM_GPUS`` / ``AUTOCM_BATCH_SIZE``); a job given no GPUs is recreated suspended.
+   ``AUTOCM_GPUS`` / ``AUTOCM_BATCH_SIZE``); a job given no GPUs is recreated suspended;
+6. a finished job's GPUs go back to the pool when its status says it finished. Its pods are then looked up
+   until none is left on a node (:meth:`PoolRunner.lingering`): a worker that hangs on exit still holds its
+   GPU, so the next job's pod waits Pending; the status row says so (``podsHoldingGpus``, ``gpusHeld``) and
+   a ``FinishedJobHoldsGpus`` Warning names the pods. The pool does not wait for them (docs/training-operator.md).
 
 What a pool job declares (annotations on the Job / PyTorchJob; all optional, bounded):
 ``autocm.io/init-batch-size`` (default: the container's ``AUTOCM_BATCH_SIZE``), ``autocm.io/max-batch-size``
@@ -46,8 +50,10 @@ from controller.kube import (
     container_of,
     delete_and_wait,
     involved_ref,
+    one_line,
     parse_quantity,
     path_segment,
+    pod_gpus,
     post_event,
     recreated_job_body,
     workload_path,
@@ -60,6 +66,9 @@ from learners.pollux import BatchLimits
 from learners.shared_throughput import SharedThroughput
 
 MAX_BATCH = 1 << 20
+LINGER_CHECKS_PER_ROUND = 16
+"""Finished jobs whose pods are looked up per round: after an operator restart every old finished job is
+checked once, a few per round, not all in one round."""
 ANNOTATION_PREFIX = "autocm.io/"
 
 
@@ -204,6 +213,9 @@ class PoolRunner:
         self.placements: dict[str, tuple[tuple[str, int], ...]] = {}
         self.batch: dict[str, int] = {}
         self.last_round_s: float | None = None
+        self.pods_gone: set[str] = set()
+        """Finished jobs seen with no pod left on a node: not looked up again."""
+        self._held_by_finished: dict[str, list[tuple[str, str, float]]] = {}
         self._restore(body)
 
     def _restore(self, body: Mapping[str, Any]) -> None:
@@ -256,6 +268,16 @@ class PoolRunner:
         dt = 0.0 if self.last_round_s is None else max(0.0, now - self.last_round_s)
         self.last_round_s = now
         active = {n: j for n, j in jobs.items() if not j.finished}
+        held_by_finished = self.lingering(jobs)
+        for name, pods in sorted(held_by_finished.items()):
+            gpus = sum(g for _, _, g in pods)
+            shown = ", ".join(f"{pod} on {node}" for pod, node, _ in pods[:3]) + (" and more" if len(pods) > 3
+                                                                                 else "")
+            events.append(("Warning", "FinishedJobHoldsGpus",
+                           f"{jobs[name].target.kind} {name} finished, but {len(pods)} of its pods still hold "
+                           f"{gpus:g} GPUs ({one_line(shown, 300)}); the pool has given them to other jobs, whose "
+                           "pods wait until these exit (a PyTorchJob's runPolicy.cleanPodPolicy: Running "
+                           "deletes them)"))
         for name in list(self.records):
             if name not in active:
                 self.records.pop(name)
@@ -332,6 +354,39 @@ class PoolRunner:
                                 f"autocm_train_* read for {len(active)} job(s)"),
                                applied_cond], status, events)
 
+    def lingering(self, jobs: Mapping[str, PoolJob]) -> dict[str, list[tuple[str, str, float]]]:
+        """Finished jobs whose pods still hold GPUs: job -> [(pod, node, GPUs)], for pods bound to a node,
+        not Succeeded or Failed, asking for GPUs (a Terminating one counts: its GPU is not free until it is
+        gone). A job found with none is not looked up again; at most ``LINGER_CHECKS_PER_ROUND`` per round.
+        Best effort: a failed lookup is tried next round."""
+        finished = sorted(n for n, j in jobs.items() if j.finished)
+        self.pods_gone &= set(finished)
+        out: dict[str, list[tuple[str, str, float]]] = {}
+        ns = path_segment("namespace", self.policy.namespace)
+        for name in [n for n in finished if n not in self.pods_gone][:LINGER_CHECKS_PER_ROUND]:
+            obj = jobs[name].obj
+            if jobs[name].target.kind == pytorchjob.KIND:
+                match = {pytorchjob.JOB_NAME_LABEL: name}
+            else:  # a Job's own selector (its controller-uid): exact on every Kubernetes version
+                match = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            if not match or not all(isinstance(v, str) for v in match.values()):
+                self.pods_gone.add(name)
+                continue
+            try:
+                items = self.kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=",".join(
+                    f"{k}={v}" for k, v in sorted(match.items()))).get("items", [])
+            except (ApiException, OSError, TimeoutError):
+                continue
+            pods = [(str(p["metadata"].get("name")), str(p["spec"]["nodeName"]), pod_gpus(p)) for p in items
+                    if (p.get("spec") or {}).get("nodeName") and (p.get("metadata") or {}).get("name")
+                    and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and pod_gpus(p) > 0]
+            if pods:
+                out[name] = pods
+            else:
+                self.pods_gone.add(name)
+        self._held_by_finished = out
+        return out
+
     def _managing(self, active: Mapping[str, PoolJob]) -> str:
         pool = self.policy.pool
         return (f"training pool of {len(active)} running job(s) matching {pool.label_selector()}, "
@@ -379,6 +434,10 @@ class PoolRunner:
         for name, job in sorted(jobs.items())[: tp.MAX_JOBS]:
             if job.finished:
                 rows[name] = {"gpus": 0, "finished": True, "restarts": job.restarts}
+                pods = self._held_by_finished.get(name)
+                if pods:
+                    rows[name]["podsHoldingGpus"] = len(pods)
+                    rows[name]["gpusHeld"] = math.ceil(sum(g for _, _, g in pods))
                 continue
             placement = held.get(name) or ()
             gpus = sum(c for _, c in placement) if placement else job.gpus

@@ -75,6 +75,7 @@ OPERATOR_CALLS: dict[tuple[str, str, str], list[Need]] = {
         ("apps", "deployments", "patch"), ("apps", "statefulsets", "patch"), ("batch", "jobs", "patch")],
     ("kube", "WorkloadActuator._recreate_job", "apply"): [("batch", "jobs", "create"), ("batch", "jobs", "patch")],
     ("kube", "WorkloadActuator.pods", "get"): [("", "pods", "list")],
+    ("pool_runner", "PoolRunner.lingering", "get"): [("", "pods", "list")],
     ("kube", "_list_autoscalers.listing", "get"): [
         ("autoscaling", "horizontalpodautoscalers", "list"), ("autoscaling.k8s.io", "verticalpodautoscalers", "list"),
         ("keda.sh", "scaledobjects", "list")],

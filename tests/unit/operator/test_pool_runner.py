@@ -236,3 +236,68 @@ def test_an_invalid_pool_policy_is_reported_not_run():
     ready = next(c for c in kube.objects[POLICY]["status"]["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "InvalidSpec" and ready["message"].startswith("spec.trainingPool")
     assert not kube.writes("DELETE")
+
+
+def pod(name: str, labels: dict, node: str | None = "n0", phase: str = "Running", gpus: str = "1") -> dict:
+    return {"metadata": {"name": name, "namespace": "ml", "labels": labels},
+            "spec": {"nodeName": node, "containers": [{"name": "trainer",
+                                                       "resources": {"limits": {"nvidia.com/gpu": gpus}}}]},
+            "status": {"phase": phase}}
+
+
+def test_a_finished_job_whose_pods_still_hold_gpus_is_reported_until_they_exit():
+    """The pool frees a finished job's GPUs when its status says so; a pod that has not exited still holds its
+    GPU. The status row and one Warning say which, the lookups stop once none is left, and another namespace's
+    pods are never listed."""
+    done = job("c-0", suspend=False, parallelism=2)
+    done["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    uid = {"batch.kubernetes.io/controller-uid": "uid-c-0"}
+    kube = cluster(done, job("c-1"))
+    kube.put("/api/v1/namespaces/ml/pods/c-0-a", pod("c-0-a", uid))  # hung on exit
+    kube.put("/api/v1/namespaces/ml/pods/c-0-b", pod("c-0-b", uid, phase="Succeeded"))
+    kube.put("/api/v1/namespaces/ml/pods/c-0-c", pod("c-0-c", uid, node=None, phase="Pending"))  # never bound
+    kube.put("/api/v1/namespaces/ml/pods/other", pod("other", {"app": "x"}))
+    kube.put("/api/v1/namespaces/other/pods/c-0-a", pod("c-0-a", uid))
+    clock = Clock()
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        assert step(eng, kube).outcome == "applied"
+        rows = kube.objects[POLICY]["status"]["trainingPool"]["jobs"]
+        assert rows["c-0"] == {"gpus": 0, "finished": True, "restarts": 0, "podsHoldingGpus": 1, "gpusHeld": 1}
+        warnings = [e["message"] for e in kube.events if e["reason"] == "FinishedJobHoldsGpus"]
+        assert len(warnings) == 1 and "Job c-0 finished, but 1 of its pods still hold 1 GPUs (c-0-a on n0)" in \
+            warnings[0] and "cleanPodPolicy: Running" in warnings[0]
+        assert rows["c-1"]["gpus"] == 4  # the pool does not wait for the pod: it reports it
+
+        clock.t += 5  # still there: said in the status again, not in a second event
+        step(eng, kube)
+        assert kube.objects[POLICY]["status"]["trainingPool"]["jobs"]["c-0"]["podsHoldingGpus"] == 1
+        assert sum(e["reason"] == "FinishedJobHoldsGpus" for e in kube.events) == 1
+
+        kube.objects["/api/v1/namespaces/ml/pods/c-0-a"]["status"]["phase"] = "Succeeded"
+        clock.t += 5
+        step(eng, kube)
+        assert kube.objects[POLICY]["status"]["trainingPool"]["jobs"]["c-0"] == {
+            "gpus": 0, "finished": True, "restarts": 0}
+        lookups = sum(m == "GET" and p == "/api/v1/namespaces/ml/pods" for m, p, _ in kube.calls)
+        clock.t += 5
+        step(eng, kube)
+        assert sum(m == "GET" and p == "/api/v1/namespaces/ml/pods" for m, p, _ in kube.calls) == lookups
+        assert all("/namespaces/other/" not in p for m, p, _ in kube.calls)
+
+
+def test_a_finished_pytorchjob_is_looked_up_by_the_training_operators_job_label():
+    from controller.pytorchjob import JOB_NAME_LABEL
+    ptj = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+           "metadata": {"name": "p-0", "namespace": "ml", "uid": "uid-p-0", "labels": {"autocm.io/pool": "vision"}},
+           "spec": {"pytorchReplicaSpecs": {"Worker": {"replicas": 2, "template": {"spec": {"containers": [{
+               "name": "pytorch", "image": "trainer:1", "env": [{"name": "AUTOCM_BATCH_SIZE", "value": "64"}],
+               "resources": {"limits": {"nvidia.com/gpu": "2"}}}]}}}}},
+           "status": {"conditions": [{"type": "Succeeded", "status": "True"}]}}
+    kube = cluster(ptj, job("c-1"))  # (the fake answers 404 for an empty list of Jobs)
+    kube.put("/api/v1/namespaces/ml/pods/p-0-worker-1", pod("p-0-worker-1", {JOB_NAME_LABEL: "p-0"}, gpus="2"))
+    with fake_prometheus(no_metrics) as prom:
+        step(engine_for(prom.url, kube, Clock()), kube)
+    row = kube.objects[POLICY]["status"]["trainingPool"]["jobs"]["p-0"]
+    assert (row["podsHoldingGpus"], row["gpusHeld"]) == (1, 2)
+    assert any(e["reason"] == "FinishedJobHoldsGpus" and "PyTorchJob p-0" in e["message"] for e in kube.events)
