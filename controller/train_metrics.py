@@ -4,7 +4,8 @@ The operator's training scheduler needs, per job, what Pollux's agent sees insid
 step takes at the GPUs and batch size the job runs with, and the gradient statistics behind the gradient
 noise scale (``learners.pollux.efficiency``). A job exports them from every worker pod; the operator reads
 them through Prometheus. The names below are the contract; :class:`TrainingMetrics` is the few lines a
-PyTorch (or any) loop adds. It imports ``prometheus_client`` only, never torch, so the caller computes
+PyTorch (or any) loop adds. It imports ``prometheus_client`` only, never torch (and the batch advisor's numpy
+and scipy only when a job asks for advice), so the caller computes
 ``grad_sqr`` / ``grad_var`` however it likes (AdaptDL's ``GradientNoiseScale`` estimator, or
 ``|g|^2`` and the per-sample variance) and hands in plain floats.
 
@@ -17,8 +18,14 @@ operator only queries its own policy's namespace.
 from __future__ import annotations
 
 import math
+from statistics import median
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:  # the advisor (numpy, scipy) is imported only by a job that asks for advice
+    from learners.batch_advisor import BatchAdvice, BatchAdvisor
+    from learners.pollux import BatchLimits
 
 STEP_SECONDS = "autocm_train_step_seconds"
 """Histogram: wall time of one optimizer step (all micro-batches and gradient accumulation included)."""
@@ -57,11 +64,33 @@ class TrainingMetrics:
     every optimizer step, ``gradient(grad_sqr, grad_var)`` whenever the job has fresh estimates and
     ``progress(fraction)`` when it knows how far it is. A registry of its own keeps tests and several
     instances apart.
+
+    **Batch advice** (``limits=``, optional): the job also keeps its own goodput model
+    (:class:`~learners.batch_advisor.BatchAdvisor`, Pollux's in-job agent) from the steps and gradient
+    statistics it reports, and :meth:`suggest_batch` answers the batch split it should run on its GPUs now.
+    The pool changes a job's batch only when it restarts the job; a loop that applies the suggestion at each
+    epoch boundary (its data loader's batch and accumulation, then :meth:`configure` again) follows its
+    growing gradient noise scale without a restart, as Pollux's jobs do. In the training cluster simulator
+    that is worth about a fifth of the operator's mean JCT (docs/training-operator.md).
     """
 
-    def __init__(self, job: str, replica: int = 0, registry: CollectorRegistry | None = None) -> None:
+    WARMUP_STEPS = 5
+    """Steps of a new configuration not measured (allocator warm-up, the first all-reduce)."""
+    MEASURED_STEPS = 10
+    """Steps of a configuration whose median the advisor learns (once per configuration)."""
+
+    def __init__(self, job: str, replica: int = 0, registry: CollectorRegistry | None = None,
+                 limits: BatchLimits | None = None) -> None:
         if not job:
             raise ValueError("job must be a non-empty name")
+        self.advisor: BatchAdvisor | None = None
+        if limits is not None:
+            from learners.batch_advisor import BatchAdvisor
+
+            self.advisor = BatchAdvisor(limits)
+        self._config: tuple[int, int, int] | None = None
+        """(nodes, GPUs, micro-batch) of the last :meth:`configure`, the key of the advisor's samples."""
+        self._times: list[tuple[float, float | None]] = []
         self.registry = registry if registry is not None else CollectorRegistry()
         self._labels = {"job_name": job, "replica": str(int(replica))}
         r = self.registry
@@ -78,23 +107,51 @@ class TrainingMetrics:
         """Expose ``/metrics`` on ``port`` for Prometheus to scrape (a background thread)."""
         start_http_server(port, addr=addr, registry=self.registry)
 
-    def configure(self, gpus: int, local_batch_size: int) -> None:
-        """What the job runs with after a (re)start, e.g. from ``AUTOCM_GPUS`` / ``AUTOCM_BATCH_SIZE``."""
-        self._gpus.labels(**self._labels).set(_finite("gpus", gpus, 1))
-        self._local.labels(**self._labels).set(_finite("local_batch_size", local_batch_size, 1))
+    def configure(self, gpus: int, local_batch_size: int, nodes: int = 1) -> None:
+        """What the job runs with after a (re)start, e.g. from ``AUTOCM_GPUS`` / ``AUTOCM_BATCH_SIZE``, or after
+        it applied a :meth:`suggest_batch`; ``nodes`` the job's pods span (for the advisor's model)."""
+        g = _finite("gpus", gpus, 1)
+        b = _finite("local_batch_size", local_batch_size, 1)
+        n = _finite("nodes", nodes, 1)
+        self._gpus.labels(**self._labels).set(g)
+        self._local.labels(**self._labels).set(b)
+        config = (int(n), int(g), int(b))
+        if config != self._config:
+            self._config, self._times = config, []
 
-    def step(self, seconds: float, batch_size: int) -> None:
-        """One optimizer step of ``batch_size`` samples (global) took ``seconds``."""
+    def step(self, seconds: float, batch_size: int, compute_seconds: float | None = None) -> None:
+        """One optimizer step of ``batch_size`` samples (global) took ``seconds``; ``compute_seconds``, if the loop
+        measures it, is one micro-step's forward and backward without the gradient sync (the advisor's model
+        separates the two; without it the whole step counts as compute)."""
         s = _finite("seconds", seconds)
         b = _finite("batch_size", batch_size, 1)
+        c = None if compute_seconds is None else _finite("compute_seconds", compute_seconds)
         self._step.labels(**self._labels).observe(s)
         self._bsz.labels(**self._labels).set(b)
         self._samples.labels(**self._labels).inc(b)
+        if self.advisor is not None and self._config is not None and \
+                len(self._times) < self.WARMUP_STEPS + self.MEASURED_STEPS:
+            self._times.append((s, c))
+            if len(self._times) == self.WARMUP_STEPS + self.MEASURED_STEPS and s > 0:
+                kept = self._times[self.WARMUP_STEPS:]
+                computes = [x for _, x in kept if x is not None]
+                self.advisor.observe_step(*self._config, median(t for t, _ in kept),
+                                          median(computes) if len(computes) == len(kept) else None)
 
     def gradient(self, grad_sqr: float, grad_var: float) -> None:
         """Fresh gradient statistics (both >= 0); the operator derives the gradient noise scale from them."""
         self._sqr.labels(**self._labels).set(_finite("grad_sqr", grad_sqr))
         self._var.labels(**self._labels).set(_finite("grad_var", grad_var))
+        if self.advisor is not None:
+            self.advisor.observe_gradient(grad_sqr, grad_var)
+
+    def suggest_batch(self) -> BatchAdvice | None:
+        """The batch split (micro-batch per GPU, accumulation steps) the job's own goodput model prefers on the
+        GPUs and nodes it runs on now; None without ``limits``, before :meth:`configure`, or before it has
+        measured a configuration and seen gradient statistics (keep the batch you have)."""
+        if self.advisor is None or self._config is None:
+            return None
+        return self.advisor.advise(self._config[0], self._config[1])
 
     def progress(self, fraction: float) -> None:
         """How much of the job is done, 0..1."""

@@ -52,7 +52,8 @@ MAX_NODE_FAILURES = 100_000
 """Node failures a run may imply (nodes x duration / MTBF); each is a simulated event with a repair."""
 TRAINING_ROUND_S = 60.0
 """The training schedulers' fixed round (the Pollux artifact's ``--interval``, simulator/training/cluster_sim.py)."""
-TRAINING_SCHEDULER_NAMES = ("tiresias", "goodput-waterfill", "pollux", "goodput-las", "shared-goodput")
+TRAINING_SCHEDULER_NAMES = ("tiresias", "goodput-waterfill", "pollux", "goodput-las", "shared-goodput", "pollux-pool",
+                            "pollux-pool-advised", "shared-goodput-pool", "shared-goodput-pool-advised")
 """Policies a training-only scenario may name (simulator/workloads.py ``TRAINING_SCHEDULERS``)."""
 RENAMED_TRAINING_SCHEDULERS = {"rl-arbiter": "goodput-waterfill"}
 """Old names refused with the new one (simulator/workloads.py ``RENAMED_SCHEDULERS``)."""

@@ -76,10 +76,26 @@ def _shared_goodput(seed: int = 0, shared: SharedSettings | None = None):
     return SharedGoodputScheduler(shared, seed=seed)
 
 
+def _operator_pool(name: str):
+    """The operator's own pool scheduler object (``learners.training_scheduler``), run over the simulated
+    cluster through the job reporter the operator's metrics stand for (:mod:`simulator.training.operator_pool`)."""
+
+    def make(seed: int = 0):
+        from simulator.training.operator_pool import OperatorPoolScheduler
+
+        return OperatorPoolScheduler(name, seed=seed)
+
+    make.__doc__ = f"``{name}``: " + (_operator_pool.__doc__ or "")
+    return make
+
+
+OPERATOR_POOL_NAMES = ("pollux-pool", "pollux-pool-advised", "shared-goodput-pool", "shared-goodput-pool-advised")
+"""Kept in step with :data:`simulator.training.operator_pool.OPERATOR_SCHEDULERS` (a test checks it)."""
 TRAINING_SCHEDULERS = {"tiresias": _tiresias, "goodput-waterfill": _goodput_waterfill, "pollux": _pollux,
-                       "goodput-las": _goodput_las, "shared-goodput": _shared_goodput}
+                       "goodput-las": _goodput_las, "shared-goodput": _shared_goodput,
+                       **{n: _operator_pool(n) for n in OPERATOR_POOL_NAMES}}
 """Cluster schedulers for training workloads (not per-workload learners): factories taking the run's seed."""
-SEEDED_SCHEDULERS = frozenset({"pollux", "goodput-las", "shared-goodput"})
+SEEDED_SCHEDULERS = frozenset({"pollux", "goodput-las", "shared-goodput", *OPERATOR_POOL_NAMES})
 """Training schedulers whose decisions depend on the run's seed: Pollux's genetic allocation search draws
 from ``np.random.default_rng(seed)`` (:class:`~simulator.training.pollux.PolluxScheduler`) and goodput-las
 runs that same search. Tiresias and goodput-waterfill take the seed and draw nothing from it. A test checks
@@ -87,7 +103,8 @@ this set against the schedulers themselves (which of them hold a random generato
 RENAMED_SCHEDULERS = {"rl-arbiter": "goodput-waterfill"}
 """Old name -> new name: the old names are refused with a message naming the new one."""
 PAPER_COUNTERPART = {"tiresias": "tiresias", "goodput-waterfill": "pollux", "pollux": "pollux",
-                     "goodput-las": "pollux", "shared-goodput": "pollux"}
+                     "goodput-las": "pollux", "shared-goodput": "pollux",
+                     **dict.fromkeys(OPERATOR_POOL_NAMES, "pollux")}
 """Which result of the Pollux paper's simulator a scheduler's ``avg_jct_vs_paper`` divides by: Tiresias by
 the paper's Tiresias (fidelity), the elastic arbiter by the paper's Pollux (the target it competes with)."""
 

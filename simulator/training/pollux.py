@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from learners.batch_advisor import best_split
 from learners.pollux import (
     BatchLimits,
     GoodputModel,
@@ -90,9 +91,7 @@ class PolluxAgent:
         if self.target_batch_size is not None or model is None:
             batch = self.target_batch_size or max(lim.init_batch_size, lim.min_local_bsz * replicas)
             return batch_config(job.profile, replicas, batch)
-        _, atomic, accum = model.optimize(len(placement), replicas)
-        atomic_i, accum_i = int(atomic[0]), int(accum[0])
-        atomic_i = min(atomic_i, int(lim.max_batch_size / (replicas * (accum_i + 1))))
+        atomic_i, accum_i = best_split(model, len(placement), replicas)
         return BatchConfig(atomic_i, accum_i, replicas)
 
     def max_replicas(self, application: str) -> int:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from learners.pollux import BatchLimits
 from learners.training_scheduler import JobObservation, StepSample, TrainingScheduler, check_allocations
-from simulator.training.job import JobSpec, TrainingJob, batch_config
+from simulator.training.job import BatchConfig, JobSpec, TrainingJob, batch_config
 from simulator.training.profiles import ApplicationProfile, ProfileCoverageError
 
 
@@ -44,22 +44,29 @@ def _observe(job: TrainingJob, samples: dict[tuple[int, int, int], StepSample], 
                           attained_gpu_s=job.attained_service_gpu_s)
 
 
-def fit_batch(job: TrainingJob) -> None:
-    """Keep the micro-batch inside what the profile measured for this placement (the profiles cannot say how
-    fast an unmeasured micro-batch runs): the largest measured batch not above the asked one, else the
-    application's default."""
-    if job.config is None:
-        return
+def covered_config(profile: ApplicationProfile, placement: tuple[int, ...], config: BatchConfig) -> BatchConfig:
+    """``config`` on ``placement`` as the profiles can run it: the micro-batch kept inside what was measured for
+    this placement (the profiles cannot say how fast an unmeasured micro-batch runs): the largest measured one
+    not above the asked one, else the application's default."""
     try:
-        job.step_time()
-        return
+        profile.step_time(placement, config.atomic_bsz)
+        return config
     except ProfileCoverageError:
         pass
-    measured = job.profile.measured_local_batches(job.placement)
-    fits = [b for b in measured if b <= job.config.atomic_bsz] or list(measured[:1])
-    batch = fits[-1] * job.gpus * (job.config.accum_steps + 1) if fits else None
-    job.config = batch_config(job.profile, job.gpus, batch)
-    job.batch_size_target = job.config.batch_size
+    measured = profile.measured_local_batches(placement)
+    fits = [b for b in measured if b <= config.atomic_bsz] or list(measured[:1])
+    batch = fits[-1] * sum(placement) * (config.accum_steps + 1) if fits else None
+    return batch_config(profile, sum(placement), batch)
+
+
+def fit_batch(job: TrainingJob) -> None:
+    """Keep the job's micro-batch inside what the profile measured for its placement (:func:`covered_config`)."""
+    if job.config is None:
+        return
+    covered = covered_config(job.profile, job.placement, job.config)
+    if covered is not job.config:
+        job.config = covered
+        job.batch_size_target = covered.batch_size
 
 
 def run_pool(scheduler: TrainingScheduler, specs: Sequence[JobSpec], profiles: Mapping[str, ApplicationProfile],

@@ -73,3 +73,37 @@ def test_serve_exposes_metrics_over_http() -> None:
     m.serve(port, addr="127.0.0.1")
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert 'autocm_train_progress{job_name="bert-1",replica="0"} 0.5' in body
+
+
+def test_batch_advice_learns_from_measured_steps_past_the_warm_up_and_follows_the_noise_scale() -> None:
+    from learners.pollux import BatchLimits
+    from simulator.training.profiles import load_profiles
+
+    p = load_profiles()["cifar10"]
+    m = tm.TrainingMetrics("c-1", limits=BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz,
+                                                     p.max_local_bsz))
+    assert m.suggest_batch() is None  # not configured yet
+    for gpus, local in ((1, 32), (1, 129), (4, 64), (4, 182)):
+        m.configure(gpus=gpus, local_batch_size=local)
+        st = p.step_time((gpus,), local)
+        for i in range(m.WARMUP_STEPS + m.MEASURED_STEPS + 3):
+            slow = 10.0 if i < m.WARMUP_STEPS else 1.0  # the first steps of a configuration are not its speed
+            m.step(st.step_s * slow, batch_size=local * gpus, compute_seconds=st.compute_s * slow)
+    assert m.advisor is not None
+    assert m.advisor.samples[(1, 4, 182)] == pytest.approx((st.step_s, st.compute_s))
+    assert m.suggest_batch() is None  # no gradient statistics yet
+    m.gradient(*p.grad_stats(p.init_batch_size, 0))
+    early = m.suggest_batch()
+    m.gradient(*p.grad_stats(p.init_batch_size, p.max_epochs - 1))
+    late = m.suggest_batch()
+    assert early is not None and late is not None and early.num_replicas == late.num_replicas == 4
+    assert late.batch_size > early.batch_size and late.batch_size <= p.max_batch_size
+
+
+def test_without_limits_there_is_no_advice_and_nothing_is_learnt() -> None:
+    m = tm.TrainingMetrics("bert-1")
+    m.configure(gpus=4, local_batch_size=8)
+    for _ in range(20):
+        m.step(0.2, batch_size=32)
+    m.gradient(1.0, 2.0)
+    assert m.advisor is None and m.suggest_batch() is None

@@ -1,0 +1,122 @@
+"""The operator's training-pool schedulers run inside the training cluster simulator.
+
+The operator runs :mod:`learners.training_scheduler` objects (``PolluxPool``, ``SharedGoodputPool``), which
+see each job only as a :class:`~learners.training_scheduler.JobObservation`: the step time it reported for
+each configuration it ran (``autocm_train_step_seconds``), its gradient statistics, restarts, age and attained
+service. The simulator's own ``pollux`` (:mod:`simulator.training.pollux`) wires the same math the way the
+Pollux artifact does: an agent inside every job, which re-picks the batch size after every epoch without a
+restart (AdaptDL). The two are different objects, so the paper's workloads measured the simulator's, not
+the operator's.
+
+:class:`OperatorPoolScheduler` runs the operator's object itself over the simulated cluster, so that the
+paper's workloads measure exactly what the operator runs (``pollux-pool``, ``shared-goodput-pool`` in
+scenarios and ``autocm sim``):
+
+- every job carries a :class:`Reporter`, the simulated ``autocm_train_*`` exporter: it records the step time
+  of each configuration the job runs and its latest gradient statistics, and keeps the batch size the last
+  decision set (the operator changes the batch only when it restarts a job, through ``AUTOCM_BATCH_SIZE``);
+- every round the cluster's job views become observations, the scheduler allocates all jobs at once, and its
+  (node, GPUs) answer becomes a :class:`~simulator.training.cluster_sim.Decision` on exactly those nodes.
+
+What the cluster adds is what the operator's real pool cannot see either: progress from the profiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from learners import training_scheduler as ts
+from learners.batch_advisor import BatchAdvisor
+from learners.pollux import BatchLimits
+from simulator.training.cluster_sim import Decision, JobView
+from simulator.training.job import BatchConfig, TrainingJob, batch_config
+from simulator.training.pollux import PINNED
+from simulator.training.pool_replay import covered_config
+from simulator.training.profiles import StepTime
+
+OPERATOR_SCHEDULERS = {"pollux-pool": ("pollux", False), "shared-goodput-pool": ("shared-goodput", False),
+                       "pollux-pool-advised": ("pollux", True), "shared-goodput-pool-advised": ("shared-goodput", True)}
+"""Simulator name -> (the operator's registered name, whether every job runs the in-job
+:class:`~learners.batch_advisor.BatchAdvisor`, as a training loop with ``TrainingMetrics(advise=...)`` does)."""
+
+
+class Reporter:
+    """Inside one simulated job, what the operator's metrics give: step times per configuration run, the
+    latest gradient statistics. Without an advisor it picks no batch: the job runs the batch of its last
+    restart. With one, the job re-picks its batch after every stretch it runs, as its training loop would
+    between epochs, without a restart."""
+
+    def __init__(self, advisor: BatchAdvisor | None = None) -> None:
+        self.samples: dict[tuple[int, int, int], ts.StepSample] = {}
+        self.grad: tuple[float, float] | None = None
+        self.advisor = advisor
+
+    def observe(self, job: TrainingJob, step: StepTime, grad_sqr: float, grad_var: float) -> None:
+        self.grad = (grad_sqr, grad_var)
+        assert job.config is not None
+        key = (len(job.placement), sum(job.placement), job.config.atomic_bsz)
+        self.samples.setdefault(key, ts.StepSample(*key, step.step_s, step.compute_s))
+        if self.advisor is not None:
+            self.advisor.observe_step(*key, step.step_s, step.compute_s)
+            self.advisor.observe_gradient(grad_sqr, grad_var)
+
+    def batch_config(self, job: TrainingJob, placement: tuple[int, ...]) -> BatchConfig:
+        advice = self.advisor.advise(len(placement), sum(placement)) if self.advisor is not None else None
+        config = BatchConfig(advice.atomic_bsz, advice.accum_steps, advice.num_replicas) if advice is not None else \
+            batch_config(job.profile, sum(placement), job.batch_size_target)
+        return covered_config(job.profile, placement, config)
+
+
+class OperatorPoolScheduler:
+    """A :class:`learners.training_scheduler.TrainingScheduler` (the operator's interface) as a cluster
+    scheduler of the simulator."""
+
+    def __init__(self, name: str, seed: int = 0, **kwargs: object) -> None:
+        if name not in OPERATOR_SCHEDULERS:
+            raise ValueError(f"no operator pool scheduler {name!r}; known: {sorted(OPERATOR_SCHEDULERS)}")
+        self.name = name
+        inner, self.advised = OPERATOR_SCHEDULERS[name]
+        self.inner = ts.make(inner, seed=seed, **kwargs)
+        self.rng = getattr(self.inner, "rng", None)
+        """The operator's scheduler's own generator (its genetic search): the run depends on the seed."""
+        self.jobs: dict[str, TrainingJob] = {}
+
+    def attach(self, job: TrainingJob) -> None:
+        p = job.profile
+        advisor = None
+        if self.advised and p.name not in PINNED:  # a pinned job's batch is fixed by its spec
+            advisor = BatchAdvisor(BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz,
+                                               p.max_local_bsz))
+        job.agent = Reporter(advisor)
+        self.jobs[job.name] = job
+
+    def observation(self, view: JobView) -> ts.JobObservation:
+        job = self.jobs[view.name]
+        p = job.profile
+        reporter = job.agent
+        assert isinstance(reporter, Reporter)
+        limits = BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz, p.max_local_bsz)
+        max_gpus = None
+        if p.name in PINNED:  # the artifact pins NCF's batch and GPUs; a pool job says so in its spec
+            batch, max_gpus = PINNED[p.name]
+            limits = BatchLimits(batch, batch, p.min_local_bsz, p.max_local_bsz)
+        grad = reporter.grad or (None, None)
+        return ts.JobObservation(view.name, limits, view.allocation, tuple(reporter.samples.values()), grad[0],
+                                 grad[1], restarts=max(view.num_restarts, 0), age_s=view.age_s,
+                                 attained_gpu_s=view.attained_service_gpu_s, max_gpus=max_gpus,
+                                 job_class=view.application)
+
+    def optimize(self, jobs: Sequence[JobView], nodes: Mapping[str, int], now: float) -> dict[str, Decision]:
+        answer = self.inner.allocate([self.observation(v) for v in jobs], nodes, now)
+        out: dict[str, Decision] = {}
+        for view in jobs:
+            alloc = answer.get(view.name, ts.Allocation(()))
+            share = tuple((n, int(c)) for n, c in alloc.placement if c)
+            if sum(c for _, c in share) == sum(c for _, c in view.allocation):
+                # The operator acts on a job only when its GPU count changes (controller.training_pool.plan):
+                # same count, the job keeps its pods, and the batch waits for the next restart.
+                share = view.allocation
+                out[view.name] = Decision(tuple(c for _, c in share), None, share) if share else Decision(())
+            else:  # placed by GPU count, as Kubernetes places the recreated job's pods wherever GPUs are free
+                out[view.name] = Decision(tuple(c for _, c in share), alloc.batch_size) if share else Decision(())
+        return out
