@@ -80,6 +80,10 @@ class OperatorPoolScheduler:
         self.rng = getattr(self.inner, "rng", None)
         """The operator's scheduler's own generator (its genetic search): the run depends on the seed."""
         self.jobs: dict[str, TrainingJob] = {}
+        self.placements: dict[str, tuple[tuple[str, int], ...]] = {}
+        """The scheduler's own (node, GPUs) book per job, kept as the operator's pool keeps it
+        (``controller.pool_runner.PoolRunner.placements``): the search's last answer, which the job's pods
+        need not follow (Kubernetes places them), shown back to the search while the GPU count matches."""
 
     def attach(self, job: TrainingJob) -> None:
         p = job.profile
@@ -101,7 +105,10 @@ class OperatorPoolScheduler:
             batch, max_gpus = PINNED[p.name]
             limits = BatchLimits(batch, batch, p.min_local_bsz, p.max_local_bsz)
         grad = reporter.grad or (None, None)
-        return ts.JobObservation(view.name, limits, view.allocation, tuple(reporter.samples.values()), grad[0],
+        booked = self.placements.get(view.name, ()) if view.allocation else ()
+        if sum(c for _, c in booked) != sum(c for _, c in view.allocation):
+            booked = ()
+        return ts.JobObservation(view.name, limits, booked, tuple(reporter.samples.values()), grad[0],
                                  grad[1], restarts=max(view.num_restarts, 0), age_s=view.age_s,
                                  attained_gpu_s=view.attained_service_gpu_s, max_gpus=max_gpus,
                                  job_class=view.application)
@@ -112,6 +119,7 @@ class OperatorPoolScheduler:
         for view in jobs:
             alloc = answer.get(view.name, ts.Allocation(()))
             share = tuple((n, int(c)) for n, c in alloc.placement if c)
+            self.placements[view.name] = share
             if sum(c for _, c in share) == sum(c for _, c in view.allocation):
                 # The operator acts on a job only when its GPU count changes (controller.training_pool.plan):
                 # same count, the job keeps its pods, and the batch waits for the next restart.

@@ -70,3 +70,26 @@ def test_the_registry_names_them_and_they_are_seeded():
         assert isinstance(TRAINING_SCHEDULERS[name](seed=3), OperatorPoolScheduler)
     with pytest.raises(ValueError, match="no operator pool scheduler"):
         OperatorPoolScheduler("pollux")
+
+
+def test_autocm_sim_runs_the_operators_schedulers_from_a_scenario(tmp_path):
+    """The user's path: a scenario names them like any training scheduler, and the report has their rows."""
+    import json
+
+    from click.testing import CliRunner
+
+    from controller.cli import main
+
+    (tmp_path / "jobs.csv").write_text("name,time,application,num_replicas,batch_size\n"
+                                       "cifar10-0,0,cifar10,2,128\ncifar10-1,120,cifar10,1,128\nncf-2,30,ncf,1,\n")
+    (tmp_path / "s.yaml").write_text(
+        "name: tiny-pool\ndescription: the operator's pool schedulers on three jobs\n"
+        "cluster: {nodes: 2, gpus_per_node: 4, node_choice: most-free}\ntraining: {workload: jobs.csv}\n"
+        "policies: [{name: pollux}, {name: pollux-pool}, {name: pollux-pool-advised}]\n")
+    res = CliRunner().invoke(main, ["sim", str(tmp_path / "s.yaml"), "-q", "--no-metrics", "--out",
+                                    str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    table = json.loads((tmp_path / "out" / "results.json").read_text())["table"]
+    for name in ("pollux", "pollux-pool", "pollux-pool-advised"):
+        assert table[name]["jobs_completed"]["mean"] == 3 and table[name]["jobs_unfinished"]["mean"] == 0
+        assert table[name]["avg_jct_s"]["mean"] > 0
