@@ -127,12 +127,17 @@ def test_apply_mode_scales_through_the_scale_subresource_and_reports_it():
         assert conditions(kube)["Applied"]["lastTransitionTime"] == first_transition  # still True
 
 
+def engine_with_prometheus_down(kube: FakeKube, clock: Clock) -> Engine:
+    """An engine whose Prometheus URL answered once and is gone (connection refused)."""
+    with fake_prometheus(ttft(1.0)) as prom:
+        url = prom.url
+    return engine_for(url, kube, clock)
+
+
 def test_prometheus_down_freezes_with_a_condition_then_recovers():
     kube = cluster(policy_body("apply"))
     clock = Clock()
-    with fake_prometheus(ttft(1.0)) as prom:
-        url = prom.url
-    eng = engine_for(url, kube, clock)
+    eng = engine_with_prometheus_down(kube, clock)
     assert step(eng, kube).outcome == "frozen"
     c = conditions(kube)
     metrics = c["MetricsAvailable"]
@@ -417,9 +422,7 @@ def test_every_event_and_condition_change_is_one_log_line_a_tenant_cannot_break(
     caplog.set_level(logging.INFO, logger="autocm")
     kube = cluster(policy_body("apply"))
     clock = Clock()
-    with fake_prometheus(ttft(1.0)) as prom:
-        url = prom.url
-    eng = engine_for(url, kube, clock)
+    eng = engine_with_prometheus_down(kube, clock)
     assert step(eng, kube).outcome == "frozen"
     clock.t += 5
     assert step(eng, kube).outcome == "frozen"
