@@ -640,7 +640,10 @@ class Engine:
         self.bodies: dict[str, dict[str, Any]] = {}
         self.invalid: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
-        self._last_warning: dict[str, str] = {}
+        self._last_warnings: dict[tuple[str, str], frozenset[str]] = {}
+        """(policy, "step" or "fast") -> the Warning messages its last call posted or kept quiet: a standing
+        problem is announced once, however many there are at a time (one remembered message would repost two
+        standing problems every interval, each time the other had been the last)."""
         self._written: dict[str, tuple[str, float]] = {}  # key -> (what mattered in it, when)
         self._served: dict[str, tuple[float, frozenset[str]]] = {}  # group/version -> (when, plurals)
         self._in_place = settings.resize_in_place
@@ -700,7 +703,8 @@ class Engine:
         self.runners.pop(key, None)
         self.bodies.pop(key, None)
         self.invalid.pop(key, None)
-        self._last_warning.pop(key, None)
+        for channel in ("step", "fast"):
+            self._last_warnings.pop((key, channel), None)
         self._written.pop(key, None)
         self._unregister(key)
         ns, name = key.split("/", 1)
@@ -928,7 +932,7 @@ class Engine:
                 self.telemetry.decisions.labels(ns, name, result.outcome).inc()
                 for knob, v in (result.applied or {}).items():
                     self.telemetry.applied.labels(ns, name, knob).set(v)
-            self._post_events(body, events)
+            self._post_events(body, events, "fast")
             return result
 
     def _step(self, key: str, body: Mapping[str, Any], now: float) -> StepResult:
@@ -1069,16 +1073,22 @@ class Engine:
         # Events go out even when the status did not: a change that was made is still announced.
         self._post_events(body, result.events)
 
-    def _post_events(self, body: Mapping[str, Any], events: list[tuple[str, str, str]]) -> None:
+    def _post_events(self, body: Mapping[str, Any], events: list[tuple[str, str, str]],
+                     channel: str = "step") -> None:
         meta = body["metadata"]
         ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SizingPolicy", "name": meta["name"],
                "namespace": meta["namespace"], "uid": meta.get("uid")}
+        memory = (self.key_of(body), channel)
+        before = self._last_warnings.get(memory, frozenset())
+        now = frozenset(m for t, _, m in events if t == "Warning")
+        self._last_warnings[memory] = now
+        posted: set[str] = set()
         for type_, reason, message in events:
             # A standing problem (a conflicting HPA, an invalid spec) is one Warning, not one per interval.
             if type_ == "Warning":
-                if self._last_warning.get(self.key_of(body)) == message:
+                if message in before or message in posted:
                     continue
-                self._last_warning[self.key_of(body)] = message
+                posted.add(message)
             post_event(self.kube, ref, type_, reason, message)
 
 

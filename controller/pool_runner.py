@@ -31,6 +31,7 @@ Jobs should be created suspended (``spec.suspend`` / ``spec.runPolicy.suspend``)
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,8 @@ from learners.pollux import BatchLimits
 from learners.shared_throughput import SharedThroughput
 
 MAX_BATCH = 1 << 20
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,315}[A-Za-z0-9])?")
+"""A label key (with its prefix) or value as the apiserver allows them: nothing that could end a selector."""
 LINGER_CHECKS_PER_ROUND = 16
 """Finished jobs whose pods are looked up per round: after an operator restart every old finished job is
 checked once, a few per round, not all in one round."""
@@ -369,17 +372,26 @@ class PoolRunner:
                 match = {pytorchjob.JOB_NAME_LABEL: name}
             else:  # a Job's own selector (its controller-uid): exact on every Kubernetes version
                 match = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-            if not match or not all(isinstance(v, str) for v in match.values()):
-                self.pods_gone.add(name)
+            if not match or not all(isinstance(k, str) and isinstance(v, str) and _LABEL.fullmatch(k)
+                                    and _LABEL.fullmatch(v) for k, v in match.items()):
+                self.pods_gone.add(name)  # not a selector we can write safely: nothing to look up
                 continue
             try:
                 items = self.kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=",".join(
                     f"{k}={v}" for k, v in sorted(match.items()))).get("items", [])
             except (ApiException, OSError, TimeoutError):
                 continue
-            pods = [(str(p["metadata"].get("name")), str(p["spec"]["nodeName"]), pod_gpus(p)) for p in items
-                    if (p.get("spec") or {}).get("nodeName") and (p.get("metadata") or {}).get("name")
-                    and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and pod_gpus(p) > 0]
+            pods = []
+            for p in items:
+                if not (p.get("spec") or {}).get("nodeName") or not (p.get("metadata") or {}).get("name") or \
+                        (p.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                    continue
+                try:
+                    gpus = pod_gpus(p)
+                except (ValueError, TypeError, AttributeError):
+                    continue  # a quantity we cannot read: not counted, never a failed round
+                if gpus > 0:
+                    pods.append((str(p["metadata"]["name"]), str(p["spec"]["nodeName"]), gpus))
             if pods:
                 out[name] = pods
             else:

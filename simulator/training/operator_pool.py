@@ -15,8 +15,10 @@ scenarios and ``autocm sim``):
 - every job carries a :class:`Reporter`, the simulated ``autocm_train_*`` exporter: it records the step time
   of each configuration the job runs and its latest gradient statistics, and keeps the batch size the last
   decision set (the operator changes the batch only when it restarts a job, through ``AUTOCM_BATCH_SIZE``);
-- every round the cluster's job views become observations, the scheduler allocates all jobs at once, and its
-  (node, GPUs) answer becomes a :class:`~simulator.training.cluster_sim.Decision` on exactly those nodes.
+- every round the cluster's job views become observations, the scheduler allocates all jobs at once, and the
+  answer is applied by the operator pool's rules (``controller/pool_runner.py``): a job is touched only when its
+  GPU count changes; a recreated job gets its GPUs by count and shape wherever they are free (Kubernetes, not the
+  pool, places pods); the search is shown its own placement book, not the physical nodes.
 
 What the cluster adds is what the operator's real pool cannot see either: progress from the profiles.
 """
@@ -37,7 +39,7 @@ from simulator.training.profiles import StepTime
 OPERATOR_SCHEDULERS = {"pollux-pool": ("pollux", False), "shared-goodput-pool": ("shared-goodput", False),
                        "pollux-pool-advised": ("pollux", True), "shared-goodput-pool-advised": ("shared-goodput", True)}
 """Simulator name -> (the operator's registered name, whether every job runs the in-job
-:class:`~learners.batch_advisor.BatchAdvisor`, as a training loop with ``TrainingMetrics(advise=...)`` does)."""
+:class:`~learners.batch_advisor.BatchAdvisor`, as a training loop with ``TrainingMetrics(limits=...)`` does)."""
 
 
 class Reporter:

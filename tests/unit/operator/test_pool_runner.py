@@ -301,3 +301,21 @@ def test_a_finished_pytorchjob_is_looked_up_by_the_training_operators_job_label(
     row = kube.objects[POLICY]["status"]["trainingPool"]["jobs"]["p-0"]
     assert (row["podsHoldingGpus"], row["gpusHeld"]) == (1, 2)
     assert any(e["reason"] == "FinishedJobHoldsGpus" and "PyTorchJob p-0" in e["message"] for e in kube.events)
+
+
+def test_two_standing_warnings_are_each_posted_once_not_every_round():
+    """A job the pool cannot use and a finished job's hung pod, both standing: one event each, not one per round
+    (a single remembered message reposted both every round, each after the other)."""
+    done = job("d-0", suspend=False)
+    done["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    bad = job("d-1", annotations={"autocm.io/max-batch-size": "-3"})
+    kube = cluster(done, bad)
+    kube.put("/api/v1/namespaces/ml/pods/d-0-a", pod("d-0-a", {"batch.kubernetes.io/controller-uid": "uid-d-0"}))
+    clock = Clock()
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        for _ in range(3):
+            step(eng, kube)
+            clock.t += 5
+    reasons = [e["reason"] for e in kube.events if e["type"] == "Warning"]
+    assert reasons.count("FinishedJobHoldsGpus") == 1 and reasons.count("PoolJobRefused") == 1, reasons
