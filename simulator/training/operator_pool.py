@@ -91,8 +91,7 @@ class OperatorPoolScheduler:
         p = job.profile
         advisor = None
         if self.advised and p.name not in PINNED:  # a pinned job's batch is fixed by its spec
-            advisor = BatchAdvisor(BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz,
-                                               p.max_local_bsz))
+            advisor = BatchAdvisor(p.batch_limits)
         job.agent = Reporter(advisor)
         self.jobs[job.name] = job
 
@@ -101,7 +100,7 @@ class OperatorPoolScheduler:
         p = job.profile
         reporter = job.agent
         assert isinstance(reporter, Reporter)
-        limits = BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz, p.max_local_bsz)
+        limits = p.batch_limits
         max_gpus = None
         if p.name in PINNED:  # the artifact pins NCF's batch and GPUs; a pool job says so in its spec
             batch, max_gpus = PINNED[p.name]

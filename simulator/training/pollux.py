@@ -125,7 +125,7 @@ class PolluxScheduler:
 
     def attach(self, job: TrainingJob) -> None:
         p = job.profile
-        limits = BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz, p.max_local_bsz)
+        limits = p.batch_limits
         pinned = PINNED.get(p.name)
         agent = self._agent(p.name, limits, pinned[0] if pinned else None)
         job.agent = agent

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from learners.pollux import BatchLimits
 from learners.training_scheduler import JobObservation, StepSample, TrainingScheduler, check_allocations
 from simulator.training.job import BatchConfig, JobSpec, TrainingJob, batch_config
 from simulator.training.profiles import ApplicationProfile, ProfileCoverageError
@@ -34,7 +33,7 @@ class PoolResult:
 def _observe(job: TrainingJob, samples: dict[tuple[int, int, int], StepSample], alloc: tuple[tuple[str, int], ...],
              now: float) -> JobObservation:
     p = job.profile
-    limits = BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz, p.max_local_bsz)
+    limits = p.batch_limits
     grad = (None, None)
     if job.config is not None:
         batch = min(max(job.config.batch_size, p.init_batch_size), p.max_batch_size)

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import LinearNDInterpolator
 
+from learners.pollux import BatchLimits
+
 
 class ProfileCoverageError(ValueError):
     """A step time or gradient statistic was asked for outside what was measured."""
@@ -120,6 +122,9 @@ class ApplicationProfile:
         self._scattered = self._scattered_points(scalability)
         self._nd: LinearNDInterpolator | None = None
         self._cache: dict[tuple[str, float], StepTime] = {}
+        self.batch_limits = BatchLimits(self.init_batch_size, self.max_batch_size, self.min_local_bsz,
+                                        self.max_local_bsz)
+        """What the job's code says about its batch, in the form Pollux's agents and the pool schedulers take."""
 
     # --- throughput ---------------------------------------------------------------------------------
     def _scattered_points(self, scalability: np.ndarray) -> np.ndarray:

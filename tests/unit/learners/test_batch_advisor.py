@@ -24,15 +24,11 @@ APPS = ["bert", "cifar10", "deepspeech2", "imagenet", "yolov3"]  # ncf's batch i
 PLACEMENTS = [(1,), (2,), (4,), (4, 4)]
 
 
-def limits_of(p) -> BatchLimits:
-    return BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz, p.max_local_bsz)
-
-
 def fed(app: str, epoch: int) -> tuple[BatchAdvisor, PolluxAgent]:
     """An advisor and the simulator's Pollux agent shown the same steps (each measured placement at its two
     smallest and its largest measured micro-batch) and the gradient statistics of ``epoch``."""
     p = PROFILES[app]
-    advisor, agent = BatchAdvisor(limits_of(p)), PolluxAgent(limits_of(p))
+    advisor, agent = BatchAdvisor(p.batch_limits), PolluxAgent(p.batch_limits)
     grad = p.grad_stats(p.init_batch_size, epoch)
     for placement in PLACEMENTS:
         measured = p.measured_local_batches(placement)
@@ -47,7 +43,7 @@ def fed(app: str, epoch: int) -> tuple[BatchAdvisor, PolluxAgent]:
 
 def test_no_advice_before_a_step_and_gradient_statistics():
     p = PROFILES["cifar10"]
-    advisor = BatchAdvisor(limits_of(p))
+    advisor = BatchAdvisor(p.batch_limits)
     assert advisor.advise(1, 4) is None
     st = p.step_time((4,), 64)
     advisor.observe_step(1, 4, 64, st.step_s, st.compute_s)

@@ -76,12 +76,10 @@ def test_serve_exposes_metrics_over_http() -> None:
 
 
 def test_batch_advice_learns_from_measured_steps_past_the_warm_up_and_follows_the_noise_scale() -> None:
-    from learners.pollux import BatchLimits
     from simulator.training.profiles import load_profiles
 
     p = load_profiles()["cifar10"]
-    m = tm.TrainingMetrics("c-1", limits=BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz,
-                                                     p.max_local_bsz))
+    m = tm.TrainingMetrics("c-1", limits=p.batch_limits)
     assert m.suggest_batch() is None  # not configured yet
     for gpus, local in ((1, 32), (1, 129), (4, 64), (4, 182)):
         m.configure(gpus=gpus, local_batch_size=local)

@@ -16,7 +16,7 @@ APPS = ["bert", "cifar10", "deepspeech2", "imagenet", "yolov3"]
 def _observed(name: str, app: str, gpus: int, rng: np.random.Generator, node: str = "gpu-a") -> ts.JobObservation:
     """A job that has run on 1 GPU and on ``gpus`` GPUs at its initial batch, as its metrics would show."""
     p = load_profiles()[app]
-    limits = BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz, p.max_local_bsz)
+    limits = p.batch_limits
     samples = []
     for r in sorted({1, gpus}):
         local = max(p.min_local_bsz, min(p.max_local_bsz, p.init_batch_size // r))
@@ -81,8 +81,7 @@ def test_pollux_gives_gpus_to_an_arriving_job_and_reuses_gpus_of_finished_ones()
         first = sched.allocate(jobs, NODES, now=0.0)
         jobs = [ts.JobObservation(**{**j.__dict__, "allocation": first[j.name].placement}) for j in jobs]
         p = load_profiles()["cifar10"]
-        newcomer = ts.JobObservation("new", BatchLimits(p.init_batch_size, p.max_batch_size, p.min_local_bsz,
-                                                        p.max_local_bsz), age_s=60.0)  # waited one round
+        newcomer = ts.JobObservation("new", p.batch_limits, age_s=60.0)  # waited one round
         second = sched.allocate([*jobs, newcomer], NODES, now=60.0)
         ts.check_allocations(second, NODES)
         arrive += second["new"].gpus >= 1
