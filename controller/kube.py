@@ -250,6 +250,26 @@ def one_line(text: str, limit: int = 1024) -> str:
     return flat if len(flat) <= limit else flat[:limit - 1] + "\u2026"
 
 
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,315}[A-Za-z0-9])?")
+"""A label key (with its prefix) or a non-empty value as the apiserver allows them: nothing that could end a
+selector or add a clause to it."""
+
+
+def pods_selector(obj: Mapping[str, Any], kind: str, name: str) -> str | None:
+    """The label selector of a workload's pods: a PyTorchJob's by the training operator's job-name label, any
+    other by its own ``spec.selector.matchLabels``; None when it has none, or when a key or value is not a
+    label the apiserver would allow (so nothing read from an object can rewrite the query)."""
+    if kind == pytorchjob.KIND:
+        match: Any = {pytorchjob.JOB_NAME_LABEL: name}
+    else:
+        match = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not match or not isinstance(match, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and _LABEL.fullmatch(k) and (v == "" or _LABEL.fullmatch(v))
+            for k, v in match.items()):
+        return None
+    return ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+
+
 def involved_ref(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata", {})
     return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"),
@@ -724,12 +744,9 @@ class WorkloadActuator:
     # pods and pending rollback ------------------------------------------------------------------------
     def pods(self, obj: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         obj = obj if obj is not None else self.read()
-        match = obj.get("spec", {}).get("selector", {}).get("matchLabels", {})
-        if self.policy.target.kind == pytorchjob.KIND:
-            match = {pytorchjob.JOB_NAME_LABEL: self.policy.target.name}
-        if not match:
+        selector = pods_selector(obj, self.policy.target.kind, self.policy.target.name)
+        if selector is None:
             return []
-        selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
         items = self.kube.get(f"/api/v1/namespaces/{self.policy.target.namespace}/pods",
                               labelSelector=selector).get("items", [])
         # Terminating pods are on their way out: resizing them fails and their state says nothing.

@@ -1080,8 +1080,7 @@ class Engine:
                "namespace": meta["namespace"], "uid": meta.get("uid")}
         memory = (self.key_of(body), channel)
         before = self._last_warnings.get(memory, frozenset())
-        now = frozenset(m for t, _, m in events if t == "Warning")
-        self._last_warnings[memory] = now
+        self._last_warnings[memory] = frozenset(m for t, _, m in events if t == "Warning")
         posted: set[str] = set()
         for type_, reason, message in events:
             # A standing problem (a conflicting HPA, an invalid spec) is one Warning, not one per interval.

@@ -31,7 +31,6 @@ Jobs should be created suspended (``spec.suspend`` / ``spec.runPolicy.suspend``)
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from controller.kube import (
     parse_quantity,
     path_segment,
     pod_gpus,
+    pods_selector,
     post_event,
     recreated_job_body,
     workload_path,
@@ -67,8 +67,6 @@ from learners.pollux import BatchLimits
 from learners.shared_throughput import SharedThroughput
 
 MAX_BATCH = 1 << 20
-_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,315}[A-Za-z0-9])?")
-"""A label key (with its prefix) or value as the apiserver allows them: nothing that could end a selector."""
 LINGER_CHECKS_PER_ROUND = 16
 """Finished jobs whose pods are looked up per round: after an operator restart every old finished job is
 checked once, a few per round, not all in one round."""
@@ -271,8 +269,8 @@ class PoolRunner:
         dt = 0.0 if self.last_round_s is None else max(0.0, now - self.last_round_s)
         self.last_round_s = now
         active = {n: j for n, j in jobs.items() if not j.finished}
-        held_by_finished = self.lingering(jobs)
-        for name, pods in sorted(held_by_finished.items()):
+        self._held_by_finished = self.lingering(jobs)  # read again by _status for the jobs' rows
+        for name, pods in sorted(self._held_by_finished.items()):
             gpus = sum(g for _, _, g in pods)
             shown = ", ".join(f"{pod} on {node}" for pod, node, _ in pods[:3]) + (" and more" if len(pods) > 3
                                                                                  else "")
@@ -367,18 +365,13 @@ class PoolRunner:
         out: dict[str, list[tuple[str, str, float]]] = {}
         ns = path_segment("namespace", self.policy.namespace)
         for name in [n for n in finished if n not in self.pods_gone][:LINGER_CHECKS_PER_ROUND]:
-            obj = jobs[name].obj
-            if jobs[name].target.kind == pytorchjob.KIND:
-                match = {pytorchjob.JOB_NAME_LABEL: name}
-            else:  # a Job's own selector (its controller-uid): exact on every Kubernetes version
-                match = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-            if not match or not all(isinstance(k, str) and isinstance(v, str) and _LABEL.fullmatch(k)
-                                    and _LABEL.fullmatch(v) for k, v in match.items()):
+            # A Job's own selector (its controller-uid) is exact on every Kubernetes version.
+            selector = pods_selector(jobs[name].obj, jobs[name].target.kind, name)
+            if selector is None:
                 self.pods_gone.add(name)  # not a selector we can write safely: nothing to look up
                 continue
             try:
-                items = self.kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=",".join(
-                    f"{k}={v}" for k, v in sorted(match.items()))).get("items", [])
+                items = self.kube.get(f"/api/v1/namespaces/{ns}/pods", labelSelector=selector).get("items", [])
             except (ApiException, OSError, TimeoutError):
                 continue
             pods = []
@@ -396,7 +389,6 @@ class PoolRunner:
                 out[name] = pods
             else:
                 self.pods_gone.add(name)
-        self._held_by_finished = out
         return out
 
     def _managing(self, active: Mapping[str, PoolJob]) -> str:

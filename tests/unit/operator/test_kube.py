@@ -18,6 +18,7 @@ from controller.kube import (
     free_gpu_slots,
     other_scalers,
     parse_quantity,
+    pods_selector,
     quota_room,
     read_config,
 )
@@ -367,3 +368,18 @@ def test_after_a_rollback_scale_ups_are_held_off_and_the_hold_doubles():
     assert kube.objects[DEPLOY]["spec"]["replicas"] == 4
     now[0] += 31
     assert act.stuck_scale_up() is None and act.rollbacks == 0  # it scheduled: the count starts again
+
+
+@pytest.mark.parametrize("obj, kind, want", [
+    ({"spec": {"selector": {"matchLabels": {"b": "2", "a": ""}}}}, "Deployment", "a=,b=2"),
+    ({"spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u-1"}}}}, "Job",
+     "batch.kubernetes.io/controller-uid=u-1"),
+    ({"spec": {}}, "PyTorchJob", "training.kubeflow.org/job-name=p-0"),
+    ({"spec": {}}, "Deployment", None),
+    ({"spec": {"selector": {"matchLabels": {"app": "x,tier=other"}}}}, "Deployment", None),  # a second clause
+    ({"spec": {"selector": {"matchLabels": {"app in (a": "b"}}}}, "Deployment", None),
+    ({"spec": {"selector": {"matchLabels": {"app": 7}}}}, "Deployment", None),
+    ({"spec": {"selector": {"matchLabels": ["app"]}}}, "Deployment", None),
+])
+def test_a_pods_selector_is_built_only_from_labels_the_apiserver_allows(obj, kind, want):
+    assert pods_selector(obj, kind, "p-0") == want
