@@ -132,10 +132,11 @@ class TrainingMetrics:
         if self.advisor is not None and self._config is not None and \
                 len(self._times) < self.WARMUP_STEPS + self.MEASURED_STEPS:
             self._times.append((s, c))
-            if len(self._times) == self.WARMUP_STEPS + self.MEASURED_STEPS and s > 0:
-                kept = self._times[self.WARMUP_STEPS:]
+            kept = self._times[self.WARMUP_STEPS:]
+            typical = median(t for t, _ in kept) if len(kept) == self.MEASURED_STEPS else 0.0
+            if typical > 0:  # a configuration measured; a timer that reads 0 teaches nothing
                 computes = [x for _, x in kept if x is not None]
-                self.advisor.observe_step(*self._config, median(t for t, _ in kept),
+                self.advisor.observe_step(*self._config, typical,
                                           median(computes) if len(computes) == len(kept) else None)
 
     def gradient(self, grad_sqr: float, grad_var: float) -> None:
