@@ -270,6 +270,56 @@ def pods_selector(obj: Mapping[str, Any], kind: str, name: str) -> str | None:
     return ",".join(f"{k}={v}" for k, v in sorted(match.items()))
 
 
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+"""The label the Job controller puts on a Job's pods (Kubernetes 1.27+), stable across a recreation."""
+HOSTNAME = "kubernetes.io/hostname"
+TOGETHER_WEIGHT = 100
+"""The preference's weight (the most Kubernetes allows): it outweighs the scheduler's default spreading
+scores (``NodeResourcesFit``'s least-allocated, ``NodeResourcesBalancedAllocation``), not a tenant's own
+required terms, which still filter nodes first."""
+
+
+def keep_pods_together(body: dict[str, Any], kind: str, name: str) -> bool:
+    """Ask the scheduler to put a recreated training job's pods on as few nodes as it can: a *preferred* pod
+    affinity, by node, towards the job's own pods, added to every pod template of ``body`` (a Job's or a
+    PyTorchJob's). Workers on one node talk over NVLink and shared memory instead of the network; the
+    operator's training pool decides GPU counts, Kubernetes places the pods, and by default it spreads them.
+
+    Preferred, not required: when no node has room for the whole job it still starts. The term selects only
+    pods of this job in its own namespace (a pod affinity term without ``namespaces`` is namespace-local), so
+    it can neither reach nor be steered by another tenant's pods. The tenant's own affinity is kept; a
+    template whose affinity is not the shape Kubernetes expects is left alone (the apiserver judges it), and
+    the term is added once however often the job is recreated. Returns whether any template was changed.
+    """
+    label = pytorchjob.JOB_NAME_LABEL if kind == pytorchjob.KIND else JOB_NAME_LABEL
+    if not _LABEL.fullmatch(name):
+        return False
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        return False
+    roles = spec.get("pytorchReplicaSpecs") if kind == pytorchjob.KIND else {"job": spec}
+    term = {"weight": TOGETHER_WEIGHT, "podAffinityTerm": {
+        "labelSelector": {"matchLabels": {label: name}}, "topologyKey": HOSTNAME}}
+    changed = False
+    for role in (roles.values() if isinstance(roles, dict) else ()):
+        template = role.get("template") if isinstance(role, dict) else None
+        pod = template.get("spec") if isinstance(template, dict) else None
+        if not isinstance(pod, dict):
+            continue
+        affinity = pod.setdefault("affinity", {})
+        if not isinstance(affinity, dict):
+            continue
+        pod_affinity = affinity.setdefault("podAffinity", {})
+        if not isinstance(pod_affinity, dict):
+            continue
+        preferred = pod_affinity.setdefault("preferredDuringSchedulingIgnoredDuringExecution", [])
+        if not isinstance(preferred, list) or term in preferred:
+            continue
+        preferred.append(term)
+        changed = True
+    return changed
+
+
 def involved_ref(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata", {})
     return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"),

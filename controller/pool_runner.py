@@ -50,6 +50,7 @@ from controller.kube import (
     container_of,
     delete_and_wait,
     involved_ref,
+    keep_pods_together,
     one_line,
     parse_quantity,
     path_segment,
@@ -427,6 +428,7 @@ class PoolRunner:
                                       suspend=workers == 0)
             if workers and "completions" in body["spec"]:
                 body["spec"]["completions"] = workers
+        keep_pods_together(body, t.kind, t.name)
         self.kube.apply(path, body)
         post_event(self.kube, involved_ref(obj), "Normal", "AutocmRecreated",
                    f"{job.gpus} -> {action.gpus} GPUs, batch size {action.batch_size} "

@@ -16,6 +16,7 @@ from controller.kube import (
     KubeSettings,
     WorkloadActuator,
     free_gpu_slots,
+    keep_pods_together,
     other_scalers,
     parse_quantity,
     pods_selector,
@@ -383,3 +384,54 @@ def test_after_a_rollback_scale_ups_are_held_off_and_the_hold_doubles():
 ])
 def test_a_pods_selector_is_built_only_from_labels_the_apiserver_allows(obj, kind, want):
     assert pods_selector(obj, kind, "p-0") == want
+
+
+TOGETHER = {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"batch.kubernetes.io/job-name": "t"}},
+                                               "topologyKey": "kubernetes.io/hostname"}}
+
+
+def test_a_recreated_job_prefers_its_own_pods_node_once_and_keeps_the_tenants_affinity():
+    theirs = {"weight": 5, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "cache"}},
+                                               "topologyKey": "zone"}}
+    required = {"nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}]}
+    body = {"spec": {"template": {"spec": {"containers": [], "affinity": {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required},
+        "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [theirs]}}}}}}
+    assert keep_pods_together(body, "Job", "t")
+    assert not keep_pods_together(body, "Job", "t")  # recreated again: not added twice
+    affinity = body["spec"]["template"]["spec"]["affinity"]
+    assert affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == required
+    assert affinity["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] == [theirs, TOGETHER]
+    assert "namespaces" not in TOGETHER["podAffinityTerm"]  # namespace-local: only this tenant's pods
+
+
+def test_every_role_of_a_pytorchjob_prefers_the_jobs_pods_node():
+    body = {"spec": {"pytorchReplicaSpecs": {"Master": {"template": {"spec": {}}},
+                                             "Worker": {"template": {"spec": {"affinity": {}}}}}}}
+    assert keep_pods_together(body, "PyTorchJob", "p-0")
+    for role in ("Master", "Worker"):
+        term = body["spec"]["pytorchReplicaSpecs"][role]["template"]["spec"]["affinity"]["podAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+        assert term["labelSelector"] == {"matchLabels": {"training.kubeflow.org/job-name": "p-0"}}
+
+
+@pytest.mark.parametrize("spec", [
+    {"template": {"spec": {"affinity": "near"}}},
+    {"template": {"spec": {"affinity": {"podAffinity": ["x"]}}}},
+    {"template": {"spec": {"affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": {}}}}}},
+    {"template": {"spec": {"affinity": None}}},
+    {"template": []},
+    {"template": {"spec": 3}},
+    "spec",
+])
+def test_a_template_of_the_wrong_shape_is_left_for_the_apiserver_to_judge(spec):
+    body = {"spec": spec}
+    before = json.dumps(body, sort_keys=True)
+    assert not keep_pods_together(body, "Job", "t")
+    assert json.dumps(body, sort_keys=True) == before
+
+
+def test_a_name_that_is_not_a_label_value_adds_nothing():
+    body = {"spec": {"template": {"spec": {}}}}
+    assert not keep_pods_together(body, "Job", "a,b=c")
+    assert body == {"spec": {"template": {"spec": {}}}}

@@ -88,6 +88,11 @@ def test_fixed_pool_admits_jobs_up_to_the_quota_in_its_namespace_only_and_refill
             assert o["metadata"]["annotations"][RESTARTS_ANNOTATION] == "1"
             assert o["metadata"]["annotations"]["autocm.io/recreated-from-uid"] == f"uid-{n}"
             assert "selector" not in o["spec"]  # the Job controller sets a new one
+            # The recreated Job asks the scheduler to keep its pods on one node where it can.
+            assert o["spec"]["template"]["spec"]["affinity"]["podAffinity"] == {
+                "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+                    "labelSelector": {"matchLabels": {"batch.kubernetes.io/job-name": n}},
+                    "topologyKey": "kubernetes.io/hostname"}}]}
         assert kube.objects["/apis/batch/v1/namespaces/other/jobs/a-x"] == outsider
         assert all("/namespaces/other/" not in p for m, p, _ in kube.calls)
         st = kube.objects[POLICY]["status"]
@@ -209,6 +214,9 @@ def test_a_suspended_elastic_pytorchjob_is_admitted_unsuspended():
     env = obj["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "AUTOCM_BATCH_SIZE", "value": "32"} in env
     assert obj["metadata"]["annotations"]["autocm.io/restarts"] == "1"
+    together = obj["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["affinity"]["podAffinity"]
+    term = together["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["labelSelector"] == {"matchLabels": {"training.kubeflow.org/job-name": "s-0"}}
 
 
 def test_jobs_the_pool_cannot_use_are_reported_and_left_alone():
