@@ -17,8 +17,9 @@ scenarios and ``autocm sim``):
   decision set (the operator changes the batch only when it restarts a job, through ``AUTOCM_BATCH_SIZE``);
 - every round the cluster's job views become observations, the scheduler allocates all jobs at once, and the
   answer is applied by the operator pool's rules (``controller/pool_runner.py``): a job is touched only when its
-  GPU count changes; a recreated job gets its GPUs by count and shape wherever they are free (Kubernetes, not the
-  pool, places pods); the search is shown its own placement book, not the physical nodes.
+  GPU count changes; Kubernetes, not the pool, places a recreated job's pods, and the pool asks it to keep them
+  together (``controller.kube.keep_pods_together``), so they land as :func:`pack` says, wherever GPUs are free
+  and not where the search put them; the search is shown its own placement book, not the physical nodes.
 
 What the cluster adds is what the operator's real pool cannot see either: progress from the profiles.
 """
@@ -73,10 +74,16 @@ class OperatorPoolScheduler:
     """A :class:`learners.training_scheduler.TrainingScheduler` (the operator's interface) as a cluster
     scheduler of the simulator."""
 
-    def __init__(self, name: str, seed: int = 0, **kwargs: object) -> None:
+    def __init__(self, name: str, seed: int = 0, pods: str = "together", **kwargs: object) -> None:
+        """``pods``: how Kubernetes places a recreated job's pods: ``together`` as the pool asks it to
+        (:func:`pack`), or ``spread``, each on the freest node, as it would without the pool's preference
+        (:func:`spread`; for comparison)."""
         if name not in OPERATOR_SCHEDULERS:
             raise ValueError(f"no operator pool scheduler {name!r}; known: {sorted(OPERATOR_SCHEDULERS)}")
+        if pods not in PLACERS:
+            raise ValueError(f"pods={pods!r}: one of {sorted(PLACERS)}")
         self.name = name
+        self.place = PLACERS[pods]
         inner, self.advised = OPERATOR_SCHEDULERS[name]
         self.inner = ts.make(inner, seed=seed, **kwargs)
         self.rng = getattr(self.inner, "rng", None)
@@ -117,6 +124,8 @@ class OperatorPoolScheduler:
     def optimize(self, jobs: Sequence[JobView], nodes: Mapping[str, int], now: float) -> dict[str, Decision]:
         answer = self.inner.allocate([self.observation(v) for v in jobs], nodes, now)
         out: dict[str, Decision] = {}
+        free = dict(nodes)
+        moved: list[tuple[JobView, int, int | None]] = []
         for view in jobs:
             alloc = answer.get(view.name, ts.Allocation(()))
             share = tuple((n, int(c)) for n, c in alloc.placement if c)
@@ -125,7 +134,52 @@ class OperatorPoolScheduler:
                 # The operator acts on a job only when its GPU count changes (controller.training_pool.plan):
                 # same count, the job keeps its pods, and the batch waits for the next restart.
                 share = view.allocation
+                for node, c in share:
+                    free[node] -= c
                 out[view.name] = Decision(tuple(c for _, c in share), None, share) if share else Decision(())
-            else:  # placed by GPU count, as Kubernetes places the recreated job's pods wherever GPUs are free
-                out[view.name] = Decision(tuple(c for _, c in share), alloc.batch_size) if share else Decision(())
+            elif share:
+                moved.append((view, sum(c for _, c in share), alloc.batch_size))
+            else:
+                out[view.name] = Decision(())
+        for view, gpus, batch in moved:
+            # Kubernetes places the recreated job's pods; the operator asks it to keep them together (a
+            # preferred pod affinity on the node among the job's own pods), so the first pod lands on the
+            # node with most free GPUs and the rest follow it while it has room.
+            share = self.place(free, gpus)
+            out[view.name] = Decision(tuple(c for _, c in share), batch, share) if share else Decision(())
         return out
+
+
+def pack(free: dict[str, int], gpus: int) -> tuple[tuple[str, int], ...]:
+    """Where Kubernetes puts a recreated job's ``gpus`` one-GPU pods that prefer each other's node: the first on
+    the node with most free GPUs (the default scores favour the least allocated node; ties to the first), the
+    rest after it while it has room, then the next freest; ``()`` if they do not fit. Takes them out of
+    ``free``. Without the preference each pod would go to the freest node, spreading the job."""
+    if sum(free.values()) < gpus:
+        return ()
+    share = []
+    left = gpus
+    while left:
+        node = max(free, key=lambda n: free[n])
+        take = min(free[node], left)
+        share.append((node, take))
+        free[node] -= take
+        left -= take
+    return tuple(share)
+
+
+def spread(free: dict[str, int], gpus: int) -> tuple[tuple[str, int], ...]:
+    """Where Kubernetes' default scores put ``gpus`` one-GPU pods with no preference for each other: each on the
+    node with most free GPUs at its turn (ties to the first), so a job spreads; ``()`` if they do not fit.
+    Takes them out of ``free``."""
+    if sum(free.values()) < gpus:
+        return ()
+    share: dict[str, int] = {}
+    for _ in range(gpus):
+        node = max(free, key=lambda n: free[n])
+        free[node] -= 1
+        share[node] = share.get(node, 0) + 1
+    return tuple(share.items())
+
+
+PLACERS = {"together": pack, "spread": spread}

@@ -18,7 +18,7 @@ from learners.pollux import SearchSettings
 from simulator.training import simulate_training
 from simulator.training.artifact_pool import MostFreeFirstPool
 from simulator.training.job import JobSpec
-from simulator.training.operator_pool import OPERATOR_SCHEDULERS, OperatorPoolScheduler, Reporter
+from simulator.training.operator_pool import OPERATOR_SCHEDULERS, OperatorPoolScheduler, Reporter, pack, spread
 from simulator.training.pollux import PolluxScheduler
 from simulator.workloads import OPERATOR_POOL_NAMES, PAPER_COUNTERPART, SEEDED_SCHEDULERS, TRAINING_SCHEDULERS
 
@@ -93,3 +93,24 @@ def test_autocm_sim_runs_the_operators_schedulers_from_a_scenario(tmp_path):
     for name in ("pollux", "pollux-pool", "pollux-pool-advised"):
         assert table[name]["jobs_completed"]["mean"] == 3 and table[name]["jobs_unfinished"]["mean"] == 0
         assert table[name]["avg_jct_s"]["mean"] > 0
+
+
+@pytest.mark.parametrize("free, gpus, want", [
+    ({"a": 2, "b": 4, "c": 4}, 4, (("b", 4),)),  # the freest node first (ties to the first), all of it there
+    ({"a": 2, "b": 3, "c": 1}, 4, (("b", 3), ("a", 1))),  # then the next freest
+    ({"a": 4, "b": 4}, 1, (("a", 1),)),
+    ({"a": 1, "b": 1}, 3, ()),  # does not fit: nothing taken
+])
+def test_a_recreated_jobs_pods_fill_the_freest_node_before_the_next(free, gpus, want):
+    before = sum(free.values())
+    assert pack(free, gpus) == want
+    assert sum(free.values()) == before - sum(c for _, c in want)
+
+
+def test_without_the_preference_each_pod_goes_to_the_freest_node():
+    free = {"a": 2, "b": 4, "c": 4}
+    assert spread(free, 4) == (("b", 2), ("c", 2))
+    assert free == {"a": 2, "b": 2, "c": 2}
+    assert spread({"a": 1}, 2) == ()
+    with pytest.raises(ValueError, match="pods="):
+        OperatorPoolScheduler("pollux-pool", pods="anywhere")
