@@ -294,12 +294,30 @@ def keep_pods_together(body: dict[str, Any], kind: str, name: str) -> bool:
     label = pytorchjob.JOB_NAME_LABEL if kind == pytorchjob.KIND else JOB_NAME_LABEL
     if not _LABEL.fullmatch(name):
         return False
+    term = {"weight": TOGETHER_WEIGHT, "podAffinityTerm": {
+        "labelSelector": {"matchLabels": {label: name}}, "topologyKey": HOSTNAME}}
+    return _prefer(body, kind, "podAffinity", term)
+
+
+def prefer_node(body: dict[str, Any], kind: str, hostname: str) -> bool:
+    """Ask the scheduler to put the recreated job's pods on the node whose ``kubernetes.io/hostname`` label is
+    ``hostname``: a *preferred* node affinity (weight 100) in every pod template, beside the tenant's own. The
+    pool uses it to move a job split over nodes onto one that has room for all of it; preferred, so the job
+    still starts elsewhere if that room is taken meanwhile. Same rules as :func:`keep_pods_together`."""
+    if not _LABEL.fullmatch(hostname):
+        return False
+    term = {"weight": TOGETHER_WEIGHT, "preference": {"matchExpressions": [
+        {"key": HOSTNAME, "operator": "In", "values": [hostname]}]}}
+    return _prefer(body, kind, "nodeAffinity", term)
+
+
+def _prefer(body: dict[str, Any], kind: str, section: str, term: dict[str, Any]) -> bool:
+    """Add ``term`` to ``affinity.<section>.preferredDuringSchedulingIgnoredDuringExecution`` of every pod
+    template of ``body``, once; templates of the wrong shape are left alone."""
     spec = body.get("spec")
     if not isinstance(spec, dict):
         return False
     roles = spec.get("pytorchReplicaSpecs") if kind == pytorchjob.KIND else {"job": spec}
-    term = {"weight": TOGETHER_WEIGHT, "podAffinityTerm": {
-        "labelSelector": {"matchLabels": {label: name}}, "topologyKey": HOSTNAME}}
     changed = False
     for role in (roles.values() if isinstance(roles, dict) else ()):
         template = role.get("template") if isinstance(role, dict) else None
@@ -309,15 +327,67 @@ def keep_pods_together(body: dict[str, Any], kind: str, name: str) -> bool:
         affinity = pod.setdefault("affinity", {})
         if not isinstance(affinity, dict):
             continue
-        pod_affinity = affinity.setdefault("podAffinity", {})
-        if not isinstance(pod_affinity, dict):
+        part = affinity.setdefault(section, {})
+        if not isinstance(part, dict):
             continue
-        preferred = pod_affinity.setdefault("preferredDuringSchedulingIgnoredDuringExecution", [])
+        preferred = part.setdefault("preferredDuringSchedulingIgnoredDuringExecution", [])
         if not isinstance(preferred, list) or term in preferred:
             continue
         preferred.append(term)
         changed = True
     return changed
+
+
+def job_pods_by_node(pods: list[Mapping[str, Any]], kind_of: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """GPUs per node of each named job's live pods (bound to a node, not Succeeded or Failed, not being deleted,
+    asking for GPUs), from a list of one namespace's pods. ``kind_of``: job name -> kind (Job or PyTorchJob),
+    whose label names a pod's job. A pod whose GPUs cannot be read is not counted."""
+    out: dict[str, dict[str, int]] = {}
+    for p in pods:
+        meta, spec = p.get("metadata") or {}, p.get("spec") or {}
+        labels = meta.get("labels") or {}
+        node = spec.get("nodeName")
+        if not node or meta.get("deletionTimestamp") or (p.get("status") or {}).get("phase") in ("Succeeded",
+                                                                                              "Failed"):
+            continue
+        for job, kind in ((labels.get(JOB_NAME_LABEL), "Job"), (labels.get(pytorchjob.JOB_NAME_LABEL),
+                                                                pytorchjob.KIND)):
+            if isinstance(job, str) and kind_of.get(job) == kind:
+                try:
+                    gpus = pod_gpus(p)
+                except (ValueError, TypeError, AttributeError):
+                    break
+                if gpus > 0:
+                    per = out.setdefault(job, {})
+                    per[str(node)] = per.get(str(node), 0) + math.ceil(gpus)
+                break
+    return out
+
+
+def free_gpus_by_node(nodes: list[Mapping[str, Any]], pods: list[Mapping[str, Any]]) -> dict[str, tuple[int, str]]:
+    """Per schedulable node that advertises GPUs and carries a ``kubernetes.io/hostname`` label: (GPUs free,
+    that hostname), free being allocatable less what bound, live pods of every namespace ask for."""
+    used: dict[str, float] = {}
+    for p in pods:
+        node = (p.get("spec") or {}).get("nodeName")
+        if node and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            try:
+                used[node] = used.get(node, 0.0) + pod_gpus(p)
+            except (ValueError, TypeError, AttributeError):
+                continue
+    out: dict[str, tuple[int, str]] = {}
+    for n in nodes:
+        meta = n.get("metadata") or {}
+        hostname = (meta.get("labels") or {}).get(HOSTNAME)
+        alloc = ((n.get("status") or {}).get("allocatable") or {}).get(GPU)
+        if (n.get("spec") or {}).get("unschedulable") or alloc is None or not isinstance(hostname, str):
+            continue
+        try:
+            free = math.floor(parse_quantity(alloc) - used.get(meta.get("name"), 0.0) + 1e-9)
+        except ValueError:
+            continue
+        out[str(meta.get("name"))] = (max(0, free), hostname)
+    return out
 
 
 def involved_ref(obj: Mapping[str, Any]) -> dict[str, Any]:

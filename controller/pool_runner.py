@@ -49,7 +49,9 @@ from controller.kube import (
     UnsafeTarget,
     container_of,
     delete_and_wait,
+    free_gpus_by_node,
     involved_ref,
+    job_pods_by_node,
     keep_pods_together,
     one_line,
     parse_quantity,
@@ -57,6 +59,7 @@ from controller.kube import (
     pod_gpus,
     pods_selector,
     post_event,
+    prefer_node,
     recreated_job_body,
     workload_path,
 )
@@ -65,6 +68,7 @@ from controller.policy import TargetRef
 from controller.prometheus import PrometheusClient, PrometheusError, format_window
 from learners import training_scheduler as ts
 from learners.pollux import BatchLimits
+from learners.pool_consolidation import SETTLE_ROUNDS, consolidation
 from learners.shared_throughput import SharedThroughput
 
 MAX_BATCH = 1 << 20
@@ -217,6 +221,9 @@ class PoolRunner:
         self.last_round_s: float | None = None
         self.pods_gone: set[str] = set()
         """Finished jobs seen with no pod left on a node: not looked up again."""
+        self.changed_at: dict[str, float] = {}
+        """When the pool last recreated each running job, or first saw it: the consolidation waits
+        ``SETTLE_ROUNDS`` rounds after that."""
         self._held_by_finished: dict[str, list[tuple[str, str, float]]] = {}
         self._restore(body)
 
@@ -284,6 +291,9 @@ class PoolRunner:
             if name not in active:
                 self.records.pop(name)
                 self.placements.pop(name, None)
+                self.changed_at.pop(name, None)
+        for name in active:
+            self.changed_at.setdefault(name, now)
         try:
             metrics = {n: self._metrics(n) for n in active}
         except PrometheusError as exc:
@@ -332,11 +342,21 @@ class PoolRunner:
                 done.append(action.name)
                 if not action.elastic_replicas:
                     self.records[action.name].restarts += 1
+                    self.changed_at[action.name] = now
                 if action.batch_size:  # what the job runs with from now on (it reads it on restart)
                     self.batch[action.name] = action.batch_size
                 text = f"{action.name}: {current.get(action.name, 0)} -> {action.gpus} GPUs" + (
                     f", batch size {action.batch_size}" if action.gpus and action.batch_size else "")
                 events.append(("Normal", "AutocmPoolAllocated", f"{text} ({pool.scheduler})"))
+        if applied and pool.consolidate:
+            moved = self._consolidate(active, {a.name for a in actions}, answer, now)
+            if moved is not None:
+                name, node, nodes = moved
+                done.append(name)
+                words.append(f"{name}: {active[name].gpus} GPUs over {nodes} nodes onto node {node} (recreated)")
+                events.append(("Normal", "AutocmPoolConsolidated",
+                               f"{name}: {active[name].gpus} GPUs over {nodes} nodes -> node {node} "
+                               f"({pool.scheduler})"))
         for name, alloc in answer.items():
             if applied or not actions:
                 self.placements[name] = alloc.placement
@@ -397,8 +417,48 @@ class PoolRunner:
         return (f"training pool of {len(active)} running job(s) matching {pool.label_selector()}, "
                 f"{pool.gpu_quota} GPUs, scheduler {pool.scheduler}")
 
-    def _apply(self, job: PoolJob, action: tp.JobAction) -> None:
-        """An elastic resize in place, or the checkpoint-aware recreation with the new AUTOCM_* values."""
+    def _consolidate(self, active: Mapping[str, PoolJob], acted: set[str], answer: Mapping[str, ts.Allocation],
+                     now: float) -> tuple[str, str, int] | None:
+        """Recreate at most one running job whose pods are split over nodes onto one node that has room for all
+        of them (:func:`learners.pool_consolidation.consolidation`), with its GPUs and the scheduler's batch, and
+        a preference for that node. Only jobs not changed this round and settled for ``SETTLE_ROUNDS`` rounds;
+        the cluster's nodes and pods are read only when some job is split. Best effort: a failed read skips the
+        round. Returns (job, node, nodes it was over) when it moved one."""
+        settle_s = SETTLE_ROUNDS * self.policy.interval_s
+        kind_of = {n: j.target.kind for n, j in active.items()
+                   if n not in acted and j.gpus > 1 and now - self.changed_at.get(n, now) >= settle_s}
+        if not kind_of:
+            return None
+        ns = path_segment("namespace", self.policy.namespace)
+        try:
+            mine = job_pods_by_node(self.kube.get(f"/api/v1/namespaces/{ns}/pods").get("items", []), kind_of)
+            split = {n: tuple(sorted(per.items())) for n, per in mine.items()
+                     if len(per) > 1 and sum(per.values()) == active[n].gpus}
+            if not split:
+                return None
+            free = free_gpus_by_node(self.kube.get("/api/v1/nodes").get("items", []),
+                                     self.kube.get("/api/v1/pods").get("items", []))
+        except (ApiException, OSError, TimeoutError):
+            return None
+        move = consolidation({n: tuple((node, c) for node, c in share if node in free) for n, share in split.items()
+                              if all(node in free for node, _ in share)}, {n: f for n, (f, _) in free.items()})
+        if move is None:
+            return None
+        name, node = move
+        job = active[name]
+        batch = answer[name].batch_size if name in answer else self.batch.get(name)
+        action = tp.JobAction(name, job.gpus, batch, None, (("AUTOCM_GPUS", str(job.gpus)),
+                                                           ("AUTOCM_BATCH_SIZE", str(batch or 0))))
+        self._apply(job, action, node_hostname=free[node][1])
+        self.records[name].restarts += 1
+        self.changed_at[name] = now
+        if batch:
+            self.batch[name] = batch
+        return name, node, len(split[name])
+
+    def _apply(self, job: PoolJob, action: tp.JobAction, node_hostname: str | None = None) -> None:
+        """An elastic resize in place, or the checkpoint-aware recreation with the new AUTOCM_* values (and,
+        given ``node_hostname``, a preference for that node)."""
         t = job.target
         path = workload_path(t)
         obj = job.obj
@@ -429,6 +489,8 @@ class PoolRunner:
             if workers and "completions" in body["spec"]:
                 body["spec"]["completions"] = workers
         keep_pods_together(body, t.kind, t.name)
+        if node_hostname is not None:
+            prefer_node(body, t.kind, node_hostname)
         self.kube.apply(path, body)
         post_event(self.kube, involved_ref(obj), "Normal", "AutocmRecreated",
                    f"{job.gpus} -> {action.gpus} GPUs, batch size {action.batch_size} "

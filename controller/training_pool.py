@@ -16,6 +16,7 @@ for Jobs and non-elastic PyTorchJobs). The scheduler is any name in :mod:`learne
       selector: {team: vision}     # matchLabels choosing the jobs, in the policy's own namespace only
       restartSeconds: 30           # what one restart costs (Pollux's restart penalty), 0..3600
       fixedGpusPerJob: 4           # GPUs per job under the fixed scheduler, 1..64
+      consolidate: true            # move a job split over nodes onto one node with room (default true)
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class PoolSpec:
     """What one restart of a job costs (checkpoint, rescheduling, restore): Pollux's restart penalty."""
     fixed_gpus: int = 4
     """GPUs per job under the ``fixed`` scheduler."""
+    consolidate: bool = True
+    """Recreate a job whose pods are split over nodes onto one node with room for all of them
+    (:mod:`learners.pool_consolidation`), at most one job a round."""
 
     def scheduler_kwargs(self) -> dict[str, Any]:
         """The registered scheduler's constructor arguments that the pool spec sets."""
@@ -95,7 +99,8 @@ def parse_pool(policy: Mapping[str, Any]) -> PoolSpec | None:
         return None
     if not isinstance(raw, Mapping):
         raise PoolSpecError("spec.trainingPool: must be an object")
-    unknown = set(raw) - {"scheduler", "gpuQuota", "gpusPerNode", "selector", "restartSeconds", "fixedGpusPerJob"}
+    unknown = set(raw) - {"scheduler", "gpuQuota", "gpusPerNode", "selector", "restartSeconds", "fixedGpusPerJob",
+                          "consolidate"}
     if unknown:
         raise PoolSpecError(f"spec.trainingPool: unknown fields {sorted(unknown)}")
     scheduler = raw.get("scheduler", "pollux")
@@ -119,7 +124,10 @@ def parse_pool(policy: Mapping[str, Any]) -> PoolSpec | None:
             or not 0 <= restart <= 3600:
         raise PoolSpecError(f"spec.trainingPool.restartSeconds: must be a number in 0..3600, got {restart!r}")
     fixed = _int("fixedGpusPerJob", raw.get("fixedGpusPerJob", 4), 1, MAX_GPUS_PER_NODE)
-    return PoolSpec(namespace, scheduler, quota, per_node, tuple(sorted(pairs)), float(restart), fixed)
+    consolidate = raw.get("consolidate", True)
+    if not isinstance(consolidate, bool):
+        raise PoolSpecError(f"spec.trainingPool.consolidate: must be true or false, got {consolidate!r}")
+    return PoolSpec(namespace, scheduler, quota, per_node, tuple(sorted(pairs)), float(restart), fixed, consolidate)
 
 
 @dataclass(frozen=True)

@@ -232,3 +232,37 @@ def test_a_recreated_pool_job_keeps_its_pods_on_one_node(
     recreated = batch_api.read_namespaced_job("pooled", namespace)
     assert (recreated.metadata.annotations or {}).get("autocm.io/restarts") == "1"
     assert len(set(together)) == 1, together  # the pool's recreation kept its pods together
+
+
+def test_a_pool_job_split_over_nodes_is_moved_onto_one_once_a_node_has_room(
+        crd, control_plane: ControlPlane, namespace: str, prometheus: PrometheusServer,  # noqa: F811
+        tmp_path: Path) -> None:
+    """Another workload holds 4 GPUs of each node, so the pool's 8-pod Job is placed 4+4. When that workload
+    leaves, the pool (after its settling rounds: 10 of 2 s) recreates the Job once, with a preference for one
+    node, and all 8 pods land there."""
+    plane = control_plane
+    batch_api = kubernetes.client.BatchV1Api(plane.api_client)
+    core = kubernetes.client.CoreV1Api(plane.api_client)
+    for i, node in enumerate(plane.gpu_nodes):
+        core.create_namespaced_pod(namespace, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"other-{i}"},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0, "containers": [{
+                "name": "c", "image": PAUSE_IMAGE, "resources": {"limits": {"nvidia.com/gpu": "4"}}}]}})
+    policy = pool_policy("split", "fixed")
+    policy["spec"]["trainingPool"].update(gpuQuota=8, fixedGpusPerJob=8, selector={"autocm.io/pool": "split"})
+    log = tmp_path / "operator.log"
+    with process(operator_argv(plane, prometheus.url, free_port()), log):
+        custom(plane).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, policy)
+        batch_api.create_namespaced_job(namespace, training_job("pooled", "split"))
+        split = _job_nodes(core, namespace, "pooled", 8, timeout_s=90)
+        for i in range(len(plane.gpu_nodes)):
+            core.delete_namespaced_pod(f"other-{i}", namespace, grace_period_seconds=0)
+        wait_until(lambda: (batch_api.read_namespaced_job("pooled", namespace).metadata.annotations or {}).get(
+            "autocm.io/restarts") == "2", what="the pool to recreate the split Job", timeout_s=90)
+        together = _job_nodes(core, namespace, "pooled", 8, timeout_s=90)
+        events = [e.message for e in core.list_namespaced_event(namespace).items
+                  if e.reason == "AutocmPoolConsolidated"]
+    print("pods' nodes:", json.dumps({"split": split, "consolidated": together}), events)
+    assert len(set(split)) == 2, split  # the other workload's GPUs forced 4+4
+    assert len(set(together)) == 1, (together, log.read_text(errors="replace")[-3000:])
+    assert len(events) == 1 and "8 GPUs over 2 nodes -> node" in events[0], events

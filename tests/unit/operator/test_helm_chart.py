@@ -76,6 +76,8 @@ OPERATOR_CALLS: dict[tuple[str, str, str], list[Need]] = {
     ("kube", "WorkloadActuator._recreate_job", "apply"): [("batch", "jobs", "create"), ("batch", "jobs", "patch")],
     ("kube", "WorkloadActuator.pods", "get"): [("", "pods", "list")],
     ("pool_runner", "PoolRunner.lingering", "get"): [("", "pods", "list")],
+    # The pool's consolidation: its jobs' pods in its namespace, then free GPUs per node (as the capacity check).
+    ("pool_runner", "PoolRunner._consolidate", "get"): [("", "pods", "list"), ("", "nodes", "list")],
     ("kube", "_list_autoscalers.listing", "get"): [
         ("autoscaling", "horizontalpodautoscalers", "list"), ("autoscaling.k8s.io", "verticalpodautoscalers", "list"),
         ("keda.sh", "scaledobjects", "list")],

@@ -327,3 +327,80 @@ def test_two_standing_warnings_are_each_posted_once_not_every_round():
             clock.t += 5
     reasons = [e["reason"] for e in kube.events if e["type"] == "Warning"]
     assert reasons.count("FinishedJobHoldsGpus") == 1 and reasons.count("PoolJobRefused") == 1, reasons
+
+
+def split_cluster(**pool) -> FakeKube:
+    """Job a-0 runs 4 one-GPU pods, 2 on n1 and 2 on n2. Another tenant holds 5 GPUs of n1 and 2 of n2; n3 is
+    empty. Room for all of a-0: n1 3, n2 6, n3 8."""
+    running = job("a-0", suspend=False, parallelism=4)
+    running["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "AUTOCM_GPUS", "value": "4"})
+    kube = cluster(running, policy=pool_policy(**pool))
+    for name in ("n1", "n2", "n3"):
+        kube.put(f"/api/v1/nodes/{name}", {"metadata": {"name": name, "labels": {"kubernetes.io/hostname":
+                                                                                   f"host-{name}"}},
+                                          "status": {"allocatable": {"nvidia.com/gpu": "8"}}})
+    mine = {"batch.kubernetes.io/job-name": "a-0"}
+    for i, node in enumerate(("n1", "n1", "n2", "n2")):
+        kube.put(f"/api/v1/namespaces/ml/pods/a-0-{i}", pod(f"a-0-{i}", mine, node=node))
+    kube.put("/api/v1/namespaces/other/pods/x", {**pod("x", {}, node="n1", gpus="5"),
+                                                 "metadata": {"name": "x", "namespace": "other"}})
+    kube.put("/api/v1/namespaces/other/pods/y", {**pod("y", {}, node="n2", gpus="2"),
+                                                 "metadata": {"name": "y", "namespace": "other"}})
+    return kube
+
+
+def test_a_job_split_over_nodes_is_moved_onto_the_fullest_node_with_room_once_it_has_settled():
+    kube = split_cluster()
+    clock = Clock()
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        for _ in range(10):  # rounds 0..45 s: first seen at 0, settles after 10 rounds of 5 s
+            assert step(eng, kube).outcome == "unchanged"
+            clock.t += 5
+        assert RESTARTS_ANNOTATION not in kube.objects[f"{JOBS}/a-0"]["metadata"]["annotations"]
+        assert step(eng, kube).outcome == "applied"  # 50 s
+        o = kube.objects[f"{JOBS}/a-0"]
+        assert o["metadata"]["annotations"][RESTARTS_ANNOTATION] == "1"
+        assert o["spec"]["parallelism"] == 4 and env(o)["AUTOCM_GPUS"] == "4"
+        affinity = o["spec"]["template"]["spec"]["affinity"]
+        assert affinity["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] == [
+            {"weight": 100, "preference": {"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": ["host-n2"]}]}}]
+        assert affinity["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]  # and together
+        moved = [e["message"] for e in kube.events if e["reason"] == "AutocmPoolConsolidated"]
+        assert moved == ["a-0: 4 GPUs over 2 nodes -> node n2 (fixed)"]
+        assert "over 2 nodes onto node n2" in kube.objects[POLICY]["status"]["lastDecision"]["message"]
+        assert kube.objects[POLICY]["status"]["trainingPool"]["jobs"]["a-0"]["restarts"] == 1
+        clock.t += 5  # the pods in this fake stay split: the job is not moved again before it settles anew
+        step(eng, kube)
+        assert kube.objects[f"{JOBS}/a-0"]["metadata"]["annotations"][RESTARTS_ANNOTATION] == "1"
+        # Another tenant's pods were counted on the nodes, never changed or named.
+        assert not any("/namespaces/other/" in p for m, p, _ in kube.calls if m != "GET")
+
+
+@pytest.mark.parametrize("pool, mode", [({"consolidate": False}, "apply"), ({}, "recommend")])
+def test_no_job_is_moved_when_consolidation_is_off_or_the_pool_only_recommends(pool, mode):
+    kube = split_cluster(mode=mode, **pool)
+    clock = Clock()
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        for _ in range(15):
+            step(eng, kube)
+            clock.t += 5
+    assert RESTARTS_ANNOTATION not in kube.objects[f"{JOBS}/a-0"]["metadata"]["annotations"]
+    assert not any(p in ("/api/v1/nodes", "/api/v1/pods") for _, p, _ in kube.calls)  # nothing read either
+
+
+def test_a_job_no_node_has_room_for_stays_where_it_is():
+    kube = split_cluster()
+    kube.objects["/api/v1/namespaces/other/pods/y"]["spec"]["containers"][0]["resources"]["limits"][
+        "nvidia.com/gpu"] = "5"  # n2's room for a-0: 8 - 5 = 3
+    kube.put("/api/v1/namespaces/other/pods/z", {**pod("z", {}, node="n3", gpus="5"),
+                                                 "metadata": {"name": "z", "namespace": "other"}})
+    clock = Clock()
+    with fake_prometheus(no_metrics) as prom:
+        eng = engine_for(prom.url, kube, clock)
+        for _ in range(15):
+            step(eng, kube)
+            clock.t += 5
+    assert RESTARTS_ANNOTATION not in kube.objects[f"{JOBS}/a-0"]["metadata"]["annotations"]

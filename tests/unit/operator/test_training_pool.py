@@ -91,6 +91,9 @@ def test_a_pool_policy_has_a_pool_and_no_target() -> None:
     assert pp.pool.scheduler_kwargs()["settings"].restart_delay_s == 30.0
     fixed = tp.parse_pool_policy(_pool_policy(trainingPool={**GOOD, "scheduler": "fixed", "fixedGpusPerJob": 2}))
     assert fixed is not None and fixed.pool.scheduler_kwargs() == {"gpus": 2}
+    assert pp.pool.consolidate  # on by default
+    off = tp.parse_pool_policy(_pool_policy(trainingPool={**GOOD, "consolidate": False}))
+    assert off is not None and not off.pool.consolidate
     assert tp.parse_pool_policy({"metadata": {"name": "x", "namespace": "a"}, "spec": {"targetRef": {}}}) is None
     with pytest.raises(PolicyError, match=r"^spec\.trainingPool: a training pool policy has no targetRef"):
         parse({"trainingPool": GOOD}, "team-a", "vision")
@@ -112,6 +115,8 @@ def test_a_pool_policy_has_a_pool_and_no_target() -> None:
     ({"trainingPool": {**GOOD, "restartSeconds": float("inf")}}, "spec.trainingPool.restartSeconds"),
     ({"trainingPool": {**GOOD, "fixedGpusPerJob": 0}}, "spec.trainingPool.fixedGpusPerJob"),
     ({"trainingPool": {**GOOD, "fixedGpusPerJob": 1.5}}, "spec.trainingPool.fixedGpusPerJob"),
+    ({"trainingPool": {**GOOD, "consolidate": "yes"}}, "spec.trainingPool.consolidate"),
+    ({"trainingPool": {**GOOD, "consolidate": 1}}, "spec.trainingPool.consolidate"),
 ])
 def test_hostile_pool_policies_are_refused_with_the_field_named(spec, field) -> None:
     with pytest.raises(PolicyError) as err:

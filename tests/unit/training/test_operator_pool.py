@@ -14,11 +14,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from learners import training_scheduler as ts
 from learners.pollux import SearchSettings
 from simulator.training import simulate_training
 from simulator.training.artifact_pool import MostFreeFirstPool
+from simulator.training.cluster_sim import JobView
 from simulator.training.job import JobSpec
-from simulator.training.operator_pool import OPERATOR_SCHEDULERS, OperatorPoolScheduler, Reporter, pack, spread
+from simulator.training.operator_pool import (
+    OPERATOR_SCHEDULERS,
+    SETTLE_S,
+    OperatorPoolScheduler,
+    Reporter,
+    pack,
+    spread,
+)
 from simulator.training.pollux import PolluxScheduler
 from simulator.workloads import OPERATOR_POOL_NAMES, PAPER_COUNTERPART, SEEDED_SCHEDULERS, TRAINING_SCHEDULERS
 
@@ -114,3 +123,37 @@ def test_without_the_preference_each_pod_goes_to_the_freest_node():
     assert spread({"a": 1}, 2) == ()
     with pytest.raises(ValueError, match="pods="):
         OperatorPoolScheduler("pollux-pool", pods="anywhere")
+
+
+class _Keeps:
+    """A scheduler that keeps every job's GPU count (so the pool itself would touch no job)."""
+
+    def allocate(self, observations, nodes, now):
+        return {o.name: ts.Allocation(o.allocation or (("slot", 4),), 64) for o in observations}
+
+
+def _view(name: str, allocation: tuple[tuple[str, int], ...]) -> JobView:
+    return JobView(name, "cifar10", 0.0, 600.0, 0.0, 1, None, tuple(c for _, c in allocation), allocation, 1, 0, 0.0)
+
+
+@pytest.mark.parametrize("consolidate", [True, False])
+def test_a_split_job_is_moved_onto_the_fullest_node_with_room_after_it_settles(consolidate):
+    sched = OperatorPoolScheduler("pollux-pool", consolidate=consolidate)
+    sched.inner = _Keeps()
+    from simulator.training.job import TrainingJob
+    from simulator.training.profiles import load_profiles
+
+    for name in ("split", "whole"):
+        sched.attach(TrainingJob(JobSpec(name, "cifar10", 0.0, 1, None), load_profiles()["cifar10"], 30.0))
+    views = [_view("split", (("n0", 2), ("n1", 2))), _view("whole", (("n2", 4),))]
+    usable = {"n0": 2 + 2, "n1": 2 + 1, "n2": 4, "n3": 4}  # free plus what the jobs hold: n0 has room for 4
+    sched.changed_s["split"] = 0.0
+    early = sched.optimize(views, usable, SETTLE_S - 60)
+    assert early["split"].nodes == (("n0", 2), ("n1", 2))  # not settled yet: kept
+    late = sched.optimize(views, usable, SETTLE_S)
+    assert late["whole"].nodes == (("n2", 4),)
+    if consolidate:
+        assert late["split"].nodes == (("n0", 4),) and late["split"].batch_size == 64  # n0 over n3: fuller
+        assert sched.changed_s["split"] == SETTLE_S
+    else:
+        assert late["split"].nodes == (("n0", 2), ("n1", 2))
