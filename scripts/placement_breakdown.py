@@ -8,7 +8,7 @@ docs/training-operator.md): it shows a job's GPUs split over nodes while its cou
         --policies pollux pollux-pool-advised
     # the operator's pool when Kubernetes spreads a recreated job's pods (no together preference):
     nice -n 10 .venv/bin/python scripts/placement_breakdown.py --app yolov3 --workload 3 \\
-        --policies pollux-pool-advised --pods spread
+        --policies pollux-pool-advised --pods spread --no-consolidate
 
 Same cluster as scripts/compare_training.py: the paper's job streams, 16 nodes x 4 GPUs, the artifact's node
 choice. About 90-180 s a run on the 2-core machine.
@@ -69,9 +69,9 @@ def recording(app: str) -> Iterator[dict[str, dict[str, float]]]:
         TrainingJob.advance = original  # type: ignore[method-assign]
 
 
-def scheduler(policy: str, seed: int, pods: str) -> TrainingScheduler:
+def scheduler(policy: str, seed: int, pods: str, consolidate: bool = True) -> TrainingScheduler:
     if policy in OPERATOR_SCHEDULERS:
-        return OperatorPoolScheduler(policy, seed=seed, pods=pods)
+        return OperatorPoolScheduler(policy, seed=seed, pods=pods, consolidate=consolidate)
     return TRAINING_SCHEDULERS[policy](seed)
 
 
@@ -86,15 +86,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="training schedulers (default: pollux pollux-pool-advised)")
     ap.add_argument("--pods", default="together", choices=sorted(PLACERS),
                     help="for the operator's pool schedulers: how Kubernetes places a recreated job's pods")
+    ap.add_argument("--no-consolidate", dest="consolidate", action="store_false",
+                    help="for the operator's pool schedulers: never move a job split over nodes (the pool does, "
+                         "with spec.trainingPool.consolidate true, the default)")
     ap.add_argument("--top", type=int, default=4, help="placements shown per job, most used first")
     args = ap.parse_args(argv)
     for policy in args.policies:
         with recording(args.app) as stats:
             r = simulate_training(workload_path(POLLUX_DIR, args.load, args.workload),
-                                  scheduler(policy, args.seed, args.pods), pool=MostFreeFirstPool.uniform(16, 4),
-                                  data_dir=POLLUX_DIR / "profiles", seed=args.seed)
+                                  scheduler(policy, args.seed, args.pods, args.consolidate),
+                                  pool=MostFreeFirstPool.uniform(16, 4), data_dir=POLLUX_DIR / "profiles",
+                                  seed=args.seed)
         mean = sum(r.jcts_s.values()) / max(len(r.jcts_s), 1)
-        print(f"== {policy} (pods {args.pods}) load {args.load} workload {args.workload} seed {args.seed}: "
+        how = f"pods {args.pods}" + ("" if args.consolidate else ", not consolidating")
+        print(f"== {policy} ({how}) load {args.load} workload {args.workload} seed {args.seed}: "
               f"mean JCT {mean:.0f} s; {args.app} jobs:", flush=True)
         if not stats:
             print(f"   no {args.app} job ran")

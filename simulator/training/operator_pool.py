@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from learners import training_scheduler as ts
 from learners.batch_advisor import BatchAdvisor
 from learners.pollux import BatchLimits
+from learners.pool_consolidation import SETTLE_ROUNDS, consolidation
 from simulator.training.cluster_sim import Decision, JobView
 from simulator.training.job import BatchConfig, TrainingJob, batch_config
 from simulator.training.pollux import PINNED
@@ -74,16 +75,22 @@ class OperatorPoolScheduler:
     """A :class:`learners.training_scheduler.TrainingScheduler` (the operator's interface) as a cluster
     scheduler of the simulator."""
 
-    def __init__(self, name: str, seed: int = 0, pods: str = "together", **kwargs: object) -> None:
+    def __init__(self, name: str, seed: int = 0, pods: str = "together", consolidate: bool = True,
+                 **kwargs: object) -> None:
         """``pods``: how Kubernetes places a recreated job's pods: ``together`` as the pool asks it to
         (:func:`pack`), or ``spread``, each on the freest node, as it would without the pool's preference
-        (:func:`spread`; for comparison)."""
+        (:func:`spread`; for comparison). ``consolidate``: the pool moves a job whose pods are split over
+        nodes onto one node with room for all of them, at most one job a round
+        (:func:`learners.pool_consolidation.consolidation`, as the operator's pool does)."""
         if name not in OPERATOR_SCHEDULERS:
             raise ValueError(f"no operator pool scheduler {name!r}; known: {sorted(OPERATOR_SCHEDULERS)}")
         if pods not in PLACERS:
             raise ValueError(f"pods={pods!r}: one of {sorted(PLACERS)}")
         self.name = name
         self.place = PLACERS[pods]
+        self.consolidate = consolidate
+        self.changed_s: dict[str, float] = {}
+        """When the pool last recreated each job (the consolidation waits ``SETTLE_S`` after it)."""
         inner, self.advised = OPERATOR_SCHEDULERS[name]
         self.inner = ts.make(inner, seed=seed, **kwargs)
         self.rng = getattr(self.inner, "rng", None)
@@ -147,7 +154,22 @@ class OperatorPoolScheduler:
             # node with most free GPUs and the rest follow it while it has room.
             share = self.place(free, gpus)
             out[view.name] = Decision(tuple(c for _, c in share), batch, share) if share else Decision(())
+            self.changed_s[view.name] = now
+        if self.consolidate:
+            settled = {v.name: v.allocation for v in jobs if v.name not in {m.name for m, _, _ in moved}
+                       and now - self.changed_s.get(v.name, -SETTLE_S) >= SETTLE_S}
+            move = consolidation(settled, free)
+            if move is not None:
+                name, node = move
+                gpus = sum(c for _, c in settled[name])
+                batch = answer[name].batch_size if name in answer else None
+                out[name] = Decision((gpus,), batch, ((node, gpus),))
+                self.changed_s[name] = now
         return out
+
+
+SETTLE_S = SETTLE_ROUNDS * 60.0
+"""The pool's settling time in the simulator's 60 s rounds."""
 
 
 def pack(free: dict[str, int], gpus: int) -> tuple[tuple[str, int], ...]:
