@@ -222,6 +222,10 @@ class PoolRunner:
         self.pods_gone: set[str] = set()
         """Finished jobs seen with no pod left on a node: not looked up again."""
         self.changed_at: dict[str, float] = {}
+        self.cluster_read_after = 0.0
+        """The consolidation reads the cluster's nodes and pods no sooner than this: after a read that moved
+        nothing, it waits ``SETTLE_ROUNDS`` rounds, so a pool whose jobs stay split does not list every pod of
+        a large cluster every round."""
         """When the pool last recreated each running job, or first saw it: the consolidation waits
         ``SETTLE_ROUNDS`` rounds after that."""
         self._held_by_finished: dict[str, list[tuple[str, str, float]]] = {}
@@ -427,7 +431,7 @@ class PoolRunner:
         settle_s = SETTLE_ROUNDS * self.policy.interval_s
         kind_of = {n: j.target.kind for n, j in active.items()
                    if n not in acted and j.gpus > 1 and now - self.changed_at.get(n, now) >= settle_s}
-        if not kind_of:
+        if not kind_of or now < self.cluster_read_after:
             return None
         ns = path_segment("namespace", self.policy.namespace)
         try:
@@ -440,9 +444,10 @@ class PoolRunner:
                                      self.kube.get("/api/v1/pods").get("items", []))
         except (ApiException, OSError, TimeoutError):
             return None
-        move = consolidation({n: tuple((node, c) for node, c in share if node in free) for n, share in split.items()
-                              if all(node in free for node, _ in share)}, {n: f for n, (f, _) in free.items()})
+        move = consolidation({n: share for n, share in split.items() if all(node in free for node, _ in share)},
+                             {n: f for n, (f, _) in free.items()})
         if move is None:
+            self.cluster_read_after = now + settle_s
             return None
         name, node = move
         job = active[name]

@@ -90,6 +90,9 @@ class OperatorPoolScheduler:
         self.place = PLACERS[pods]
         self.consolidate = consolidate
         self.changed_s: dict[str, float] = {}
+        self.check_after_s = 0.0
+        """As the pool's ``cluster_read_after``: after a look for room that found none, the next is ``SETTLE_S``
+        later."""
         """When the pool last recreated each job (the consolidation waits ``SETTLE_S`` after it)."""
         inner, self.advised = OPERATOR_SCHEDULERS[name]
         self.inner = ts.make(inner, seed=seed, **kwargs)
@@ -155,10 +158,12 @@ class OperatorPoolScheduler:
             share = self.place(free, gpus)
             out[view.name] = Decision(tuple(c for _, c in share), batch, share) if share else Decision(())
             self.changed_s[view.name] = now
-        if self.consolidate:
+        if self.consolidate and now >= self.check_after_s:
             settled = {v.name: v.allocation for v in jobs if v.name not in {m.name for m, _, _ in moved}
                        and now - self.changed_s.get(v.name, -SETTLE_S) >= SETTLE_S}
             move = consolidation(settled, free)
+            if move is None and any(len(a) > 1 for a in settled.values()):
+                self.check_after_s = now + SETTLE_S  # as the pool: no room found, the cluster is read again later
             if move is not None:
                 name, node = move
                 gpus = sum(c for _, c in settled[name])

@@ -400,7 +400,8 @@ def test_a_job_no_node_has_room_for_stays_where_it_is():
     clock = Clock()
     with fake_prometheus(no_metrics) as prom:
         eng = engine_for(prom.url, kube, clock)
-        for _ in range(15):
+        for _ in range(20):  # 0..95 s: settled at 50 s, no room; the cluster is read again 10 rounds later
             step(eng, kube)
             clock.t += 5
     assert RESTARTS_ANNOTATION not in kube.objects[f"{JOBS}/a-0"]["metadata"]["annotations"]
+    assert sum(p == "/api/v1/nodes" for _, p, _ in kube.calls) == 1
