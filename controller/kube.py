@@ -299,21 +299,41 @@ def keep_pods_together(body: dict[str, Any], kind: str, name: str) -> bool:
     return _prefer(body, kind, "podAffinity", term)
 
 
-def prefer_node(body: dict[str, Any], kind: str, hostname: str) -> bool:
+PREFERRED_NODE_ANNOTATION = "autocm.io/preferred-node"
+"""On a job the pool moved onto one node: that node's hostname, so the next recreation can take the preference
+back out (it is copied from the job's own template, and a later move must not keep steering to the old node)."""
+
+
+def prefer_node(body: dict[str, Any], kind: str, hostname: str | None) -> bool:
     """Ask the scheduler to put the recreated job's pods on the node whose ``kubernetes.io/hostname`` label is
     ``hostname``: a *preferred* node affinity (weight 100) in every pod template, beside the tenant's own. The
     pool uses it to move a job split over nodes onto one that has room for all of it; preferred, so the job
-    still starts elsewhere if that room is taken meanwhile. Same rules as :func:`keep_pods_together`."""
-    if not _LABEL.fullmatch(hostname):
+    still starts elsewhere if that room is taken meanwhile. Same rules as :func:`keep_pods_together`.
+
+    The preference an earlier move wrote (named by ``PREFERRED_NODE_ANNOTATION`` in ``body``'s metadata) is taken
+    out first, and the annotation now names ``hostname``; ``None`` only takes the old one out."""
+    meta = body.get("metadata")
+    annotations = meta.setdefault("annotations", {}) if isinstance(meta, dict) else None
+    if not isinstance(annotations, dict):
         return False
-    term = {"weight": TOGETHER_WEIGHT, "preference": {"matchExpressions": [
+    old = annotations.pop(PREFERRED_NODE_ANNOTATION, None)
+    if isinstance(old, str):
+        _prefer(body, kind, "nodeAffinity", _node_term(old), remove=True)
+    if hostname is None or not _LABEL.fullmatch(hostname):
+        return False
+    annotations[PREFERRED_NODE_ANNOTATION] = hostname
+    return _prefer(body, kind, "nodeAffinity", _node_term(hostname))
+
+
+def _node_term(hostname: str) -> dict[str, Any]:
+    return {"weight": TOGETHER_WEIGHT, "preference": {"matchExpressions": [
         {"key": HOSTNAME, "operator": "In", "values": [hostname]}]}}
-    return _prefer(body, kind, "nodeAffinity", term)
 
 
-def _prefer(body: dict[str, Any], kind: str, section: str, term: dict[str, Any]) -> bool:
+def _prefer(body: dict[str, Any], kind: str, section: str, term: dict[str, Any], remove: bool = False) -> bool:
     """Add ``term`` to ``affinity.<section>.preferredDuringSchedulingIgnoredDuringExecution`` of every pod
-    template of ``body``, once; templates of the wrong shape are left alone."""
+    template of ``body``, once (``remove``: take every copy of it out); templates of the wrong shape are left
+    alone."""
     spec = body.get("spec")
     if not isinstance(spec, dict):
         return False
@@ -331,7 +351,14 @@ def _prefer(body: dict[str, Any], kind: str, section: str, term: dict[str, Any])
         if not isinstance(part, dict):
             continue
         preferred = part.setdefault("preferredDuringSchedulingIgnoredDuringExecution", [])
-        if not isinstance(preferred, list) or term in preferred:
+        if not isinstance(preferred, list):
+            continue
+        if remove:
+            kept = [t for t in preferred if t != term]
+            changed |= len(kept) != len(preferred)
+            preferred[:] = kept
+            continue
+        if term in preferred:
             continue
         preferred.append(term)
         changed = True

@@ -222,12 +222,12 @@ class PoolRunner:
         self.pods_gone: set[str] = set()
         """Finished jobs seen with no pod left on a node: not looked up again."""
         self.changed_at: dict[str, float] = {}
+        """When the pool last recreated each running job, or first saw it: the consolidation waits
+        ``SETTLE_ROUNDS`` rounds after that."""
         self.cluster_read_after = 0.0
         """The consolidation reads the cluster's nodes and pods no sooner than this: after a read that moved
         nothing, it waits ``SETTLE_ROUNDS`` rounds, so a pool whose jobs stay split does not list every pod of
         a large cluster every round."""
-        """When the pool last recreated each running job, or first saw it: the consolidation waits
-        ``SETTLE_ROUNDS`` rounds after that."""
         self._held_by_finished: dict[str, list[tuple[str, str, float]]] = {}
         self._restore(body)
 
@@ -494,8 +494,7 @@ class PoolRunner:
             if workers and "completions" in body["spec"]:
                 body["spec"]["completions"] = workers
         keep_pods_together(body, t.kind, t.name)
-        if node_hostname is not None:
-            prefer_node(body, t.kind, node_hostname)
+        prefer_node(body, t.kind, node_hostname)  # also takes out the node an earlier move preferred
         self.kube.apply(path, body)
         post_event(self.kube, involved_ref(obj), "Normal", "AutocmRecreated",
                    f"{job.gpus} -> {action.gpus} GPUs, batch size {action.batch_size} "

@@ -20,6 +20,7 @@ from controller.kube import (
     other_scalers,
     parse_quantity,
     pods_selector,
+    prefer_node,
     quota_room,
     read_config,
 )
@@ -435,3 +436,24 @@ def test_a_name_that_is_not_a_label_value_adds_nothing():
     body = {"spec": {"template": {"spec": {}}}}
     assert not keep_pods_together(body, "Job", "a,b=c")
     assert body == {"spec": {"template": {"spec": {}}}}
+
+
+def test_a_node_preference_replaces_the_one_an_earlier_move_wrote_and_goes_when_no_move_asks_for_one():
+    theirs = {"weight": 7, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}}
+    body = {"metadata": {"annotations": {"team": "x"}}, "spec": {"template": {"spec": {"affinity": {
+        "nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [theirs]}}}}}}
+
+    def terms() -> list:
+        return body["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"]
+
+    def hosts() -> list:
+        return [t["preference"]["matchExpressions"][0]["values"][0] for t in terms() if t is not theirs and
+                t["preference"]["matchExpressions"][0]["key"] == "kubernetes.io/hostname"]
+
+    assert prefer_node(body, "Job", "node-a")
+    assert hosts() == ["node-a"] and body["metadata"]["annotations"]["autocm.io/preferred-node"] == "node-a"
+    assert prefer_node(body, "Job", "node-b")  # the next move: the old node's preference is taken out
+    assert hosts() == ["node-b"] and body["metadata"]["annotations"]["autocm.io/preferred-node"] == "node-b"
+    assert not prefer_node(body, "Job", None)  # a recreation that is not a move keeps no node preference
+    assert terms() == [theirs] and body["metadata"]["annotations"] == {"team": "x"}

@@ -367,6 +367,7 @@ def test_a_job_split_over_nodes_is_moved_onto_the_fullest_node_with_room_once_it
             {"weight": 100, "preference": {"matchExpressions": [
                 {"key": "kubernetes.io/hostname", "operator": "In", "values": ["host-n2"]}]}}]
         assert affinity["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]  # and together
+        assert o["metadata"]["annotations"]["autocm.io/preferred-node"] == "host-n2"
         moved = [e["message"] for e in kube.events if e["reason"] == "AutocmPoolConsolidated"]
         assert moved == ["a-0: 4 GPUs over 2 nodes -> node n2 (fixed)"]
         assert "over 2 nodes onto node n2" in kube.objects[POLICY]["status"]["lastDecision"]["message"]
