@@ -78,7 +78,8 @@ def scheduler(policy: str, seed: int, pods: str, consolidate: bool = True) -> Tr
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--app", default="yolov3", help="the job class to break down (default yolov3)")
-    ap.add_argument("--workload", type=int, default=3, help="the paper's workload 1-8 (default 3)")
+    ap.add_argument("--workload", type=int, default=3, choices=range(1, 9), metavar="1-8",
+                    help="the paper's workload (default 3)")
     ap.add_argument("--load", type=float, default=1.0, choices=(0.5, 1.0, 1.5))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--policies", nargs="+", default=["pollux", "pollux-pool-advised"],
