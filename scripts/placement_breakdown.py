@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
                                   pool=MostFreeFirstPool.uniform(16, 4), data_dir=POLLUX_DIR / "profiles",
                                   seed=args.seed)
         mean = sum(r.jcts_s.values()) / max(len(r.jcts_s), 1)
-        how = f"pods {args.pods}" + ("" if args.consolidate else ", not consolidating")
-        print(f"== {policy} ({how}) load {args.load} workload {args.workload} seed {args.seed}: "
+        how = (f" (pods {args.pods}" + ("" if args.consolidate else ", not consolidating") + ")"
+               if policy in OPERATOR_SCHEDULERS else "")
+        print(f"== {policy}{how} load {args.load} workload {args.workload} seed {args.seed}: "
               f"mean JCT {mean:.0f} s; {args.app} jobs:", flush=True)
         if not stats:
             print(f"   no {args.app} job ran")
