@@ -159,7 +159,8 @@ class OperatorPoolScheduler:
             out[view.name] = Decision(tuple(c for _, c in share), batch, share) if share else Decision(())
             self.changed_s[view.name] = now
         if self.consolidate and now >= self.check_after_s:
-            settled = {v.name: v.allocation for v in jobs if v.name not in {m.name for m, _, _ in moved}
+            recreated = {m.name for m, _, _ in moved}
+            settled = {v.name: v.allocation for v in jobs if v.name not in recreated
                        and now - self.changed_s.get(v.name, -SETTLE_S) >= SETTLE_S}
             move = consolidation(settled, free)
             if move is None and any(len(a) > 1 for a in settled.values()):
