@@ -159,6 +159,11 @@ class SloRlSettings:
     """Per-interval forgetting factor of the capacity posterior (see :mod:`learners.slo_capacity`):
     it holds about ``1 / (1 - f)`` intervals of evidence, so it re-adapts when the service changes
     (a slower model version, another prompt mix). 1.0 is the old never-forgetting posterior."""
+    capacity_sharpness: float = 4.0
+    """``k`` of the capacity model's soft label ``sigmoid(k log(tail / target))`` (see
+    :class:`learners.slo_capacity.CapacitySettings`). A larger ``k`` is closer to a met/missed label: fewer
+    comfortable intervals read as partly near capacity, so the fitted weight on load is steeper. A training
+    setting: the posterior a checkpoint holds was fitted with its own ``k``."""
     tail_floor: bool = False
     """Label each interval by the tail's excess over its template's floor: ``sigmoid(k log((tail - f) /
     (target - f)))`` with ``f`` the template's lowest tail seen (see ``floor_*``), instead of
@@ -290,6 +295,8 @@ class SloRlSettings:
                              f"got {self.down_evidence!r}")
         if not (isinstance(self.fast_step, (int, float)) and 0 <= self.fast_step < math.inf):
             raise ValueError(f"fast_step must be a relative increase >= 0, got {self.fast_step!r}")
+        if not (isinstance(self.capacity_sharpness, (int, float)) and 0 < self.capacity_sharpness < math.inf):
+            raise ValueError(f"capacity_sharpness must be a positive number, got {self.capacity_sharpness!r}")
         if not (isinstance(self.demand_noise_clip, (int, float)) and 0 <= self.demand_noise_clip < math.inf):
             raise ValueError(f"demand_noise_clip must be 0 (off) or a number of standard deviations, "
                              f"got {self.demand_noise_clip!r}")
@@ -322,7 +329,8 @@ class SloRl:
         self.arms = [(tp, b) for tp in self.tps for b in self.batches]
         batch_cols = (len(self.batches) - 1 if self.s.batch_levels else 1) if len(self.batches) > 1 else 0
         self.dim = 1 + (len(self.tps) - 1) + batch_cols + 1 + int(self.s.pool_term)
-        self.capacity = CapacityModel(self.dim, CapacitySettings(forgetting=self.s.capacity_forgetting))
+        self.capacity = CapacityModel(self.dim, CapacitySettings(
+            sharpness=self.s.capacity_sharpness, forgetting=self.s.capacity_forgetting))
         self.capacity.mean[-1] = self.s.burst_prior
         if self.s.pool_term:  # the pool column sits before the burst's
             self.capacity.mean[-2] = self.s.pool_prior
