@@ -110,12 +110,29 @@ def main() -> None:
     """
 
 
+def split_labels(text: str) -> list[str]:
+    """``--policies``' labels: split on the commas outside parentheses, so a label such as ``slo-rl (pretrained,
+    bundled)`` (scenarios bundle labels like it) is one label, not two unknown ones."""
+    labels, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)  # a stray ")" does not hide the commas after it
+        elif ch == "," and depth == 0:
+            labels.append(text[start:i].strip())
+            start = i + 1
+    labels.append(text[start:].strip())
+    return labels
+
+
 @main.command()
 @click.argument("scenario", required=False)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder (default: reports/<scenario>).")
 @click.option("--policies", default=None, metavar="A,B,...",
-              help="Run only these policies (labels from the scenario, comma-separated).")
+              help="Run only these policies (labels from the scenario, comma-separated; a comma inside "
+                   "parentheses belongs to the label, as in 'slo-rl (pretrained, bundled)').")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
               help="First seed (default: the scenario's seed).")
 @click.option("--seeds", type=click.IntRange(1, MAX_SEEDS), default=1, show_default=True,
@@ -154,7 +171,7 @@ def sim(scenario: str | None, out: Path | None, policies: str | None, seed: int 
     if scenario is None:
         raise click.UsageError("give a SCENARIO (bundled name or YAML file), or --list")
     loaded = sc.load(scenario)
-    chosen = [p.strip() for p in policies.split(",")] if policies else None
+    chosen = split_labels(policies) if policies else None
     if chosen:
         labels = [p.get("label", p["name"]) for p in loaded.policies]
         unknown = [p for p in chosen if p not in labels]

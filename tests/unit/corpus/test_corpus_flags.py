@@ -59,6 +59,7 @@ SIM_CASES = [
     (sim("--seed", "nan"), error("--seed")),
     (sim("--policies", "nope"), error("policies", "no policy labelled ['nope']", "static")),
     (sim("--policies", ","), error("policies", "no policy labelled")),
+    (sim("--policies", "static (a, b),nope"), error("policies", "no policy labelled ['static (a, b)', 'nope']")),
     (sim("--check", "--out", "{d}/a-file/sub"), error("--out", "is a file")),
     (sim("--check", "--out", "{d}/a-file/deeper/still"), error("--out", "is a file")),
     (sim("--check", "--out", "{d}/a-file"), error("--out", "file")),
@@ -201,3 +202,12 @@ def test_checkpoint_corpus(tmp_path: Path, judge, content, expect):
     elif content is not None:
         files["v.ckpt"] = content
     judge(run_cli(tmp_path, files, ["sim", "{d}/s.yaml", "--check"]), expect)
+
+
+def test_policy_labels_split_on_commas_outside_parentheses_only():
+    from controller.cli import split_labels
+
+    assert split_labels("hpa, slo-rl (pretrained, bundled),kpa") == ["hpa", "slo-rl (pretrained, bundled)", "kpa"]
+    assert split_labels("a (b (c, d), e), f") == ["a (b (c, d), e)", "f"]
+    assert split_labels("a), b") == ["a)", "b"]  # a stray ")" does not swallow the rest
+    assert split_labels(",") == ["", ""]  # reported as unknown labels, as before
