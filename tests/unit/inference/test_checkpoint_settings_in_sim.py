@@ -62,3 +62,16 @@ def test_autocm_train_says_which_settings_travel_and_sim_runs_with_them(tmp_path
     scenario = load("inference-diurnal-eval")
     learner = _learner(scenario, PolicyRun("rl", "slo-rl", {}, checkpoint=str(out)), build_services(scenario)[0])
     assert learner.s.risk == 0.1
+
+
+def test_the_sharp_label_checkpoint_runs_with_the_label_it_was_trained_with():
+    """A training setting (``capacity_sharpness``, session 29) travels in the provenance like the deployment ones:
+    the posterior was fitted to labels of sharpness 8, so the online updates must keep labelling at 8."""
+    scenario = load("inference-diurnal-eval")
+    policy = next(p for p in scenario.policies if p.get("label") == "slo-rl (pretrained sharp label)")
+    path = str((scenario.path.parent / policy["checkpoint"]).resolve())
+    learner = _learner(scenario, PolicyRun("rl", "slo-rl", {}, checkpoint=path), build_services(scenario)[0])
+    assert learner.s.capacity_sharpness == 8 and learner.capacity.s.sharpness == 8
+    assert (learner.s.risk, learner.s.switch_mean, learner.s.down_evidence) == (0.2, True, 0)
+    plain = _learner(scenario, PolicyRun("rl", "slo-rl", {}, checkpoint=CKPT), build_services(scenario)[0])
+    assert plain.capacity.s.sharpness == 4  # the bundled checkpoint records none: the default it was trained with
