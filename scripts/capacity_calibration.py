@@ -38,6 +38,7 @@ if str(REPO) not in sys.path:
 from controller.checkpoint import decode  # noqa: E402
 from learners.predict import laplace_logistic_update  # noqa: E402
 from learners.slo_capacity import CapacityModel  # noqa: E402
+from scripts.choose_deployed import parse_seeds  # noqa: E402
 from simulator.scenario import load  # noqa: E402
 from simulator.workloads import PolicyRun, simulate  # noqa: E402
 
@@ -83,13 +84,6 @@ def refit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     Phi = np.hstack([np.ones((len(x), 1)), x])
     mean, _ = laplace_logistic_update(Phi, y, np.zeros(Phi.shape[1]), np.eye(Phi.shape[1]) * 1e-3, 50, 1e-9)
     return mean
-
-
-def parse_seeds(text: str) -> list[int]:
-    if "-" in text:
-        lo, hi = (int(v) for v in text.split("-", 1))
-        return list(range(lo, hi + 1))
-    return [int(v) for v in text.split(",")]
 
 
 def main(argv: list[str] | None = None) -> int:
