@@ -86,14 +86,35 @@ def refit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return mean
 
 
+def plot(table: list[tuple[float, float, int, float, float]], path: Path, title: str) -> None:
+    """The reliability diagram: share over target against mean prediction per bin, on log axes (the bins that
+    decide lie at 0.02-0.2), point size by the bin's intervals; a calibrated model sits on the diagonal."""
+    from matplotlib.figure import Figure  # the object API: no pyplot registry for one figure
+
+    fig = Figure(figsize=(5.5, 5.0))
+    ax = fig.add_subplot()
+    shown = [(mp, max(share, 1e-3), n) for _, _, n, mp, share in table]
+    ax.scatter([r[0] for r in shown], [r[1] for r in shown], s=[20 + 200 * r[2] / max(r[2] for r in shown)
+                                                                  for r in shown], zorder=3)
+    ax.plot([1e-3, 1.0], [1e-3, 1.0], color="grey", linestyle="--", label="calibrated")
+    ax.set(xscale="log", yscale="log", xlim=(5e-3, 1.0), ylim=(5e-4, 1.0), xlabel="mean predicted P(tail over target)",
+           ylabel="share of intervals over target (0 drawn at 0.001)")
+    ax.set_title(title, fontsize=8)
+    ax.legend(loc="upper left")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("scenario", help="a scenario with one inference workload (name or path)")
     ap.add_argument("checkpoint", type=Path, help="an slo-rl checkpoint (autocm train)")
     ap.add_argument("--seeds", default="11-20", help="seeds to run: 11-20 or 11,12 (default 11-20)")
+    ap.add_argument("--plot", type=Path, metavar="PNG", help="also draw the reliability diagram into this PNG file")
     args = ap.parse_args(argv)
     if not args.checkpoint.is_file():
         ap.error(f"{args.checkpoint}: no such checkpoint (make one with autocm train)")
+    if args.plot is not None and not args.plot.parent.is_dir():
+        ap.error(f"--plot {args.plot}: no folder {args.plot.parent}")  # before the runs, not after
     try:
         scenario = load(args.scenario)
         ck = decode(args.checkpoint.read_bytes(), "slo-rl")
@@ -121,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     for lo, hi, n, mp, share in reliability(p, over):
         ratio = f"{mp / share:6.1f}x" if share > 0 else "     -"
         print(f"  [{lo:.2f}, {hi:.2f})    {n:9d}   {mp:14.3f}   {share:10.3f}   {ratio}")
+    if args.plot is not None:
+        plot(reliability(p, over), args.plot, f"{args.checkpoint.name} on {scenario.name}, seeds {args.seeds} "
+                                             f"(label sharpness {k:g})")
+        print(f"reliability diagram: {args.plot}")
     print(f"\nweight on log load per GPU: held {held[1]:.2f}; refitted on these intervals from a flat prior: "
           f"soft label {refit(x, y)[1]:.2f}, met/missed label {refit(x, over)[1]:.2f}")
     return 0

@@ -48,9 +48,12 @@ def test_reliability_bins_count_every_prediction_once():
     assert (lo, hi, n, share) == (0.02, 0.05, 2, 0.5) and mean_p == pytest.approx(0.035)
 
 
-def test_the_script_prints_the_table_for_a_checkpoint_on_a_day(capsys, monkeypatch):
+def test_the_script_prints_the_table_for_a_checkpoint_on_a_day_and_draws_it(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
-    assert cc.main(["inference-diurnal-train", "simulator/checkpoints/slo-rl-diurnal.ckpt", "--seeds", "11"]) == 0
+    png = tmp_path / "reliability.png"
+    assert cc.main(["inference-diurnal-train", "simulator/checkpoints/slo-rl-diurnal.ckpt", "--seeds", "11",
+                    "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
     assert "seed 11: attainment" in out and "predicted P(over)" in out and "met/missed label" in out
     learned = int(out.split(" intervals learned from")[0].rsplit("\n", 1)[-1])
@@ -61,6 +64,7 @@ def test_the_script_prints_the_table_for_a_checkpoint_on_a_day(capsys, monkeypat
     ["inference-diurnal-train", "no-such.ckpt"],
     ["no-such-scenario", "simulator/checkpoints/slo-rl-diurnal.ckpt"],
     ["inference-diurnal-train", "simulator/checkpoints/slo-rl-diurnal.ckpt", "--seeds", "x"],
+    ["inference-diurnal-train", "simulator/checkpoints/slo-rl-diurnal.ckpt", "--plot", "no-such-folder/r.png"],
 ])
 def test_bad_input_is_a_usage_error_not_a_traceback(argv, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
