@@ -51,3 +51,27 @@ def test_bad_input_is_a_usage_error_not_a_traceback(argv, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         _script().main(argv)
     assert exc.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_also_a_second_scenario_counts_every_seed_of_both(capsys):
+    """``--also``: session 29's stricter rule in one command. Each combination runs the seeds on both scenarios,
+    and its GPU-hours are the mean over all of them."""
+    src = ROOT / "simulator" / "checkpoints" / "slo-rl-diurnal.ckpt"
+    script = _script()
+    assert script.main(["inference-diurnal-train", str(src), "--seeds", "11", "--choose", "risk=0.2"]) == 0
+    alone = capsys.readouterr().out
+    assert script.main(["inference-diurnal-train", str(src), "--seeds", "11", "--choose", "risk=0.2",
+                        "--also", "inference-diurnal-train-levels"]) == 0
+    both = capsys.readouterr().out
+    assert "meets on 1/1" in alone and "/2," in both, both
+    one = float(alone.split(" GPU-h mean")[0].rsplit(", ", 1)[-1])
+    two = float(both.split(" GPU-h mean")[0].rsplit(", ", 1)[-1])
+    assert two != one  # the levels day (another mean rate) enters the mean
+
+
+def test_an_unknown_also_scenario_is_a_usage_error(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exc:
+        _script().main(["inference-diurnal-train", "simulator/checkpoints/slo-rl-diurnal.ckpt", "--choose", "risk=0.2",
+                        "--also", "no-such-scenario"])
+    assert exc.value.code == 2 and "Traceback" not in capsys.readouterr().err
