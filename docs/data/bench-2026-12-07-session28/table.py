@@ -3,10 +3,14 @@ logs in this folder and the faithful schedulers' seed-0 runs in docs/data/. Run:
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent
+sys.path.insert(0, str(HERE.parents[2]))
+from scripts.training_table import parse  # noqa: E402  compare_training's row format, read in one place
+
 LOGS = {  # tag -> logs of scripts/compare_training.py
     "together": ["operator-pool-advised-together-1.0x.log", "pollux-pool-advised-together-0.5x.log",
                  "pollux-pool-advised-together-1.5x.log"],
@@ -19,10 +23,10 @@ LOGS = {  # tag -> logs of scripts/compare_training.py
 
 
 def read(path: Path, tag: str | None, rows: dict) -> None:
-    for line in path.read_text().splitlines():
-        f = line.split()
-        if len(f) > 5 and f[1] in ("0.5", "1.0", "1.5") and f[3] == "0":
-            rows[(tag or f[0], f[1], int(f[2]))] = float(f[4])
+    """Seed 0's mean JCTs, keyed by (``tag`` or the row's policy, load as printed, workload)."""
+    for r in parse(path.read_text()):
+        if r.seed == 0:
+            rows[(tag or r.policy, f"{r.load:.1f}", r.workload)] = r.mean_s
 
 
 def main() -> None:

@@ -7,10 +7,14 @@ operator_seeds_table.py"""
 from __future__ import annotations
 
 import collections
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent
+sys.path.insert(0, str(HERE.parents[2]))
+from scripts.training_table import parse  # noqa: E402  compare_training's row format, read in one place
+
 FILES = [DATA / "goodput-las-bo-heldout-seed0.txt", DATA / "goodput-las-bo-seed1.txt",
          *sorted(DATA.glob("shared-goodput-heldout-*.txt")),
          *sorted((DATA / "bench-2026-12-07-session28").glob("*-pool-advised-[01].[05]x.log")),
@@ -19,13 +23,8 @@ FILES = [DATA / "goodput-las-bo-heldout-seed0.txt", DATA / "goodput-las-bo-seed1
 
 
 def main() -> None:
-    rows: dict[tuple[str, str, int, int], float] = {}
-    for path in FILES:
-        for line in path.read_text().splitlines():
-            f = line.split()
-            if len(f) > 5 and f[1] in ("0.5", "1.0", "1.5") and f[3].isdigit():
-                rows[(f[0], f[1], int(f[2]), int(f[3]))] = float(f[4])  # mean JCT
-    for load in ("0.5", "1.0", "1.5"):
+    rows = {(r.policy, r.load, r.workload, r.seed): r.mean_s for path in FILES for r in parse(path.read_text())}
+    for load in (0.5, 1.0, 1.5):
         per = collections.defaultdict(list)
         for seed in (0, 1, 2):
             for wl in range(3, 9):
