@@ -3,28 +3,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_choose_deployed import load_script
 
 from learners.slo_capacity import CapacityModel
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _script():
-    path = ROOT / "scripts" / "capacity_calibration.py"
-    spec = importlib.util.spec_from_file_location("autocm_scripts_capacity_calibration", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cc = _script()
+cc = load_script("capacity_calibration")
 
 
 def test_recording_keeps_the_prediction_made_before_each_update_and_puts_the_method_back():

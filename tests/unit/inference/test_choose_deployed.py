@@ -15,13 +15,18 @@ from controller.checkpoint import decode
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _script():
-    path = ROOT / "scripts" / "choose_deployed.py"
-    spec = importlib.util.spec_from_file_location("autocm_scripts_choose_deployed", path)
+def load_script(name: str):
+    """scripts/<name>.py as a module (scripts/ is not an installed package; registered so its dataclasses resolve)."""
+    path = ROOT / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"autocm_scripts_{name}", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _script():
+    return load_script("choose_deployed")
 
 
 def test_the_cheapest_passing_setting_is_kept_and_recorded(tmp_path, capsys):
