@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_choose_deployed import load_script
+from script_loader import load_script
 
 from learners.slo_capacity import CapacityModel
 

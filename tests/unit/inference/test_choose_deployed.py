@@ -4,25 +4,14 @@ checkpoint's ``down_evidence`` came from)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 from controller.checkpoint import decode
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def load_script(name: str):
-    """scripts/<name>.py as a module (scripts/ is not an installed package; registered so its dataclasses resolve)."""
-    path = ROOT / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"autocm_scripts_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _script():

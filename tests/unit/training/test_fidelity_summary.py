@@ -3,27 +3,17 @@ interval and the 10% verdict are those of the seeds' spread."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 from simulator.datasets import data_path
 from simulator.training import load_paper_result
 
 POLLUX = data_path("pollux")
 
-def _load_script(name: str):
-    """scripts/ is not an installed package (CI runs from a clean clone without PYTHONPATH): load by path."""
-    path = Path(__file__).resolve().parents[3] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"autocm_scripts_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_fidelity = _load_script("fidelity")
+_fidelity = load_script("fidelity")
 interval, read_rows, summarise_pollux, within_band = (
     _fidelity.interval, _fidelity.read_rows, _fidelity.summarise_pollux, _fidelity.within_band)
 HEADER = " load  workload  seed   ours_s  paper_s  ratio  wall_s\n"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from test_tune_goodput_las import _load_script
+from script_loader import load_script
 
 from simulator.training.job import JobSpec
 
-jf = _load_script("jct_floor")
+jf = load_script("jct_floor")
 
 
 def test_a_job_alone_finishes_no_later_than_beside_another():

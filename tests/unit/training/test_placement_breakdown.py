@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from test_tune_goodput_las import _load_script
+from script_loader import load_script
 
 from simulator.training import simulate_training
 from simulator.training.artifact_pool import MostFreeFirstPool
 from simulator.training.job import JobSpec, TrainingJob
 
-pb = _load_script("placement_breakdown")
+pb = load_script("placement_breakdown")
 
 
 @pytest.mark.parametrize("policy", ["pollux", "pollux-pool-advised"])

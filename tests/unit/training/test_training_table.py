@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from test_tune_goodput_las import _load_script
+from script_loader import load_script
 
-tt = _load_script("training_table")
+tt = load_script("training_table")
 
 OUT = """\
 # shared-goodput: SharedSettings(...)

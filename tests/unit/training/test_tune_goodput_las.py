@@ -4,13 +4,12 @@ tuner may take Pollux's run as that candidate's). No test here runs a paper work
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import load_script
 
 from simulator.cluster import GpuPool
 from simulator.datasets import data_path
@@ -22,17 +21,7 @@ from simulator.workloads import TRAINING_SCHEDULERS
 POLLUX = data_path("pollux")
 
 
-def _load_script(name: str):
-    """scripts/ is not an installed package: load by path (registered, so its dataclasses resolve)."""
-    path = Path(__file__).resolve().parents[3] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"autocm_scripts_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tune_las = _load_script("tune_goodput_las")
+tune_las = load_script("tune_goodput_las")
 compare = sys.modules[tune_las.RunSummary.__module__]  # the compare_training the tuner imports its runs from
 
 
