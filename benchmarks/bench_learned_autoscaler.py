@@ -16,14 +16,15 @@ Run (about 10-40 minutes on the loaded 2-core machine)::
     PYTHONPATH=$PWD python benchmarks/bench_learned_autoscaler.py --seeds 3
 
 ``--day`` instead times one compressed day stretched to 24 simulated hours (the 4-hour evaluation
-day tiled six times, about 310,000 requests): HPA at its cheapest passing target against slo-rl from
+day tiled six times, about 259,000 requests): HPA at its cheapest passing target against slo-rl from
 its checkpoint, each run once after a warm-up (a static run of the 4-hour day) in the same process,
 and prints the wall-time ratio.
 
 ``--windows`` reports online convergence from the checkpoint (issue 11: the SLO holds in every
 10-interval window after at most 25 intervals): per seed, the first interval from which every later
 10-interval window meets the SLO (attainment of the requests judged in the window, weighted by the
-requests each interval judged) and the mean GPU-hours per window after it.
+requests each interval judged) and the mean GPU-hours per window after it. ``--plot PNG`` also draws
+it: the convergence figure (docs/learned-autoscaler.md, "Online convergence from the checkpoint").
 
 ``--runs DIR [DIR ...]`` skips simulating and reads ``all_runs.json`` from earlier ``autocm sim``
 outputs of the same scenario and seeds instead (for example a baseline run and a learner run made
@@ -38,6 +39,7 @@ import math
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +149,7 @@ def seeds_for(scenario: Scenario, wanted: int) -> tuple[list[int], str | None]:
                              "scenario depends on the seed, so further seeds would repeat the same run")
 
 
-def online_windows(name: str, checkpoint: str, seeds: int, window: int = 10) -> None:
+def online_windows(name: str, checkpoint: str, seeds: int, window: int = 10) -> list[WindowRun]:
     """First interval after which every ``window``-interval window meets the SLO, from the checkpoint."""
     from simulator.workloads import PolicyRun
 
@@ -155,11 +157,11 @@ def online_windows(name: str, checkpoint: str, seeds: int, window: int = 10) -> 
     seed_list, note = seeds_for(scenario, seeds)
     if note:
         print(note)
-    for seed in seed_list:
-        window_report(name, scenario, PolicyRun("slo-rl", "slo-rl", {}, checkpoint=checkpoint), seed, window)
+    return [window_report(name, scenario, PolicyRun("slo-rl", "slo-rl", {}, checkpoint=checkpoint), seed, window,
+                          label=f"{name}, {Path(checkpoint).stem}") for seed in seed_list]
 
 
-def suite_windows(folder: Path, names: list[str] | None, seeds: int, window: int = 10) -> None:
+def suite_windows(folder: Path, names: list[str] | None, seeds: int, window: int = 10) -> list[WindowRun]:
     """:func:`online_windows` on the suite's evaluation scenarios (``autocm bench inference``'s seeds 101, ...),
     from the checkpoints ``autocm bench pretrain`` wrote to ``folder``, each with the settings it records."""
     from simulator.bench.scenarios import by_name
@@ -167,6 +169,7 @@ def suite_windows(folder: Path, names: list[str] | None, seeds: int, window: int
     from simulator.bench.suite import Plan, pretrained_plans
     from simulator.workloads import PolicyRun
 
+    runs: list[WindowRun] = []
     with tempfile.TemporaryDirectory() as tmp:
         for bench in by_name(names):
             plans = pretrained_plans([Plan("slo-rl", "slo-rl", {}, "slo-rl")], folder, bench.name)
@@ -177,13 +180,47 @@ def suite_windows(folder: Path, names: list[str] | None, seeds: int, window: int
             print(f"{bench.name}: {plan.checkpoint}, settings {plan.settings}")
             for seed in range(EVAL_SEED0, EVAL_SEED0 + seeds):
                 scenario = load_scenario(str(bench.write(Path(tmp), EVAL, seed)[0]))
-                window_report(bench.name, scenario, PolicyRun("slo-rl", "slo-rl", plan.settings,
-                                                              checkpoint=plan.checkpoint), seed, window)
+                runs.append(window_report(bench.name, scenario, PolicyRun("slo-rl", "slo-rl", plan.settings,
+                                                                          checkpoint=plan.checkpoint), seed, window))
+    return runs
 
 
-def window_report(name: str, scenario: Scenario, prun: PolicyRun, seed: int, window: int = 10) -> None:
+@dataclass
+class WindowRun:
+    """One run's online-convergence record: per interval the attainment, requests judged and GPUs held, and
+    per ``window``-interval window whether it met the SLO (the window starting at that interval)."""
+
+    label: str
+    seed: int
+    target: float
+    window: int
+    interval_s: float
+    attainment: list[float]
+    judged: list[float]
+    gpus: list[float]
+    run_attainment: float
+    run_gpu_hours: float
+
+    def window_attainment(self) -> list[float]:
+        """Attainment of the requests judged in each window, weighted by the requests each interval judged (1.0
+        for a window that judged none)."""
+        out = []
+        for i in range(len(self.attainment) - self.window + 1):
+            a, j = self.attainment[i: i + self.window], self.judged[i: i + self.window]
+            total = sum(j)
+            out.append(sum(x * w for x, w in zip(a, j, strict=True)) / total if total else 1.0)
+        return out
+
+    def first_holding(self) -> int | None:
+        """The first interval from which every later window meets the SLO (None: never)."""
+        ok = [a >= self.target for a in self.window_attainment()]
+        return next((i for i in range(len(ok)) if all(ok[i:])), None)
+
+
+def window_report(name: str, scenario: Scenario, prun: PolicyRun, seed: int, window: int = 10,
+                  label: str | None = None) -> WindowRun:
     """Run ``prun`` on ``scenario`` and print the first interval from which every ``window``-interval window
-    meets the SLO, and the GPU-hours per window after it."""
+    meets the SLO, and the GPU-hours per window after it; return the per-interval record (for ``--plot``)."""
     from controller.loop import ControlLoop
     from simulator.workloads import simulate
 
@@ -205,22 +242,54 @@ def window_report(name: str, scenario: Scenario, prun: PolicyRun, seed: int, win
         res = simulate(scenario, prun, seed)
     finally:
         ControlLoop.step = original
-    ok = []
-    for i in range(len(steps) - window + 1):
-        w = steps[i: i + window]
-        judged = sum(j for _, j, _ in w)
-        att = sum(a * j for a, j, _ in w) / judged if judged else 1.0
-        ok.append(att >= target)
-    first = next((i for i in range(len(ok)) if all(ok[i:])), None)
-    after = steps[first:] if first is not None else []
-    gpu_h = sum(g for _, _, g in after) * scenario.control_interval_s / 3600.0
+    run = WindowRun(label or name, seed, target, window, float(scenario.control_interval_s),
+                    [s[0] for s in steps], [s[1] for s in steps], [s[2] for s in steps],
+                    float(res.metrics["slo_attainment"]), float(res.metrics["gpu_hours"]))
+    ok = [a >= target for a in run.window_attainment()]
+    first = run.first_holding()
+    after = run.gpus[first:] if first is not None else []
+    gpu_h = sum(after) * run.interval_s / 3600.0
     per_window = gpu_h / max(len(after) / window, 1e-9) if after else float("nan")
     failing = sum(1 for x in ok if not x)
-    print(f"{name} seed {seed}: run attainment {res.metrics['slo_attainment']:.4f}, "
-          f"{res.metrics['gpu_hours']:.1f} GPU-h; windows failing {failing}/{len(ok)}; "
+    print(f"{run.label} seed {seed}: run attainment {run.run_attainment:.4f}, "
+          f"{run.run_gpu_hours:.1f} GPU-h; windows failing {failing}/{len(ok)}; "
           f"SLO holds in every window from interval {first if first is not None else 'never'}"
           f" (target <= 25: {'met' if first is not None and first <= 25 else 'missed'}); "
           f"{per_window:.2f} GPU-h (as configured) per {window}-interval window after it")
+    return run
+
+
+def plot_windows(runs: list[WindowRun], path: Path, limit: int = 25) -> None:
+    """The convergence figure: per run, the attainment of the window starting at each interval against the
+    target (top; the first interval from which every window holds is marked, the issue's bound of ``limit``
+    intervals dashed), and the GPUs held (bottom). One panel column per scenario label."""
+    from matplotlib.figure import Figure  # the object API: no pyplot registry for one figure
+
+    labels = list(dict.fromkeys(r.label for r in runs))
+    fig = Figure(figsize=(5.2 * len(labels), 6.4), layout="constrained")
+    axes = fig.subplots(2, len(labels), squeeze=False, sharex="col")
+    for col, label in enumerate(labels):
+        top, bottom = axes[0][col], axes[1][col]
+        mine = [r for r in runs if r.label == label]
+        for k, r in enumerate(mine):
+            colour = f"C{k % 10}"
+            att = r.window_attainment()
+            first = r.first_holding()
+            top.plot(range(len(att)), [max(a, 0.9) for a in att], color=colour, lw=1.0,
+                     label=f"seed {r.seed}: holds from {first if first is not None else 'never'}")
+            if first is not None:
+                top.axvline(first, color=colour, lw=0.8, ls=":")
+            bottom.step(range(len(r.gpus)), r.gpus, where="post", color=colour, lw=0.9)
+        top.axhline(mine[0].target, color="k", lw=0.8)
+        top.axvline(limit, color="grey", lw=1.0, ls="--", label=f"issue's bound ({limit} intervals)")
+        top.set_ylim(0.9, 1.001)
+        top.set_title(label, fontsize=9)
+        top.set_ylabel(f"attainment, {mine[0].window}-interval window\nstarting here (below 0.9: at 0.9)", fontsize=8)
+        top.legend(fontsize=7, loc="lower right")
+        bottom.set_xlabel(f"interval ({mine[0].interval_s:.0f} s)")
+        bottom.set_ylabel("GPUs held")
+    fig.savefig(path, dpi=110)
+    print(f"figure: {path}")
 
 
 def main() -> None:
@@ -234,27 +303,39 @@ def main() -> None:
     ap.add_argument("--hpa-target", type=float, default=0.9, help="HPA target for --day")
     ap.add_argument("--windows", action="store_true",
                     help="online convergence from the checkpoint on each evaluation scenario")
-    ap.add_argument("--checkpoint", type=Path, default=None,
-                    help="with --windows on the bundled evaluation scenarios, or --day: this slo-rl checkpoint instead "
-                         "of the default (slo-rl-diurnal.ckpt, slo-rl-code.ckpt), e.g. "
+    ap.add_argument("--checkpoint", type=Path, nargs="+", default=None,
+                    help="with --windows on the bundled evaluation scenarios (one or more, each its own column in "
+                         "--plot), or --day (exactly one): this slo-rl checkpoint instead of the default "
+                         "(slo-rl-diurnal.ckpt, slo-rl-code.ckpt), e.g. "
                          "simulator/checkpoints/slo-rl-diurnal-levels.ckpt")
+    ap.add_argument("--plot", type=Path, default=None,
+                    help="with --windows: also draw the convergence figure (window attainment and GPUs held per "
+                         "interval, one column per scenario) to this PNG")
     ap.add_argument("--pretrained", type=Path, default=None,
                     help="with --windows: the suite's evaluation scenarios (--scenarios: suite names, default all; "
                          "seeds 101, ...) from the slo-rl checkpoints `autocm bench pretrain` wrote to this folder")
     args = ap.parse_args()
     if args.windows and args.pretrained is not None:
         names = None if args.scenarios == list(DEFAULT_SCENARIOS) else args.scenarios
-        suite_windows(args.pretrained, names, args.seeds)
+        runs = suite_windows(args.pretrained, names, args.seeds)
+        if args.plot and runs:
+            plot_windows(runs, args.plot)
         return
     if args.windows:
         ckpts = {"inference-diurnal-eval": "slo-rl-diurnal.ckpt", "inference-code-hour-eval": "slo-rl-code.ckpt"}
+        runs = []
         for name in args.scenarios:
-            path = args.checkpoint.resolve() if args.checkpoint else \
-                load_scenario(name).resolve(f"../checkpoints/{ckpts[name]}")
-            online_windows(name, str(path), args.seeds)
+            paths = [c.resolve() for c in args.checkpoint] if args.checkpoint else \
+                [load_scenario(name).resolve(f"../checkpoints/{ckpts[name]}")]
+            for path in paths:
+                runs += online_windows(name, str(path), args.seeds)
+        if args.plot and runs:
+            plot_windows(runs, args.plot)
         return
     if args.day:
-        day_wall_times(args.hpa_target, args.checkpoint)
+        if args.checkpoint and len(args.checkpoint) > 1:
+            ap.error("--day times one checkpoint: give --checkpoint once")
+        day_wall_times(args.hpa_target, args.checkpoint[0] if args.checkpoint else None)
         return
     if args.runs and len(args.scenarios) != 1:
         ap.error("--runs reads one scenario's outputs: name exactly one scenario with --scenarios")
