@@ -33,8 +33,9 @@ class Telemetry:
                                  [*pol, "outcome"], registry=r)
         self.reward = Gauge(f"{PREFIX}_reward", "Reward of the latest interval (higher is better).", pol,
                             registry=r)
-        self.residual = Gauge(f"{PREFIX}_convergence_residual", "The learner's recent TD/Bellman residual.",
-                              pol, registry=r)
+        self.residual = Gauge(f"{PREFIX}_convergence_residual",
+                              "The learner's convergence residual (TD/Bellman for the Q-learners; slo-rl: the "
+                              "capacity model's prequential error).", pol, registry=r)
         self.converged = Gauge(f"{PREFIX}_converged", "1 when the learner reports convergence.", pol,
                                registry=r)
         self.recommended = Gauge(f"{PREFIX}_recommended_config", "Recommended value of each knob.",

@@ -61,8 +61,10 @@ def build() -> db.Dashboard:
     d = d.with_row(db.Row("Learning"))
     d = d.with_panel(ts(
         "Convergence residual",
-        "The learner's recent TD/Bellman residual (log scale). It should fall and flatten as the learner "
-        "converges; a residual that grows means the learner diverges. Rule-based baselines report none.",
+        "The learner's own convergence residual (log scale): for the Q-learners (VCONF, unified) the recent "
+        "TD/Bellman residual; for slo-rl the capacity model's prequential error on live intervals (before 10 of "
+        "them, the held-out residual its checkpoint recorded in training). It should fall and flatten as the "
+        "learner converges. Rule-based baselines report none.",
         "none", [(f"{P}_convergence_residual{{{SEL}}}", BY_POLICY)], log_scale=True,
     ))
     d = d.with_panel(state_timeline(
