@@ -865,8 +865,7 @@ class SloRl:
         self.also_floors = {str(m): _floors(rows) for m, rows in dict(state.get("also_floors", {})).items()}
         self.met = {}
         self._merge_met(state.get("met_load_per_gpu", []))  # absent in checkpoints from before 2026-12-07
-        training = state.get("training")
-        self.training = dict(training) if training else None
+        self.training = _training_record(state.get("training"))
 
     def _met_rows(self) -> list[list[Any]]:
         return [[list(t), n, v] for t, sizes in self.met.items() for n, v in sizes.items()]
@@ -885,6 +884,27 @@ class SloRl:
             if arm in arms and n in sizes_ok and math.isfinite(v) and v > 0:
                 sizes = self.met.setdefault(arm, {})
                 sizes[n] = max(sizes.get(n, 0.0), v)
+
+
+def _training_record(raw: Any) -> dict[str, Any] | None:
+    """A checkpoint's convergence record (``autocm train --workers``), checked where :meth:`SloRl.convergence`
+    reads it. A checkpoint is tenant input: a record that is not a mapping, names no known verdict, or carries a
+    residual that is not a number would otherwise fail every control step after the restore, so it refuses the
+    checkpoint instead (the operator then reports it as not used)."""
+    if not raw:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"the checkpoint's training record is not a mapping: {type(raw).__name__}")
+    record = dict(raw)
+    verdict = record.get("verdict", str(Verdict.EXPLORING))
+    if not isinstance(verdict, str) or verdict not in {str(v) for v in Verdict}:
+        raise ValueError(f"the checkpoint's training record names no known verdict: {str(verdict)[:40]!r} "
+                         f"(one of {', '.join(str(v) for v in Verdict)})")
+    residual = record.get("residual", math.nan)
+    if isinstance(residual, bool) or not isinstance(residual, int | float):
+        raise ValueError(f"the checkpoint's training record has a residual that is not a number: "
+                         f"{str(residual)[:40]!r}")
+    return record
 
 
 def _floors(rows: Any) -> dict[tuple[float, float], tuple[float, int]]:
