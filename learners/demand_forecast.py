@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from learners.seasonal import SeasonalNaive
+from learners.state_checks import finite_array, finite_number, gaussian
 
 _FLOOR = 0.01  # req/s added before the log, so an idle interval has a finite log rate
 
@@ -239,19 +240,25 @@ class DemandForecaster:
         mean = np.asarray(state["mean"], float)
         if mean.shape != self.mean.shape:
             raise ValueError(f"forecaster has {mean.size} weights in the checkpoint, {self.mean.size} here")
-        self.mean = mean
-        self.precision = np.asarray(state["precision"], float)
-        self.noise = float(state["noise"])
-        self.samples = int(state.get("samples", 0))
-        # checkpoints from before the level model: it starts empty and earns its weight online
-        self.level_sums = np.asarray(state.get("level_sums", [0.0, 0.0, 0.0]), float)
-        self.evidence = np.asarray(state.get("evidence", [0.0, 0.0]), float)
-        # and from before the seasonal model: it starts empty, without a period
-        self.season_evidence = np.asarray(state.get("season_evidence", [0.0, 0.0]), float)
-        if self.level_sums.shape != (3,) or self.evidence.shape != (2,) or self.season_evidence.shape != (2,):
-            raise ValueError("forecaster's level or seasonal statistics in the checkpoint have the wrong shape")
+        # checked before anything is assigned: a refused state leaves the forecaster as it was
+        mean, precision = gaussian(mean, state["precision"], "forecaster", mean.size)
+        noise = finite_number(state["noise"], "forecaster noise", 1e-300)
+        samples = int(finite_number(state.get("samples", 0), "forecaster samples", 0.0, 1e12))
+        try:  # checkpoints from before the level model: it starts empty and earns its weight online
+            level_sums = finite_array(state.get("level_sums", [0.0, 0.0, 0.0]), "forecaster level sums", (3,), 1e12)
+            evidence = finite_array(state.get("evidence", [0.0, 0.0]), "forecaster evidence", (2,), 1e12)
+            # and from before the seasonal model: it starts empty, without a period
+            season_evidence = finite_array(state.get("season_evidence", [0.0, 0.0]), "seasonal evidence", (2,), 1e12)
+        except ValueError as e:
+            raise ValueError(f"forecaster's level or seasonal statistics in the checkpoint have the wrong shape or "
+                             f"values: {e}") from e
+        recent = finite_array(list(state.get("recent", [])), "forecaster recent rates", None, 1e12)
+        if recent.ndim != 1:
+            raise ValueError("forecaster recent rates in the checkpoint are not a list of numbers")
         self.seasonal.load_state_dict(state.get("seasonal", {}))
-        self.recent = deque((float(v) for v in state.get("recent", [])), maxlen=self.s.level_memory)
+        self.mean, self.precision, self.noise, self.samples = mean, precision, noise, samples
+        self.level_sums, self.evidence, self.season_evidence = level_sums, evidence, season_evidence
+        self.recent = deque((float(v) for v in recent), maxlen=self.s.level_memory)
 
 
 _T_DOF = 4.0

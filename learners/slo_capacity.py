@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from learners.predict import _sigmoid, laplace_logistic_update, moderated_probability
+from learners.state_checks import finite_number, gaussian
 
 Array = np.ndarray
 
@@ -135,7 +136,6 @@ class CapacityModel:
         mean = np.asarray(state["mean"], float)
         if mean.shape != self.mean.shape:
             raise ValueError(f"capacity model has {mean.size} weights in the checkpoint, {self.mean.size} here")
-        self.mean = mean
-        self.precision = np.asarray(state["precision"], float)
+        self.mean, self.precision = gaussian(mean, state["precision"], "capacity model", mean.size)
         self._cov = np.linalg.inv(self.precision)
-        self.samples = int(state.get("samples", 0))
+        self.samples = int(finite_number(state.get("samples", 0), "capacity model samples", 0.0, 1e12))

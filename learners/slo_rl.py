@@ -53,6 +53,7 @@ from learners.objective import Objective
 from learners.predict import ViolationForecaster
 from learners.slo_capacity import CapacityModel, CapacitySettings
 from learners.space import Config, ConfigSpace
+from learners.state_checks import finite_number, gaussian
 from learners.types import Action, Convergence, Observation, Verdict
 
 LOAD_REF = math.log(0.25)
@@ -857,10 +858,11 @@ class SloRl:
         self.demand.load_state_dict(state["demand"])
         alarm = state.get("alarm")
         if alarm:
-            self.alarm_model.model.mean = np.asarray(alarm["mean"], float)
-            self.alarm_model.model.precision = np.asarray(alarm["precision"], float)
-        self.cold_start_s = float(state.get("cold_start_s", self.cold_start_s))
-        self.log_burst = float(state.get("log_burst", 0.0))
+            model = self.alarm_model.model
+            model.mean, model.precision = gaussian(alarm["mean"], alarm["precision"], "violation alarm",
+                                                   np.asarray(model.mean).size)
+        self.cold_start_s = finite_number(state.get("cold_start_s", self.cold_start_s), "cold start", 0.0, 1e6)
+        self.log_burst = finite_number(state.get("log_burst", 0.0), "burst feature", -100.0, 100.0)
         self.floors = _floors(state.get("tail_floors", []))
         self.also_floors = {str(m): _floors(rows) for m, rows in dict(state.get("also_floors", {})).items()}
         self.met = {}
