@@ -136,6 +136,13 @@ def operator_fast_period(learner: object, interval_s: float) -> float:
     return interval_s / steps if steps >= 2 else 0.0
 
 
+RESTORE_PROBATION_STEPS = 10
+"""A learner that fails in one of its first this-many control steps after restoring a checkpoint drops that
+checkpoint and runs on from a fresh learner (:meth:`PolicyRunner.discard_restore`). A checkpoint is tenant input;
+each learner checks what it can at restore, but a state that passes those checks and still breaks ``decide`` or
+``learn`` would otherwise fail every step for good. Later failures are the learner's own, reported as such."""
+
+
 MAX_REPLICA_SAMPLES = 100_000
 """More replicas than this are not listed one by one in a fast observation (the learner then counts the
 configured replicas as ready): a knob may allow a billion."""
@@ -363,6 +370,9 @@ class PolicyRunner:
         """When the latest scale-up was made (the age of replicas still booting, :meth:`_fast_state`)."""
         self.restored: str | None = None
         self.checkpoint_problem: str | None = None
+        self.fresh_state: dict[str, Any] | None = None
+        """The learner's state before a checkpoint was restored into it (kept for RESTORE_PROBATION_STEPS)."""
+        self.steps_since_restore = 0
         self.adopted_settings: dict[str, Any] = {}
         """Learner settings taken from the checkpoint's provenance (:func:`checkpoint_settings`); the
         spec's own settings win over them. Saved with every checkpoint, so a restart keeps them."""
@@ -422,7 +432,26 @@ class PolicyRunner:
             if got.loop:
                 self._load_loop_state(got.loop)
             self.restored = f"configmap/{name} (saved {got.saved_at})"
+            self.fresh_state, self.steps_since_restore = before, 0
             return
+
+    def stepped(self) -> None:
+        """A control step completed: one fewer step of probation for a restored checkpoint."""
+        self.steps_since_restore += 1
+        if self.steps_since_restore >= RESTORE_PROBATION_STEPS:
+            self.fresh_state = None
+
+    def discard_restore(self, exc: BaseException) -> bool:
+        """The learner failed within RESTORE_PROBATION_STEPS of restoring a checkpoint: put back the state it had
+        before (a fresh learner's), report the checkpoint as not used, and say whether that was done."""
+        if self.restored is None or self.fresh_state is None:
+            return False
+        self.learner.load_state_dict(self.fresh_state)
+        self.checkpoint_problem = (f"checkpoint {self.restored} not used: the learner failed in its step "
+                                   f"{self.steps_since_restore + 1} after restoring it ({type(exc).__name__}: "
+                                   f"{exc}); it runs on from a fresh learner")
+        self.restored, self.fresh_state = None, None
+        return True
 
     def _loop_state(self) -> dict[str, Any]:
         g = self.loop.guards.state
@@ -960,6 +989,7 @@ class Engine:
         paused = self.paused_by(body)
         try:
             result = runner.step(now, paused)
+            runner.stepped()
         except ApiException as exc:
             self.telemetry.errors.labels("kubernetes").inc()
             if exc.status == 404:
@@ -995,7 +1025,9 @@ class Engine:
             self.telemetry.errors.labels("learner").inc()
             log.exception("control step of %s failed", key)
             msg = (f"spec.learner: learner {runner.policy.learner!r} failed in its step "
-                   f"({type(exc).__name__}: {exc}); check spec.learner.settings")
+                   f"({type(exc).__name__}: {exc}); "
+                   + ("it dropped the checkpoint it had just restored and runs on from a fresh learner"
+                      if runner.discard_restore(exc) else "check spec.learner.settings"))
             result = StepResult("refused", [Condition("Ready", "False", "LearnerFailed", msg)],
                                 {"lastDecision": {"time": _rfc3339(now), "message": msg}},
                                 [("Warning", "LearnerFailed", msg)])
