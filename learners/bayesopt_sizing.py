@@ -35,6 +35,7 @@ from learners.base import register
 from learners.bayesopt import BayesOptSettings, ConstrainedBayesOpt
 from learners.objective import Objective
 from learners.space import Config, ConfigSpace
+from learners.state_checks import finite_number, mapping, sequence
 from learners.types import Action, Convergence, Observation, Verdict
 
 FLOOR = 1e-3
@@ -141,16 +142,45 @@ class BayesOptSizing:
                 "settled": None if self.settled is None else self.configs[self.settled]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if list(state.get("knobs", [])) != list(self.space.names):
-            raise ValueError(f"checkpoint was made for knobs {state.get('knobs')}, "
+        """Trials and the settled configuration, each snapped onto this space's grid. A checkpoint is tenant
+        input: everything is checked before anything is set, and a state that would fail a later step (a cost
+        the GP cannot take the logarithm of, a settled configuration that was never tried) is refused."""
+        knobs = state.get("knobs", [])
+        if not isinstance(knobs, list | tuple) or list(knobs) != list(self.space.names):
+            raise ValueError(f"checkpoint was made for knobs {str(knobs)[:80]}, "
                              f"this workload has {list(self.space.names)}")
         index = {tuple(sorted(c.items())): i for i, c in enumerate(self.configs)}
-        for t in state.get("trials", []):
-            i = index.get(tuple(sorted(self.space.clip(t["config"]).items())))
-            if i is not None and i not in self.bo.indices:
-                self.bo.observe(i, float(t["cost"]), float(t["constraint"]))
+        observed = list(self.bo.indices)
+        new: list[tuple[int, float, float]] = []
+        for n, t in enumerate(sequence(state.get("trials", []), "bayesopt trials")):
+            t = mapping(t, f"bayesopt trial {n}")
+            i = self._config_index(t.get("config"), index, f"bayesopt trial {n} config")
+            cost = finite_number(t.get("cost"), f"bayesopt trial {n} cost", 1e-12, 1e12)
+            constraint = finite_number(t.get("constraint"), f"bayesopt trial {n} constraint", 1e-12, 1e12)
+            if i not in observed:
+                observed.append(i)
+                new.append((i, cost, constraint))
+        settled = self.settled
         if state.get("settled") is not None:
-            self.settled = index.get(tuple(sorted(self.space.clip(state["settled"]).items())))
+            settled = self._config_index(state["settled"], index, "bayesopt settled configuration")
+            if settled not in observed:
+                raise ValueError("bayesopt settled configuration in the checkpoint is none of its trials")
+        elif settled is None and len(observed) >= len(self.configs):
+            raise ValueError("bayesopt trials in the checkpoint cover every configuration but it settled on none")
+        for i, cost, constraint in new:
+            self.bo.observe(i, cost, constraint)
+        self.settled = settled
+
+    def _config_index(self, raw: Any, index: Mapping[tuple[Any, ...], int], name: str) -> int:
+        """Position in :attr:`configs` of a checkpoint's configuration, snapped onto the grid (missing knobs
+        take their default, as :meth:`ConfigSpace.clip` does)."""
+        cfg = mapping(raw, name)
+        values = {k.name: finite_number(cfg[k.name], f"{name} {k.name}", -1e300, 1e300)
+                  for k in self.space.knobs if k.name in cfg}
+        i = index.get(tuple(sorted(self.space.clip(values).items())))
+        if i is None:
+            raise ValueError(f"{name} in the checkpoint is not a configuration of this space")
+        return i
 
 
 def _features(space: ConfigSpace, config: Config, objective: Objective) -> list[float]:

@@ -41,9 +41,13 @@ from learners.base import register
 from learners.lambda_pi import gain_from_kernel, kernel_from_theta, quadratic_features, value_from_kernel
 from learners.objective import Objective
 from learners.space import ConfigSpace
+from learners.state_checks import MAX_WEIGHT, finite_array, grid_value, sequence
 from learners.types import Action, Convergence, Observation, Verdict
 
 Array = np.ndarray
+MAX_TRANSITION = 1e12
+"""Largest magnitude of a restored transition's entry (relative errors and changes; their squares stay far
+from overflowing in the least-squares fit)."""
 
 
 # ----------------------------------------------------------------------------------------- the algorithm
@@ -239,6 +243,10 @@ class LambdaPISizing:
         if not res.K[0, 0] < 0:  # more load must never mean fewer replicas
             self._solve_error = f"learned gain {res.K.tolist()} scales the wrong way; kept exploring"
             return
+        if not (np.all(np.isfinite(res.P)) and float(np.max(np.abs(res.K))) <= MAX_WEIGHT):
+            # what load_state_dict would refuse from a checkpoint (u = -K x overflows), this learner never keeps
+            self._solve_error = f"learned gain {res.K.tolist()} is out of range; kept exploring"
+            return
         if self.K is not None:
             self._residual = float(np.linalg.norm(res.K - self.K) / max(np.linalg.norm(res.K), 1e-12))
         self._solve_error = ""
@@ -260,13 +268,27 @@ class LambdaPISizing:
                 "data": [[d[0], [d[1]], d[2]] for d in self.data]}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Gain, value matrix, transitions and the last decision's knob value. A checkpoint is tenant input:
+        all of it is checked before any of it is set, and what would fail a later step (a gain of another
+        shape, a NaN, a knob value off the grid) or act the wrong way (a gain that removes replicas as the
+        load grows, which a solve never keeps) is refused."""
         if state.get("knob", self.s.knob) != self.s.knob:
-            raise ValueError(f"checkpoint sizes knob {state.get('knob')!r}, this learner sizes {self.s.knob!r}")
-        self.K = None if state.get("K") is None else np.asarray(state["K"], float)
-        self.P = None if state.get("P") is None else np.asarray(state["P"], float)
-        self.data = [(list(x), float(u[0]), list(xn)) for x, u, xn in state.get("data", [])]
+            raise ValueError(f"checkpoint sizes knob {str(state.get('knob'))[:40]!r}, "
+                             f"this learner sizes {self.s.knob!r}")
+        K = None if state.get("K") is None else finite_array(state["K"], "lambda-pi gain K", (1, 2))
+        if K is not None and not K[0, 0] < 0:
+            raise ValueError(f"lambda-pi gain K in the checkpoint scales the wrong way: {K.tolist()}")
+        # P is kept for the record only (no step reads it): finite is enough
+        P = None if state.get("P") is None else finite_array(state["P"], "lambda-pi value matrix P", (2, 2), math.inf)
+        data = []
+        for n, row in enumerate(sequence(state.get("data", []), "lambda-pi transitions")):
+            x, u, xn = sequence(row, f"lambda-pi transition {n}", 3)
+            data.append((finite_array(x, f"lambda-pi transition {n} state", (2,), MAX_TRANSITION).tolist(),
+                         float(finite_array(u, f"lambda-pi transition {n} change", (1,), MAX_TRANSITION)[0]),
+                         finite_array(xn, f"lambda-pi transition {n} next state", (2,), MAX_TRANSITION).tolist()))
         last = state.get("last_decision")
-        self._knob_at_decision = None if last is None else float(last)
+        last = None if last is None else grid_value(last, self.space[self.s.knob], "lambda-pi last decision")
+        self.K, self.P, self.data, self._knob_at_decision = K, P, data, last
 
 
 @register("lambda-pi", LambdaPISizingSettings,

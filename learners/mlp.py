@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from learners.state_checks import finite_array
+
 DTYPE = np.float32
 
 Loss = Callable[[np.ndarray], tuple[float, np.ndarray]]
@@ -79,14 +81,26 @@ class MLP:
         return {f"p{i}": p.copy() for i, p in enumerate(self.params)}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        got = [np.asarray(state.get(f"p{i}"), dtype=DTYPE) for i in range(len(self.params))]
-        for want, have in zip(self.params, got, strict=True):
+        self.params = self.checked_params(state)
+
+    def checked_params(self, state: Mapping[str, np.ndarray], name: str = "network") -> list[np.ndarray]:
+        """The parameters ``state`` holds, checked (a checkpoint is tenant input): one array of this network's
+        shape per layer, finite and of a size no trained network reaches; a ValueError names what is wrong."""
+        if not isinstance(state, Mapping):
+            raise ValueError(f"{name} in the checkpoint is not a mapping of layers")
+        got = []
+        for i, want in enumerate(self.params):
+            try:
+                have = np.asarray(state.get(f"p{i}"), dtype=float)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{name} layer p{i} in the checkpoint is not an array of numbers") from e
             if have.shape != want.shape:
                 raise ValueError(
-                    f"checkpoint network has a layer of shape {have.shape}, this one needs {want.shape} "
+                    f"checkpoint {name} has a layer of shape {have.shape}, this one needs {want.shape} "
                     "(was it trained with another hidden width or other knobs?)"
                 )
-        self.params = got
+            got.append(finite_array(have, f"{name} layer p{i}", want.shape).astype(DTYPE))
+        return got
 
 
 class Adam:

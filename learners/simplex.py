@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from learners.state_checks import finite_array, finite_number, mapping, number_or_nan, sequence, whole_number
+
 INIT, REFLECT, EXPAND, CONTRACT_OUT, CONTRACT_IN = "init", "reflect", "expand", "contract-out", "contract-in"
+CUBE_SLACK = 1e-9
+"""How far outside [0, 1] a restored point may lie (rounding); the search itself never leaves the cube."""
+MAX_VALUE = 1e12
+"""Largest magnitude of a measured value a restored simplex accepts (rewards are GPU-minutes and penalties)."""
 
 
 @dataclass(frozen=True)
@@ -182,14 +188,42 @@ class Simplex:
                 "xr": self._xr.tolist(), "iterations": self.iterations}
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> Simplex:
-        verts = [np.asarray(v, dtype=float) for v in state["vertices"]]
+    def from_state(cls, state: Mapping[str, Any], dims: int | None = None) -> Simplex:
+        """A simplex from :meth:`state_dict`'s output. A checkpoint is tenant input: the state is checked for
+        what :meth:`tell` and :meth:`ask` rely on (``dims + 1`` vertices in the unit cube, a value for every
+        vertex outside the initial phase, a known phase) and refused with a ValueError naming the field."""
+        state = mapping(state, "simplex")
+        verts = [finite_array(v, f"simplex vertex {i}", None, 1.0 + CUBE_SLACK)
+                 for i, v in enumerate(sequence(state.get("vertices"), "simplex vertices"))]
+        d = dims if dims is not None else (verts[0].size if verts else 0)
+        if d < 1 or len(verts) != d + 1 or any(v.shape != (d,) for v in verts):
+            raise ValueError(f"simplex vertices in the checkpoint are not {d + 1} points of {d} coordinates")
+        if any(float(v.min()) < -CUBE_SLACK for v in verts):
+            raise ValueError("simplex vertices in the checkpoint leave the unit cube")
+        values = [None if v is None else finite_number(v, f"simplex value {i}", -MAX_VALUE, MAX_VALUE)
+                  for i, v in enumerate(sequence(state.get("values"), "simplex values", d + 1))]
+        phase = state.get("phase")
+        if phase not in (INIT, REFLECT, EXPAND, CONTRACT_OUT, CONTRACT_IN):
+            raise ValueError(f"simplex phase in the checkpoint is {str(phase)[:40]!r}, not a Nelder-Mead phase")
+        if (phase == INIT) != any(v is None for v in values):
+            raise ValueError("simplex values in the checkpoint do not fit its phase (only the initial phase "
+                             "has vertices without a value)")
+        trial = finite_array(state.get("trial"), "simplex trial point", (d,), 1.0 + CUBE_SLACK)
+        xr = finite_array(state.get("xr"), "simplex reflected point", (d,), 1.0 + CUBE_SLACK)
+        if float(trial.min()) < -CUBE_SLACK or float(xr.min()) < -CUBE_SLACK:
+            raise ValueError("simplex trial or reflected point in the checkpoint leaves the unit cube")
+        fr = state.get("fr")
+        if phase in (EXPAND, CONTRACT_OUT, CONTRACT_IN):  # tell compares with it and may keep it as a value
+            fr = finite_number(fr, "simplex reflected value", -MAX_VALUE, MAX_VALUE)
+        else:
+            fr = number_or_nan(fr, "simplex reflected value", -MAX_VALUE, MAX_VALUE)
+        iterations = whole_number(state.get("iterations", 0), "simplex iterations")
         s = cls(verts[0], 0.5)
         s.vertices = verts
-        s.values = [None if v is None else float(v) for v in state["values"]]
-        s.phase = str(state["phase"])
-        s.trial = np.asarray(state["trial"], dtype=float)
-        s._fr = float(state["fr"])
-        s._xr = np.asarray(state["xr"], dtype=float)
-        s.iterations = int(state["iterations"])
+        s.values = values
+        s.phase = str(phase)
+        s.trial = trial
+        s._fr = fr
+        s._xr = xr
+        s.iterations = iterations
         return s

@@ -11,9 +11,13 @@ real checkpoint never trips them.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from learners.space import Knob
 
 MAX_WEIGHT = 1e6
 """Largest magnitude of a posterior mean's entry (the models' weights are on log or logit scales)."""
@@ -50,9 +54,61 @@ def gaussian(mean: Any, precision: Any, name: str, size: int) -> tuple[np.ndarra
 
 def finite_number(value: Any, name: str, low: float = -MAX_WEIGHT, high: float = MAX_WEIGHT) -> float:
     """``value`` as a finite float within [``low``, ``high``] (booleans are not numbers here)."""
+    if isinstance(value, np.generic):  # a numpy scalar (an in-process state; JSON never holds one)
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} in the checkpoint is not a number: {str(value)[:40]!r}")
     x = float(value)
     if not (low <= x <= high):  # NaN fails both comparisons
         raise ValueError(f"{name} in the checkpoint is {x!r}, outside [{low:g}, {high:g}]")
     return x
+
+
+MAX_COUNT = 2**53
+"""Largest count a restored learner accepts: every integer up to it is exact as a JSON number, and a counter
+restored below it cannot outgrow it (it counts control intervals), so a learner never refuses its own state."""
+
+
+def whole_number(value: Any, name: str, low: int = 0, high: int = MAX_COUNT) -> int:
+    """``value`` as an integer within [``low``, ``high``] (a count: a float with a fraction is refused)."""
+    x = finite_number(value, name, low, high)
+    if x != int(x):
+        raise ValueError(f"{name} in the checkpoint is {x!r}, not a whole number")
+    return int(x)
+
+
+def number_or_nan(value: Any, name: str, low: float = -MAX_WEIGHT, high: float = MAX_WEIGHT) -> float:
+    """Like :func:`finite_number`, but NaN (a learner's "not measured yet") is kept."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return math.nan
+    return finite_number(value, name, low, high)
+
+
+def sequence(value: Any, name: str, length: int | None = None) -> list[Any]:
+    """``value`` as a list (a JSON array: a list or a tuple, or a 1-d array), of ``length`` items if given."""
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value = value.tolist()
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{name} in the checkpoint is not a list: {str(value)[:40]!r}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} in the checkpoint has {len(value)} items, {length} here")
+    return list(value)
+
+
+def mapping(value: Any, name: str) -> Mapping[str, Any]:
+    """``value`` if it is a mapping (a JSON object)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} in the checkpoint is not a mapping: {str(value)[:40]!r}")
+    return value
+
+
+def grid_value(value: Any, knob: Knob, name: str) -> float:
+    """``value`` as one of ``knob``'s own values (a learner indexes and proposes with it)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not ok or float(value) not in knob.values:
+        raise ValueError(f"{name} in the checkpoint is {str(value)[:40]!r}, not a value of knob {knob.name!r} here")
+    return float(value)

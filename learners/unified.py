@@ -48,9 +48,12 @@ from learners.base import register
 from learners.objective import Objective
 from learners.simplex import INIT, REFLECT, Simplex
 from learners.space import Config, ConfigSpace
+from learners.state_checks import finite_number, grid_value, mapping, number_or_nan, sequence, whole_number
 from learners.types import Action, Convergence, Observation, Verdict
 
 Key = tuple[float, ...]
+MAX_SCORE = 1e12
+"""Largest magnitude of a measured score (a negated reward) a restored tuner accepts."""
 
 
 @dataclass(frozen=True)
@@ -470,19 +473,50 @@ class SimplexTuner:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if list(state.get("knobs", [])) != list(self.owned):
-            raise ValueError(f"checkpoint was made for knobs {state.get('knobs')}, this tuner has {list(self.owned)}")
+        self._apply(self.checked_state(state))
+
+    def checked_state(self, state: Mapping[str, Any], name: str = "") -> dict[str, Any]:
+        """The attributes a checkpoint restores, checked (a checkpoint is tenant input): every key a point on
+        this tuner's grid, every measurement and counter a finite number in range, the simplex consistent,
+        and a pending point wherever the search expects one. Raises ValueError naming the field."""
+        what = f"{name} tuner" if name else "tuner"
+        state = mapping(state, what)
+        knobs = state.get("knobs", [])
+        if not isinstance(knobs, list | tuple) or list(knobs) != list(self.owned):
+            raise ValueError(f"checkpoint was made for knobs {str(knobs)[:80]}, this tuner has {list(self.owned)}")
         sx = state.get("simplex")
-        self.simplex = None if sx is None else Simplex.from_state(sx)
-        self.cache = {tuple(float(x) for x in k): [float(x) for x in v] for k, v in state.get("cache", [])}
+        simplex = None if sx is None else Simplex.from_state(sx, len(self.owned))
+        cache: dict[Key, list[float]] = {}
+        for n, row in enumerate(sequence(state.get("cache", []), f"{what} cache")):
+            k, v = sequence(row, f"{what} cache entry {n}", 2)
+            cache[self._checked_key(k, f"{what} cache entry {n} point")] = [
+                finite_number(x, f"{what} cache entry {n} value", -MAX_SCORE, MAX_SCORE)
+                for x in sequence(v, f"{what} cache entry {n} values")]
         pend = state.get("pending")
-        self.pending = None if pend is None else tuple(float(x) for x in pend)
-        self.pending_kind = str(state.get("pending_kind", "point"))
-        for name in ("need", "points", "held", "epoch", "calm", "samples"):
-            setattr(self, name, int(state.get(name, 0)))
-        self.load_ewma = float(state.get("load_ewma", math.nan))
-        self.load_ref = float(state.get("load_ref", math.nan))
-        self.decisions = deque((tuple(float(x) for x in k) for k in state.get("decisions", [])), maxlen=20)
+        pending = None if pend is None else self._checked_key(pend, f"{what} pending point")
+        if simplex is not None and pending is None:
+            raise ValueError(f"{what} in the checkpoint has a simplex but no pending point")
+        pending_kind = state.get("pending_kind", "point")
+        if pending_kind not in ("point", "reeval", "hold"):
+            raise ValueError(f"{what} pending kind in the checkpoint is {str(pending_kind)[:40]!r}, "
+                             "not 'point', 'reeval' or 'hold'")
+        out: dict[str, Any] = {"simplex": simplex, "cache": cache, "pending": pending, "pending_kind": pending_kind}
+        for field in ("need", "points", "held", "epoch", "calm", "samples"):
+            out[field] = whole_number(state.get(field, 0), f"{what} {field}")
+        for field in ("load_ewma", "load_ref"):
+            out[field] = number_or_nan(state.get(field, math.nan), f"{what} {field}", 0.0, 1e12)
+        decisions = sequence(state.get("decisions", []), f"{what} decisions")
+        out["decisions"] = deque((self._checked_key(k, f"{what} decision {n}") for n, k in enumerate(decisions)),
+                                 maxlen=20)
+        return out
+
+    def _checked_key(self, raw: Any, name: str) -> Key:
+        values = sequence(raw, name, len(self.owned))
+        return tuple(grid_value(v, self.space[n], f"{name} {n}") for n, v in zip(self.owned, values, strict=True))
+
+    def _apply(self, checked: Mapping[str, Any]) -> None:
+        for field, value in checked.items():
+            setattr(self, field, value)
         # a restored agent has not seen the interval before its first decision: nothing is settling
         self.changed_last = False
         self.last_settle = None
@@ -547,12 +581,20 @@ class Independent:
                 "intervals": self.intervals, "tuners": {n: t.state_dict() for n, t in self.tuners.items()}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if list(state.get("knobs", [])) != list(self.space.names):
-            raise ValueError(f"checkpoint was made for knobs {state.get('knobs')}, "
+        """Both agents' states, each checked before either is set (a checkpoint is tenant input)."""
+        knobs = state.get("knobs", [])
+        if not isinstance(knobs, list | tuple) or list(knobs) != list(self.space.names):
+            raise ValueError(f"checkpoint was made for knobs {str(knobs)[:80]}, "
                              f"this workload has {list(self.space.names)}")
+        tuners = mapping(state.get("tuners"), "independent tuners")
+        missing = sorted(set(self.tuners) - set(tuners))
+        if missing:
+            raise ValueError(f"independent tuners in the checkpoint lack {missing}")
+        checked = {n: t.checked_state(tuners[n], n) for n, t in self.tuners.items()}
+        intervals = whole_number(state.get("intervals", 0), "independent intervals")
         for n, t in self.tuners.items():
-            t.load_state_dict(state["tuners"][n])
-        self.intervals = int(state.get("intervals", 0))
+            t._apply(checked[n])
+        self.intervals = intervals
 
 
 @register("unified", UnifiedSettings,

@@ -34,6 +34,7 @@ from learners.features import Encoder
 from learners.mlp import MLP, Adam, bce_with_logits, sigmoid, smooth_l1_on
 from learners.objective import Objective
 from learners.space import Config, ConfigSpace
+from learners.state_checks import finite_number, mapping, sequence
 from learners.types import Action, Convergence, Observation, Verdict
 
 
@@ -305,9 +306,13 @@ class Vconf:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if list(state.get("knobs", [])) != list(self.space.names):
+        """Networks, exploration rate, load scale and remembered loads. A checkpoint is tenant input: all of it
+        is checked before any of it is set (a network with a NaN, a load that is not a number, a reward scale of
+        0 would otherwise fail or poison every later step)."""
+        knobs = state.get("knobs", [])
+        if not isinstance(knobs, list | tuple) or list(knobs) != list(self.space.names):
             raise ValueError(
-                f"checkpoint was trained for knobs {state.get('knobs')}, this workload has {list(self.space.names)}"
+                f"checkpoint was trained for knobs {str(knobs)[:80]}, this workload has {list(self.space.names)}"
             )
         nets = state.get("nets")
         if not isinstance(nets, Mapping):
@@ -315,14 +320,27 @@ class Vconf:
                 "checkpoint has no numpy networks: it was written by autocm before its Q-network moved from torch "
                 "to numpy; train it again with `autocm train`"
             )
-        self.q.load_state_dict(nets["q"])
+        q = self.q.checked_params(nets.get("q"), "vconf Q-network")
+        model = self.model.checked_params(nets.get("model"), "vconf performance model")
+        epsilon = finite_number(state.get("epsilon", self.epsilon), "vconf epsilon", 0.0,
+                                max(1.0, self.s.epsilon_start, self.s.reopen_epsilon))
+        scale = {str(m): finite_number(v, f"vconf load scale {m}", 0.0, 1e12)
+                 for m, v in mapping(state.get("scale", {}), "vconf load scale").items()}
+        loads = [{str(m): finite_number(v, f"vconf remembered load {n} {m}", -1e12, 1e12)
+                  for m, v in mapping(ld, f"vconf remembered load {n}").items()}
+                 for n, ld in enumerate(sequence(state.get("loads", []), "vconf remembered loads"))]
+        reward_scale = finite_number(state.get("reward_scale", 1.0), "vconf reward scale", 1.0, 1e12)
+        trained = state.get("trained", True)
+        if not isinstance(trained, bool | np.bool_):
+            raise ValueError(f"vconf trained flag in the checkpoint is not a boolean: {str(trained)[:40]!r}")
+        self.q.params = q
         self.q_target.copy_from(self.q)
-        self.model.load_state_dict(nets["model"])
-        self.epsilon = float(state.get("epsilon", self.epsilon))
-        self.enc.scale = dict(state.get("scale", {}))
-        self.loads = deque(state.get("loads", []), maxlen=64)
-        self.reward_scale = float(state.get("reward_scale", 1.0))
-        self.trained = bool(state.get("trained", True))
+        self.model.params = model
+        self.epsilon = epsilon
+        self.enc.scale = scale
+        self.loads = deque(loads, maxlen=64)
+        self.reward_scale = reward_scale
+        self.trained = bool(trained)
 
 
 @register("vconf", VconfSettings, "VCONF-style model-based RL: per-knob steps, neural Q, model-initialised")

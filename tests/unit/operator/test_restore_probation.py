@@ -1,5 +1,7 @@
 """A pushed checkpoint is tenant input. A state that every check at restore lets through but that breaks the
-learner's ``decide`` or ``learn`` (here: VCONF with a reward scale of 0) used to fail every control step for good.
+learner's ``decide`` or ``learn`` used to fail every control step for good. (The example was VCONF with a reward
+scale of 0, which load_state_dict now refuses; the test stands one in: a reward scale of 7 that a patched
+``_greedy`` divides by zero on.)
 Now a learner that fails within its first RESTORE_PROBATION_STEPS steps after a restore drops the checkpoint, says
 so, and runs on from a fresh learner; a failure after that is the learner's own and is reported as before."""
 
@@ -28,11 +30,21 @@ def _push(kube: FakeKube, prom_url: str, **fields) -> None:
     kube.objects.pop("/api/v1/namespaces/ml/configmaps/" + ckpt.configmap_name("web-policy"), None)
 
 
-def test_a_checkpoint_that_breaks_the_learner_is_dropped_and_the_policy_runs_on():
+def test_a_checkpoint_that_breaks_the_learner_is_dropped_and_the_policy_runs_on(monkeypatch):
+    from learners.vconf import Vconf
+
+    greedy = Vconf._greedy
+
+    def breaks_on_the_pushed_state(self, *args):
+        if getattr(self, "reward_scale", 1.0) == 7.0:
+            raise ZeroDivisionError("float division by zero")
+        return greedy(self, *args)
+
+    monkeypatch.setattr(Vconf, "_greedy", breaks_on_the_pushed_state)
     kube = cluster(policy_body(learner=VCONF))
     clock = Clock()
     with fake_prometheus(ttft(1.0)) as prom:
-        _push(kube, prom.url, reward_scale=0)
+        _push(kube, prom.url, reward_scale=7.0)
         eng = engine_for(prom.url, kube, clock)
         outcomes = []
         for _ in range(5):
@@ -47,7 +59,7 @@ def test_a_checkpoint_that_breaks_the_learner_is_dropped_and_the_policy_runs_on(
     status = kube.objects[POLICY]["status"]
     assert "restoredFrom" not in status.get("checkpoint", {})
     runner = eng.runners["ml/web-policy"]
-    assert runner.learner.state_dict()["reward_scale"] != 0
+    assert runner.learner.state_dict()["reward_scale"] != 7.0
 
 
 def test_a_failure_after_the_probation_is_the_learners_own(monkeypatch):
