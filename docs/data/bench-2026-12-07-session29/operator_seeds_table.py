@@ -19,7 +19,8 @@ FILES = [DATA / "goodput-las-bo-heldout-seed0.txt", DATA / "goodput-las-bo-seed1
          *sorted(DATA.glob("shared-goodput-heldout-*.txt")),
          *sorted((DATA / "bench-2026-12-07-session28").glob("*-pool-advised-[01].[05]x.log")),
          *sorted((DATA / "bench-2026-12-07-session28").glob("*-pool-advised-1.5x.log")),
-         *sorted(HERE.glob("operator-pool-seeds-1-2-*.log"))]
+         *sorted(HERE.glob("operator-pool-seeds-1-2-*.log")),
+         *sorted((DATA / "bench-2026-12-07-session30").glob("operator-pool-seeds-1-2-*.log"))]  # 1.5x, session 30
 
 
 def main() -> None:
