@@ -6,13 +6,11 @@ an infinite precision entry or a NaN in the forecaster restored fine and then fa
 
 from __future__ import annotations
 
-import copy
 import random
 import warnings
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from test_learners_hostile_state import _leaves, _mutated
 from test_slo_rl import SPACE, make, run
 
 from controller import checkpoint as ckpt
@@ -21,30 +19,11 @@ HOSTILE = ["x", None, [], {}, -1, 0, 10**12, float("nan"), float("inf"), True, [
            -1e300, ""]
 
 
-def _leaves(node: Any, path: tuple = ()) -> Iterator[tuple]:
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _leaves(v, (*path, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node[:4]):
-            yield from _leaves(v, (*path, i))
-    yield path
-
-
 @pytest.fixture(scope="module")
 def trained_state() -> dict:
     src = make(seed=1)
     run(src, 1, intervals=60)
     return ckpt.decode(ckpt.encode("slo-rl", SPACE, src.state_dict())).state  # as the operator reads it
-
-
-def _mutated(state: dict, path: tuple, value: Any) -> dict:
-    out = copy.deepcopy(state)
-    node = out
-    for k in path[:-1]:
-        node = node[k]
-    node[path[-1]] = value
-    return out
 
 
 def test_every_hostile_field_is_refused_at_restore_or_harmless_after_it(trained_state):
