@@ -53,7 +53,7 @@ from learners.objective import Objective
 from learners.predict import ViolationForecaster
 from learners.slo_capacity import CapacityModel, CapacitySettings
 from learners.space import Config, ConfigSpace
-from learners.state_checks import finite_number, gaussian
+from learners.state_checks import finite_number, gaussian, number_or_nan
 from learners.types import Action, Convergence, Observation, Verdict
 
 LOAD_REF = math.log(0.25)
@@ -902,10 +902,7 @@ def _training_record(raw: Any) -> dict[str, Any] | None:
     if not isinstance(verdict, str) or verdict not in {str(v) for v in Verdict}:
         raise ValueError(f"the checkpoint's training record names no known verdict: {str(verdict)[:40]!r} "
                          f"(one of {', '.join(str(v) for v in Verdict)})")
-    residual = record.get("residual", math.nan)
-    if isinstance(residual, bool) or not isinstance(residual, int | float):
-        raise ValueError(f"the checkpoint's training record has a residual that is not a number: "
-                         f"{str(residual)[:40]!r}")
+    number_or_nan(record.get("residual", math.nan), "the training record's residual", -math.inf, math.inf)
     return record
 
 
